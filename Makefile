@@ -1,0 +1,54 @@
+# fmnist — the two commands a newcomer needs: `make run` and `make test` (both idempotent).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+DATA   := /usr/share/datasets/fashion-mnist
+
+.PHONY: run test test-fast setup data models bench clean help
+
+help:
+	@echo "make run    set up (venv, package, dataset) and train the CNN 3x3 with the default recipe"
+	@echo "make test   set up and run the test suite"
+	@echo "make models retrain the shipped models and re-export export/*.onnx"
+	@echo "make bench  run the benchmarks in bench/"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first and pinned: these builds install from this machine's disk (no multi-GB download)
+	$(PIP) install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The dataset: Debian's package when apt is usable, else say what to do (see README, "Data").
+data: setup
+	@if $(PY) -m fmnist_tui data >/dev/null 2>&1; then echo "dataset: found and verified"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's dataset-fashion-mnist…"; \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) && \
+	  $(PY) -m fmnist_tui data >/dev/null && echo "dataset: installed to $(DATA)"; \
+	else $(PY) -m fmnist_tui data; exit 1; fi
+
+RUN := checkpoints/cnn-k3-s0
+run: data
+	@if [ -f $(RUN)/summary.json ]; then echo "$(RUN) is already trained (delete it to train again)"; \
+	elif [ -f $(RUN)/config.json ]; then $(PY) -m fmnist_tui train --resume --out checkpoints --name cnn-k3-s0; \
+	else $(PY) -m fmnist_tui train --arch cnn --kernel 3 --seed 0 --out checkpoints --name cnn-k3-s0; fi
+	$(PY) -m fmnist_tui evaluate $(RUN)
+
+test: data
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not realdata and not slow"
+
+bench: data
+	$(PY) bench/train_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

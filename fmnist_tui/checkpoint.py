@@ -1,0 +1,64 @@
+"""Weights (safetensors, never pickle) and resumable training state for run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import RunError
+from .fsutil import atomic_path
+from .models import create_model
+from .runs import BEST, LAST, STATE, Run
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write the model's parameters and persistent buffers as safetensors, atomically."""
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata or {})
+
+
+def load_weights(model: nn.Module, path: Path) -> nn.Module:
+    """Load safetensors weights into `model`; a damaged or mismatched file is a RunError."""
+    if not path.exists():
+        raise RunError(f"{path}: weights file missing; the run did not finish an epoch (resume or retrain it)")
+    try:
+        state = load_file(str(path))
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"{path}: corrupted or incompatible checkpoint ({first}); retrain the run") from exc
+    return model
+
+
+def model_from_run(run: Run, which: str = "best") -> nn.Module:
+    """Rebuild a run's model from its config.json alone and load its best (or last) weights."""
+    cfg = run.config()
+    try:
+        model = create_model(cfg["arch"], cfg.get("kernel"))
+    except (KeyError, Exception) as exc:  # a hand-edited config can break in many ways
+        raise RunError(f"{run.file('config.json')}: cannot rebuild the model ({exc}); retrain the run") from exc
+    load_weights(model, run.file(BEST if which == "best" else LAST))
+    return model.eval()
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write the resumable training state atomically (tensors and plain containers only)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(run: Run) -> dict[str, Any]:
+    """Read train_state.pt with weights_only=True (no arbitrary unpickling)."""
+    path = run.file(STATE)
+    if not path.exists():
+        raise RunError(f"{path}: no training state to resume from; start the run again without --resume")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise RunError(f"{path}: corrupted training state ({type(exc).__name__}); retrain the run") from exc

@@ -1,0 +1,36 @@
+"""The `fmnist` command: a Typer app; each command lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from .data_cmd import data
+from .evaluate_cmd import evaluate
+from .train_cmd import train
+
+app = typer.Typer(
+    name="fmnist", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="A terminal lab for Fashion-MNIST: train an MLP and CNNs (3×3, 5×5, 7×7), compare them, look inside, "
+         "export to ONNX, classify images.",
+)
+app.command(rich_help_panel="Train")(train)
+app.command(rich_help_panel="Train")(evaluate)
+app.command(rich_help_panel="Data")(data)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fmnist {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """fmnist: see each command's --help."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,61 @@
+"""Shared CLI pieces: consoles, error handling, option types reused by several commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from ..errors import EXIT_USAGE, FmnistError, UsageError
+
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the Fashion-MNIST IDX files "
+                                                      "(else $FMNIST_DATA, the Debian package, ~/.cache/fmnist).",
+                                                      file_okay=False)]
+RunsDirOpt = Annotated[Path, typer.Option("--runs", help="Folder holding the run folders.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line on stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    if code == EXIT_USAGE:
+        err_console.print("Try the command with --help for the valid options.")
+    return typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn a user's mistake (FmnistError) into one line on stderr and its exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except FmnistError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(obj: Any) -> None:
+    """Write JSON to stdout without rich's wrapping or colour."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,52 @@
+"""`fmnist evaluate RUN`: test accuracy, per-class precision/recall/F1, confusion matrix, worst pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..data import CLASSES
+from ..runs import resolve_run
+from .common import DataDirOpt, JsonOpt, console, handle_errors, print_json
+
+
+def render_report(name: str, report: dict[str, Any]) -> None:
+    """Print an evaluation report as rich tables."""
+    console.print(f"[bold]{name}[/]: test accuracy [bold]{report['test_accuracy']:.2%}[/] "
+                  f"on {sum(r['support'] for r in report['per_class']):,} images", highlight=False)
+    per = Table("class", "precision", "recall", "F1", "support", title="per class", title_justify="left")
+    for r in report["per_class"]:
+        per.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"]))
+    console.print(per)
+    cm = Table("true \\ pred", *[c[:7] for c in CLASSES], title="confusion matrix (rows: true class)",
+               title_justify="left")
+    for i, row in enumerate(report["confusion_matrix"]):
+        cm.add_row(CLASSES[i], *[f"[bold]{v}[/]" if i == j else (str(v) if v else "·") for j, v in enumerate(row)])
+    console.print(cm)
+    console.print("most confused: " + "; ".join(f"{p['a']} ↔ {p['b']} {p['total']} ({p['a_as_b']} + {p['b_as_a']})"
+                                              for p in report["most_confused"]), highlight=False)
+
+
+@handle_errors
+def evaluate(
+    run: Annotated[str, typer.Argument(help="Run name (in --runs) or run folder.")],
+    runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
+    json_out: JsonOpt = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Evaluate a run's best weights on the 10,000 test images."""
+    from ..evaluate import evaluate_run
+
+    found = resolve_run(run, runs)
+    report = evaluate_run(found, data_dir, device)
+    cfg = found.config()
+    report = {"run": found.name, "path": str(found.path), "arch": cfg.get("arch"), "kernel": cfg.get("kernel"),
+              "params": cfg.get("params"), "macs": cfg.get("macs"), **report}
+    if json_out:
+        print_json(report)
+    else:
+        render_report(found.name, report)

@@ -1,0 +1,157 @@
+"""`fmnist train`: train (or resume) one run, with a rich progress bar and a line per epoch."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..config import TrainConfig
+from ..errors import EXIT_INTERRUPTED
+from ..events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
+from .common import DataDirOpt, console, err_console, handle_errors
+
+
+class Arch(str, Enum):
+    mlp = "mlp"
+    cnn = "cnn"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+def _kernel_callback(value: Optional[int]) -> Optional[int]:
+    if value is not None and value not in (3, 5, 7):
+        raise typer.BadParameter(f"{value} is not a valid kernel size; valid: 3, 5, 7")
+    return value
+
+
+def _positive(value: Optional[int]) -> Optional[int]:
+    if value is not None and value < 1:
+        raise typer.BadParameter(f"must be a positive integer, got {value}")
+    return value
+
+
+class ProgressView:
+    """Renders trainer events: a progress bar per epoch and one summary line per epoch."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[ips]:>7,.0f} img/s"),
+            TimeRemainingColumn(), console=console, transient=True,
+        )
+        self.task: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._started(event)
+        elif isinstance(event, BatchProgress):
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task(f"epoch {event.epoch}/{event.epochs}", total=event.batches,
+                                                   loss=event.loss, ips=0.0)
+            self.progress.update(self.task, completed=event.batch, loss=event.loss, ips=event.images_per_s)
+        elif isinstance(event, EpochEnd):
+            self._close_bar()
+            r = event.row
+            console.print(f"epoch {r['epoch']:>3}/{event.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}"
+                          f"  val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}  {r['seconds']:.1f}s"
+                          f"  {r['images_per_s']:,.0f} img/s{'  [green]best[/]' if event.is_best else ''}",
+                          highlight=False)
+        elif isinstance(event, (Finished, Interrupted)):
+            self._close_bar()
+
+    def _started(self, e: RunStarted) -> None:
+        verb = f"resuming at epoch {e.start_epoch}" if e.resumed else "training"
+        console.print(f"[bold]{e.name}[/]: {verb} of {e.epochs} · {e.params:,} params · {e.macs / 1e6:.2f} M MACs"
+                      f" · {e.device} ({e.precision}) · {e.batches} batches/epoch → {e.run_dir}", highlight=False)
+
+    def _close_bar(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+            self.progress.remove_task(self.task)
+            self.task = None
+
+
+class StopFlag:
+    """SIGINT sets the flag (the trainer stops after the current batch); a second Ctrl-C is immediate."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "StopFlag":
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        err_console.print("stopping after this batch and saving the state… (Ctrl-C again to abort at once)")
+
+    def __call__(self) -> bool:
+        return self.stop
+
+
+@handle_errors
+def train(
+    arch: Annotated[Arch, typer.Option(help="Architecture from the model registry.")] = Arch.cnn,
+    kernel: Annotated[Optional[int], typer.Option(help="Convolution kernel size for cnn: 3, 5 or 7 (default 3).",
+                                                  callback=_kernel_callback)] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 15); with --resume, a larger value extends a run.",
+                                                  callback=_positive)] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", callback=_positive)] = 128,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 2e-3 × batch/128).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation, order and augmentation.")] = 0,
+    device: Annotated[Device, typer.Option(help="auto: CUDA when present, else CPU.")] = Device.auto,
+    precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast where the hardware has it.")] = Precision.auto,
+    subset: Annotated[Optional[int], typer.Option(help="Train on the first N images (and validate on N) for smoke runs.",
+                                                  callback=_positive)] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.", callback=_positive)] = None,
+    out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path("checkpoints"),
+    name: Annotated[Optional[str], typer.Option(help="Run folder name (default <arch>[-k<kernel>]-s<seed>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run, or extend a finished one "
+                                                          "with --epochs N.")] = False,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips and shifts.")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Train a model on Fashion-MNIST into checkpoints/<run>/ (config, metrics, weights, summary)."""
+    from ..train import resume_config, train as run_training  # torch loads here, not at CLI start-up
+
+    cfg = TrainConfig(arch=arch.value, kernel=kernel, epochs=epochs or 15, batch_size=batch_size, lr=lr, seed=seed,
+                      subset=subset, device=device.value, precision=precision.value, threads=threads,
+                      name=name, out=str(out), data_dir=str(data_dir) if data_dir else None,
+                      hflip=not no_augment, shift=0 if no_augment else 2)
+    if resume:
+        cfg = resume_config(cfg.run_dir, epochs=epochs, device=device.value, threads=threads)
+    view = ProgressView()
+    with StopFlag() as stop:
+        result = run_training(cfg, view, stop, resume=resume)
+    if result.interrupted:
+        again = f"fmnist train --resume --out {shlex.quote(str(out))} --name {shlex.quote(result.run.name)}"
+        err_console.print(f"interrupted; state saved in {result.run.path}. Resume with: {again}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    s = result.summary or {}
+    console.print(f"[bold green]done[/]: test accuracy {s['test_accuracy']:.2%} (best epoch {s['best_epoch']}, "
+                  f"val {s['best_val_accuracy']:.2%}) in {s['train_seconds']:.1f}s of training → {result.run.path}",
+                  highlight=False)
+    console.print(f"next: fmnist evaluate {result.run.path} · fmnist export {result.run.path}", highlight=False)

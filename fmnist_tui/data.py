@@ -1,0 +1,208 @@
+"""Find, verify and load Fashion-MNIST as numpy uint8 arrays with a fixed train/val/test split.
+
+numpy only: the inference paths and the figures use this module without importing torch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+#: SHA-256 of the decompressed IDX files (shared/DESIGN.md): content, not container, is verified.
+SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+SPLIT_SEED = 20240917  # fixed forever: the validation split never moves with the training seed
+VAL_FRACTION = 6       # 1 in 6 of each class: 10,000 validation images, 1,000 of each class
+
+HOW_TO_GET = (
+    "Fashion-MNIST not found. Get it one of these ways: "
+    "(1) as root: apt-get install -y dataset-fashion-mnist (installs to /usr/share/datasets/fashion-mnist); "
+    "(2) put the four IDX files (.gz or raw) in a folder and pass --data-dir DIR or set FMNIST_DATA=DIR; "
+    "(3) online: run `fmnist data --download` to fetch them into ~/.cache/fmnist."
+)
+
+
+def cache_dir() -> Path:
+    """The user cache folder (search step 4; the download target of step 5)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fmnist"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the dataset was found and how (`via` names the search step)."""
+
+    folder: Path
+    via: str
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def _locate_files(folder: Path) -> dict[str, Path] | None:
+    """Map each IDX name to an existing raw or .gz file in `folder`, or None if any is missing."""
+    found: dict[str, Path] = {}
+    for name in SHA256:
+        for candidate in (folder / name, folder / f"{name}.gz", folder / "FashionMNIST" / "raw" / name,
+                          folder / "FashionMNIST" / "raw" / f"{name}.gz"):
+            if candidate.is_file():
+                found[name] = candidate
+                break
+        else:
+            return None
+    return found
+
+
+def find_dataset(data_dir: Path | None = None, download: bool = False) -> DataSource:
+    """Search in the documented order; an explicit --data-dir or $FMNIST_DATA is used strictly."""
+    explicit = [(Path(data_dir), "--data-dir")] if data_dir else []
+    if not explicit and os.environ.get("FMNIST_DATA"):
+        explicit = [(Path(os.environ["FMNIST_DATA"]), "$FMNIST_DATA")]
+    if explicit:
+        folder, via = explicit[0]
+        files = _locate_files(folder)
+        if files is None:
+            raise DataError(f"{via} {folder}: the four Fashion-MNIST IDX files are not all there. " + HOW_TO_GET)
+        return DataSource(folder, via, files)
+    for folder, via in ((SYSTEM_DIR, "Debian package dataset-fashion-mnist"), (cache_dir(), "user cache")):
+        files = _locate_files(folder)
+        if files is not None:
+            return DataSource(folder, via, files)
+    if download:
+        return _download_into_cache()
+    raise DataError(HOW_TO_GET)
+
+
+def _download_into_cache() -> DataSource:
+    """Search step 5: torchvision's downloader (needs internet)."""
+    try:
+        from torchvision.datasets import FashionMNIST
+    except ImportError as exc:  # pragma: no cover - torchvision is a dependency
+        raise DataError(f"download needs torchvision ({exc}). " + HOW_TO_GET) from exc
+    target = cache_dir()
+    try:
+        FashionMNIST(str(target), train=True, download=True)
+        FashionMNIST(str(target), train=False, download=True)
+    except Exception as exc:  # network errors come in many types; all mean the same to the user
+        raise DataError(f"download failed ({type(exc).__name__}: {exc}). " + HOW_TO_GET) from exc
+    files = _locate_files(target)
+    if files is None:
+        raise DataError("download finished but the files are not in the cache. " + HOW_TO_GET)
+    return DataSource(target, "downloaded by torchvision", files)
+
+
+def read_bytes(path: Path) -> bytes:
+    """Return the decompressed bytes of a raw or gzip IDX file; a truncated file is a DataError."""
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot be read ({exc}); the file is damaged, reinstall or re-download it") from exc
+
+
+def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
+    """Parse IDX bytes (unsigned-byte data only, as Fashion-MNIST uses) into an array."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(f"{source}: not an IDX file (bad magic number)")
+    if data[2] != 0x08:
+        raise DataError(f"{source}: IDX type 0x{data[2]:02x} is not unsigned bytes")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{source}: truncated IDX header")
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) if shape else 0
+    if len(data) - header != expected:
+        raise DataError(f"{source}: truncated or padded: {len(data) - header} data bytes, shape {shape} "
+                        f"needs {expected}; reinstall or re-download the file")
+    return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header).reshape(shape)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The whole dataset in memory: uint8 images [N,28,28], int64 labels [N], fixed split."""
+
+    source: DataSource
+    sha256: dict[str, str]
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels of 'train', 'val' or 'test'."""
+        return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
+
+def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/val indices (1 in 6 of each class to val), from the fixed split seed."""
+    rng = np.random.default_rng(seed)
+    val_parts = []
+    for cls in range(int(labels.max()) + 1):
+        members = np.flatnonzero(labels == cls)
+        val_parts.append(rng.choice(members, size=len(members) // VAL_FRACTION, replace=False))
+    val = np.sort(np.concatenate(val_parts))
+    train = np.setdiff1d(np.arange(len(labels)), val)
+    # a fixed shuffle of the train indices, so `--subset N` takes a class-mixed prefix
+    return rng.permutation(train), val
+
+
+def verification_enabled() -> bool:
+    """False when $FMNIST_VERIFY=0: for synthetic or other IDX datasets (the tests use it)."""
+    return os.environ.get("FMNIST_VERIFY", "1") != "0"
+
+
+def load_dataset(data_dir: Path | None = None, verify: bool | None = None, download: bool = False) -> Dataset:
+    """Find, verify (SHA-256 of decompressed content) and load the dataset with its fixed split."""
+    verify = verification_enabled() if verify is None else verify
+    source = find_dataset(data_dir, download=download)
+    arrays: dict[str, np.ndarray] = {}
+    hashes: dict[str, str] = {}
+    for name, path in source.files.items():
+        data = read_bytes(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if verify and digest != SHA256[name]:
+            raise DataError(f"{path}: SHA-256 {digest[:12]}… does not match Fashion-MNIST's {name} "
+                            f"({SHA256[name][:12]}…); the file is damaged or not Fashion-MNIST, replace it")
+        hashes[name] = digest
+        arrays[name] = parse_idx(data, str(path))
+    images, labels = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"].astype(np.int64)
+    if len(images) != len(labels):
+        raise DataError(f"{source.folder}: {len(images)} training images but {len(labels)} labels")
+    train_idx, val_idx = split_indices(labels)
+    return Dataset(
+        source=source, sha256=hashes,
+        train_images=images[train_idx], train_labels=labels[train_idx],
+        val_images=images[val_idx], val_labels=labels[val_idx],
+        test_images=arrays["t10k-images-idx3-ubyte"].copy(),
+        test_labels=arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
+    )
+
+
+def dataset_fingerprint(hashes: dict[str, str]) -> str:
+    """One SHA-256 over the four file hashes, to stamp runs and exported models."""
+    joined = "".join(f"{name}:{hashes[name]}\n" for name in sorted(hashes))
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def class_counts(labels: np.ndarray) -> list[int]:
+    """Number of images per class, in class order."""
+    return np.bincount(labels, minlength=len(CLASSES)).tolist()

@@ -1,0 +1,51 @@
+"""Batched inference on in-memory uint8 images, and the test-set evaluation of a run."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import model_from_run
+from .data import load_dataset
+from .metrics import classification_report
+from .runs import Run
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N,28,28] → float32 [N,1,28,28] in [0,1], the model's (and the ONNX file's) input."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000,
+                   bf16: bool = False) -> torch.Tensor:
+    """Logits [N,10] (float32, on the images' device) for uint8 images [N,28,28]."""
+    model.eval()
+    device = images.device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    out = []
+    with autocast:
+        for start in range(0, len(images), batch_size):
+            out.append(model(to_input(images[start:start + batch_size])).float())
+    return torch.cat(out) if out else torch.zeros(0, 10, device=device)
+
+
+def evaluate_model(model: nn.Module, images: np.ndarray, labels: np.ndarray,
+                   device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Full-precision test metrics (accuracy, per-class, confusion matrix) for a model."""
+    model = model.to(device)
+    logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)).to(device))
+    preds = logits.argmax(1).cpu().numpy()
+    return classification_report(labels, preds)
+
+
+def evaluate_run(run: Run, data_dir: Path | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Re-evaluate a run's best weights on the test set."""
+    model = model_from_run(run, "best")
+    ds = load_dataset(data_dir)
+    return evaluate_model(model, ds.test_images, ds.test_labels, device)

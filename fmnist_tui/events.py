@@ -1,0 +1,68 @@
+"""Plain event objects the trainer emits; the CLI renders them as a progress bar, the TUI as plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Union
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """Training (re)starts at `start_epoch` (1-based) of `epochs`."""
+
+    run_dir: Path
+    name: str
+    config: dict[str, Any]
+    params: int
+    macs: int
+    device: str
+    precision: str
+    start_epoch: int
+    epochs: int
+    batches: int
+    resumed: bool
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics rows of earlier epochs
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """One optimisation step done; `loss` is the batch's cross-entropy."""
+
+    epoch: int
+    epochs: int
+    batch: int        # 1-based, within the epoch
+    batches: int
+    loss: float
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """An epoch finished; `row` is its metrics.csv row."""
+
+    epoch: int
+    epochs: int
+    row: dict[str, Any]
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run finished; `summary` is what summary.json holds."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Training stopped on request; the state is saved and `--resume` continues it."""
+
+    run_dir: Path
+    epoch: int
+    batch: int
+
+
+Event = Union[RunStarted, BatchProgress, EpochEnd, Finished, Interrupted]
+Callback = Callable[[Event], None]

@@ -1,0 +1,146 @@
+"""The model registry: the seed's MLP and 2-conv CNN, declared from their hyperparameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import UsageError
+
+#: Fashion-MNIST pixel statistics on [0,1] inputs; normalisation lives inside the model so that the
+#: exported graph takes plain [0,1] images (shared/DESIGN.md, ONNX contract).
+MEAN, STD = 0.2860, 0.3530
+KERNELS = (3, 5, 7)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with constant buffers (not parameters: counts stay the seed's)."""
+
+    def __init__(self, mean: float = MEAN, std: float = STD) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean), persistent=False)
+        self.register_buffer("std", torch.tensor(std), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class MLP(nn.Module):
+    """Flatten(784) → 256 → 128 → 10 with ReLU: 235,146 parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = Normalize()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N,1,28,28] in [0,1]
+        return self.net(self.norm(x))
+
+
+class CNN(nn.Module):
+    """Conv(1→32,k) → pool → Conv(32→64,k) → pool → 3136 → 128 → 10; padding k//2 keeps 28→14→7."""
+
+    def __init__(self, kernel: int = 3) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.norm = Normalize()
+        self.conv1 = nn.Conv2d(1, 32, kernel, padding=kernel // 2)    # [N,32,28,28]
+        self.conv2 = nn.Conv2d(32, 64, kernel, padding=kernel // 2)   # [N,64,14,14]
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Post-ReLU activations of conv1 [N,32,28,28] and conv2 [N,64,14,14], for feature-map views."""
+        a1 = torch.relu(self.conv1(self.norm(x)))
+        a2 = torch.relu(self.conv2(self.pool(a1)))
+        return a1, a2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, a2 = self.features(x)
+        return self.head(self.pool(a2))
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One registry entry: how to build the model and which kernels it takes (empty: none)."""
+
+    name: str
+    build: Callable[[int | None], nn.Module]
+    kernels: tuple[int, ...]
+    description: str
+
+
+REGISTRY: dict[str, ArchSpec] = {
+    "mlp": ArchSpec("mlp", lambda k: MLP(), (), "784-256-128-10 multilayer perceptron"),
+    "cnn": ArchSpec("cnn", lambda k: CNN(k or 3), KERNELS, "2-conv CNN, 32 and 64 channels, k×k kernels"),
+}
+
+
+def check_arch(arch: str, kernel: int | None) -> int | None:
+    """Validate an arch/kernel pair against the registry; return the kernel to use (None for mlp)."""
+    if arch not in REGISTRY:
+        raise UsageError(f"unknown --arch {arch!r}; valid: {', '.join(REGISTRY)}")
+    spec = REGISTRY[arch]
+    if not spec.kernels:
+        if kernel is not None:
+            raise UsageError(f"--kernel does not apply to --arch {arch} (it has no convolutions); drop it")
+        return None
+    kernel = spec.kernels[0] if kernel is None else kernel
+    if kernel not in spec.kernels:
+        raise UsageError(f"--kernel {kernel} is not valid for {arch}; valid: {', '.join(map(str, spec.kernels))}")
+    return kernel
+
+
+def create_model(arch: str, kernel: int | None = None) -> nn.Module:
+    """Build a fresh model from the registry (initialised from torch's current RNG)."""
+    kernel = check_arch(arch, kernel)
+    return REGISTRY[arch].build(kernel)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: nn.Module) -> int:
+    """Multiply-accumulates for one 1×28×28 image, measured by hooks on conv and linear layers."""
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+            total += output[0].numel() * per_output
+        else:
+            total += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, 28, 28))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def receptive_field(model: nn.Module) -> int:
+    """Receptive field (pixels per side) of one unit after the last conv layer; 28 (all) for an MLP."""
+    if not isinstance(model, CNN):
+        return 28
+    rf, jump = 1, 1
+    # the layers in forward order, as (kernel, stride): conv1, pool, conv2
+    for kernel, stride in ((model.kernel, 1), (2, 2), (model.kernel, 1)):
+        rf += (kernel - 1) * jump
+        jump *= stride
+    return rf
+
+
+def run_name(arch: str, kernel: int | None, seed: int) -> str:
+    """The default run name: `<arch>[-k<kernel>]-s<seed>` (shared/DESIGN.md)."""
+    return f"{arch}-k{kernel}-s{seed}" if kernel else f"{arch}-s{seed}"

@@ -1,0 +1,97 @@
+"""Run folders (checkpoints/<run>/): their files, finding them and reading them (no torch)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RunError
+from .fsutil import write_text
+
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.csv", "summary.json"
+BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.pt"
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
+DEFAULT_ROOT = Path("checkpoints")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder on disk."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def finished(self) -> bool:
+        """True when summary.json exists and says so."""
+        try:
+            return bool(self.summary().get("finished"))
+        except RunError:
+            return False
+
+    def config(self) -> dict[str, Any]:
+        """config.json as a dict."""
+        return _read_json(self.file(CONFIG), "config")
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json as a dict."""
+        return _read_json(self.file(SUMMARY), "summary")
+
+    def metrics(self) -> list[dict[str, float]]:
+        """metrics.csv rows with numeric values (empty if there is none yet)."""
+        path = self.file(METRICS)
+        if not path.exists():
+            return []
+        with open(path, newline="") as fh:
+            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.exists():
+        raise RunError(f"{path}: no {what} file; the run is incomplete (train it, or resume it with --resume)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: the {what} file is corrupted ({exc}); retrain or resume the run") from exc
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: the {what} file is corrupted (not a JSON object); retrain the run")
+    return data
+
+
+def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write metrics.csv atomically, one row per epoch."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row[k] for k in METRIC_COLUMNS})
+    write_text(path, buf.getvalue())
+
+
+def resolve_run(ref: str | Path, root: Path = DEFAULT_ROOT) -> Run:
+    """A run from a folder path or a name under `root`; RunError names the known runs if unknown."""
+    candidates = [Path(ref), Path(root) / str(ref)]
+    for path in candidates:
+        if path.is_dir() and (path / CONFIG).exists():
+            return Run(path)
+    known = [r.name for r in list_runs(root)]
+    hint = f"known runs in {root}: {', '.join(known)}" if known else f"{root} holds no runs; train one with `fmnist train`"
+    raise RunError(f"unknown run {str(ref)!r}; {hint}")
+
+
+def list_runs(root: Path = DEFAULT_ROOT) -> list[Run]:
+    """Every folder under `root` that has a config.json, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted((Run(p) for p in root.iterdir() if (p / CONFIG).is_file()), key=lambda r: r.name)

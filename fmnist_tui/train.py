@@ -1,0 +1,335 @@
+"""The training loop: a config, an event callback and a stop check in; a run folder out.
+
+Speed comes from keeping the whole dataset as one uint8 tensor on the device and building each
+batch by indexing it (augmentation included), with bf16 autocast and channels_last where the
+hardware supports them. Every random choice of epoch e comes from a generator seeded by
+(seed, e), so an interrupted run resumes to exactly the weights a straight run would have.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import metadata
+import platform
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from .checkpoint import load_state, load_weights, save_state, save_weights
+from .config import TrainConfig
+from .data import Dataset, dataset_fingerprint, load_dataset
+from .errors import RunError
+from .evaluate import evaluate_model, predict_logits, to_input
+from .events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
+from .fsutil import check_writable, write_json
+from .models import count_macs, count_params, create_model
+from .runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train` returns: the run, its summary when finished, and whether it was interrupted."""
+
+    run: Run
+    summary: dict[str, Any] | None
+    interrupted: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → CUDA when present, else CPU; 'cuda' without a GPU is a RunError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def resolve_bf16(device: torch.device, precision: str) -> bool:
+    """Whether to train under bf16 autocast: forced by 'bf16', chosen by 'auto' where it is fast."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+
+
+def lr_at(step: int, segments: list[dict[str, float]]) -> float:
+    """Learning rate at a global step: each segment warms up linearly, then follows a cosine to zero."""
+    for seg in segments:
+        start, end = int(seg["start"]), int(seg["end"])
+        if start <= step < end:
+            length = end - start
+            warm = max(1, int(seg["warmup"] * length)) if seg["warmup"] > 0 else 0
+            pos = step - start
+            if pos < warm:
+                return seg["peak"] * (0.1 + 0.9 * (pos + 1) / warm)
+            progress = (pos - warm) / max(1, length - warm)
+            return seg["peak"] * 0.5 * (1 + math.cos(math.pi * progress))
+    return 0.0
+
+
+def epoch_plan(cfg: TrainConfig, epoch: int, n: int) -> dict[str, torch.Tensor]:
+    """Order, flips and shifts of epoch `epoch`: a pure function of (seed, epoch)."""
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    plan = {"perm": torch.randperm(n, generator=gen)}
+    plan["flip"] = (torch.rand(n, generator=gen) < 0.5) if cfg.hflip else torch.zeros(n, dtype=torch.bool)
+    s = cfg.shift
+    plan["shift"] = torch.randint(-s, s + 1, (n, 2), generator=gen) if s else torch.zeros(n, 2, dtype=torch.long)
+    return plan
+
+
+def augment(images: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor, pad: int) -> torch.Tensor:
+    """Flip and shift uint8 images [B,28,28] in one gather (zero fill, as the background is black)."""
+    b, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
+    ar_h = torch.arange(h, device=images.device)
+    ar_w = torch.arange(w, device=images.device)
+    rows = ar_h[None, :] + pad + shift[:, 0:1]                                   # [B,28]
+    cols = torch.where(flip[:, None], (w - 1) - ar_w[None, :], ar_w[None, :]) + pad + shift[:, 1:2]
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]]
+
+
+def _versions() -> dict[str, str]:
+    """Library versions, recorded in config.json for provenance."""
+    found = {"fmnist": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    for dist in ("numpy", "safetensors", "onnx", "onnxruntime"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def resume_config(run_dir: Path, epochs: int | None = None, device: str | None = None,
+                  threads: int | None = None) -> TrainConfig:
+    """The saved config of a run folder, with the few options that may change on resume applied."""
+    run = Run(Path(run_dir))
+    if not run.file(CONFIG).exists():
+        raise RunError(f"{run_dir}: no run to resume (no config.json); start it without --resume")
+    try:
+        cfg = TrainConfig.from_dict(run.config())
+    except Exception as exc:  # a damaged config.json may fail validation in many ways
+        raise RunError(f"{run.file(CONFIG)}: cannot read the saved config ({exc}); retrain the run") from exc
+    changes: dict[str, Any] = {"out": str(run.path.parent), "name": run.name}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if device is not None:
+        changes["device"] = device
+    if threads is not None:
+        changes["threads"] = threads
+    return cfg.with_changes(**changes)
+
+
+class Trainer:
+    """One training run; construct, then call `run()`. Use the `train` function for the common case."""
+
+    def __init__(self, cfg: TrainConfig, on_event: Callback | None = None,
+                 should_stop: Callable[[], bool] | None = None, resume: bool = False,
+                 dataset: Dataset | None = None) -> None:
+        self.cfg = cfg
+        self.emit: Callback = on_event or (lambda event: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.resume = resume
+        self.run_ = Run(cfg.run_dir)
+        self._check_folder()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        self.bf16 = resolve_bf16(self.device, cfg.precision)
+        self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
+        self._load_tensors()
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(cfg.arch, cfg.kernel)
+        self.params, self.macs = count_params(self.model), count_macs(self.model)
+        self.model.to(self.device)
+        if cfg.arch != "mlp":
+            self.model.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay,
+                                     fused=True)  # one kernel per step instead of a loop over tensors
+        self.batches = math.ceil(len(self.train_y) / cfg.batch_size)
+
+    # --- set-up -------------------------------------------------------------------------------
+    def _check_folder(self) -> None:
+        """Refuse to overwrite: a run folder is only reused with --resume."""
+        run, cfg = self.run_, self.cfg
+        try:
+            check_writable(run.path.parent)
+        except OSError as exc:
+            raise RunError(f"--out {run.path.parent} is not writable ({exc.strerror or exc}); choose another --out") from exc
+        has_run = run.file(CONFIG).exists()
+        if self.resume and not has_run:
+            raise RunError(f"{run.path}: no run to resume; start it without --resume")
+        if not self.resume and has_run:
+            if run.finished:
+                raise RunError(f"run {run.name!r} in {run.path.parent} already finished; extend it with "
+                               f"--resume --epochs N, or choose another --name")
+            raise RunError(f"run {run.name!r} in {run.path.parent} was interrupted; continue it with --resume, "
+                           f"or choose another --name")
+        if not has_run and run.path.exists() and any(run.path.iterdir()):
+            raise RunError(f"{run.path} exists and is not an fmnist run folder; choose another --name or --out")
+
+    def _load_tensors(self) -> None:
+        cfg, ds = self.cfg, self.ds
+        n_train = min(cfg.subset, len(ds.train_labels)) if cfg.subset else len(ds.train_labels)
+        n_val = min(cfg.subset, len(ds.val_labels)) if cfg.subset else len(ds.val_labels)
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        self.train_x, self.train_y = as_t(ds.train_images[:n_train]), as_t(ds.train_labels[:n_train])
+        self.val_x, self.val_y = as_t(ds.val_images[:n_val]), as_t(ds.val_labels[:n_val])
+
+    def _fresh_state(self) -> dict[str, Any]:
+        segment = {"start": 0, "end": self.cfg.epochs * self.batches, "peak": self.cfg.peak_lr,
+                   "warmup": self.cfg.warmup}
+        return {"version": STATE_VERSION, "epoch_done": 0, "batch_done": 0, "step": 0, "segments": [segment],
+                "partial": {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "train_seconds": 0.0},
+                "best_val_acc": -1.0, "best_epoch": 0, "train_seconds": 0.0, "rows": []}
+
+    def _restore(self) -> dict[str, Any]:
+        """Load weights, optimizer and position; append an extension segment if epochs grew."""
+        state = load_state(self.run_)
+        load_weights(self.model, self.run_.file(LAST))
+        self.opt.load_state_dict(state["optimizer"])
+        done_total = state["segments"][-1]["end"] // self.batches
+        if self.cfg.epochs > done_total:
+            # extending: a warm restart at a tenth of the peak, cosine over the added epochs
+            state["segments"].append({"start": done_total * self.batches, "end": self.cfg.epochs * self.batches,
+                                      "peak": self.cfg.peak_lr / 10, "warmup": self.cfg.warmup})
+        elif self.cfg.epochs < done_total:
+            raise RunError(f"run {self.run_.name!r} is planned for {done_total} epochs; --epochs can only extend it")
+        if state["epoch_done"] >= self.cfg.epochs and self.run_.finished:
+            raise RunError(f"run {self.run_.name!r} already finished {state['epoch_done']} epochs; "
+                           f"pass --epochs N with N > {state['epoch_done']} to extend it")
+        torch.set_rng_state(state["torch_rng"])
+        state["rows"] = self.run_.metrics()[: state["epoch_done"]]
+        return state
+
+    def _write_config(self) -> None:
+        record = {**self.cfg.to_dict(), "run": self.run_.name, "params": self.params, "macs": self.macs,
+                  "device": str(self.device), "bf16_autocast": self.bf16, "threads": torch.get_num_threads(),
+                  "train_images": len(self.train_y), "val_images": len(self.val_y),
+                  "dataset_sha256": self.ds.sha256, "dataset_fingerprint": dataset_fingerprint(self.ds.sha256),
+                  "versions": _versions()}
+        write_json(self.run_.file(CONFIG), record)
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Train to the configured number of epochs, or until `should_stop()` says so."""
+        self.run_.path.mkdir(parents=True, exist_ok=True)
+        state = self._restore() if self.resume else self._fresh_state()
+        self._write_config()
+        self.emit(RunStarted(self.run_.path, self.run_.name, self.cfg.to_dict(), self.params, self.macs,
+                             str(self.device), "bf16" if self.bf16 else "fp32", state["epoch_done"] + 1,
+                             self.cfg.epochs, self.batches, self.resume, list(state["rows"])))
+        for epoch in range(state["epoch_done"] + 1, self.cfg.epochs + 1):
+            if not self._train_epoch(epoch, state):
+                self._save_state(state)
+                self.emit(Interrupted(self.run_.path, epoch, state["batch_done"]))
+                return TrainResult(self.run_, None, True)
+            self._end_epoch(epoch, state)
+        summary = self._finish(state)
+        return TrainResult(self.run_, summary, False)
+
+    def _train_epoch(self, epoch: int, state: dict[str, Any]) -> bool:
+        """Run the remaining batches of `epoch`; False if stopped (state then holds the position)."""
+        cfg, part = self.cfg, state["partial"]
+        plan = {k: v.to(self.device) for k, v in epoch_plan(cfg, epoch, len(self.train_y)).items()}
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        self.model.train()
+        t0 = time.perf_counter()
+        base_seconds = part["train_seconds"]
+        for b in range(state["batch_done"], self.batches):
+            if self.should_stop():
+                part["train_seconds"] = base_seconds + time.perf_counter() - t0
+                return False
+            idx = plan["perm"][b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x = to_input(augment(self.train_x[idx], plan["flip"][idx], plan["shift"][idx], cfg.shift))
+            if cfg.arch != "mlp":
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = self.train_y[idx]
+            for group in self.opt.param_groups:
+                group["lr"] = lr_at(state["step"], state["segments"])
+            with autocast:
+                logits = self.model(x)
+            logits = logits.float()
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            state["step"] += 1
+            state["batch_done"] = b + 1
+            with torch.no_grad():
+                plain = F.cross_entropy(logits, y, reduction="sum").item()
+                part["loss_sum"] += plain
+                part["correct"] += int((logits.argmax(1) == y).sum().item())
+                part["seen"] += len(y)
+            elapsed = base_seconds + time.perf_counter() - t0
+            self.emit(BatchProgress(epoch, cfg.epochs, b + 1, self.batches, plain / len(y),
+                                    part["seen"] / max(elapsed, 1e-9)))
+        part["train_seconds"] = base_seconds + time.perf_counter() - t0
+        return True
+
+    def _end_epoch(self, epoch: int, state: dict[str, Any]) -> None:
+        """Validate, save weights, metrics and state (the state last: it is the commit point)."""
+        t0 = time.perf_counter()
+        part = state["partial"]
+        logits = predict_logits(self.model, self.val_x, bf16=self.bf16)
+        val_loss = F.cross_entropy(logits, self.val_y).item()
+        val_acc = (logits.argmax(1) == self.val_y).float().mean().item()
+        seconds = part["train_seconds"] + time.perf_counter() - t0
+        row = {"epoch": epoch, "train_loss": part["loss_sum"] / part["seen"], "train_acc": part["correct"] / part["seen"],
+               "val_loss": val_loss, "val_acc": val_acc, "lr": lr_at(max(0, state["step"] - 1), state["segments"]),
+               "seconds": round(seconds, 3), "images_per_s": round(part["seen"] / max(part["train_seconds"], 1e-9), 1)}
+        is_best = val_acc > state["best_val_acc"]
+        save_weights(self.model, self.run_.file(LAST))
+        if is_best:
+            save_weights(self.model, self.run_.file(BEST))
+            state["best_val_acc"], state["best_epoch"] = val_acc, epoch
+        state["rows"].append(row)
+        write_metrics(self.run_.file(METRICS), state["rows"])
+        state["train_seconds"] += part["train_seconds"]
+        state["epoch_done"], state["batch_done"] = epoch, 0
+        state["partial"] = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "train_seconds": 0.0}
+        self._save_state(state)
+        self.emit(EpochEnd(epoch, self.cfg.epochs, row, is_best))
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        if state["batch_done"]:  # mid-epoch: the weights of this very step
+            save_weights(self.model, self.run_.file(LAST))
+        saved = {k: v for k, v in state.items() if k != "rows"}
+        saved["optimizer"] = self.opt.state_dict()
+        saved["torch_rng"] = torch.get_rng_state()
+        save_state(self.run_.file(STATE), saved)
+
+    def _finish(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Test accuracy, once, from the best weights chosen on validation."""
+        load_weights(self.model, self.run_.file(BEST))
+        self.model.to(self.device)
+        report = evaluate_model(self.model, self.ds.test_images, self.ds.test_labels, self.device)
+        seen = len(self.train_y) * state["epoch_done"]
+        summary = {
+            **report, "run": self.run_.name, "arch": self.cfg.arch, "kernel": self.cfg.kernel, "seed": self.cfg.seed,
+            "params": self.params, "macs": self.macs, "epochs": state["epoch_done"],
+            "best_epoch": state["best_epoch"], "best_val_accuracy": state["best_val_acc"],
+            "train_seconds": round(state["train_seconds"], 3),
+            "images_per_s": round(seen / max(state["train_seconds"], 1e-9), 1),
+            "device": str(self.device), "bf16_autocast": self.bf16, "finished": True,
+        }
+        write_json(self.run_.file(SUMMARY), summary)
+        self.emit(Finished(self.run_.path, summary))
+        return summary
+
+
+def train(cfg: TrainConfig, on_event: Callback | None = None, should_stop: Callable[[], bool] | None = None,
+          resume: bool = False, dataset: Dataset | None = None) -> TrainResult:
+    """Train (or resume) the run described by `cfg`; see `Trainer`."""
+    return Trainer(cfg, on_event, should_stop, resume, dataset).run()
