@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .models import check_arch, run_name
+from .registry import check_arch, run_name
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -8,12 +8,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .errors import UsageError
+from .registry import ARCHS, check_arch, run_name  # noqa: F401 - re-exported
 
 #: Fashion-MNIST pixel statistics on [0,1] inputs; normalisation lives inside the model so that the
 #: exported graph takes plain [0,1] images (shared/DESIGN.md, ONNX contract).
 MEAN, STD = 0.2860, 0.3530
-KERNELS = (3, 5, 7)
+KERNELS = ARCHS["cnn"]
 
 
 class Normalize(nn.Module):
@@ -81,21 +81,6 @@ REGISTRY: dict[str, ArchSpec] = {
 }
 
 
-def check_arch(arch: str, kernel: int | None) -> int | None:
-    """Validate an arch/kernel pair against the registry; return the kernel to use (None for mlp)."""
-    if arch not in REGISTRY:
-        raise UsageError(f"unknown --arch {arch!r}; valid: {', '.join(REGISTRY)}")
-    spec = REGISTRY[arch]
-    if not spec.kernels:
-        if kernel is not None:
-            raise UsageError(f"--kernel does not apply to --arch {arch} (it has no convolutions); drop it")
-        return None
-    kernel = spec.kernels[0] if kernel is None else kernel
-    if kernel not in spec.kernels:
-        raise UsageError(f"--kernel {kernel} is not valid for {arch}; valid: {', '.join(map(str, spec.kernels))}")
-    return kernel
-
-
 def create_model(arch: str, kernel: int | None = None) -> nn.Module:
     """Build a fresh model from the registry (initialised from torch's current RNG)."""
     kernel = check_arch(arch, kernel)
@@ -139,8 +124,3 @@ def receptive_field(model: nn.Module) -> int:
         rf += (kernel - 1) * jump
         jump *= stride
     return rf
-
-
-def run_name(arch: str, kernel: int | None, seed: int) -> str:
-    """The default run name: `<arch>[-k<kernel>]-s<seed>` (shared/DESIGN.md)."""
-    return f"{arch}-k{kernel}-s{seed}" if kernel else f"{arch}-s{seed}"
