@@ -1,0 +1,86 @@
+"""Dataset search order, IDX parsing, verification and the fixed split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist_tui import data
+from fmnist_tui.errors import DataError
+from tests.conftest import make_tiny_dataset, write_idx
+
+
+def test_parse_idx_roundtrip_raw_and_gz(tmp_path: Path) -> None:
+    arr = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    write_idx(tmp_path / "a", arr, gz=False)
+    write_idx(tmp_path / "b", arr, gz=True)
+    for path in (tmp_path / "a", tmp_path / "b.gz"):
+        np.testing.assert_array_equal(data.parse_idx(data.read_bytes(path)), arr)
+
+
+def test_parse_idx_rejects_truncated_and_bad_magic() -> None:
+    good = bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(10)
+    assert data.parse_idx(good).shape == (10,)
+    with pytest.raises(DataError, match="truncated"):
+        data.parse_idx(good[:-3], "x-labels")
+    with pytest.raises(DataError, match="magic"):
+        data.parse_idx(b"\x1f\x8bxxxxxxx", "x")
+
+
+def test_explicit_dir_is_strict_and_lists_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FMNIST_DATA", raising=False)
+    with pytest.raises(DataError) as err:
+        data.find_dataset(tmp_path)
+    msg = str(err.value)
+    assert "--data-dir" in msg and "apt-get install -y dataset-fashion-mnist" in msg and "FMNIST_DATA" in msg
+
+
+def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system, cache_home, env_dir, cli_dir = (make_tiny_dataset(tmp_path / n) for n in ("sys", "cachehome", "env", "cli"))
+    (cache_home / "fmnist").mkdir()
+    for f in list(cache_home.glob("*.gz")):
+        f.rename(cache_home / "fmnist" / f.name)
+    monkeypatch.setattr(data, "SYSTEM_DIR", system)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    monkeypatch.setenv("FMNIST_DATA", str(env_dir))
+    assert data.find_dataset(cli_dir).folder == cli_dir
+    assert data.find_dataset().folder == env_dir
+    monkeypatch.delenv("FMNIST_DATA")
+    assert data.find_dataset().via.startswith("Debian")
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "nothing")
+    assert data.find_dataset().folder == cache_home / "fmnist"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="not found"):
+        data.find_dataset()
+
+
+def test_hash_mismatch_names_the_file(tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: SHA-256"):
+        data.load_dataset(tiny_data, verify=True)
+    ds = data.load_dataset(tiny_data, verify=False)
+    assert ds.train_images.dtype == np.uint8 and ds.train_images.shape[1:] == (28, 28)
+
+
+def test_truncated_gzip_names_the_file(tiny_data: Path) -> None:
+    path = tiny_data / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz"):
+        data.load_dataset(tiny_data, verify=False)
+
+
+def test_split_is_fixed_stratified_and_disjoint(tiny_data: Path) -> None:
+    a, b = data.load_dataset(tiny_data), data.load_dataset(tiny_data)
+    np.testing.assert_array_equal(a.val_images, b.val_images)
+    np.testing.assert_array_equal(a.train_labels, b.train_labels)
+    assert data.class_counts(a.val_labels) == [5] * 10      # 1 in 6 of 30 per class
+    assert data.class_counts(a.train_labels) == [25] * 10
+    train_idx, val_idx = data.split_indices(np.repeat(np.arange(10), 60))
+    assert not set(train_idx) & set(val_idx) and len(train_idx) + len(val_idx) == 600
+
+
+def test_fingerprint_depends_on_every_hash() -> None:
+    base = dict(data.SHA256)
+    changed = {**base, "t10k-labels-idx1-ubyte": "0" * 64}
+    assert data.dataset_fingerprint(base) != data.dataset_fingerprint(changed)

@@ -1,0 +1,123 @@
+"""The trainer: run folder contents, determinism, interruption and exact resume, extension."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fmnist_tui.config import TrainConfig
+from fmnist_tui.errors import RunError
+from fmnist_tui.events import BatchProgress, EpochEnd, Finished, Interrupted, RunStarted
+from fmnist_tui.runs import METRIC_COLUMNS
+from fmnist_tui.train import augment, lr_at, resume_config, train
+
+
+def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:
+    base = dict(arch="cnn", kernel=3, epochs=3, batch_size=32, seed=0, out=str(tmp_path / "runs"),
+                data_dir=str(data), threads=1)
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> None:
+    events: list[object] = []
+    result = train(cfg_for(tmp_path, tiny_data, epochs=2), events.append)
+    run = result.run
+    for name in ("config.json", "metrics.csv", "best.safetensors", "last.safetensors", "train_state.pt", "summary.json"):
+        assert run.file(name).is_file(), name
+    assert not list(run.path.glob("*.tmp")) and not list(run.path.glob(".*"))
+    rows = run.metrics()
+    assert [r["epoch"] for r in rows] == [1, 2] and set(rows[0]) == set(METRIC_COLUMNS)
+    cfg = run.config()
+    assert cfg["arch"] == "cnn" and cfg["kernel"] == 3 and cfg["params"] == 421_642 and len(cfg["dataset_sha256"]) == 4
+    assert "torch" in cfg["versions"] and cfg["device"] == "cpu"
+    s = run.summary()
+    assert s["finished"] and 0 <= s["test_accuracy"] <= 1 and len(s["per_class"]) == 10
+    assert sum(map(sum, s["confusion_matrix"])) == 100
+    kinds = [type(e) for e in events]
+    assert kinds[0] is RunStarted and kinds[-1] is Finished and kinds.count(EpochEnd) == 2
+    assert kinds.count(BatchProgress) == 2 * 8
+
+
+def test_learns_the_synthetic_task(tmp_path: Path, tiny_data: Path) -> None:
+    s = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=8, lr=3e-3)).summary
+    assert s is not None and s["test_accuracy"] >= 0.9
+
+
+def test_same_seed_same_weights_and_metrics(tmp_path: Path, tiny_data: Path) -> None:
+    a = train(cfg_for(tmp_path, tiny_data, name="a")).run
+    b = train(cfg_for(tmp_path, tiny_data, name="b")).run
+    c = train(cfg_for(tmp_path, tiny_data, name="c", seed=1)).run
+    assert digest(a.file("last.safetensors")) == digest(b.file("last.safetensors"))
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in rows]  # noqa: E731
+    assert strip(a.metrics()) == strip(b.metrics())
+    assert digest(a.file("last.safetensors")) != digest(c.file("last.safetensors"))
+
+
+@pytest.mark.parametrize("stop_after", [5, 8, 13])  # mid-epoch, at an epoch boundary, in the second epoch
+def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Path, stop_after: int) -> None:
+    straight = train(cfg_for(tmp_path, tiny_data, name="straight")).run
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > stop_after
+
+    events: list[object] = []
+    first = train(cfg_for(tmp_path, tiny_data, name="cut"), events.append, stop)
+    assert first.interrupted and first.summary is None and isinstance(events[-1], Interrupted)
+    assert not first.run.finished
+    with pytest.raises(RunError, match="interrupted; continue it with --resume"):
+        train(cfg_for(tmp_path, tiny_data, name="cut"))
+    resumed = train(resume_config(first.run.path), resume=True)
+    assert resumed.summary is not None
+    a, b = load_file(str(straight.file("last.safetensors"))), load_file(str(resumed.run.file("last.safetensors")))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["val_acc"] for r in straight.metrics()] == [r["val_acc"] for r in resumed.run.metrics()]
+    assert [r["train_loss"] for r in straight.metrics()] == [r["train_loss"] for r in resumed.run.metrics()]
+
+
+def test_finished_run_is_not_overwritten_and_can_be_extended(tmp_path: Path, tiny_data: Path) -> None:
+    run = train(cfg_for(tmp_path, tiny_data, epochs=2)).run
+    before = {p.name: digest(p) for p in run.path.iterdir()}
+    with pytest.raises(RunError, match="already finished"):
+        train(cfg_for(tmp_path, tiny_data, epochs=2))
+    assert before == {p.name: digest(p) for p in run.path.iterdir()}
+    with pytest.raises(RunError, match="--epochs N with N > 2"):
+        train(resume_config(run.path), resume=True)
+    extended = train(resume_config(run.path, epochs=4), resume=True)
+    assert [r["epoch"] for r in extended.run.metrics()] == [1, 2, 3, 4]
+    assert extended.summary is not None and extended.summary["epochs"] == 4
+
+
+def test_resume_without_a_run_and_unwritable_out(tmp_path: Path, tiny_data: Path) -> None:
+    with pytest.raises(RunError, match="no run to resume"):
+        train(cfg_for(tmp_path, tiny_data), resume=True)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RunError, match="not writable"):
+        train(cfg_for(tmp_path, tiny_data, out=str(blocker / "sub")))
+
+
+def test_augment_flip_and_shift() -> None:
+    img = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    img[0, 10, 3] = 255
+    flipped = augment(img, torch.tensor([True]), torch.tensor([[0, 0]]), 2)
+    assert flipped[0, 10, 24] == 255
+    shifted = augment(img, torch.tensor([False]), torch.tensor([[1, -2]]), 2)
+    assert shifted[0, 9, 5] == 255 and shifted.sum() == 255
+
+
+def test_schedule_warms_up_then_decays() -> None:
+    seg = [{"start": 0, "end": 100, "peak": 1.0, "warmup": 0.1}]
+    lrs = [lr_at(s, seg) for s in range(100)]
+    assert lrs[9] == pytest.approx(1.0) and lrs[0] < 0.2 and lrs[-1] < 1e-3
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
