@@ -131,7 +131,8 @@ def train(
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default <arch>[-k<kernel>]-s<seed>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run, or extend a finished one "
                                                           "with --epochs N.")] = False,
-    no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips and shifts.")] = False,
+    shift: Annotated[int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)] = 0,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off all augmentation (flips and shifts).")] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Train a model on Fashion-MNIST into checkpoints/<run>/ (config, metrics, weights, summary)."""
@@ -140,7 +141,7 @@ def train(
     cfg = TrainConfig(arch=arch.value, kernel=kernel, epochs=epochs or 15, batch_size=batch_size, lr=lr, seed=seed,
                       subset=subset, device=device.value, precision=precision.value, threads=threads,
                       name=name, out=str(out), data_dir=str(data_dir) if data_dir else None,
-                      hflip=not no_augment, shift=0 if no_augment else 2)
+                      hflip=not no_augment, shift=0 if no_augment else shift)
     if resume:
         cfg = resume_config(cfg.run_dir, epochs=epochs, device=device.value, threads=threads)
     view = ProgressView()

@@ -1,0 +1,151 @@
+"""Training speed: the seed's recipe vs `fmnist train`'s default recipe, measured side by side in one run.
+
+Seed recipe (as the seed project trains): torchvision FashionMNIST + ToTensor, DataLoader(batch_size=64,
+shuffle=True) over all 60,000 training images, Adam(lr=1e-3), fp32. Ours: the default TrainConfig
+(in-memory uint8 tensor, index batches, bf16 autocast where supported) over the 50,000-image train split,
+validation included in our epoch time.
+
+    python bench/train_speed.py            # per-epoch ratios for mlp, k3, k5, k7 + time to 91% on k3
+    python bench/train_speed.py --quick    # a smoke run on small subsets (numbers not meaningful)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fmnist_tui.config import TrainConfig  # noqa: E402
+from fmnist_tui.data import find_dataset, load_dataset  # noqa: E402
+from fmnist_tui.train import train  # noqa: E402
+
+CONFIGS = [("mlp", None), ("cnn", 3), ("cnn", 5), ("cnn", 7)]
+
+
+def seed_loaders(workdir: Path) -> tuple:
+    """The seed's torchvision datasets, fed from the local IDX files (torchvision cannot download here)."""
+    from torchvision import datasets, transforms
+
+    raw = workdir / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, path in find_dataset().files.items():
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as src, open(raw / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    tf = transforms.ToTensor()
+    return (datasets.FashionMNIST(str(workdir), train=True, download=False, transform=tf),
+            datasets.FashionMNIST(str(workdir), train=False, download=False, transform=tf))
+
+
+def seed_model(arch: str, kernel: int | None) -> nn.Module:
+    """The seed's own models (no normalisation layer), same shapes as our registry."""
+    torch.manual_seed(0)
+    if arch == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    k = kernel or 3
+    return nn.Sequential(nn.Conv2d(1, 32, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def seed_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tuple[float, int]:  # noqa: ANN001
+    """One epoch of the seed's loop; returns (seconds, images)."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(train_set, batch_size=64, shuffle=True)
+    crit, seen = nn.CrossEntropyLoss(), 0
+    model.train()
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(loader):
+        if max_batches and i >= max_batches:
+            break
+        opt.zero_grad()
+        crit(model(x), y).backward()
+        opt.step()
+        seen += len(x)
+    return time.perf_counter() - t0, seen
+
+
+@torch.no_grad()
+def seed_test_accuracy(model: nn.Module, test_set) -> float:  # noqa: ANN001
+    from torch.utils.data import DataLoader
+
+    model.eval()
+    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(test_set, batch_size=1000))
+    return correct / len(test_set)
+
+
+def ours(arch: str, kernel: int | None, epochs: int, out: Path, subset: int | None, dataset) -> dict:  # noqa: ANN001
+    cfg = TrainConfig(arch=arch, kernel=kernel, epochs=epochs, subset=subset, out=str(out),
+                      name=f"{arch}-{kernel}-{epochs}-{time.monotonic_ns()}")
+    result = train(cfg, dataset=dataset)
+    rows = result.run.metrics()
+    return {"epoch_seconds": rows[0]["seconds"], "images": len(dataset.train_labels) if not subset else subset,
+            "train_seconds": result.summary["train_seconds"], "test_accuracy": result.summary["test_accuracy"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small subsets: checks the script, not the speed")
+    ap.add_argument("--target", type=float, default=0.91, help="test accuracy for the time-to-accuracy race")
+    ap.add_argument("--no-race", action="store_true", help="skip the time-to-accuracy comparison")
+    args = ap.parse_args()
+    max_batches, subset = (40, 2560) if args.quick else (None, None)
+    dataset = load_dataset()
+    tmp = Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
+    try:
+        train_set, test_set = seed_loaders(tmp / "seed")
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; seed epoch = 60,000 images at batch 64; "
+              f"ours = {len(dataset.train_labels):,} train images + 10,000 validation")
+        print(f"{'config':<8} {'seed s/epoch':>12} {'ours s/epoch':>12} {'epoch ratio':>11} "
+              f"{'seed img/s':>10} {'ours img/s':>10} {'img/s ratio':>11}")
+        for arch, kernel in CONFIGS:
+            model = seed_model(arch, kernel)
+            s_sec, s_n = seed_epoch(model, train_set, torch.optim.Adam(model.parameters(), 1e-3), max_batches)
+            o = ours(arch, kernel, 1, tmp / "runs", subset, dataset)
+            label = f"{arch}-k{kernel}" if kernel else arch
+            print(f"{label:<8} {s_sec:12.2f} {o['epoch_seconds']:12.2f} {s_sec / o['epoch_seconds']:10.2f}× "
+                  f"{s_n / s_sec:10,.0f} {o['images'] / o['train_seconds']:10,.0f} "
+                  f"{(o['images'] / o['train_seconds']) / (s_n / s_sec):10.2f}×", flush=True)
+        if not args.no_race:
+            race(args.target, train_set, test_set, dataset, tmp / "runs", max_batches, subset, 2 if args.quick else 15)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def race(target: float, train_set, test_set, dataset, out: Path, max_batches, subset,  # noqa: ANN001
+         max_epochs: int) -> None:
+    """Training time until test accuracy ≥ target on cnn k=3: seed recipe epoch by epoch; ours with the
+    shortest one-cycle budget (2, 3, 4 … epochs) whose final model reaches the target."""
+    model = seed_model("cnn", 3)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    seed_total, seed_acc, epoch = 0.0, 0.0, 0
+    while seed_acc < target and epoch < max_epochs:
+        epoch += 1
+        sec, _ = seed_epoch(model, train_set, opt, max_batches)
+        seed_total += sec
+        seed_acc = seed_test_accuracy(model, test_set)
+        print(f"  seed recipe epoch {epoch}: test {seed_acc:.4f} after {seed_total:.1f}s of training", flush=True)
+    our_total, our_acc = 0.0, 0.0
+    for epochs in range(2, 2 + max(1, max_epochs // 2)):
+        o = ours("cnn", 3, epochs, out, subset, dataset)
+        our_total, our_acc = o["train_seconds"], o["test_accuracy"]
+        print(f"  ours --epochs {epochs}: test {our_acc:.4f} after {our_total:.1f}s of training", flush=True)
+        if our_acc >= target:
+            break
+    ok = seed_acc >= target and our_acc >= target
+    print(f"time to {target:.0%} on cnn-k3: seed {seed_total:.1f}s, ours {our_total:.1f}s → "
+          f"{seed_total / our_total:.2f}× faster" + ("" if ok else " (target not reached by both)"))
+
+
+if __name__ == "__main__":
+    main()
