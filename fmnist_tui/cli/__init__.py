@@ -8,6 +8,7 @@ from .. import __version__
 from .data_cmd import data
 from .evaluate_cmd import evaluate
 from .experiment_cmd import experiment
+from .report_cmd import featuremaps, report
 from .results_cmd import results
 from .train_cmd import train
 
@@ -21,6 +22,8 @@ app.command(rich_help_panel="Train")(evaluate)
 app.command(rich_help_panel="Data")(data)
 app.command(rich_help_panel="Study")(experiment)
 app.command(rich_help_panel="Study")(results)
+app.command(rich_help_panel="Study")(report)
+app.command(rich_help_panel="Study")(featuremaps)
 
 
 def _version(value: bool) -> None:
