@@ -189,8 +189,7 @@ def feature_maps(image: np.ndarray, conv1: np.ndarray, conv2: np.ndarray, path: 
     ax_in = fig.add_subplot(grid[0, 0])
     ax_in.imshow(image, cmap="gray")
     ax_in.set_title("input (28×28)")
-    cmap = plt.get_cmap("magma").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("magma").with_extremes(bad="white")  # NaN gutters between maps
     for row, maps, cols, name in ((0, conv1, 8, "conv1"), (1, conv2, 16, "conv2")):
         ax = fig.add_subplot(grid[row, 1])
         im = ax.imshow(tile(maps, cols), cmap=cmap, vmin=0, vmax=max(float(maps.max()), 1e-6))

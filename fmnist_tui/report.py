@@ -118,7 +118,7 @@ class ReportBuilder:
                 else f"{min(counts['test']):,}–{max(counts['test']):,} per class")
         text = (f"{sum(counts['train']):,} training, {sum(counts['val']):,} validation and {sum(counts['test']):,} test "
                 f"images. In train + validation {per} images; in the test set {test}. The validation split takes "
-                f"{counts['val'][0]:,}–{max(counts['val']):,} images per class.")
+                f"{_span(counts['val'])} images per class, stratified by class with a fixed seed.")
         return Section("Class distribution", png, text, counts)
 
     def _samples(self, png: Path) -> Section:
@@ -135,14 +135,19 @@ class ReportBuilder:
         order = np.argsort(dist[iu])
         near = [(CLASSES[iu[0][k]], CLASSES[iu[1][k]], dist[iu][k]) for k in order[:3]]
         far = (CLASSES[iu[0][order[-1]]], CLASSES[iu[1][order[-1]]], dist[iu][order[-1]])
-        text = ("Mean of all 60,000 training images per class. The most similar mean images (RMS pixel difference, "
+        text = (f"Mean of all {len(labels):,} training images (train + validation) per class. The most similar mean images (RMS pixel difference, "
                 "0–255): " + "; ".join(f"{a} ↔ {b} {d:.1f}" for a, b, d in near) +
                 f". The most different: {far[0]} ↔ {far[1]} {far[2]:.1f}.")
         return Section("Mean image per class", png, text, means)
 
     def _kernels(self, png: Path) -> Section:
         drawn = figures.kernel_study(self.study.rows, png)
-        return Section("Kernel-size study", png, study_markdown(self.study).replace("## ", "### "), drawn)
+        recipes = sorted({f"{r['epochs']} epochs" + (f" on a {r['subset']:,}-image subset" if r.get("subset") else "")
+                          for r in self.study.rows})
+        runs = ", ".join(name for g in self.study.groups.values() for name in g.row()["runs"])
+        text = (f"Recipe: {'; '.join(recipes)}. Runs: {runs}. Error bars are Student-t 95% confidence intervals "
+                f"of the mean over seeds; differences are paired by seed.\n\n" + study_markdown(self.study).replace("## ", "### "))
+        return Section("Kernel-size study", png, text, drawn)
 
     def _per_class(self, png: Path) -> Section:
         recalls = {label: np.array(list(g.per_class_recall().values())) for label, g in self.study.groups.items()
@@ -196,11 +201,15 @@ class ReportBuilder:
         cnn = [r for r in self.chosen_runs if r.config().get("arch") != "mlp"]
         if not cnn:
             raise RunError("no CNN run among the chosen runs (the mlp has no conv layers)")
-        image, label = test_image(self.ds, self.test_index)
+        image, label = pick_test_image(self.ds, self.test_index)
         return draw_feature_maps(cnn[0], image, png, f"test image #{self.test_index} ({label})")
 
 
-def test_image(ds: Dataset, index: int) -> tuple[np.ndarray, str]:
+def _span(values: list[int]) -> str:
+    return f"{min(values):,}" if min(values) == max(values) else f"{min(values):,}–{max(values):,}"
+
+
+def pick_test_image(ds: Dataset, index: int) -> tuple[np.ndarray, str]:
     """A test image and its class name; a UsageError names the valid range."""
     if not 0 <= index < len(ds.test_labels):
         raise UsageError(f"--test-index {index} is out of range; valid: 0–{len(ds.test_labels) - 1}")

@@ -67,7 +67,7 @@ def featuremaps(
 ) -> None:
     """Draw every conv1 and conv2 channel's activation of a CNN run for one image."""
     from ..data import load_dataset
-    from ..report import draw_feature_maps, test_image
+    from ..report import draw_feature_maps, pick_test_image
     from ..runs import resolve_run
 
     if (image is None) == (test_index is None):
@@ -78,7 +78,7 @@ def featuremaps(
     if image is not None:
         pixels, what = load_image28(image), image.name
     else:
-        pixels, label = test_image(load_dataset(data_dir), test_index)
+        pixels, label = pick_test_image(load_dataset(data_dir), test_index)
         what = f"test image #{test_index} ({label})"
     section = draw_feature_maps(found, pixels, out, what)
     console.print(section.text, highlight=False)
