@@ -168,6 +168,8 @@ class Scheduler:
         for cfg in configs:
             st = status(cfg)
             (outcome.reused.append(cfg.run_name) if st == DONE else todo.append((cfg, st)))
+        # longest first (cost grows with the kernel; the mlp is cheapest), so no long run starts last alone
+        todo = deque(sorted(todo, key=lambda item: -(item[0].kernel or 0)))
         total, started = len(todo), 0
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:

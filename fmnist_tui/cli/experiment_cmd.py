@@ -16,7 +16,9 @@ from ..study import analyse, study_markdown
 from .common import DataDirOpt, console, err_console, handle_errors
 from .results_cmd import render_study
 
-DEFAULT_JOBS = 2  # measured: see README "Kernel-size study" (two 1-thread trainings beat one 2-thread on 2 cores)
+#: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
+#: one thread each beat one at a time with two threads, so by default two run at once where there are 2+ cores
+DEFAULT_JOBS = 2
 
 
 def split_list(values: list[str], what: str) -> list[str]:
@@ -56,7 +58,8 @@ def experiment(
     seeds: Annotated[int, typer.Option(help="Seeds per config (0..N-1).")] = 3,
     epochs: Annotated[int, typer.Option(help="Epochs of every training (one recipe for all).")] = 15,
     subset: Annotated[Optional[int], typer.Option(help="Train on the first N images, for smoke runs.")] = None,
-    jobs: Annotated[int, typer.Option(help="Trainings run at once, each with cores/jobs threads.")] = DEFAULT_JOBS,
+    jobs: Annotated[Optional[int], typer.Option(help="Trainings run at once, each with cores/jobs threads "
+                                                     "(default 2, or 1 on a 1-core machine).")] = None,
     runs: Annotated[Path, typer.Option(help="Folder of the run folders (reused and resumed).")] = Path("checkpoints"),
     out: Annotated[Path, typer.Option(help="Folder for results.md/.csv/.json and the training logs.")] =
         Path("reports/experiment"),
@@ -71,6 +74,7 @@ def experiment(
     if epochs < 1 or (subset is not None and subset < 1):
         raise UsageError("--epochs and --subset must be positive integers")
     configs = plan(split_list(archs, "archs"), parse_kernels(kernels), seeds, epochs, runs, subset, data_dir, device)
+    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     jobs = min(jobs, len(configs))
