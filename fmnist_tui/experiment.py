@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Callable, Union
 
 from .config import TrainConfig
-from .errors import RunError, UsageError
+from .errors import FmnistError, RunError, UsageError
 from .registry import ARCHS
 from .results import RECIPE_KEYS, Group, group_records, load_records
 from .runs import BEST, CONFIG, LAST, METRICS, STATE, Run
@@ -257,17 +257,15 @@ def collect(configs: list[TrainConfig]) -> tuple[list[Group], list[str]]:
     return group_records(records), warnings
 
 
-def onnx_latency_ms(path: Path, repeats: int = 200) -> float | None:
-    """Median onnxruntime latency (ms) of one image through an exported model; None without the inference module."""
-    try:
-        from .inference import OnnxClassifier
-    except ImportError:  # the exporter/inference part is not installed in this tree: report "—", never a guess
-        return None
+def onnx_latency_ms(path: Path, repeats: int = 300) -> float:
+    """Median onnxruntime latency (ms) of one image through an exported model, on one thread."""
     import numpy as np
 
-    clf = OnnxClassifier(path)
+    from .inference import OnnxClassifier
+
+    clf = OnnxClassifier(path, threads=1)  # one thread: batch-1 latency, steady while trainings run alongside
     x = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
-    for _ in range(20):  # warm-up: first calls allocate and pick kernels
+    for _ in range(30):  # warm-up: the first calls allocate buffers and pick kernels
         clf.predict_proba(x)
     times = []
     for _ in range(repeats):
@@ -277,13 +275,29 @@ def onnx_latency_ms(path: Path, repeats: int = 200) -> float | None:
     return 1000.0 * float(np.median(times))
 
 
-def latencies(groups: list[Group], onnx_dir: Path) -> dict[str, float | None]:
-    """Latency per config from `<onnx_dir>/<run>.onnx` of any of its runs (the architecture sets it, not the seed)."""
+def latencies(groups: list[Group], onnx_dir: Path, export_dir: Path | None = None,
+              data_dir: Path | None = None) -> tuple[dict[str, float | None], list[str]]:
+    """Latency per config, from `<onnx_dir>/<run>.onnx` of any of its runs (the architecture sets it, not the
+    seed); without one, `export_dir` given, the config's lowest-seed run is exported there first."""
     found: dict[str, float | None] = {}
+    warnings: list[str] = []
+    dataset = None
     for g in groups:
-        path = next((p for r in g.records for p in [Path(onnx_dir) / f"{r.run.name}.onnx"] if p.is_file()), None)
-        found[g.label] = onnx_latency_ms(path) if path else None
-    return found
+        path = next((p for r in g.records for d in (onnx_dir, export_dir) if d
+                     for p in [Path(d) / f"{r.run.name}.onnx"] if p.is_file()), None)
+        try:
+            if path is None and export_dir is not None:
+                from .data import load_dataset
+                from .export import export_run
+
+                dataset = dataset or load_dataset(data_dir)
+                run = min(g.records, key=lambda r: r.config.get("seed", 0)).run
+                path = Path(export_run(run, Path(export_dir), dataset).path)
+            found[g.label] = onnx_latency_ms(path) if path else None
+        except FmnistError as exc:
+            found[g.label] = None
+            warnings.append(f"no latency for {g.label}: {exc}")
+    return found, warnings
 
 
 def write_results(study_doc: dict, markdown: str, csv_text: str, out: Path) -> list[Path]:

@@ -87,6 +87,8 @@ def test_experiment_trains_then_reuses(cli_env: dict[str, str], tmp_path: Path) 
     assert res.returncode == 0, res.stderr
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["table"][0]["config"] == "mlp" and doc["table"][0]["n"] == 2
+    # latency is measured on a model exported by `fmnist export`'s pipeline, never estimated
+    assert 0 < doc["table"][0]["latency_ms"] < 100 and (tmp_path / "out" / "onnx" / "mlp-s0.onnx").is_file()
     assert sorted(doc["experiment"]["trained"]) == ["mlp-s0", "mlp-s1"] and doc["experiment"]["jobs"] == 2
     assert (tmp_path / "out" / "results.md").read_text().startswith("## Results by config")
     assert (tmp_path / "out" / "results.csv").read_text().count("\n") == 2
@@ -111,7 +113,8 @@ def test_experiment_resumes_interrupted_runs(cli_env: dict[str, str], tiny_data:
     (runs / "mlp-s1" / "config.json").write_text(json.dumps(cfg.with_changes(seed=1).to_dict()))
     dry = run_cli([*TINY[:-4], "--epochs", "2", "--runs", "runs", "--out", "out", "--dry-run"], cli_env, tmp_path)
     assert "mlp-s0: resume" in dry.stdout and "mlp-s1: restart" in dry.stdout, dry.stdout + dry.stderr
-    res = run_cli([*TINY[:-4], "--epochs", "2", "--runs", "runs", "--out", "out", "--jobs", "1"], cli_env, tmp_path)
+    res = run_cli([*TINY[:-4], "--epochs", "2", "--runs", "runs", "--out", "out", "--jobs", "1", "--no-latency"],
+                  cli_env, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "mlp-s0: resuming" in res.stdout and "mlp-s1: restarting" in res.stdout
     assert "resuming at epoch 2 of 2" in (tmp_path / "out" / "logs" / "mlp-s0.log").read_text()

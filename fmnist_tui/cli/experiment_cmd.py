@@ -66,6 +66,8 @@ def experiment(
     onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for the latency "
                                                 "column.")] = Path("export"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Measure onnxruntime latency per config, "
+                                          "exporting a run into <out>/onnx/ when --onnx-dir has none.")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and each run's status; train "
                                                             "nothing.")] = False,
     data_dir: DataDirOpt = None,
@@ -93,9 +95,14 @@ def experiment(
         err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
         raise typer.Exit(EXIT_INTERRUPTED)
     groups, warnings = collect(configs)
+    measured: dict = {}
+    if latency and groups:
+        console.print("measuring onnxruntime latency per config…", highlight=False)
+        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
+        warnings += lat_warnings
     for w in warnings:
         err_console.print(f"warning: {w}")
-    study = analyse(groups, latencies(groups, onnx_dir))
+    study = analyse(groups, measured)
     doc = {**study.to_dict(), "experiment": {
         "jobs": jobs, "threads": threads, "wall_seconds": round(outcome.wall_seconds, 2),
         "trained": outcome.trained, "reused": outcome.reused,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
-from ..errors import DataError, UsageError
+from ..errors import UsageError
 from .common import DataDirOpt, console, err_console, handle_errors
 
 
@@ -40,21 +39,6 @@ def report(
         raise typer.Exit(1)
 
 
-def load_image28(path: Path) -> np.ndarray:
-    """A 28×28 uint8 image, light object on dark (Fashion-MNIST's polarity), from an image file."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            gray = ImageOps.exif_transpose(img).convert("L")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from exc
-    gray = ImageOps.pad(gray, (28, 28), color=int(np.median(np.asarray(gray)[[0, -1]])))
-    arr = np.asarray(gray, dtype=np.uint8)
-    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
-    return 255 - arr if border.mean() > 127 else arr  # a light background: invert to the dataset's polarity
-
-
 @handle_errors
 def featuremaps(
     image: Annotated[Optional[Path], typer.Argument(help="An image file (any size; brought to 28×28).",
@@ -76,7 +60,9 @@ def featuremaps(
     if found.config().get("arch") == "mlp":
         raise UsageError(f"run {found.name!r} is an mlp: it has no conv layers, so no feature maps; pick a cnn run")
     if image is not None:
-        pixels, what = load_image28(image), image.name
+        from ..preprocess import preprocess  # the one preprocessing of predict, the TUI and the server
+
+        pixels, what = preprocess(image), image.name
     else:
         pixels, label = pick_test_image(load_dataset(data_dir), test_index)
         what = f"test image #{test_index} ({label})"

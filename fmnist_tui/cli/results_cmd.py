@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..data import CLASSES
 from ..errors import RunError
+from ..experiment import latencies
 from ..results import format_cells, group_records, load_records, to_csv, to_markdown
 from ..study import HARD_CLASSES, Study, analyse, study_markdown
 from .common import console, err_console, handle_errors, print_json
@@ -54,6 +55,8 @@ def render_study(study: Study) -> None:
 @handle_errors
 def results(
     runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
+    onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column; "
+                                                "configs without one show '—'.")] = Path("export"),
     fmt: Annotated[ResultsFormat, typer.Option("--format", help="table, markdown, csv or json.")] =
         ResultsFormat.table,
 ) -> None:
@@ -65,15 +68,19 @@ def results(
         where = f"{runs} holds no finished runs" if runs.is_dir() else f"{runs} does not exist"
         raise RunError(f"{where}; train some with `fmnist train` or `fmnist experiment`")
     groups = group_records(records)
-    study = analyse(groups)
+    measured, lat_warnings = latencies(groups, onnx_dir) if onnx_dir.is_dir() else ({}, [])
+    for w in lat_warnings:
+        err_console.print(f"warning: {w}")
+    study = analyse(groups, measured)
+    rows = [{**g.row(), "latency_ms": measured.get(g.label)} for g in groups]
     if fmt is ResultsFormat.json:
-        print_json({**study.to_dict(), "groups": [g.row() for g in groups], "warnings": warnings})
+        print_json({**study.to_dict(), "groups": rows, "warnings": warnings})
     elif fmt is ResultsFormat.csv:
-        sys.stdout.write(to_csv([g.row() for g in groups]))
+        sys.stdout.write(to_csv(rows))
     elif fmt is ResultsFormat.markdown:
         sys.stdout.write(study_markdown(study))
     else:
         if len(groups) > len(study.rows):
             console.print(f"{len(groups)} recipes found; the study uses, per config, the one with most seeds:")
-            console.print(to_markdown([g.row() for g in groups]), markup=False, highlight=False)
+            console.print(to_markdown(rows), markup=False, highlight=False)
         render_study(study)
