@@ -50,8 +50,9 @@ class ReportBuilder:
     """Loads data and runs lazily, so a figure that needs neither (or only one) stays cheap."""
 
     def __init__(self, out: Path, runs_root: Path = Path("checkpoints"), data_dir: Path | None = None,
-                 run_refs: list[str] | None = None, test_index: int = 0) -> None:
+                 run_refs: list[str] | None = None, test_index: int = 0, onnx_dir: Path | None = None) -> None:
         self.out, self.runs_root, self.data_dir = Path(out), Path(runs_root), data_dir
+        self.onnx_dir = onnx_dir
         self.run_refs, self.test_index = run_refs or [], test_index
         self.warnings: list[str] = []
 
@@ -70,7 +71,13 @@ class ReportBuilder:
     def study(self) -> Study:
         if not self.groups:
             raise RunError(f"{self.runs_root} holds no finished runs; train some with `fmnist experiment`")
-        return analyse(self.groups)
+        measured: dict[str, float | None] = {}
+        if self.onnx_dir and Path(self.onnx_dir).is_dir():
+            from .experiment import latencies
+
+            measured, warnings = latencies(self.groups, Path(self.onnx_dir))
+            self.warnings += warnings
+        return analyse(self.groups, measured)
 
     @cached_property
     def chosen_runs(self) -> list[Run]:

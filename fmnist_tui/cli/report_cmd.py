@@ -21,12 +21,14 @@ def report(
                       "distribution, samples, means, kernels, per-class, curves, confusion, featuremaps. "
                       "Without it, all of them and report.md.")] = None,
     test_index: Annotated[int, typer.Option(help="Test image for the feature maps.")] = 0,
+    onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column.")] =
+        Path("export"),
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw the study's figures (PNG) and write report.md with the findings computed from the data."""
     from ..report import FIGURES, ReportBuilder
 
-    result = ReportBuilder(out, runs, data_dir, run, test_index).build(figure)
+    result = ReportBuilder(out, runs, data_dir, run, test_index, onnx_dir).build(figure)
     for w in result.warnings:
         err_console.print(f"warning: {w}")
     for name, section in result.sections.items():
