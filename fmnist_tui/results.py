@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import statistics
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -9,7 +12,8 @@ from typing import Any
 
 from .config import TrainConfig
 from .errors import RunError
-from .runs import Run, list_runs
+from .runs import SUMMARY, Run, list_runs
+from .stats import summarize
 
 #: the config fields that define a group: the whole recipe except the seed and where/how the run ran
 RECIPE_KEYS = tuple(f.name for f in fields(TrainConfig)
@@ -41,6 +45,14 @@ class Group:
     def accuracies(self) -> list[float]:
         return [r.summary["test_accuracy"] for r in self.records]
 
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r.config.get("seed", 0)) for r in self.records]
+
+    def by_seed(self) -> dict[int, RunRecord]:
+        """Records keyed by seed, for comparisons paired over seeds."""
+        return {int(r.config.get("seed", 0)): r for r in self.records}
+
     def row(self) -> dict[str, Any]:
         """A JSON-ready table row: accuracy mean ± sample std over seeds, mean training time."""
         accs = self.accuracies
@@ -52,7 +64,42 @@ class Group:
             "test_acc_mean": statistics.fmean(accs), "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "train_seconds_mean": statistics.fmean(r.summary.get("train_seconds", 0.0) for r in self.records),
             "runs": [r.run.name for r in self.records],
+            **self._extra(),
         }
+
+    def _extra(self) -> dict[str, Any]:
+        """Columns added for the kernel-size study: recipe, receptive field, 95% CI of the accuracy."""
+        s = summarize(self.accuracies)
+        cfg = self.records[0].config
+        return {
+            "epochs": cfg.get("epochs"), "subset": cfg.get("subset"),
+            "receptive_field": receptive_field(self.arch, self.kernel),
+            "test_acc_ci_low": _nan_to_none(s.ci_low), "test_acc_ci_high": _nan_to_none(s.ci_high),
+            "train_seconds_total": sum(r.summary.get("train_seconds", 0.0) for r in self.records),
+        }
+
+    def per_class_recall(self) -> dict[int, list[float]]:
+        """Per-class test accuracy (recall) of each seed's run, keyed by seed."""
+        return {seed: [float(c["recall"]) for c in rec.summary.get("per_class", [])]
+                for seed, rec in self.by_seed().items()}
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def receptive_field(arch: str, kernel: int | None) -> int:
+    """Receptive field after the last conv (pixels per side; 28 = the whole image for an MLP), torch-free.
+
+    Mirrors models.receptive_field (conv k, pool 2, conv k); a test keeps the two in step.
+    """
+    if not kernel:
+        return 28
+    rf, jump = 1, 1
+    for k, stride in ((kernel, 1), (2, 2), (kernel, 1)):
+        rf += (k - 1) * jump
+        jump *= stride
+    return rf
 
 
 def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
@@ -65,8 +112,11 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
                 continue
             summary["test_accuracy"] = float(summary["test_accuracy"])
         except RunError as exc:
-            if run.file("summary.json").exists() or "config" in str(exc):
+            if run.file(SUMMARY).exists() or "config" in str(exc):
                 warnings.append(f"skipped {run.name}: {exc}")
+            else:
+                warnings.append(f"skipped {run.name}: unfinished (no {SUMMARY}); finish it with "
+                                f"`fmnist train --resume --out {run.path.parent} --name {run.name}`")
             continue
         except (KeyError, TypeError, ValueError) as exc:
             warnings.append(f"skipped {run.name}: summary.json lacks a valid {exc}")
@@ -82,3 +132,56 @@ def group_records(records: list[RunRecord]) -> list[Group]:
         key = tuple((k, str(rec.config.get(k))) for k in RECIPE_KEYS)
         groups.setdefault(key, Group(rec.config.get("arch", "?"), rec.config.get("kernel"))).records.append(rec)
     return sorted(groups.values(), key=lambda g: (g.arch != "mlp", g.arch, g.kernel or 0, g.label))
+
+
+def study_groups(groups: list[Group]) -> dict[str, Group]:
+    """One group per config label: where several recipes share a label, the one with the most seeds."""
+    best: dict[str, Group] = {}
+    for g in groups:
+        if g.label not in best or len(g.records) > len(best[g.label].records):
+            best[g.label] = g
+    return best
+
+
+# --- rendering: one set of columns for the terminal, Markdown, CSV and JSON ----------------------
+COLUMNS = ("config", "params", "macs", "receptive_field", "n", "test_acc_mean", "test_acc_std",
+           "test_acc_ci_low", "test_acc_ci_high", "train_seconds_mean", "latency_ms")
+
+
+def format_cells(row: dict[str, Any]) -> dict[str, str]:
+    """Human-readable cells of a row (accuracies as percentages; '—' for what was not measured)."""
+    def pct(x: float | None) -> str:
+        return "—" if x is None else f"{100 * x:.2f}"
+
+    ci = "—" if row.get("test_acc_ci_low") is None else f"[{pct(row['test_acc_ci_low'])}, {pct(row['test_acc_ci_high'])}]"
+    latency = row.get("latency_ms")
+    return {
+        "config": row["config"], "params": f"{row['params']:,}" if row.get("params") else "—",
+        "MACs": f"{row['macs'] / 1e6:.2f} M" if row.get("macs") else "—", "RF": str(row.get("receptive_field", "—")),
+        "seeds": str(row["n"]), "test acc %": f"{pct(row['test_acc_mean'])} ± {pct(row['test_acc_std'])}",
+        "95% CI %": ci, "train s": f"{row['train_seconds_mean']:.1f}",
+        "ORT ms/img": "—" if latency is None else f"{latency:.3f}",
+    }
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    """A GitHub Markdown table of the rows."""
+    cells = [format_cells(r) for r in rows]
+    if not cells:
+        return "_no finished runs_\n"
+    head = list(cells[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if h == "config" else "---:" for h in head) + "|"]
+    lines += ["| " + " | ".join(c[h] for h in head) + " |" for c in cells]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV with the machine columns (fractions, seconds, milliseconds; empty when not measured)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=(*COLUMNS, "epochs", "subset", "seeds"), lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**{k: r.get(k) for k in COLUMNS}, "epochs": r.get("epochs"), "subset": r.get("subset"),
+                         "seeds": " ".join(map(str, r["seeds"]))})
+    return buf.getvalue()

@@ -7,6 +7,11 @@ import typer
 from .. import __version__
 from .data_cmd import data
 from .evaluate_cmd import evaluate
+from .experiment_cmd import experiment
+from .export_cmd import export
+from .predict_cmd import predict
+from .report_cmd import featuremaps, report
+from .results_cmd import results
 from .train_cmd import train
 
 app = typer.Typer(
@@ -17,6 +22,12 @@ app = typer.Typer(
 app.command(rich_help_panel="Train")(train)
 app.command(rich_help_panel="Train")(evaluate)
 app.command(rich_help_panel="Data")(data)
+app.command(rich_help_panel="Use")(export)
+app.command(rich_help_panel="Use")(predict)
+app.command(rich_help_panel="Study")(experiment)
+app.command(rich_help_panel="Study")(results)
+app.command(rich_help_panel="Study")(report)
+app.command(rich_help_panel="Study")(featuremaps)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,77 @@
+"""Wall time of `fmnist experiment` run serially (--jobs 1, all cores per training) vs in parallel (--jobs 2).
+
+Each mode trains the same grid from scratch into its own temporary runs folder, so neither reuses the
+other's runs. The default grid is the default experiment (mlp + cnn k3/5/7, 3 seeds, 15 epochs): that
+takes two full experiments of time. `--quick` runs a small grid to check the script and see the trend.
+
+    python bench/experiment_speed.py --quick
+    python bench/experiment_speed.py                 # the real figure (serial, then --jobs 2)
+    python bench/experiment_speed.py --modes 2       # only the parallel run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["--archs", "mlp,cnn", "--kernels", "3", "--seeds", "2", "--epochs", "1", "--subset", "4096"]
+
+
+def run_mode(jobs: int, grid: list[str], work: Path) -> dict:
+    """Run the experiment with `--jobs jobs` into a fresh folder; wall time includes process start-up."""
+    runs, out = work / f"runs-j{jobs}", work / f"out-j{jobs}"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    cmd = [sys.executable, "-m", "fmnist_tui", "experiment", *grid, "--jobs", str(jobs), "--runs", str(runs),
+           "--out", str(out)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"--jobs {jobs} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    doc = json.loads((out / "results.json").read_text())
+    exp = doc["experiment"]
+    return {"jobs": jobs, "threads_per_training": exp["threads"], "wall_seconds": round(wall, 1),
+            "trainings": len(exp["trained"]), "mean_run_seconds": round(sum(exp["run_seconds"].values()) /
+                                                                        max(1, len(exp["run_seconds"])), 1),
+            "accuracy": {r["config"]: round(r["test_acc_mean"], 4) for r in doc["table"]}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small grid: mlp + cnn-k3, 2 seeds, 1 epoch, 4,096 images")
+    ap.add_argument("--modes", default="1,2", help="--jobs values to time, comma-separated (default 1,2)")
+    ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ap.add_argument("--keep", type=Path, help="keep the runs in this folder instead of a temporary one")
+    args, extra = ap.parse_known_args()
+    grid = QUICK if args.quick else extra          # anything else is passed on to `fmnist experiment`
+    work = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"grid: {' '.join(grid) or '(the default experiment)'} · {cores} cores", flush=True)
+    results = []
+    try:
+        for jobs in (int(j) for j in args.modes.split(",")):
+            res = run_mode(jobs, grid, work)
+            results.append(res)
+            print(f"--jobs {jobs} × {res['threads_per_training']} threads: {res['wall_seconds']:8.1f} s wall for "
+                  f"{res['trainings']} trainings (mean {res['mean_run_seconds']:.1f} s each)", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if len(results) > 1:
+        base = results[0]["wall_seconds"]
+        for r in results[1:]:
+            print(f"--jobs {r['jobs']} vs --jobs {results[0]['jobs']}: {base / r['wall_seconds']:.2f}× faster")
+    if args.json:
+        args.json.write_text(json.dumps({"grid": grid, "cores": cores, "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

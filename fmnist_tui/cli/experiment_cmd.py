@@ -1,0 +1,122 @@
+"""`fmnist experiment`: train the arch × kernel × seed grid (reusing and resuming runs), then the study's table."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import EXIT_INTERRUPTED, UsageError
+from ..experiment import (Ended, ExperimentEvent, Launched, Output, Scheduler, collect, cpu_count, latencies, plan,
+                          status, write_results)
+from ..results import to_csv
+from ..study import analyse, study_markdown
+from .common import DataDirOpt, console, err_console, handle_errors
+from .results_cmd import render_study
+
+#: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
+#: one thread each beat one at a time with two threads, so by default two run at once where there are 2+ cores
+DEFAULT_JOBS = 2
+
+
+def split_list(values: list[str], what: str) -> list[str]:
+    """'mlp,cnn' or repeated options → ['mlp', 'cnn']."""
+    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    if not items:
+        raise UsageError(f"--{what} is empty")
+    return items
+
+
+def parse_kernels(values: list[str]) -> list[int]:
+    try:
+        return [int(v) for v in split_list(values, "kernels")]
+    except ValueError:
+        raise UsageError(f"--kernels takes integers such as 3,5,7; got {','.join(values)!r}") from None
+
+
+def print_event(event: ExperimentEvent) -> None:
+    """One console line per launch, forwarded epoch line and end of a training."""
+    if isinstance(event, Launched):
+        verb = {"resume": "resuming", "restart": "restarting (nothing to resume)"}.get(event.status, "training")
+        console.print(f"[bold]\\[{event.index}/{event.total}] {event.name}[/]: {verb} ({event.threads} thread"
+                      f"{'s' if event.threads > 1 else ''})", highlight=False)
+    elif isinstance(event, Output):
+        console.print(f"  {event.name}: {event.line}", highlight=False, markup=False, soft_wrap=True)
+    elif isinstance(event, Ended):
+        if event.returncode == 0:
+            console.print(f"  {event.name}: finished in {event.seconds:.1f}s", highlight=False)
+        elif event.returncode != EXIT_INTERRUPTED:
+            err_console.print(f"{event.name}: training failed (exit {event.returncode}); see {event.log}")
+
+
+@handle_errors
+def experiment(
+    archs: Annotated[list[str], typer.Option("--archs", help="Architectures, comma-separated.")] = ["mlp,cnn"],
+    kernels: Annotated[list[str], typer.Option("--kernels", help="CNN kernel sizes, comma-separated.")] = ["3,5,7"],
+    seeds: Annotated[int, typer.Option(help="Seeds per config (0..N-1).")] = 3,
+    epochs: Annotated[int, typer.Option(help="Epochs of every training (one recipe for all).")] = 15,
+    subset: Annotated[Optional[int], typer.Option(help="Train on the first N images, for smoke runs.")] = None,
+    jobs: Annotated[Optional[int], typer.Option(help="Trainings run at once, each with cores/jobs threads "
+                                                     "(default 2, or 1 on a 1-core machine).")] = None,
+    runs: Annotated[Path, typer.Option(help="Folder of the run folders (reused and resumed).")] = Path("checkpoints"),
+    out: Annotated[Path, typer.Option(help="Folder for results.md/.csv/.json and the training logs.")] =
+        Path("reports/experiment"),
+    onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for the latency "
+                                                "column.")] = Path("export"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Measure onnxruntime latency per config, "
+                                          "exporting a run into <out>/onnx/ when --onnx-dir has none.")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and each run's status; train "
+                                                            "nothing.")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Train mlp and cnn k=3/5/7 over seeds with one recipe, then compare them with paired statistics."""
+    if epochs < 1 or (subset is not None and subset < 1):
+        raise UsageError("--epochs and --subset must be positive integers")
+    configs = plan(split_list(archs, "archs"), parse_kernels(kernels), seeds, epochs, runs, subset, data_dir, device)
+    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    jobs = min(jobs, len(configs))
+    threads = max(1, cpu_count() // jobs)
+    statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
+    counts = {s: list(statuses.values()).count(s) for s in ("done", "resume", "restart", "new")}
+    console.print(f"experiment: {len(configs)} runs in {runs} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
+                  f"; {jobs} at a time × {threads} thread{'s' if threads > 1 else ''}", highlight=False)
+    if dry_run:
+        for name, st in statuses.items():
+            console.print(f"  {name}: {st}", highlight=False)
+        return
+    outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs)
+    if outcome.interrupted:
+        again = " ".join(shlex.quote(a) for a in ("fmnist", "experiment", *_argv_tail()))
+        err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    groups, warnings = collect(configs)
+    measured: dict = {}
+    if latency and groups:
+        console.print("measuring onnxruntime latency per config…", highlight=False)
+        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
+        warnings += lat_warnings
+    for w in warnings:
+        err_console.print(f"warning: {w}")
+    study = analyse(groups, measured)
+    doc = {**study.to_dict(), "experiment": {
+        "jobs": jobs, "threads": threads, "wall_seconds": round(outcome.wall_seconds, 2),
+        "trained": outcome.trained, "reused": outcome.reused,
+        "run_seconds": {k: round(v, 2) for k, v in outcome.seconds.items()}}}
+    paths = write_results(doc, study_markdown(study), to_csv(study.rows), out)
+    render_study(study)
+    console.print(f"wall time {outcome.wall_seconds:.1f}s ({len(outcome.trained)} trained, {len(outcome.reused)} "
+                  f"reused) → {', '.join(map(str, paths))}", highlight=False)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _argv_tail() -> list[str]:
+    import sys
+
+    args = sys.argv[1:]
+    return args[args.index("experiment") + 1:] if "experiment" in args else args

@@ -1,0 +1,73 @@
+"""`fmnist report` (every figure and report.md) and `fmnist featuremaps` (one run's conv activations for one image)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import UsageError
+from .common import DataDirOpt, console, err_console, handle_errors
+
+
+@handle_errors
+def report(
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs and report.md.")] = Path("reports"),
+    runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
+    run: Annotated[Optional[list[str]], typer.Option("--run", help="Run(s) for the training curves, confusion "
+                   "matrix (the first) and feature maps (the first CNN); default: seed 0 of each config.")] = None,
+    figure: Annotated[Optional[list[str]], typer.Option("--figure", help="Draw only these (repeatable): "
+                      "distribution, samples, means, kernels, per-class, curves, confusion, featuremaps. "
+                      "Without it, all of them and report.md.")] = None,
+    test_index: Annotated[int, typer.Option(help="Test image for the feature maps.")] = 0,
+    onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column.")] =
+        Path("export"),
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Draw the study's figures (PNG) and write report.md with the findings computed from the data."""
+    from ..report import FIGURES, ReportBuilder
+
+    result = ReportBuilder(out, runs, data_dir, run, test_index, onnx_dir).build(figure)
+    for w in result.warnings:
+        err_console.print(f"warning: {w}")
+    for name, section in result.sections.items():
+        console.print(f"  [green]✓[/] {name:<13} {section.png}", highlight=False)
+    for name, reason in result.skipped.items():
+        err_console.print(f"skipped {FIGURES[name]}: {reason}")
+    if result.markdown:
+        console.print(f"report: {result.markdown}", highlight=False)
+    if result.skipped:
+        raise typer.Exit(1)
+
+
+@handle_errors
+def featuremaps(
+    image: Annotated[Optional[Path], typer.Argument(help="An image file (any size; brought to 28×28).",
+                                                    exists=True, dir_okay=False)] = None,
+    run: Annotated[str, typer.Option("--run", help="A CNN run (name in --runs, or folder).")] = ...,
+    test_index: Annotated[Optional[int], typer.Option(help="Use this test-set image instead of IMAGE.")] = None,
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("reports/feature_maps.png"),
+    runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Draw every conv1 and conv2 channel's activation of a CNN run for one image."""
+    from ..data import load_dataset
+    from ..report import draw_feature_maps, pick_test_image
+    from ..runs import resolve_run
+
+    if (image is None) == (test_index is None):
+        raise UsageError("give exactly one of IMAGE or --test-index N")
+    found = resolve_run(run, runs)
+    if found.config().get("arch") == "mlp":
+        raise UsageError(f"run {found.name!r} is an mlp: it has no conv layers, so no feature maps; pick a cnn run")
+    if image is not None:
+        from ..preprocess import preprocess  # the one preprocessing of predict, the TUI and the server
+
+        pixels, what = preprocess(image), image.name
+    else:
+        pixels, label = pick_test_image(load_dataset(data_dir), test_index)
+        what = f"test image #{test_index} ({label})"
+    section = draw_feature_maps(found, pixels, out, what)
+    console.print(section.text, highlight=False)
+    console.print(f"wrote {out}", highlight=False)

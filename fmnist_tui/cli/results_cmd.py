@@ -1,0 +1,86 @@
+"""`fmnist results`: the study's table over whatever finished runs exist, grouped by config."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..data import CLASSES
+from ..errors import RunError
+from ..experiment import latencies
+from ..results import format_cells, group_records, load_records, to_csv, to_markdown
+from ..study import HARD_CLASSES, Study, analyse, study_markdown
+from .common import console, err_console, handle_errors, print_json
+
+
+class ResultsFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+def render_study(study: Study) -> None:
+    """The table, paired differences, per-class differences and verdicts as rich output."""
+    table = Table(title="test accuracy over seeds (mean ± sample std, Student-t 95% CI)", title_justify="left")
+    cells = [format_cells(r) for r in study.rows]
+    for col in cells[0] if cells else ():
+        table.add_column(col, justify="left" if col == "config" else "right")
+    for c in cells:
+        table.add_row(*c.values())
+    console.print(table)
+    if study.comparisons:
+        diffs = Table("difference", "mean (points)", "95% CI", "p", "seeds", title="paired over seeds",
+                      title_justify="left")
+        for c in study.comparisons:
+            t = c.test
+            ci = "—" if t.n < 2 else f"[{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
+            p = "—" if t.p_value != t.p_value else f"{t.p_value:.3f}"
+            diffs.add_row(c.name, f"{100 * t.mean_diff:+.2f}", ci, p, str(t.n))
+        console.print(diffs)
+    if study.per_class and study.per_class_pair:
+        a, b = study.per_class_pair
+        console.print(f"per-class accuracy {a} − {b} (points): " + ", ".join(
+            f"{'[bold]' if CLASSES[i] in HARD_CLASSES else ''}{CLASSES[i]} {100 * c.test.mean_diff:+.1f}"
+            f"{'[/]' if CLASSES[i] in HARD_CLASSES else ''}" for i, c in enumerate(study.per_class)), highlight=False)
+    for v in study.verdicts:
+        console.print(f"[bold]{v['claim']}[/]: {v['verdict']} — {v['detail']}", highlight=False)
+
+
+@handle_errors
+def results(
+    runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
+    onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column; "
+                                                "configs without one show '—'.")] = Path("export"),
+    fmt: Annotated[ResultsFormat, typer.Option("--format", help="table, markdown, csv or json.")] =
+        ResultsFormat.table,
+) -> None:
+    """Accuracy mean ± std and 95% CI over seeds for every config in --runs, with paired comparisons."""
+    records, warnings = load_records(runs)
+    for w in warnings:
+        err_console.print(f"warning: {w}")
+    if not records:
+        where = f"{runs} holds no finished runs" if runs.is_dir() else f"{runs} does not exist"
+        raise RunError(f"{where}; train some with `fmnist train` or `fmnist experiment`")
+    groups = group_records(records)
+    measured, lat_warnings = latencies(groups, onnx_dir) if onnx_dir.is_dir() else ({}, [])
+    for w in lat_warnings:
+        err_console.print(f"warning: {w}")
+    study = analyse(groups, measured)
+    rows = [{**g.row(), "latency_ms": measured.get(g.label)} for g in groups]
+    if fmt is ResultsFormat.json:
+        print_json({**study.to_dict(), "groups": rows, "warnings": warnings})
+    elif fmt is ResultsFormat.csv:
+        sys.stdout.write(to_csv(rows))
+    elif fmt is ResultsFormat.markdown:
+        sys.stdout.write(study_markdown(study))
+    else:
+        if len(groups) > len(study.rows):
+            console.print(f"{len(groups)} recipes found; the study uses, per config, the one with most seeds:")
+            console.print(to_markdown(rows), markup=False, highlight=False)
+        render_study(study)

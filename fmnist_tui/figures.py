@@ -1,0 +1,204 @@
+"""Every figure of the study as a PNG (matplotlib, headless Agg backend); each function returns the data it drew."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display needed, and no GUI backend is ever imported
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .data import CLASSES  # noqa: E402
+from .fsutil import write_bytes  # noqa: E402
+
+SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
+SPLITS = ("train", "val", "test")
+
+
+def save(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Render `fig` to PNG and write it atomically; the figure is closed either way."""
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, buf.getvalue())
+    return path
+
+
+def class_distribution(labels: dict[str, np.ndarray], path: Path) -> dict[str, list[int]]:
+    """Grouped bars: images per class in each split. Returns {split: counts}."""
+    counts = {s: np.bincount(labels[s], minlength=len(CLASSES)).tolist() for s in SPLITS if s in labels}
+    fig, ax = plt.subplots(figsize=(10, 4))
+    x, width = np.arange(len(CLASSES)), 0.8 / len(counts)
+    for i, (split, c) in enumerate(counts.items()):
+        bars = ax.bar(x + (i - (len(counts) - 1) / 2) * width, c, width, label=f"{split} ({sum(c):,})")
+        ax.bar_label(bars, labels=[f"{v:,}" for v in c], fontsize=6, padding=2, rotation=90)
+    ax.set_xticks(x, SHORT)
+    ax.set_ylabel("images")
+    ax.set_ylim(0, 1.18 * max(max(c) for c in counts.values()))
+    ax.set_title("Images per class and split")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(counts), frameon=False)
+    save(fig, path)
+    return counts
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, path: Path, per_class: int = 8, seed: int = 0) -> np.ndarray:
+    """A row of random examples per class. Returns the drawn indices [10, per_class]."""
+    rng = np.random.default_rng(seed)
+    picks = np.stack([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(len(CLASSES))])
+    fig, axes = plt.subplots(len(CLASSES), per_class, figsize=(per_class * 0.9, len(CLASSES) * 0.95))
+    for c, row in enumerate(picks):
+        for j, idx in enumerate(row):
+            ax = axes[c, j]
+            ax.imshow(images[idx], cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[c, 0].set_ylabel(SHORT[c], rotation=0, ha="right", va="center", fontsize=9)
+    fig.subplots_adjust(left=0.12, right=0.99, bottom=0.01, top=0.95, wspace=0.05, hspace=0.08)
+    fig.suptitle("Sample images per class (training split)", y=0.985)
+    save(fig, path)
+    return picks
+
+
+def mean_images(images: np.ndarray, labels: np.ndarray, path: Path) -> np.ndarray:
+    """Per-class mean image (pixel values 0–255). Returns [10, 28, 28] float64."""
+    means = np.stack([images[labels == c].mean(axis=0, dtype=np.float64) for c in range(len(CLASSES))])
+    fig, axes = plt.subplots(2, 5, figsize=(10, 4.6))
+    for c, ax in enumerate(axes.flat):
+        ax.imshow(means[c], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{CLASSES[c]} (n={int((labels == c).sum()):,})", fontsize=9)
+        ax.axis("off")
+    fig.suptitle("Mean image per class")
+    save(fig, path)
+    return means
+
+
+def training_curves(histories: dict[str, list[dict[str, float]]], path: Path) -> dict[str, list[dict[str, float]]]:
+    """Loss and accuracy per epoch, train (solid) vs validation (dashed), one colour per run."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for i, (name, rows) in enumerate(histories.items()):
+        colour = f"C{i % 10}"
+        ep = [r["epoch"] for r in rows]
+        ax_loss.plot(ep, [r["train_loss"] for r in rows], "-", color=colour, label=f"{name} train")
+        ax_loss.plot(ep, [r["val_loss"] for r in rows], "--", color=colour, label=f"{name} val")
+        ax_acc.plot(ep, [100 * r["train_acc"] for r in rows], "-", color=colour, label=f"{name} train")
+        ax_acc.plot(ep, [100 * r["val_acc"] for r in rows], "--", color=colour, label=f"{name} val")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss (train: augmented batches)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax_acc.legend(fontsize=7, ncol=2, loc="lower right")
+    save(fig, path)
+    return histories
+
+
+def confusion(cm: Sequence[Sequence[int]], path: Path, title: str) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and row-normalized confusion matrices side by side, numbers in the cells."""
+    counts = np.asarray(cm, dtype=np.int64)
+    norm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.4))
+    for ax, data, fmt, label in ((axes[0], counts, "d", "counts"), (axes[1], norm, ".2f", "fraction of true class")):
+        im = ax.imshow(data, cmap="Blues")
+        high = data.max() / 2
+        for i in range(len(data)):
+            for j in range(len(data)):
+                ax.text(j, i, format(data[i, j], fmt), ha="center", va="center", fontsize=7,
+                        color="white" if data[i, j] > high else "black")
+        ax.set_xticks(range(len(SHORT)), SHORT, rotation=45, ha="right")
+        ax.set_yticks(range(len(SHORT)), SHORT)
+        ax.set(xlabel="predicted", title=label)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    axes[0].set_ylabel("true")
+    fig.suptitle(title)
+    save(fig, path)
+    return counts, norm
+
+
+def kernel_study(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """Test accuracy (mean, 95% CI error bars) against kernel size, parameters on each point; the MLP as a band."""
+    cnn = sorted((r for r in rows if r.get("kernel")), key=lambda r: r["kernel"])
+    mlp = next((r for r in rows if r["arch"] == "mlp"), None)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if cnn:
+        k = [r["kernel"] for r in cnn]
+        mean = np.array([100 * r["test_acc_mean"] for r in cnn])
+        err = np.array([[100 * (r["test_acc_mean"] - r["test_acc_ci_low"]), 100 * (r["test_acc_ci_high"] - r["test_acc_mean"])]
+                        if r.get("test_acc_ci_low") is not None else [0.0, 0.0] for r in cnn]).T
+        ax.errorbar(k, mean, yerr=err, fmt="o-", capsize=5, color="C0", label="CNN (mean, 95% CI over seeds)")
+        for r, m in zip(cnn, mean):
+            ax.annotate(f"{r['params'] / 1e3:.0f}k params\n{r['macs'] / 1e6:.1f} M MACs\nn={r['n']} seeds",
+                        (r["kernel"], m), textcoords="offset points", xytext=(9, 4), fontsize=8, va="bottom")
+        ax.set_xticks(k, [f"{x}×{x}" for x in k])
+        ax.set_xlim(min(k) - 1, max(k) + 1.6)
+    if mlp:
+        m = 100 * mlp["test_acc_mean"]
+        ax.axhline(m, color="C3", ls="--", label=f"MLP {m:.2f}% ({mlp['params'] / 1e3:.0f}k params, n={mlp['n']})")
+        if mlp.get("test_acc_ci_low") is not None:
+            ax.axhspan(100 * mlp["test_acc_ci_low"], 100 * mlp["test_acc_ci_high"], color="C3", alpha=0.12)
+    ax.set(xlabel="kernel size", ylabel="test accuracy (%)", title="Kernel-size study")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    save(fig, path)
+    return cnn + ([mlp] if mlp else [])
+
+
+def per_class_accuracy(recalls: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """Grouped bars of per-class test accuracy (mean over seeds) for each config. recalls: label → [seeds, 10]."""
+    means = {label: np.asarray(r, dtype=np.float64).mean(axis=0) for label, r in recalls.items()}
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    x, width = np.arange(len(CLASSES)), 0.8 / max(1, len(means))
+    for i, (label, m) in enumerate(means.items()):
+        ax.bar(x + (i - (len(means) - 1) / 2) * width, 100 * m, width, label=label)
+    low = min((100 * m.min() for m in means.values()), default=0.0)
+    ax.set_ylim(max(0.0, low - 5), 100)
+    ax.set_xticks(x, SHORT)
+    ax.set(ylabel="test accuracy (%)", title="Per-class test accuracy by architecture (mean over seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(means), loc="upper center", bbox_to_anchor=(0.5, -0.07), frameon=False)
+    save(fig, path)
+    return means
+
+
+def tile(maps: np.ndarray, cols: int) -> np.ndarray:
+    """Channels [C,H,W] → one mosaic with a 1-pixel NaN gutter (drawn as the background colour)."""
+    c, h, w = maps.shape
+    rows = -(-c // cols)
+    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for i in range(c):
+        r, q = divmod(i, cols)
+        out[r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = maps[i]
+    return out
+
+
+def feature_maps(image: np.ndarray, conv1: np.ndarray, conv2: np.ndarray, path: Path,
+                 title: str) -> tuple[np.ndarray, np.ndarray]:
+    """The input and every conv1 (32×28×28) and conv2 (64×14×14) channel, one colour scale per layer.
+
+    conv1 is tiled 8 wide and conv2 16 wide, so both mosaics have the same width and every map is drawn
+    at the same size per pixel: a conv2 map covers the same image area at half the resolution.
+    """
+    fig = plt.figure(figsize=(12, 7.6))
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 3.2], height_ratios=[2, 1.1], wspace=0.05, hspace=0.25)
+    ax_in = fig.add_subplot(grid[0, 0])
+    ax_in.imshow(image, cmap="gray")
+    ax_in.set_title("input (28×28)")
+    cmap = plt.get_cmap("magma").with_extremes(bad="white")  # NaN gutters between maps
+    for row, maps, cols, name in ((0, conv1, 8, "conv1"), (1, conv2, 16, "conv2")):
+        ax = fig.add_subplot(grid[row, 1])
+        im = ax.imshow(tile(maps, cols), cmap=cmap, vmin=0, vmax=max(float(maps.max()), 1e-6))
+        dead = int((maps.reshape(len(maps), -1).max(axis=1) <= 0).sum())
+        ax.set_title(f"{name}: {maps.shape[0]} channels × {maps.shape[1]}×{maps.shape[2]} (after ReLU; "
+                     f"{dead} silent)", fontsize=10)
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+        ax.axis("off")
+    ax_in.axis("off")
+    fig.suptitle(title)
+    save(fig, path)
+    return conv1, conv2

@@ -1,0 +1,169 @@
+"""The kernel-size study's analysis: paired differences over seeds, per-class gains and a verdict per claim (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data import CLASSES
+from .results import Group, study_groups, to_markdown
+from .stats import PairedTest, paired_t_test
+
+#: the paired differences the study reports (a − b), in this order
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("cnn-k3", "cnn-k5"), ("cnn-k3", "cnn-k7"), ("cnn-k5", "cnn-k7"),
+    ("cnn-k3", "mlp"), ("cnn-k5", "mlp"), ("cnn-k7", "mlp"),
+)
+#: the seed's claims, each as the differences that must all be positive for it to hold
+CLAIMS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("3×3 beats 5×5", (("cnn-k3", "cnn-k5"),)),
+    ("5×5 beats 7×7", (("cnn-k5", "cnn-k7"),)),
+    ("3×3 beats 7×7", (("cnn-k3", "cnn-k7"),)),
+    ("every CNN beats the MLP", (("cnn-k3", "mlp"), ("cnn-k5", "mlp"), ("cnn-k7", "mlp"))),
+)
+#: the classes the seed says convolution helps
+HARD_CLASSES = ("Shirt", "Coat", "Pullover", "T-shirt/top")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """accuracy(a) − accuracy(b), paired over the seeds both configs have."""
+
+    a: str
+    b: str
+    seeds: list[int]
+    test: PairedTest
+
+    @property
+    def name(self) -> str:
+        return f"{self.a} − {self.b}"
+
+    def describe(self) -> str:
+        """'cnn-k3 − mlp = +1.20 points, 95% CI [+0.9, +1.5], p = 0.002 (3 seeds)'."""
+        t = self.test
+        ci = "" if t.n < 2 else f", 95% CI [{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}], p = {_p(t.p_value)}"
+        return f"{self.name} = {100 * t.mean_diff:+.2f} points{ci} ({t.n} seed{'s' if t.n != 1 else ''})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "seeds": self.seeds, **self.test.to_dict(),
+                "significant": self.test.significant}
+
+
+def _p(p: float) -> str:
+    return "n/a" if p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def compare(ga: Group, gb: Group, values: str = "test_accuracy", cls: int | None = None) -> Comparison | None:
+    """Paired test of a − b over common seeds (per-class recall when `cls` is given); None without one."""
+    a, b = ga.by_seed(), gb.by_seed()
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+
+    def value(rec: Any) -> float:
+        return float(rec.summary["per_class"][cls]["recall"]) if cls is not None else float(rec.summary[values])
+
+    test = paired_t_test([value(a[s]) for s in seeds], [value(b[s]) for s in seeds])
+    return Comparison(ga.label, gb.label, seeds, test)
+
+
+def verdict(claim: str, needed: tuple[tuple[str, str], ...], found: dict[str, Comparison]) -> dict[str, Any]:
+    """supported (every difference significantly > 0), contradicted (one significantly < 0), else not supported."""
+    comps = [found.get(f"{a} − {b}") for a, b in needed]
+    if any(c is None for c in comps):
+        missing = [f"{a} − {b}" for (a, b), c in zip(needed, comps) if c is None]
+        return {"claim": claim, "verdict": "not tested", "detail": f"needs {', '.join(missing)} (runs with shared seeds)"}
+    worse = [c for c in comps if c.test.significant and c.test.mean_diff < 0]
+    if worse:
+        word = "contradicted"
+    elif all(c.test.significant and c.test.mean_diff > 0 for c in comps):
+        word = "supported"
+    else:
+        n = min(c.test.n for c in comps)
+        word = f"not supported at this sample size ({n} seed{'s' if n != 1 else ''})"
+    return {"claim": claim, "verdict": word, "detail": "; ".join(c.describe() for c in comps)}
+
+
+@dataclass
+class Study:
+    """Everything the experiment's table, report and verdicts are made of."""
+
+    rows: list[dict[str, Any]]
+    comparisons: list[Comparison]
+    per_class: list[Comparison]          # CNN − MLP recall per class, in class order
+    verdicts: list[dict[str, Any]]
+    per_class_pair: tuple[str, str] | None = None
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (`--out .../results.json`)."""
+        return {
+            "table": self.rows, "comparisons": [c.to_dict() for c in self.comparisons],
+            "per_class": {"a": self.per_class_pair[0], "b": self.per_class_pair[1],
+                          "classes": [{"class": CLASSES[i], **c.to_dict()} for i, c in enumerate(self.per_class)]}
+            if self.per_class_pair else None,
+            "verdicts": self.verdicts,
+        }
+
+
+def analyse(groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
+    """Table rows, paired comparisons, CNN-vs-MLP per-class differences and the claims' verdicts."""
+    chosen = study_groups(groups)
+    rows = [{**g.row(), "latency_ms": (latency_ms or {}).get(g.label)} for g in chosen.values()]
+    comps = [c for a, b in PAIRS if a in chosen and b in chosen for c in [compare(chosen[a], chosen[b])] if c]
+    found = {c.name: c for c in comps}
+    verdicts = [verdict(claim, needed, found) for claim, needed in CLAIMS]
+    cnn = next((label for label in ("cnn-k3", "cnn-k5", "cnn-k7") if label in chosen), None)
+    pair, per_class = None, []
+    if cnn and "mlp" in chosen and _has_per_class(chosen[cnn]) and _has_per_class(chosen["mlp"]):
+        pair = (cnn, "mlp")
+        per_class = [c for i in range(len(CLASSES)) for c in [compare(chosen[cnn], chosen["mlp"], cls=i)] if c]
+        verdicts.append(_per_class_verdict(pair, per_class))
+    return Study(rows, comps, per_class, verdicts, pair, chosen)
+
+
+def _has_per_class(g: Group) -> bool:
+    return all(len(r.summary.get("per_class", [])) == len(CLASSES) for r in g.records)
+
+
+def _per_class_verdict(pair: tuple[str, str], per_class: list[Comparison]) -> dict[str, Any]:
+    """Convolution helps Shirt / Coat / Pullover / T-shirt: each of their recall gains significantly > 0."""
+    claim = f"convolution helps {' / '.join(HARD_CLASSES)} ({pair[0]} vs {pair[1]})"
+    hard = {CLASSES[i]: c for i, c in enumerate(per_class) if CLASSES[i] in HARD_CLASSES}
+    helped = [name for name, c in hard.items() if c.test.significant and c.test.mean_diff > 0]
+    hurt = [name for name, c in hard.items() if c.test.significant and c.test.mean_diff < 0]
+    if hurt:
+        word = f"contradicted for {', '.join(hurt)}"
+    elif len(helped) == len(HARD_CLASSES):
+        word = "supported"
+    elif helped:
+        word = f"partly supported (significant for {', '.join(helped)} only)"
+    else:
+        word = f"not supported at this sample size ({min(c.test.n for c in hard.values())} seeds)"
+    ranked = sorted(range(len(per_class)), key=lambda i: -per_class[i].test.mean_diff)
+    top = ", ".join(f"{CLASSES[i]} {100 * per_class[i].test.mean_diff:+.1f}" for i in ranked[:4])
+    return {"claim": claim, "verdict": word, "detail": f"largest recall gains (points): {top}"}
+
+
+def study_markdown(study: Study) -> str:
+    """The study as Markdown: table, paired differences, per-class differences, verdicts."""
+    out = ["## Results by config\n", to_markdown(study.rows)]
+    if study.comparisons:
+        out += ["\n## Paired differences (test accuracy, points)\n",
+                "| difference | mean | 95% CI | p | seeds |", "|---|---:|---:|---:|---:|"]
+        out += [_diff_row(c.name, c) for c in study.comparisons]
+    if study.per_class and study.per_class_pair:
+        a, b = study.per_class_pair
+        out += [f"\n## Per-class accuracy, {a} − {b} (points)\n",
+                "| class | mean | 95% CI | p | seeds |", "|---|---:|---:|---:|---:|"]
+        out += [_diff_row(f"**{CLASSES[i]}**" if CLASSES[i] in HARD_CLASSES else CLASSES[i], c)
+                for i, c in enumerate(study.per_class)]
+    out += ["\n## Verdicts on the seed's claims\n"]
+    out += [f"- **{v['claim']}**: {v['verdict']}. {v['detail']}" for v in study.verdicts]
+    return "\n".join(out) + "\n"
+
+
+def _diff_row(label: str, c: Comparison) -> str:
+    t = c.test
+    ci = "—" if t.n < 2 else f"[{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
+    return f"| {label} | {100 * t.mean_diff:+.2f} | {ci} | {_p(t.p_value)} | {t.n} |"
