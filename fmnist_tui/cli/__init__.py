@@ -7,6 +7,7 @@ import typer
 from .. import __version__
 from .data_cmd import data
 from .evaluate_cmd import evaluate
+from .serve_cmd import serve
 from .train_cmd import train
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.command(rich_help_panel="Train")(train)
 app.command(rich_help_panel="Train")(evaluate)
 app.command(rich_help_panel="Data")(data)
+app.command(rich_help_panel="Deploy")(serve)
 
 
 def _version(value: bool) -> None:
