@@ -34,8 +34,8 @@ OPTIONAL_KEYS = {"kernel", "subset", "threads", "lr", "name"}  # may be null: th
 HP_KEYS = INT_KEYS | FLOAT_KEYS | BOOL_KEYS | STR_KEYS
 
 
-class HyperparameterError(UsageError):
-    """A hyperparameter SageMaker passed is unknown or has a bad value."""
+class HyperparameterError(FmnistError):
+    """A hyperparameter SageMaker passed is unknown or has a bad value (exit 1: the job failed)."""
 
 
 @dataclass(frozen=True)
