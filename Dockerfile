@@ -26,7 +26,7 @@ RUN pip install . && fmnist --version
 
 # `export*/` matches nothing when there is no export/ folder: the image then has no baked-in model
 COPY pyproject.toml export*/ /opt/fmnist/bake/
-RUN if [ -f "bake/${MODEL_NAME}" ]; then mkdir -p /opt/ml/model && cp "bake/${MODEL_NAME}" /opt/ml/model/model.onnx; fi \
+RUN if [ -f "bake/${MODEL_NAME}" ]; then mkdir -p /opt/ml/model && cp "bake/${MODEL_NAME}" /opt/ml/model/; fi \
     && rm -rf bake
 
 EXPOSE 8080

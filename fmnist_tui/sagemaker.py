@@ -22,8 +22,7 @@ from .fsutil import write_bytes, write_text
 
 Env = Mapping[str, str]
 DEFAULT_BASE = "/opt/ml"
-MODEL_FILE = "model.onnx"
-#: Run-folder files copied into the model dir next to the ONNX model.
+#: Run-folder files copied into the model dir next to the exported <run>.onnx and its manifest.json.
 MODEL_DIR_FILES = ("config.json", "summary.json", "metrics.csv", "best.safetensors")
 
 INT_KEYS = {"epochs", "batch_size", "seed", "shift", "kernel", "subset", "threads"}
@@ -198,6 +197,7 @@ def job_config(job: Job) -> TrainConfig:
     hps = parse_hyperparameters(job.hyperparameters)
     if "device" not in hps:
         hps["device"] = "cuda" if job.num_gpus > 0 else "cpu"
+    hps.setdefault("kernel", None)  # the arch's own default (none for mlp), as on the command line
     try:
         return TrainConfig(**hps, out=str(job.checkpoints), data_dir=str(job.training) if job.training else None)
     except UsageError as exc:  # the config names the option (--epochs); say where it came from
@@ -252,17 +252,18 @@ def _train_job(env: Env, on_event: Callable[[Any], None] | None,
         if world:
             world.close()
     if world is None or world.is_main:
-        write_model_dir(run, job.model_dir)
+        write_model_dir(run, job.model_dir, cfg.data_dir)
     return 0
 
 
-def write_model_dir(run: Any, model_dir: Path) -> Path:
+def write_model_dir(run: Any, model_dir: Path, data_dir: str | None) -> Path:
     """Copy the run's config, summary, metrics and best weights into the model dir, and export ONNX there."""
+    from .data import load_dataset
     from .export import export_run
 
     model_dir.mkdir(parents=True, exist_ok=True)
     for name in MODEL_DIR_FILES:
         if run.file(name).exists():
             write_bytes(model_dir / name, run.file(name).read_bytes())
-    export_run(run, model_dir / MODEL_FILE)
-    return model_dir / MODEL_FILE
+    report = export_run(run, model_dir, load_dataset(Path(data_dir) if data_dir else None))
+    return Path(report.path)

@@ -45,6 +45,8 @@ class Classifier(Protocol):
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray: ...
 
+    def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[dict[str, Any]]: ...
+
 
 class ServeError(FmnistError):
     """The server cannot start (port in use, address not available)."""
@@ -169,7 +171,7 @@ def predictions(model: Classifier, batch: np.ndarray, k: int) -> list[dict[str, 
         index = int(np.argmax(row))
         out.append({"label": model.classes[index], "index": index, "probability": float(row[index]),
                     "probabilities": {name: float(p) for name, p in zip(model.classes, row)},
-                    "top_k": [{"label": label, "probability": float(p)} for label, p in top_k(row, model.classes, k)]})
+                    "top_k": model.top_k(row, k)})
     return out
 
 

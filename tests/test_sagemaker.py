@@ -97,7 +97,7 @@ def test_training_job_writes_model_dir(tmp_path: Path, cli_env: dict[str, str], 
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in (root / "model").iterdir())
-    assert names == ["best.safetensors", "config.json", "metrics.csv", "model.onnx", "summary.json"]
+    assert names == ["best.safetensors", "config.json", "manifest.json", "metrics.csv", "mlp-s0.onnx", "summary.json"]
     config = json.loads((root / "model" / "config.json").read_text())
     assert config["arch"] == "mlp" and config["train_images"] == 64
     assert config["data_dir"] == str(root / "input" / "data" / "training")
@@ -105,5 +105,5 @@ def test_training_job_writes_model_dir(tmp_path: Path, cli_env: dict[str, str], 
 
     from fmnist_tui.inference import OnnxClassifier
 
-    clf = OnnxClassifier(root / "model" / "model.onnx")
+    clf = OnnxClassifier(root / "model" / "mlp-s0.onnx")
     assert clf.metadata["arch"] == "mlp"

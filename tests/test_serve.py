@@ -32,6 +32,7 @@ from fmnist_tui.serve import MAX_BODY, bind, create_app
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An fmnist ONNX model exported from a tiny run (mlp, 64 synthetic images, one epoch)."""
     from fmnist_tui.config import TrainConfig
+    from fmnist_tui.data import load_dataset
     from fmnist_tui.export import export_run
     from fmnist_tui.train import train
 
@@ -40,9 +41,9 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     old = os.environ.get("FMNIST_VERIFY")
     os.environ["FMNIST_VERIFY"] = "0"
     try:
-        run = train(TrainConfig(arch="mlp", epochs=1, subset=64, batch_size=32, threads=1, device="cpu",
+        run = train(TrainConfig(arch="mlp", kernel=None, epochs=1, subset=64, batch_size=32, threads=1, device="cpu",
                                 out=str(root / "runs"), data_dir=str(data))).run
-        return export_run(run, root / "model.onnx")
+        return Path(export_run(run, root / "export", load_dataset(data)).path)
     finally:
         os.environ.pop("FMNIST_VERIFY") if old is None else os.environ.__setitem__("FMNIST_VERIFY", old)
 
@@ -160,7 +161,26 @@ def _raw_exchange(port: int, head: bytes, chunks: Iterator[bytes]) -> bytes:
                 sock.sendall(chunk)
         except OSError:  # the server may close once it has answered
             pass
-        return sock.recv(65536)
+        return _read_response(sock)
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (head and Content-Length body) from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                   if line.startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_413_from_content_length_before_the_body_is_sent(server: ServerThread) -> None:
@@ -222,6 +242,9 @@ def test_500_is_json_without_a_traceback() -> None:
         def predict_proba(self, batch: np.ndarray) -> np.ndarray:
             raise RuntimeError("boom in the session")
 
+        def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
+            return []
+
     with ServerThread(create_app(lambda: Broken())) as srv:
         status, doc = srv.request("POST", "/invocations", npy(np.zeros((1, 28, 28), np.uint8)), "application/x-npy")
     assert status == 500 and "boom" not in doc["error"] and "Traceback" not in json.dumps(doc)
@@ -251,7 +274,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(model_path: Path, im
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.3)
             sock.sendall(body[100:])
-            answer = sock.recv(65536)
+            answer = _read_response(sock)
         assert answer.startswith(b"HTTP/1.1 200") and b"predictions" in answer
         assert proc.wait(timeout=30) == 0
     finally:

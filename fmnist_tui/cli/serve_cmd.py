@@ -8,18 +8,23 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
 from .common import console, handle_errors
 
-SAGEMAKER_MODEL = Path("/opt/ml/model/model.onnx")
+SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 
 
 def default_serve_model() -> Path:
-    """$SM_MODEL_DIR/model.onnx, then /opt/ml/model/model.onnx (SageMaker's), then predict's default."""
+    """The one .onnx in $SM_MODEL_DIR or /opt/ml/model (SageMaker's), else predict's default model."""
     from ..inference import default_model_path
 
-    candidates = [Path(os.environ["SM_MODEL_DIR"]) / "model.onnx"] if os.environ.get("SM_MODEL_DIR") else []
-    candidates.append(SAGEMAKER_MODEL)
-    return next((p for p in candidates if p.is_file()), None) or default_model_path()
+    for folder in (Path(os.environ.get("SM_MODEL_DIR") or SAGEMAKER_MODEL_DIR), SAGEMAKER_MODEL_DIR):
+        found = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+        if len(found) > 1:
+            raise UsageError(f"{folder} holds {len(found)} ONNX models; choose one with --model")
+        if found:
+            return found[0]
+    return default_model_path()
 
 
 def _port(value: int) -> int:
@@ -37,7 +42,7 @@ def _k(value: int) -> int:
 @handle_errors
 def serve(
     model: Annotated[Optional[Path], typer.Option(help="ONNX model from `fmnist export` (default: "
-                                                      "/opt/ml/model/model.onnx if present, else predict's default).",
+                                                      "the one in /opt/ml/model if any, else predict's default).",
                                                  envvar="FMNIST_MODEL", dir_okay=False)] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in the container).",
                                       envvar="FMNIST_HOST")] = "127.0.0.1",
