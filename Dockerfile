@@ -8,7 +8,7 @@
 FROM python:3.11-slim
 
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# the exported model to bake in (from export/, if present); SageMaker's ModelDataUrl replaces it
+# the exported model to bake in (from export/, if present); a model in /opt/ml/model takes precedence
 ARG MODEL_NAME=cnn-k3-s0.onnx
 
 ENV PYTHONUNBUFFERED=1 \
@@ -26,8 +26,9 @@ RUN pip install . && fmnist --version
 
 # `export*/` matches nothing when there is no export/ folder: the image then has no baked-in model
 COPY pyproject.toml export*/ /opt/fmnist/bake/
-RUN if [ -f "bake/${MODEL_NAME}" ]; then mkdir -p /opt/ml/model && cp "bake/${MODEL_NAME}" /opt/ml/model/; fi \
-    && rm -rf bake
+RUN mkdir -p export && if [ -f "bake/${MODEL_NAME}" ]; then cp "bake/${MODEL_NAME}" export/; fi && rm -rf bake
+# serve reads /opt/ml/model first (where SageMaker puts a ModelDataUrl's model.tar.gz), then this one
+ENV FMNIST_MODEL=/opt/fmnist/export/${MODEL_NAME}
 
 EXPOSE 8080
 ENTRYPOINT ["fmnist"]

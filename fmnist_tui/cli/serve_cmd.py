@@ -15,7 +15,7 @@ SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 
 
 def default_serve_model() -> Path:
-    """The one .onnx in $SM_MODEL_DIR or /opt/ml/model (SageMaker's), else predict's default model."""
+    """The one .onnx in $SM_MODEL_DIR or /opt/ml/model (SageMaker's), else predict's default ($FMNIST_MODEL…)."""
     from ..inference import default_model_path
 
     for folder in (Path(os.environ.get("SM_MODEL_DIR") or SAGEMAKER_MODEL_DIR), SAGEMAKER_MODEL_DIR):
@@ -41,9 +41,9 @@ def _k(value: int) -> int:
 
 @handle_errors
 def serve(
-    model: Annotated[Optional[Path], typer.Option(help="ONNX model from `fmnist export` (default: "
-                                                      "the one in /opt/ml/model if any, else predict's default).",
-                                                 envvar="FMNIST_MODEL", dir_okay=False)] = None,
+    model: Annotated[Optional[Path], typer.Option(help="ONNX model from `fmnist export` (default: the one in "
+                                                      "/opt/ml/model if any, else $FMNIST_MODEL, else predict's "
+                                                      "default).", dir_okay=False)] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in the container).",
                                       envvar="FMNIST_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.", callback=_port,
