@@ -7,6 +7,8 @@ import typer
 from .. import __version__
 from .data_cmd import data
 from .evaluate_cmd import evaluate
+from .export_cmd import export
+from .predict_cmd import predict
 from .serve_cmd import serve
 from .train_cmd import train
 
@@ -18,7 +20,9 @@ app = typer.Typer(
 app.command(rich_help_panel="Train")(train)
 app.command(rich_help_panel="Train")(evaluate)
 app.command(rich_help_panel="Data")(data)
-app.command(rich_help_panel="Deploy")(serve)
+app.command(rich_help_panel="Use")(export)
+app.command(rich_help_panel="Use")(predict)
+app.command(rich_help_panel="Use")(serve)
 
 
 def _version(value: bool) -> None:
