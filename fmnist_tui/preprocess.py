@@ -15,11 +15,16 @@ from typing import Union
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+# the decoders of ALLOWED_FORMATS, registered explicitly (Image.open only knows the formats whose plugin is loaded)
+from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin  # noqa: F401
+from PIL import PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
 from .errors import FmnistError
 
-#: Formats Pillow may open (its other decoders are never tried). MPO: phone cameras' multi-picture JPEG.
-ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
+#: Decoders Image.open may try (its others are never tried).
+_OPENERS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+#: Formats accepted. MPO (phone cameras' multi-picture JPEG) comes out of the JPEG decoder.
+ALLOWED_FORMATS: tuple[str, ...] = _OPENERS + ("MPO",)
 #: Largest image accepted, in pixels (64 MP: above any phone camera); checked from the header, before decoding.
 MAX_PIXELS = 64 * 1024 * 1024
 #: Largest file accepted, in bytes.
@@ -74,13 +79,13 @@ def open_image(source: Source) -> Image.Image:
         with warnings.catch_warnings():
             # Pillow warns (and above twice its limit, raises) on huge headers: both mean "refuse"
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+            img = Image.open(io.BytesIO(data), formats=list(_OPENERS))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _bomb_error(exc) from None
     except UnidentifiedImageError:
         raise ImageError(f"not an image, or not one of the allowed formats ({', '.join(ALLOWED_FORMATS)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"cannot read the image header ({exc})") from None
+    except Exception as exc:  # a malformed header can raise nearly anything inside a decoder
+        raise ImageError(f"cannot read the image header ({type(exc).__name__}: {exc})") from None
     width, height = img.size
     if width * height > MAX_PIXELS:
         raise ImageError(f"declares {width}×{height} = {width * height:,} pixels, over the cap of {MAX_PIXELS:,}; "
@@ -93,7 +98,7 @@ def open_image(source: Source) -> Image.Image:
             img.draft(img.mode, (WORK_SIDE, WORK_SIDE))  # decode big JPEGs at a reduced scale (fast)
         img.load()
         return ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+    except Exception as exc:  # likewise for damaged pixel data: one reason line, never a traceback
         raise ImageError(f"cannot decode the image ({exc}); the file is damaged or truncated") from None
 
 
