@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -144,10 +145,19 @@ def launch(train_args: Sequence[str], nproc: int, **rendezvous: object) -> int:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, set here to silence its warning
     env.setdefault("LOGLEVEL", "ERROR")     # torchelastic's agent logs at WARNING otherwise
-    proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    interrupted: list[int] = []
+    # Ctrl-C reaches every process of the terminal's group: the workers stop at the same batch and save;
+    # this process only waits for them (a Python handler, not SIG_IGN, so the children keep the default)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for line in _worker_lines(proc.stderr):
         sys.stderr.write(line)
-    return 0 if proc.returncode == 0 else _worker_exit_code(proc.returncode)
+    if proc.returncode == 0:
+        return 0
+    return 130 if interrupted or proc.returncode in (-2, 130) else 1
 
 
 _ELASTIC_LOG = re.compile(r"^[DIWEF]\d{4} [\d:.]+ +\d+ \S*torch/distributed/")
@@ -162,8 +172,3 @@ def _worker_lines(stderr: str) -> list[str]:
         if not _ELASTIC_LOG.match(line):
             kept.append(line)
     return kept
-
-
-def _worker_exit_code(code: int) -> int:
-    """torchrun exits 1 for any failed worker; a negative code means it was killed by a signal."""
-    return 130 if code in (-2, 130) else 1

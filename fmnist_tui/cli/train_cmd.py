@@ -91,8 +91,9 @@ class ProgressView:
 class StopFlag:
     """SIGINT sets the flag (the trainer stops after the current batch); a second Ctrl-C is immediate."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.stop = False
+        self.quiet = quiet  # DDP ranks other than 0 stop silently
         self._previous: Any = None
 
     def __enter__(self) -> "StopFlag":
@@ -106,7 +107,8 @@ class StopFlag:
         if self.stop:
             raise KeyboardInterrupt
         self.stop = True
-        err_console.print("stopping after this batch and saving the state… (Ctrl-C again to abort at once)")
+        if not self.quiet:
+            err_console.print("stopping after this batch and saving the state… (Ctrl-C again to abort at once)")
 
     def __call__(self) -> bool:
         return self.stop
@@ -157,7 +159,7 @@ def train(
     world = init_world(device.value)  # None unless started by torchrun
     view = ProgressView() if world is None or world.is_main else None  # only rank 0 prints
     try:
-        with StopFlag() as stop:
+        with StopFlag(quiet=view is None) as stop:
             result = run_training(cfg, view, stop, resume=resume, world=world)
     finally:
         if world:
