@@ -96,6 +96,7 @@ def test_training_job_writes_model_dir(tmp_path: Path, cli_env: dict[str, str], 
     proc = subprocess.run([sys.executable, "-m", "fmnist_tui", "train"], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert "epoch   1/1" in proc.stdout and "SageMaker training job done" in proc.stdout
     names = sorted(p.name for p in (root / "model").iterdir())
     assert names == ["best.safetensors", "config.json", "manifest.json", "metrics.csv", "mlp-s0.onnx", "summary.json"]
     config = json.loads((root / "model" / "config.json").read_text())

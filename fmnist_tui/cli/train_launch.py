@@ -40,7 +40,13 @@ def delegate(ctx: typer.Context, nproc: int, sagemaker: bool | None) -> int | No
         if given:
             raise UsageError(f"in SageMaker mode the hyperparameters come from hyperparameters.json, not options "
                              f"({' '.join(given)}); drop them, or pass --no-sagemaker")
-        return sm.train_job(os.environ)
+        from .common import console
+        from .train_cmd import ProgressView
+
+        code = sm.train_job(os.environ, on_event=ProgressView())  # epoch lines go to the job's log
+        if code == 0 and os.environ.get("RANK", "0") == "0":
+            console.print(f"SageMaker training job done: model in {sm.read_job(os.environ).model_dir}", highlight=False)
+        return code
     if nproc > 1:
         from ..distributed import in_worker, launch
 
