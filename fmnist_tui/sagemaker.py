@@ -10,7 +10,6 @@ variables first. SAGEMAKER_BASE_DIR relocates /opt/ml (as in the toolkit), for l
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +119,7 @@ def read_job(env: Env) -> Job:
     """Every path and setting of the job, from the SM_* variables or the /opt/ml layout."""
     base = base_dir(env)
     output_dir = Path(env.get("SM_OUTPUT_DIR") or base / "output")
-    training = Path(env["SM_CHANNEL_TRAINING"]) if env.get("SM_CHANNEL_TRAINING") else base / "input" / "data" / "training"
+    training = Path(env.get("SM_CHANNEL_TRAINING") or base / "input" / "data" / "training")
     hps, source = read_hyperparameters(env)
     hosts, current = _hosts(env)
     gpus = env.get("SM_NUM_GPUS", "")

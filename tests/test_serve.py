@@ -193,7 +193,8 @@ def test_413_from_content_length_before_the_body_is_sent(server: ServerThread) -
 
 
 def test_413_for_a_chunked_body_stops_reading_at_the_limit(server: ServerThread) -> None:
-    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
     piece = 1 << 16
     n = MAX_BODY // piece + 1  # one chunk past the limit, then stop sending (never the terminating chunk)
     answer = _raw_exchange(server.port, head, (b"%x\r\n" % piece + b"\0" * piece + b"\r\n" for _ in range(n)))
