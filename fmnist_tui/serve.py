@@ -136,6 +136,13 @@ def _decode_instance(inst: Any, i: int) -> np.ndarray:
     return to_batch(array[None], what)
 
 
+def decode(kind: str, body: bytes) -> np.ndarray:
+    """The body of a request with media type `kind` as a float32 batch [N,1,28,28]."""
+    if kind in IMAGE_TYPES:
+        return decode_image(body, kind)
+    return decode_npy(body) if kind == NPY else decode_json(body)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, streamed; 413 as soon as it passes `limit` (or at once if Content-Length says so)."""
     declared = request.headers.get("content-length")
@@ -202,13 +209,11 @@ def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_B
     async def invocations(request: Request) -> Response:
         kind = media_type(request)
         body = await read_body(request, max_body)
-        if slot.model is None:
+        model = slot.model
+        if model is None:
             raise HTTPException(503, "the model is not loaded yet; retry when GET /ping answers 200")
-        if kind in IMAGE_TYPES:
-            batch = decode_image(body, kind)
-        else:
-            batch = await run_in_threadpool(decode_npy if kind == NPY else decode_json, body)
-        preds = await run_in_threadpool(predictions, slot.model, batch, k)
+        # decoding and inference off the event loop: onnxruntime and Pillow release the GIL
+        preds = await run_in_threadpool(lambda: predictions(model, decode(kind, body), k))
         return JSONResponse({"predictions": preds})
 
     app = Starlette(routes=[Route("/ping", ping, methods=["GET"]),
