@@ -15,9 +15,8 @@ import json
 import logging
 import signal
 import socket
-import threading
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Protocol
 
 import numpy as np
@@ -65,7 +64,6 @@ class ModelSlot:
 
     model: Classifier | None = None
     error: str | None = None
-    ready: threading.Event = field(default_factory=threading.Event)
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -192,8 +190,6 @@ def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_B
         except Exception as exc:  # reported by /ping and the log; the server keeps answering
             slot.error = f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", slot.error)
-        finally:
-            slot.ready.set()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
