@@ -125,6 +125,18 @@ def test_ping_is_503_until_the_model_is_loaded(model_path: Path) -> None:
         assert srv.request("GET", "/ping") == (200, {"status": "ok"})
 
 
+def test_ping_stays_503_when_loading_fails() -> None:
+    def broken_load() -> OnnxClassifier:
+        raise OSError("disk gone")
+
+    with ServerThread(create_app(broken_load)) as srv:
+        deadline = time.monotonic() + 20
+        while srv.request("GET", "/ping")[1]["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, body = srv.request("GET", "/ping")
+    assert status == 503 and body["status"] == "failed" and "disk gone" in body["error"]
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_one_image_matches_predict(server: ServerThread, model_path: Path, images: np.ndarray, fmt: str) -> None:
     body = encode(images[4], fmt)
