@@ -26,6 +26,7 @@ from . import __version__
 from .checkpoint import load_state, load_weights, save_state, save_weights
 from .config import TrainConfig
 from .data import Dataset, dataset_fingerprint, load_dataset
+from .distributed import World
 from .errors import RunError
 from .evaluate import evaluate_model, predict_logits, to_input
 from .events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
@@ -136,16 +137,19 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, on_event: Callback | None = None,
                  should_stop: Callable[[], bool] | None = None, resume: bool = False,
-                 dataset: Dataset | None = None) -> None:
+                 dataset: Dataset | None = None, world: World | None = None) -> None:
         self.cfg = cfg
-        self.emit: Callback = on_event or (lambda event: None)
+        self.world = world  # None: one process; else this rank of a DDP job (only rank 0 writes and emits)
+        self.is_main = world is None or world.is_main
+        self.emit: Callback = (on_event or (lambda event: None)) if self.is_main else (lambda event: None)
         self.should_stop = should_stop or (lambda: False)
         self.resume = resume
         self.run_ = Run(cfg.run_dir)
-        self._check_folder()
+        if self.is_main:  # other ranks would race rank 0's own writes into the folder
+            self._check_folder()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
+        self.device = world.device if world else resolve_device(cfg.device)
         self.bf16 = resolve_bf16(self.device, cfg.precision)
         self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
         self._load_tensors()
@@ -158,6 +162,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay,
                                      fused=True)  # one kernel per step instead of a loop over tensors
         self.batches = math.ceil(len(self.train_y) / cfg.batch_size)
+        self.net = world.wrap(self.model) if world else self.model  # what the training step calls
 
     # --- set-up -------------------------------------------------------------------------------
     def _check_folder(self) -> None:
@@ -224,19 +229,22 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> TrainResult:
         """Train to the configured number of epochs, or until `should_stop()` says so."""
-        self.run_.path.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.run_.path.mkdir(parents=True, exist_ok=True)
         state = self._restore() if self.resume else self._fresh_state()
-        self._write_config()
+        if self.is_main:
+            self._write_config()
         self.emit(RunStarted(self.run_.path, self.run_.name, self.cfg.to_dict(), self.params, self.macs,
                              str(self.device), "bf16" if self.bf16 else "fp32", state["epoch_done"] + 1,
                              self.cfg.epochs, self.batches, self.resume, list(state["rows"])))
         for epoch in range(state["epoch_done"] + 1, self.cfg.epochs + 1):
             if not self._train_epoch(epoch, state):
-                self._save_state(state)
+                if self.is_main:
+                    self._save_state(state)
                 self.emit(Interrupted(self.run_.path, epoch, state["batch_done"]))
                 return TrainResult(self.run_, None, True)
             self._end_epoch(epoch, state)
-        summary = self._finish(state)
+        summary = self._finish(state) if self.is_main else None
         return TrainResult(self.run_, summary, False)
 
     def _train_epoch(self, epoch: int, state: dict[str, Any]) -> bool:
@@ -248,10 +256,13 @@ class Trainer:
         t0 = time.perf_counter()
         base_seconds = part["train_seconds"]
         for b in range(state["batch_done"], self.batches):
-            if self.should_stop():
+            if self._stop_requested():
                 part["train_seconds"] = base_seconds + time.perf_counter() - t0
                 return False
             idx = plan["perm"][b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            n_batch = len(idx)
+            if self.world:
+                idx = self.world.shard(idx)
             x = to_input(augment(self.train_x[idx], plan["flip"][idx], plan["shift"][idx], cfg.shift))
             if cfg.arch != "mlp":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -259,9 +270,13 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = lr_at(state["step"], state["segments"])
             with autocast:
-                logits = self.model(x)
+                logits = self.net(x)
             logits = logits.float()
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if self.world:  # sum over this shard / global batch × ranks: DDP's gradient mean is then the batch mean
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing, reduction="sum")
+                loss = loss * (self.world.size / n_batch)
+            else:
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -269,17 +284,30 @@ class Trainer:
             state["batch_done"] = b + 1
             with torch.no_grad():
                 plain = F.cross_entropy(logits, y, reduction="sum").item()
-                part["loss_sum"] += plain
-                part["correct"] += int((logits.argmax(1) == y).sum().item())
-                part["seen"] += len(y)
+                correct = int((logits.argmax(1) == y).sum().item())
+            if self.world:  # every rank keeps the global counts, so any rank's state is the job's
+                plain, correct_f = self.world.sum([plain, correct])
+                correct = int(correct_f)
+            part["loss_sum"] += plain
+            part["correct"] += correct
+            part["seen"] += n_batch
             elapsed = base_seconds + time.perf_counter() - t0
-            self.emit(BatchProgress(epoch, cfg.epochs, b + 1, self.batches, plain / len(y),
+            self.emit(BatchProgress(epoch, cfg.epochs, b + 1, self.batches, plain / n_batch,
                                     part["seen"] / max(elapsed, 1e-9)))
         part["train_seconds"] = base_seconds + time.perf_counter() - t0
         return True
 
+    def _stop_requested(self) -> bool:
+        """`should_stop()`, agreed by all ranks in a DDP job so that they stop at the same batch."""
+        stop = self.should_stop()
+        return self.world.any(stop) if self.world else stop
+
     def _end_epoch(self, epoch: int, state: dict[str, Any]) -> None:
         """Validate, save weights, metrics and state (the state last: it is the commit point)."""
+        if not self.is_main:  # other ranks only keep their position; rank 0 validates and writes
+            state["epoch_done"], state["batch_done"] = epoch, 0
+            state["partial"] = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "train_seconds": 0.0}
+            return
         t0 = time.perf_counter()
         part = state["partial"]
         logits = predict_logits(self.model, self.val_x, bf16=self.bf16)
@@ -330,6 +358,6 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, on_event: Callback | None = None, should_stop: Callable[[], bool] | None = None,
-          resume: bool = False, dataset: Dataset | None = None) -> TrainResult:
-    """Train (or resume) the run described by `cfg`; see `Trainer`."""
-    return Trainer(cfg, on_event, should_stop, resume, dataset).run()
+          resume: bool = False, dataset: Dataset | None = None, world: World | None = None) -> TrainResult:
+    """Train (or resume) the run described by `cfg`; see `Trainer` (and `distributed` for `world`)."""
+    return Trainer(cfg, on_event, should_stop, resume, dataset, world).run()

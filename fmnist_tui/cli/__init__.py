@@ -12,6 +12,7 @@ from .export_cmd import export
 from .predict_cmd import predict
 from .report_cmd import featuremaps, report
 from .results_cmd import results
+from .serve_cmd import serve
 from .train_cmd import train
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.command(rich_help_panel="Study")(experiment)
 app.command(rich_help_panel="Study")(results)
 app.command(rich_help_panel="Study")(report)
 app.command(rich_help_panel="Study")(featuremaps)
+app.command(rich_help_panel="Use")(serve)
 
 
 def _version(value: bool) -> None:

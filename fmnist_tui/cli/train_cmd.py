@@ -91,8 +91,9 @@ class ProgressView:
 class StopFlag:
     """SIGINT sets the flag (the trainer stops after the current batch); a second Ctrl-C is immediate."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.stop = False
+        self.quiet = quiet  # DDP ranks other than 0 stop silently
         self._previous: Any = None
 
     def __enter__(self) -> "StopFlag":
@@ -106,7 +107,8 @@ class StopFlag:
         if self.stop:
             raise KeyboardInterrupt
         self.stop = True
-        err_console.print("stopping after this batch and saving the state… (Ctrl-C again to abort at once)")
+        if not self.quiet:
+            err_console.print("stopping after this batch and saving the state… (Ctrl-C again to abort at once)")
 
     def __call__(self) -> bool:
         return self.stop
@@ -114,6 +116,7 @@ class StopFlag:
 
 @handle_errors
 def train(
+    ctx: typer.Context,
     arch: Annotated[Arch, typer.Option(help="Architecture from the model registry.")] = Arch.cnn,
     kernel: Annotated[Optional[int], typer.Option(help="Convolution kernel size for cnn: 3, 5 or 7 (default 3).",
                                                   callback=_kernel_callback)] = None,
@@ -134,8 +137,18 @@ def train(
     shift: Annotated[int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)] = 0,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off all augmentation (flips and shifts).")] = False,
     data_dir: DataDirOpt = None,
+    nproc: Annotated[int, typer.Option(help="Train in N processes with DistributedDataParallel (torchrun, "
+                                            "this node).", callback=_positive)] = 1,
+    sagemaker: Annotated[Optional[bool], typer.Option("--sagemaker/--no-sagemaker", help="Follow SageMaker's "
+                         "training contract (default: when its environment is detected).")] = None,
 ) -> None:
     """Train a model on Fashion-MNIST into checkpoints/<run>/ (config, metrics, weights, summary)."""
+    from .train_launch import delegate
+
+    code = delegate(ctx, nproc, sagemaker)  # SageMaker job or torchrun launch, when asked
+    if code is not None:
+        raise typer.Exit(code)
+    from ..distributed import init_world
     from ..train import resume_config, train as run_training  # torch loads here, not at CLI start-up
 
     cfg = TrainConfig(arch=arch.value, kernel=kernel, epochs=epochs or 15, batch_size=batch_size, lr=lr, seed=seed,
@@ -144,9 +157,16 @@ def train(
                       hflip=not no_augment, shift=0 if no_augment else shift)
     if resume:
         cfg = resume_config(cfg.run_dir, epochs=epochs, device=device.value, threads=threads)
-    view = ProgressView()
-    with StopFlag() as stop:
-        result = run_training(cfg, view, stop, resume=resume)
+    world = init_world(device.value)  # None unless started by torchrun
+    view = ProgressView() if world is None or world.is_main else None  # only rank 0 prints
+    try:
+        with StopFlag(quiet=view is None) as stop:
+            result = run_training(cfg, view, stop, resume=resume, world=world)
+    finally:
+        if world:
+            world.close()
+    if view is None:
+        raise typer.Exit(EXIT_INTERRUPTED if result.interrupted else 0)
     if result.interrupted:
         again = f"fmnist train --resume --out {shlex.quote(str(out))} --name {shlex.quote(result.run.name)}"
         err_console.print(f"interrupted; state saved in {result.run.path}. Resume with: {again}")
