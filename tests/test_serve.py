@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from conftest import ROOT, make_tiny_dataset, synthetic_images
+from tests.conftest import ROOT, make_tiny_dataset, synthetic_images
 from fmnist_tui.inference import OnnxClassifier
 from fmnist_tui.preprocess import preprocess
 from fmnist_tui.serve import MAX_BODY, bind, create_app
