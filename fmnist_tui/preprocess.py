@@ -144,10 +144,9 @@ def _background(border: np.ndarray) -> tuple[float, float]:
     """Level and noise (robust sigma) of the background, from the border's most common grey level.
 
     The mode, not the median: a garment may cover more than half of the border (wide bags, shirts)."""
-    counts, edges = np.histogram(border, bins=256, range=(0.0, 1.0))
-    peak = int(np.argmax(counts))
-    near_peak = border[(border >= edges[max(peak - 1, 0)]) & (border <= edges[min(peak + 2, 256)])]
-    level = float(np.median(near_peak))
+    levels = np.minimum((border * 255 + 0.5).astype(np.intp), 255)
+    peak = int(np.argmax(np.bincount(levels, minlength=256)))
+    level = float(border[levels == peak].mean())
     near = border[np.abs(border - level) < 0.1]
     sigma = 1.4826 * float(np.median(np.abs(near - level)))
     return level, sigma

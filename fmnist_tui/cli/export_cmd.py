@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import FmnistError, UsageError
+from ..errors import EXIT_INTERRUPTED, FmnistError, UsageError
 from ..runs import Run, list_runs, resolve_run
 from .common import DataDirOpt, JsonOpt, console, err_console, fail, handle_errors, print_json
 
@@ -65,6 +65,8 @@ def export(
         try:
             report = export_run(run, out, dataset,
                                 on_step=None if json_out else lambda m: console.print(m, style="dim", highlight=False))
+        except KeyboardInterrupt:
+            raise fail(f"interrupted while exporting {run.name}; no file was left for it", EXIT_INTERRUPTED) from None
         except FmnistError as exc:
             if len(selected) == 1:
                 raise

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
-from ..errors import FmnistError, UsageError
-from .common import Format, console, err_console, handle_errors, print_json
+from ..errors import EXIT_INTERRUPTED, FmnistError, UsageError
+from .common import Format, console, err_console, fail, handle_errors, print_json
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".mpo"}
 CSV_COLUMNS = ("path", "label", "index", "probability", "top_k", "error")
@@ -160,7 +160,10 @@ def predict(
     if show_input and fmt is Format.csv:
         raise UsageError("--show-input works with --format table or json, not csv")
     clf = OnnxClassifier(model or default_model_path(), threads=threads)
-    results = classify(paths, clf, top_k, batch_size, fail_fast, keep_input=show_input)
+    try:
+        results = classify(paths, clf, top_k, batch_size, fail_fast, keep_input=show_input)
+    except KeyboardInterrupt:
+        raise fail("interrupted; nothing was printed", EXIT_INTERRUPTED) from None
     if fmt is Format.json:
         print_json(_json_rows(results))
     elif fmt is Format.csv:

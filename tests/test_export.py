@@ -1,0 +1,173 @@
+"""ONNX export: the contract (input, output, dynamic batch, metadata), the checks, no file on failure,
+the manifest, and the shipped models re-evaluated on the full test set."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import ROOT, make_tiny_dataset
+from fmnist_tui.cli import app
+from fmnist_tui.config import TrainConfig
+from fmnist_tui.data import CLASSES, load_dataset
+from fmnist_tui.export import PARITY_MIN_IMAGES, ExportError, export_run, sha256_file
+from fmnist_tui.inference import OnnxClassifier
+from fmnist_tui.runs import Run
+from fmnist_tui.train import train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """Two finished one-epoch runs (cnn k3, mlp) on the synthetic dataset: (runs folder, data folder)."""
+    base = tmp_path_factory.mktemp("export")
+    data = make_tiny_dataset(base / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMNIST_VERIFY", "0")
+        mp.setenv("FMNIST_DATA", str(data))
+        for arch, kernel in (("cnn", 3), ("mlp", None)):
+            train(TrainConfig(arch=arch, kernel=kernel, epochs=1, subset=256, threads=1, out=str(base / "runs"),
+                              data_dir=str(data)))
+        yield base / "runs", data
+
+
+@pytest.fixture
+def synthetic_env(tiny_runs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("FMNIST_VERIFY", "0")
+    monkeypatch.setenv("FMNIST_DATA", str(tiny_runs[1]))
+    return tiny_runs
+
+
+def copy_run(src: Path, dst: Path) -> Run:
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return Run(dst)
+
+
+def test_export_cli_writes_a_verified_self_describing_model(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
+    runs, _ = synthetic_env
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "cnn-k3-s0", "mlp-s0", "--runs", str(runs), "--out", str(out),
+                                 "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "onnx.checker (full check): passed" in result.output
+    assert f"onnxruntime vs PyTorch on {PARITY_MIN_IMAGES:,} images" in result.output
+    assert "top-1 agreement 100.00%" in result.output
+
+    clf = OnnxClassifier(out / "cnn-k3-s0.onnx")
+    meta = clf.metadata
+    assert json.loads(meta["classes"]) == list(CLASSES) == clf.classes
+    summary = Run(runs / "cnn-k3-s0").summary()
+    assert (meta["arch"], meta["kernel"], meta["run"]) == ("cnn", "3", "cnn-k3-s0")
+    assert int(meta["params"]) == 421_642 and float(meta["test_accuracy"]) == pytest.approx(summary["test_accuracy"])
+    assert meta["input_polarity"] == "light-on-dark" and len(meta["dataset_sha256"]) == 64
+    for key in ("fmnist_version", "opset"):
+        assert meta[key]
+    inp, outp = clf.session.get_inputs()[0], clf.session.get_outputs()[0]
+    assert (inp.name, inp.shape[1:], outp.name, outp.shape[1:]) == ("input", [1, 28, 28], "logits", [10])
+    assert isinstance(inp.shape[0], str)  # symbolic: the batch axis is dynamic
+    for n in (1, 3, 300):
+        probs = clf.predict_proba(np.random.default_rng(n).random((n, 1, 28, 28), dtype=np.float32))
+        assert probs.shape == (n, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    entries = {m["file"]: m for m in manifest["models"]}
+    assert set(entries) == {"cnn-k3-s0.onnx", "mlp-s0.onnx"}
+    for name, entry in entries.items():
+        assert entry["sha256"] == sha256_file(out / name)
+    assert entries["mlp-s0.onnx"]["kernel"] is None and entries["mlp-s0.onnx"]["params"] == 235_146
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_accuracy_mismatch_fails_and_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
+    runs, _ = synthetic_env
+    run = copy_run(runs / "cnn-k3-s0", tmp_path / "runs" / "cnn-k3-s0")
+    summary = run.summary()
+    summary["test_accuracy"] = summary["test_accuracy"] - 0.05  # as if summary.json were from other weights
+    run.file("summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", str(run.path), "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 1
+    assert "differs from the run's summary.json" in result.output
+    assert list(out.iterdir()) == []  # neither the model, nor a temporary file, nor a manifest
+
+
+def test_parity_failure_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import fmnist_tui.export as exporter
+
+    runs, data = synthetic_env
+    real = exporter._torch_logits
+    # PyTorch's side drifts by 1e-3: the graph no longer matches and the export must refuse
+    monkeypatch.setattr(exporter, "_torch_logits", lambda model, x: real(model, x) + 1e-3)
+    out = tmp_path / "export"
+    with pytest.raises(ExportError, match=r"max \|Δlogit\| 1\.00e-03 > 1e-04"):
+        export_run(Run(runs / "cnn-k3-s0"), out, load_dataset(data))
+    assert list(out.iterdir()) == []
+
+
+def test_unfinished_run_and_usage_errors(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
+    runs, _ = synthetic_env
+    run = copy_run(runs / "mlp-s0", tmp_path / "runs" / "mlp-s0")
+    run.file("summary.json").unlink()
+    result = runner.invoke(app, ["export", str(run.path), "--out", str(tmp_path / "export")])
+    assert result.exit_code == 1 and "has not finished" in result.output
+    assert runner.invoke(app, ["export", "--runs", str(runs)]).exit_code == 2
+    assert runner.invoke(app, ["export", "mlp-s0", "--all", "--runs", str(runs)]).exit_code == 2
+
+
+def test_export_all_skips_unfinished_runs(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
+    runs, _ = synthetic_env
+    root = tmp_path / "runs"
+    copy_run(runs / "mlp-s0", root / "mlp-s0")
+    copy_run(runs / "cnn-k3-s0", root / "half-done").file("summary.json").unlink()
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "--all", "--runs", str(root), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "skipping half-done: not finished" in result.output
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["mlp-s0.onnx"]
+
+
+@pytest.mark.realdata
+def test_tiny_real_run_exports_with_equal_test_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FMNIST_DATA", raising=False)
+    monkeypatch.delenv("FMNIST_VERIFY", raising=False)
+    ds = load_dataset()
+    result = train(TrainConfig(arch="cnn", kernel=3, epochs=1, subset=256, threads=1, out=str(tmp_path / "runs")),
+                   dataset=ds)
+    report = export_run(result.run, tmp_path / "export", ds)
+    assert report.test_images == report.parity_images == 10_000
+    assert report.max_abs_diff <= 1e-4 and report.top1_agreement == 1.0
+    assert report.onnx_accuracy == report.torch_accuracy == pytest.approx(result.summary["test_accuracy"], abs=1e-9)
+
+
+SHIPPED = ROOT / "export"
+
+
+@pytest.mark.realdata
+def test_shipped_models_match_their_manifest_on_the_full_test_set() -> None:
+    manifest_path = SHIPPED / "manifest.json"
+    if not manifest_path.is_file():
+        pytest.skip(f"{manifest_path} does not exist yet: build the shipped models with `make models`")
+    manifest = json.loads(manifest_path.read_text())
+    expected = {"mlp-s0.onnx", "cnn-k3-s0.onnx", "cnn-k5-s0.onnx", "cnn-k7-s0.onnx"}
+    assert expected <= {m["file"] for m in manifest["models"]}
+    ds = load_dataset(verify=True)
+    x = ds.test_images[:, None].astype(np.float32) / 255.0
+    for entry in manifest["models"]:
+        path = SHIPPED / entry["file"]
+        assert sha256_file(path) == entry["sha256"], f"{path}: sha256 differs from the manifest"
+        clf = OnnxClassifier(path)
+        accuracy = float((clf.predict_proba(x).argmax(1) == ds.test_labels).mean())
+        assert accuracy == pytest.approx(entry["test_accuracy"], abs=1e-9), entry["file"]
+        assert float(clf.metadata["test_accuracy"]) == pytest.approx(accuracy, abs=1e-6)
+        assert clf.metadata["run"] == entry["run"] and clf.metadata["arch"] == entry["arch"]
+        assert os.path.getsize(path) == entry["bytes"]

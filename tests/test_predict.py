@@ -1,0 +1,215 @@
+"""`fmnist predict`: schemas, batching, bad inputs, model errors, no torch, real photos, PNG round trip."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT
+from fmnist_tui.data import CLASSES
+from tests.test_preprocess import garment, png_header_only
+
+PHOTOS = ROOT / "tests" / "photos"
+SHIPPED_K3 = ROOT / "export" / "cnn-k3-s0.onnx"
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised CNN exported by the project's exporter (the predictions are arbitrary)."""
+    import torch
+
+    from fmnist_tui.export import export_onnx
+    from fmnist_tui.models import create_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "random-cnn.onnx"
+    export_onnx(create_model("cnn", 3), path, {"classes": json.dumps(list(CLASSES)), "run": "random"})
+    return path
+
+
+def run_predict(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+                python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **(env or {}))
+    return subprocess.run([sys.executable, *python_flags, "-m", "fmnist_tui", "predict", *args], capture_output=True,
+                          text=True, cwd=cwd, env=full_env, timeout=120)
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture
+def folder_of_100(tmp_path: Path) -> Path:
+    """96 good images (in a sub-folder too) and the issue's four bad ones."""
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(96):
+        x0, y0 = int(rng.integers(5, 60)), int(rng.integers(5, 40))
+        save_png(folder / ("sub" if i % 2 else "") / f"good{i:02d}.png", garment(box=(x0, y0, x0 + 70, y0 + 90)))
+    cut = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (120, 120), dtype=np.uint8)).save(cut, "PNG")
+    (folder / "bad-truncated.png").write_bytes(cut.getvalue()[: len(cut.getvalue()) // 2])
+    (folder / "bad-text.png").write_text("hello, I am not a picture\n")
+    (folder / "bad-empty.png").write_bytes(b"")
+    (folder / "bad-huge.png").write_bytes(png_header_only(20000, 20000))
+    return folder
+
+
+def test_folder_of_100_with_4_bad_files(folder_of_100: Path, model_file: Path) -> None:
+    res = run_predict([str(folder_of_100), "--model", str(model_file), "--format", "json", "--batch-size", "32"])
+    assert res.returncode == 1
+    rows = json.loads(res.stdout)
+    assert len(rows) == 100
+    good = [r for r in rows if r["error"] is None]
+    bad = {Path(r["path"]).name: r["error"] for r in rows if r["error"] is not None}
+    assert len(good) == 96
+    assert set(bad) == {"bad-truncated.png", "bad-text.png", "bad-empty.png", "bad-huge.png"}
+    assert "truncated" in bad["bad-truncated.png"] and "not an image" in bad["bad-text.png"]
+    assert "empty" in bad["bad-empty.png"] and "refused before decoding" in bad["bad-huge.png"]
+    for r in good:
+        assert set(r) == {"path", "label", "index", "probability", "top_k", "error"}
+        assert r["label"] == CLASSES[r["index"]] == r["top_k"][0]["label"] and len(r["top_k"]) == 3
+        assert r["probability"] == pytest.approx(r["top_k"][0]["probability"])
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    for name, reason in bad.items():
+        assert f"{folder_of_100 / name}: {reason}" in lines  # one `path: reason` line each
+    assert "4 of 100 inputs failed" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_fail_fast_stops_at_the_first_bad_file(folder_of_100: Path, model_file: Path) -> None:
+    res = run_predict([str(folder_of_100 / "good00.png"), str(folder_of_100 / "bad-empty.png"),
+                       str(folder_of_100 / "good02.png"), "--model", str(model_file), "--format", "json", "--fail-fast"])
+    assert res.returncode == 1
+    rows = json.loads(res.stdout)
+    assert [Path(r["path"]).name for r in rows] == ["good00.png", "bad-empty.png"]
+    assert "--fail-fast" in res.stderr
+
+
+def test_csv_table_globs_and_show_input(tmp_path: Path, model_file: Path) -> None:
+    for i in range(3):
+        save_png(tmp_path / f"shoe{i}.png", garment())
+    res = run_predict([str(tmp_path / "shoe*.png"), "--model", str(model_file), "--format", "csv", "--top-k", "2"])
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert list(rows[0]) == ["path", "label", "index", "probability", "top_k", "error"]
+    assert [Path(r["path"]).name for r in rows] == ["shoe0.png", "shoe1.png", "shoe2.png"]
+    assert all(r["top_k"].count(";") == 1 and r["error"] == "" for r in rows)
+
+    res = run_predict([str(tmp_path / "shoe0.png"), "--model", str(model_file), "--show-input"])
+    assert res.returncode == 0 and "shoe0.png" in res.stdout
+    art = res.stdout.split("the 28×28 input the model saw):\n", 1)[1].splitlines()[:28]
+    assert len(art) == 28 and all(len(line) == 56 for line in art) and "@" in "".join(art)
+
+    res = run_predict([str(tmp_path / "nothing*.png"), str(tmp_path / "missing.png"), "--model", str(model_file)])
+    assert res.returncode == 1
+    assert f"{tmp_path / 'nothing*.png'}: no file matches this pattern" in res.stderr
+    assert f"{tmp_path / 'missing.png'}: no such file" in res.stderr
+
+
+def test_json_show_input_is_the_28x28_input(tmp_path: Path, model_file: Path) -> None:
+    from fmnist_tui.preprocess import preprocess
+
+    save_png(tmp_path / "a.png", garment())
+    res = run_predict([str(tmp_path / "a.png"), "--model", str(model_file), "--format", "json", "--show-input"])
+    row = json.loads(res.stdout)[0]
+    assert np.allclose(np.array(row["input"]), preprocess(tmp_path / "a.png"), atol=1e-4)
+
+
+def test_batched_and_single_predictions_agree(tmp_path: Path, model_file: Path) -> None:
+    from fmnist_tui.inference import OnnxClassifier
+    from fmnist_tui.preprocess import preprocess
+
+    for i in range(10):
+        save_png(tmp_path / f"g{i}.png", garment(box=(10 + 5 * i, 10, 80 + 5 * i, 100 + 3 * i)))
+    res = run_predict([str(tmp_path), "--model", str(model_file), "--format", "json", "--batch-size", "4"])
+    clf = OnnxClassifier(model_file)
+    for row in json.loads(res.stdout):
+        probs = clf.predict_proba(preprocess(row["path"])[None])[0]
+        assert row["probability"] == pytest.approx(float(probs.max()), abs=1e-6)
+
+
+def test_model_errors_are_one_clear_line(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    save_png(tmp_path / "a.png", garment())
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_text("not a model")
+    wrong = tmp_path / "rgb32.onnx"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 32, 32])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), wrong)
+    cases = {tmp_path / "absent.onnx": "model file not found", not_onnx: "not a valid ONNX model",
+             wrong: "expected float [N,1,28,28]"}
+    for model, message in cases.items():
+        res = run_predict([str(tmp_path / "a.png"), "--model", str(model)])
+        assert res.returncode == 1, model
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0] and str(model) in lines[0]
+
+
+def test_predict_imports_no_torch(tmp_path: Path, model_file: Path) -> None:
+    save_png(tmp_path / "a.png", garment())
+    res = run_predict([str(tmp_path / "a.png"), "--model", str(model_file)], python_flags=("-X", "importtime"))
+    assert res.returncode == 0, res.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and "PIL.Image" in imported  # the check sees real imports
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
+def test_default_model_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmnist_tui.inference import PACKAGE_EXPORT, default_model_path, list_models
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FMNIST_MODEL", raising=False)
+    assert default_model_path() == PACKAGE_EXPORT / "cnn-k3-s0.onnx"  # from any working directory
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "cnn-k3-s0.onnx").write_bytes(b"x")
+    assert default_model_path() == Path("export") / "cnn-k3-s0.onnx"
+    monkeypatch.setenv("FMNIST_MODEL", "/some/where.onnx")
+    assert default_model_path() == Path("/some/where.onnx")
+    assert list_models(tmp_path / "export") == [tmp_path / "export" / "cnn-k3-s0.onnx"]
+    assert list_models(tmp_path / "absent") == []
+
+
+needs_shipped = pytest.mark.skipif(not SHIPPED_K3.is_file(),
+                                   reason=f"{SHIPPED_K3} does not exist yet: build it with `make models`")
+
+
+@needs_shipped
+def test_shipped_model_gets_the_photos_right(tmp_path: Path) -> None:
+    with open(PHOTOS / "labels.csv", newline="") as fh:
+        expected = {row["file"]: row["label"] for row in csv.DictReader(fh)}
+    res = run_predict([str(PHOTOS), "--format", "json"], cwd=tmp_path)  # default model, from another folder
+    assert res.returncode == 0, res.stderr
+    got = {Path(r["path"]).name: r["label"] for r in json.loads(res.stdout)}
+    assert set(got) == set(expected)
+    wrong = {f: (expected[f], got[f]) for f in expected if got[f] != expected[f]}
+    assert not wrong, f"misclassified (expected, got): {wrong}"
+
+
+@needs_shipped
+@pytest.mark.realdata
+def test_test_set_pngs_round_trip_to_the_tensor_prediction(tmp_path: Path) -> None:
+    from fmnist_tui.data import load_dataset
+    from fmnist_tui.inference import OnnxClassifier
+
+    images = load_dataset().test_images[:1000]
+    for i, im in enumerate(images):
+        save_png(tmp_path / f"{i:04d}.png", im)
+    res = run_predict([str(tmp_path), "--format", "json"])
+    assert res.returncode == 0, res.stderr
+    by_png = np.array([r["index"] for r in json.loads(res.stdout)])
+    by_tensor = OnnxClassifier(SHIPPED_K3).predict_proba(images.astype(np.float32) / 255.0).argmax(1)
+    assert np.array_equal(by_png, by_tensor)

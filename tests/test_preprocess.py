@@ -1,0 +1,198 @@
+"""The one preprocessing function: safe opening, every image mode, background, crop, fit, centre."""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fmnist_tui.preprocess import MAX_PIXELS, ImageError, open_image, preprocess, to_model_input
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width×height pixels but holds no pixel data (a decompression-bomb probe)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def garment(size: tuple[int, int] = (200, 150), box: tuple[int, int, int, int] = (60, 30, 120, 130),
+            light_background: bool = True) -> np.ndarray:
+    """A uint8 photo: a dark shaded rectangle (the garment) on white, or its negative."""
+    img = np.full((size[1], size[0]), 250, np.uint8)
+    x0, y0, x1, y1 = box
+    img[y0:y1, x0:x1] = np.linspace(40, 90, x1 - x0, dtype=np.uint8)[None, :]
+    return img if light_background else 255 - img
+
+
+def bbox(x: np.ndarray, level: float = 0.05) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(x.max(1) > level), np.flatnonzero(x.max(0) > level)
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+def test_refuses_empty_text_and_truncated_files(tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("this is not an image\n")
+    noisy = np.random.default_rng(0).integers(0, 256, (150, 200), dtype=np.uint8)
+    whole = encode(Image.fromarray(noisy))
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageError, match="empty file"):
+        open_image(tmp_path / "empty.png")
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(tmp_path / "text.png")
+    with pytest.raises(ImageError, match="truncated"):
+        open_image(tmp_path / "cut.png")
+    with pytest.raises(ImageError, match="no such file"):
+        open_image(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("side", [20000, 9000])
+def test_pixel_cap_refuses_before_decoding(side: int) -> None:
+    # 20000² is caught by Pillow's own bomb check, 9000² (81 MP) by ours: both before any pixel is decoded
+    assert side * side > MAX_PIXELS
+    with pytest.raises(ImageError, match="refused before decoding"):
+        open_image(png_header_only(side, side))
+
+
+def test_only_allowlisted_formats_are_opened() -> None:
+    tga = encode(Image.fromarray(garment()), "TGA")  # a format Pillow can read, but not on the allowlist
+    with pytest.raises(ImageError, match="allowed formats"):
+        open_image(tga)
+    assert open_image(encode(Image.fromarray(garment()), "BMP")).size == (200, 150)
+
+
+def test_exif_orientation_is_applied() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated; display needs a 90° clockwise turn
+    stored = Image.fromarray(garment((200, 150))).transpose(Image.Transpose.ROTATE_90)
+    assert stored.size == (150, 200)
+    img = open_image(encode(stored, "JPEG", exif=exif.tobytes()))
+    assert img.size == (200, 150)
+
+
+def test_first_frame_of_an_animation() -> None:
+    frames = [Image.fromarray(garment()).convert("P"), Image.new("L", (200, 150), 250).convert("P")]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    x = preprocess(data)
+    assert x.max() > 0.99  # a blank second frame would have no object at all
+
+
+# --- to the model's input ---------------------------------------------------------------------
+
+def test_output_contract_and_light_background_inverted() -> None:
+    x = preprocess(encode(Image.fromarray(garment())))
+    assert x.dtype == np.float32 and x.shape == (28, 28)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x[0, 0] == 0.0 and x[14, 14] > 0.5  # light garment on black, like Fashion-MNIST
+
+
+def test_crop_fit_and_centre() -> None:
+    # a 60×100 object in the corner of a 200×150 photo: longest side → 28, centred
+    x = preprocess(encode(Image.fromarray(garment(box=(5, 5, 65, 105)))))
+    top, bottom, left, right = bbox(x)
+    assert bottom - top == 28
+    assert abs((left + right) / 2 - 14) <= 1
+    assert 15 <= right - left <= 18  # 60/100 of 28 ≈ 17: aspect ratio kept
+
+
+def test_dark_background_not_inverted() -> None:
+    light_on_dark = preprocess(encode(Image.fromarray(garment(light_background=False))))
+    dark_on_light = preprocess(encode(Image.fromarray(garment())))
+    assert np.corrcoef(light_on_dark.ravel(), dark_on_light.ravel())[0, 1] > 0.99
+
+
+def all_modes() -> dict[str, bytes]:
+    base = Image.fromarray(garment())
+    rgba = base.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.where(garment() < 200, 255, 0).astype(np.uint8)))
+    return {
+        "L": encode(base), "RGB": encode(base.convert("RGB"), "JPEG", quality=95),
+        "P": encode(base.convert("P")), "1": encode(base.point(lambda v: 255 if v > 128 else 0).convert("1")),
+        "RGBA cut-out": encode(rgba), "LA": encode(rgba.convert("LA")),
+        "I;16": encode(Image.fromarray(garment().astype(np.uint16) * 257)),
+        "CMYK": encode(base.convert("CMYK"), "JPEG", quality=95), "TIFF": encode(base, "TIFF"),
+        "WEBP": encode(base, "WEBP", lossless=True),
+    }
+
+
+@pytest.mark.parametrize("mode", list(all_modes()))
+def test_every_mode_gives_the_same_input(mode: str) -> None:
+    reference = preprocess(all_modes()["L"])
+    x = preprocess(all_modes()[mode])
+    assert x.shape == (28, 28)
+    # lossy encodings (JPEG) may move an edge by one pixel
+    assert np.abs(np.subtract(bbox(x, 0.3), bbox(reference, 0.3))).max() <= 1
+    assert np.corrcoef(x.ravel(), reference.ravel())[0, 1] > 0.9
+
+
+def test_light_cut_out_on_transparency_is_not_lost() -> None:
+    # a white garment on a transparent background: composited on black, not on white
+    rgba = np.zeros((100, 80, 4), np.uint8)
+    rgba[20:80, 20:60] = (245, 245, 245, 255)
+    x = preprocess(encode(Image.fromarray(rgba, "RGBA")))
+    assert x.max() == pytest.approx(1.0) and x[0, 0] == 0.0
+
+
+def test_noisy_jpeg_photo_keeps_the_object_box() -> None:
+    rng = np.random.default_rng(0)
+    clean = garment((600, 450), (200, 90, 380, 390))
+    noisy = np.clip(clean + rng.normal(0, 4, clean.shape), 0, 255).astype(np.uint8)
+    x_clean = preprocess(encode(Image.fromarray(clean)))
+    x_noisy = preprocess(encode(Image.fromarray(noisy), "JPEG", quality=70))
+    assert bbox(x_noisy, 0.3) == bbox(x_clean, 0.3)
+    assert np.abs(x_noisy - x_clean).mean() < 0.03
+
+
+def test_blank_image_is_an_error() -> None:
+    with pytest.raises(ImageError, match="no object found"):
+        preprocess(encode(Image.new("L", (64, 64), 240)))
+
+
+def test_path_and_bytes_agree(tmp_path: Path) -> None:
+    data = encode(Image.fromarray(garment()))
+    (tmp_path / "a.png").write_bytes(data)
+    assert np.array_equal(preprocess(tmp_path / "a.png"), preprocess(data))
+    assert np.array_equal(preprocess(str(tmp_path / "a.png")), to_model_input(open_image(data)))
+
+
+def test_fashion_mnist_format_round_trips_exactly() -> None:
+    # a 28×28 image on a black background is already the model's input: PNG → preprocess is lossless
+    rng = np.random.default_rng(1)
+    img = np.zeros((28, 28), np.uint8)
+    img[2:26, 6:22] = rng.integers(30, 256, (24, 16))
+    assert np.array_equal(preprocess(encode(Image.fromarray(img))), img.astype(np.float32) / 255.0)
+
+
+@pytest.mark.realdata
+def test_test_set_pngs_round_trip_to_the_tensor_input() -> None:
+    from fmnist_tui.data import load_dataset
+
+    images = load_dataset().test_images[:2000]
+    xs = np.stack([preprocess(encode(Image.fromarray(im))) for im in images])
+    same = np.all(xs == images.astype(np.float32) / 255.0, axis=(1, 2))
+    # a handful have a non-black border (the object touches it): they take the general path
+    assert same.mean() >= 0.995, f"{(~same).sum()} of {len(images)} differ"
+
+
+def test_preprocess_module_imports_no_torch() -> None:
+    import subprocess
+
+    code = "import sys, fmnist_tui.preprocess, fmnist_tui.inference; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
