@@ -14,12 +14,12 @@ help:
 	@echo "make models retrain the shipped models and re-export export/*.onnx"
 	@echo "make bench  run the benchmarks in bench/"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: these builds install from this machine's disk (no multi-GB download)
-	$(PIP) install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -c constraints.txt "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
 setup: $(STAMP)

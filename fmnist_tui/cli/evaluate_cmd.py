@@ -17,12 +17,15 @@ def render_report(name: str, report: dict[str, Any]) -> None:
     """Print an evaluation report as rich tables."""
     console.print(f"[bold]{name}[/]: test accuracy [bold]{report['test_accuracy']:.2%}[/] "
                   f"on {sum(r['support'] for r in report['per_class']):,} images", highlight=False)
-    per = Table("class", "precision", "recall", "F1", "support", title="per class", title_justify="left")
+    per = Table("class", title="per class", title_justify="left")
+    for col in ("precision", "recall", "F1", "support"):
+        per.add_column(col, justify="right")
     for r in report["per_class"]:
         per.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"]))
     console.print(per)
-    cm = Table("true \\ pred", *[c[:7] for c in CLASSES], title="confusion matrix (rows: true class)",
-               title_justify="left")
+    cm = Table("true \\ pred", title="confusion matrix (rows: true class)", title_justify="left")
+    for c in CLASSES:
+        cm.add_column(c[:7], justify="right")
     for i, row in enumerate(report["confusion_matrix"]):
         cm.add_row(CLASSES[i], *[f"[bold]{v}[/]" if i == j else (str(v) if v else "·") for j, v in enumerate(row)])
     console.print(cm)
