@@ -8,6 +8,7 @@ from .. import __version__
 from .data_cmd import data
 from .evaluate_cmd import evaluate
 from .train_cmd import train
+from .tui_cmd import tui
 
 app = typer.Typer(
     name="fmnist", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.command(rich_help_panel="Train")(train)
 app.command(rich_help_panel="Train")(evaluate)
 app.command(rich_help_panel="Data")(data)
+app.command(rich_help_panel="View")(tui)
 
 
 def _version(value: bool) -> None:
