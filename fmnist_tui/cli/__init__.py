@@ -7,6 +7,8 @@ import typer
 from .. import __version__
 from .data_cmd import data
 from .evaluate_cmd import evaluate
+from .export_cmd import export
+from .predict_cmd import predict
 from .train_cmd import train
 from .tui_cmd import tui
 
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.command(rich_help_panel="Train")(train)
 app.command(rich_help_panel="Train")(evaluate)
 app.command(rich_help_panel="Data")(data)
+app.command(rich_help_panel="Use")(export)
+app.command(rich_help_panel="Use")(predict)
 app.command(rich_help_panel="View")(tui)
 
 

@@ -1,0 +1,83 @@
+"""`fmnist export RUN... | --all`: write export/<run>.onnx after the checker and the parity checks pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..errors import FmnistError, UsageError
+from ..runs import Run, list_runs, resolve_run
+from .common import DataDirOpt, JsonOpt, console, err_console, fail, handle_errors, print_json
+
+
+def _runs_to_export(names: list[str], all_runs: bool, root: Path) -> list[Run]:
+    if all_runs and names:
+        raise UsageError("give run names or --all, not both")
+    if not all_runs and not names:
+        raise UsageError("name the run(s) to export, or pass --all for every finished run")
+    if not all_runs:
+        return [resolve_run(name, root) for name in names]
+    runs = list_runs(root)
+    for run in runs:
+        if not run.finished:
+            err_console.print(f"skipping {run.name}: not finished")
+    finished = [r for r in runs if r.finished]
+    if not finished:
+        raise FmnistError(f"{root} holds no finished runs; train one with `fmnist train`")
+    return finished
+
+
+def _print_report(r: Any) -> None:
+    console.print(f"[bold green]exported[/] {r.run} → {r.path} ({r.bytes / 1e6:.2f} MB, opset {r.opset}, "
+                  f"dynamic batch, sha256 {r.sha256[:12]}…) in {r.seconds:.1f}s", highlight=False)
+    console.print("  onnx.checker (full check): passed", highlight=False)
+    console.print(f"  onnxruntime vs PyTorch on {r.parity_images:,} images: max |Δlogit| {r.max_abs_diff:.2e} "
+                  f"(limit 1e-04), top-1 agreement {r.top1_agreement:.2%}", highlight=False)
+    console.print(f"  test accuracy on {r.test_images:,} images: ONNX {r.onnx_accuracy:.2%} = PyTorch "
+                  f"{r.torch_accuracy:.2%} = run summary {r.summary_accuracy:.2%}", highlight=False)
+
+
+@handle_errors
+def export(
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Run names (in --runs) or run folders.",
+                                                        show_default=False)] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Export every finished run in --runs.")] = False,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Folder holding the run folders.")] = Path("checkpoints"),
+    out: Annotated[Path, typer.Option(help="Folder for the .onnx files and manifest.json.")] = Path("export"),
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.", min=1)] = None,
+    json_out: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Export runs to ONNX (dynamic batch, class names in the metadata), verified against PyTorch."""
+    selected = _runs_to_export(list(runs or []), all_runs, runs_dir)
+    import torch  # torch loads here, not at CLI start-up
+
+    from ..data import load_dataset
+    from ..export import export_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = load_dataset(data_dir)
+    reports, failed = [], 0
+    for run in selected:
+        try:
+            report = export_run(run, out, dataset,
+                                on_step=None if json_out else lambda m: console.print(m, style="dim", highlight=False))
+        except FmnistError as exc:
+            if len(selected) == 1:
+                raise
+            failed += 1
+            err_console.print(f"[bold red]error:[/] {run.name}: {exc}", markup=True, highlight=False)
+            continue
+        reports.append(report)
+        if not json_out:
+            _print_report(report)
+    if json_out:
+        print_json([r.to_dict() for r in reports])
+    elif reports:
+        console.print(f"manifest: {Path(out) / 'manifest.json'} · next: fmnist predict IMAGE --model {reports[0].path}",
+                      highlight=False)
+    if failed:
+        raise fail(f"{failed} of {len(selected)} exports failed (named above); no file was written for them")

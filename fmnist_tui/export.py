@@ -1,0 +1,227 @@
+"""Export a run to ONNX as a pipeline: validate, build metadata, export, check, compare, then publish.
+
+A file only appears at export/<run>.onnx after every check passed: the graph is written to a
+temporary file beside it, checked and compared there, and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import model_from_run
+from .data import CLASSES, Dataset, dataset_fingerprint, load_dataset
+from .errors import FmnistError
+from .fsutil import atomic_path, check_writable, write_json
+from .inference import ModelError, OnnxClassifier
+from .runs import Run
+
+#: The dynamo exporter's own opset in torch 2.14 (no version conversion); onnxruntime ≥ 1.17 runs it.
+OPSET = 20
+PARITY_MIN_IMAGES = 1000
+PARITY_ATOL = 1e-4
+MANIFEST = "manifest.json"
+INPUT_POLARITY = "light-on-dark"
+
+
+class ExportError(FmnistError):
+    """The export or one of its checks failed; no file was left behind."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_run` did and measured."""
+
+    run: str
+    path: str
+    sha256: str
+    bytes: int
+    opset: int
+    parity_images: int
+    max_abs_diff: float
+    top1_agreement: float
+    test_images: int
+    onnx_accuracy: float
+    torch_accuracy: float
+    summary_accuracy: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_metadata(run: Run) -> dict[str, str]:
+    """The ONNX metadata_props of shared/DESIGN.md, from the run's config and summary."""
+    cfg, summary = run.config(), run.summary()
+    hashes = cfg.get("dataset_sha256") or {}
+    return {
+        "classes": json.dumps(list(CLASSES)),
+        "arch": str(cfg["arch"]),
+        "kernel": str(cfg.get("kernel") or "none"),
+        "params": str(summary.get("params", cfg.get("params"))),
+        "test_accuracy": f"{summary['test_accuracy']:.6f}",
+        "run": run.name,
+        "fmnist_version": __version__,
+        "dataset_sha256": dataset_fingerprint(hashes) if hashes else "unknown",
+        "input_polarity": INPUT_POLARITY,
+        "input": "input float32 [N,1,28,28] in [0,1], batch axis dynamic",
+        "output": "logits float32 [N,10]",
+        "opset": str(OPSET),
+        "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__.split('+')[0]}",
+    }
+
+
+def validate_run(run: Run, dataset: Dataset) -> dict[str, Any]:
+    """A finished run with a test accuracy, trained on this very dataset; returns its summary."""
+    if not run.finished:
+        raise ExportError(f"run {run.name!r} has not finished (no finished summary.json); "
+                          f"finish it with `fmnist train --resume --name {run.name}` first")
+    summary = run.summary()
+    if "test_accuracy" not in summary:
+        raise ExportError(f"{run.file('summary.json')}: no test_accuracy; run `fmnist evaluate {run.path}`")
+    hashes = run.config().get("dataset_sha256")
+    if hashes and dataset_fingerprint(hashes) != dataset_fingerprint(dataset.sha256):
+        raise ExportError(f"run {run.name!r} was trained on another dataset than {dataset.source.folder}; "
+                          "export it with the dataset it was trained on (--data-dir)")
+    return summary
+
+
+def export_onnx(model: nn.Module, path: Path, metadata: dict[str, str], opset: int = OPSET) -> None:
+    """Write `model` as ONNX (dynamo exporter, dynamic batch) with `metadata`, then run onnx's full check."""
+    import onnx
+
+    model = model.eval().to("cpu", torch.float32)
+    example = (torch.rand(2, 1, 28, 28),)
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    try:
+        program = torch.onnx.export(model, example, dynamo=True, input_names=["input"], output_names=["logits"],
+                                    dynamic_shapes=({0: batch},), opset_version=opset, verbose=False,
+                                    external_data=False)
+    except Exception as exc:  # the exporter raises many types; all mean "this model did not export"
+        raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, metadata)
+    proto.doc_string = f"fmnist {metadata.get('run', '')}: Fashion-MNIST classifier, input [N,1,28,28] in [0,1]"
+    onnx.save_model(proto, str(path))
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"onnx.checker rejected the graph: {str(exc).splitlines()[0][:200]}") from exc
+
+
+@torch.no_grad()
+def _torch_logits(model: nn.Module, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+    model.eval()
+    return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+
+
+def _onnx_logits(clf: OnnxClassifier, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+    # batch 1 first, then large batches: proves the batch axis is really dynamic
+    head = [clf.logits(x[:1])] if len(x) else []
+    return np.concatenate(head + [clf.logits(x[i:i + batch]) for i in range(1, len(x), batch)])
+
+
+def parity_inputs(dataset: Dataset) -> tuple[np.ndarray, int]:
+    """Float inputs [N,1,28,28]: all test images, topped up with random images to PARITY_MIN_IMAGES.
+
+    Returns the inputs and how many of them are test images (the rest only serve the logit comparison)."""
+    x = dataset.test_images[:, None].astype(np.float32) / 255.0
+    missing = PARITY_MIN_IMAGES - len(x)
+    if missing > 0:  # a small (synthetic) dataset: never compare on fewer than PARITY_MIN_IMAGES inputs
+        extra = np.random.default_rng(0).random((missing, 1, 28, 28), dtype=np.float32)
+        x = np.concatenate([x, extra])
+    return x, len(dataset.test_images)
+
+
+def verify(path: Path, model: nn.Module, dataset: Dataset, summary_accuracy: float) -> dict[str, Any]:
+    """Compare onnxruntime with PyTorch; raise ExportError unless every check of the issue holds."""
+    try:
+        clf = OnnxClassifier(path)
+    except ModelError as exc:
+        raise ExportError(f"onnxruntime cannot load the exported graph: {exc}") from exc
+    x, n_test = parity_inputs(dataset)
+    ref, got = _torch_logits(model, x), _onnx_logits(clf, x)
+    max_diff = float(np.abs(ref - got).max())
+    agreement = float((ref.argmax(1) == got.argmax(1)).mean())
+    labels = dataset.test_labels
+    onnx_correct = int((got[:n_test].argmax(1) == labels).sum())
+    torch_correct = int((ref[:n_test].argmax(1) == labels).sum())
+    figures = {"parity_images": len(x), "max_abs_diff": max_diff, "top1_agreement": agreement,
+               "test_images": n_test, "onnx_accuracy": onnx_correct / n_test, "torch_accuracy": torch_correct / n_test}
+    if not max_diff <= PARITY_ATOL:
+        raise ExportError(f"onnxruntime and PyTorch disagree: max |Δlogit| {max_diff:.2e} > {PARITY_ATOL:.0e} "
+                          f"over {len(x):,} images")
+    if agreement < 1.0:
+        raise ExportError(f"top-1 agreement {agreement:.4%} < 100% over {len(x):,} images")
+    if onnx_correct != round(summary_accuracy * n_test):
+        raise ExportError(f"ONNX test accuracy {onnx_correct / n_test:.4%} ({onnx_correct:,}/{n_test:,}) differs from "
+                          f"the run's summary.json ({summary_accuracy:.4%}); re-evaluate the run with "
+                          "`fmnist evaluate` or retrain it")
+    return figures
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_run(run: Run, out_dir: Path, dataset: Dataset | None = None,
+               on_step: Callable[[str], None] | None = None) -> ExportReport:
+    """Export `run` to out_dir/<run>.onnx after all checks pass, and record it in the manifest."""
+    step = on_step or (lambda message: None)
+    t0 = time.perf_counter()
+    dataset = dataset or load_dataset()
+    summary = validate_run(run, dataset)
+    out_dir = Path(out_dir)
+    try:
+        check_writable(out_dir)
+    except OSError as exc:
+        raise ExportError(f"{out_dir}: cannot write there ({exc.strerror or exc}); pass --out DIR") from exc
+    model = model_from_run(run, "best").to("cpu", torch.float32)
+    target = out_dir / f"{run.name}.onnx"
+    with atomic_path(target) as tmp:  # on any failure the temporary file is removed: nothing is left
+        step(f"exporting {run.name} (dynamo exporter, opset {OPSET}, dynamic batch)")
+        export_onnx(model, tmp, build_metadata(run))
+        step("onnx.checker full check passed; comparing onnxruntime with PyTorch")
+        figures = verify(tmp, model, dataset, float(summary["test_accuracy"]))
+        digest, size = sha256_file(tmp), tmp.stat().st_size
+    report = ExportReport(run=run.name, path=str(target), sha256=digest, bytes=size, opset=OPSET,
+                          summary_accuracy=float(summary["test_accuracy"]),
+                          seconds=round(time.perf_counter() - t0, 2), **figures)
+    update_manifest(out_dir, report, build_metadata(run))
+    return report
+
+
+def update_manifest(out_dir: Path, report: ExportReport, metadata: dict[str, str]) -> Path:
+    """Add or replace this model's entry in out_dir/manifest.json; drop entries whose file is gone."""
+    path = out_dir / MANIFEST
+    entries: list[dict[str, Any]] = []
+    if path.is_file():
+        try:
+            entries = list(json.loads(path.read_text()).get("models", []))
+        except (OSError, ValueError, AttributeError):
+            entries = []  # a damaged manifest is rebuilt from what is exported from now on
+    name = Path(report.path).name
+    entry = {"file": name, "sha256": report.sha256, "bytes": report.bytes, "run": report.run,
+             "arch": metadata["arch"], "kernel": None if metadata["kernel"] == "none" else int(metadata["kernel"]),
+             "params": int(metadata["params"]), "test_accuracy": report.onnx_accuracy,
+             "test_images": report.test_images, "opset": report.opset, "parity_images": report.parity_images,
+             "max_abs_logit_diff": report.max_abs_diff, "dataset_sha256": metadata["dataset_sha256"],
+             "fmnist_version": metadata["fmnist_version"]}
+    kept = [e for e in entries if isinstance(e, dict) and e.get("file") != name and (out_dir / str(e.get("file"))).is_file()]
+    models = sorted(kept + [entry], key=lambda e: str(e["file"]))
+    write_json(path, {"fmnist_version": __version__, "models": models})
+    return path

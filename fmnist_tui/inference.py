@@ -1,0 +1,112 @@
+"""Classify with an exported ONNX model through onnxruntime (numpy only, no torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import CLASSES
+from .errors import FmnistError
+
+DEFAULT_MODEL = "cnn-k3-s0.onnx"
+#: The repository's export/ folder, next to the package: the shipped models, whatever the working directory.
+PACKAGE_EXPORT = Path(__file__).resolve().parents[1] / "export"
+
+
+class ModelError(FmnistError):
+    """A model file that is missing, not ONNX, or not a Fashion-MNIST classifier."""
+
+
+def default_model_path() -> Path:
+    """$FMNIST_MODEL, else ./export/cnn-k3-s0.onnx, else the shipped one next to the package."""
+    if os.environ.get("FMNIST_MODEL"):
+        return Path(os.environ["FMNIST_MODEL"])
+    for candidate in (Path("export") / DEFAULT_MODEL, PACKAGE_EXPORT / DEFAULT_MODEL):
+        if candidate.is_file():
+            return candidate
+    return PACKAGE_EXPORT / DEFAULT_MODEL  # absent: OnnxClassifier says how to make it
+
+
+def list_models(folder: Path) -> list[Path]:
+    """The .onnx files in `folder`, sorted by name (empty if the folder does not exist)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.glob("*.onnx") if p.is_file()) if folder.is_dir() else []
+
+
+def _check_signature(session: Any, path: Path) -> None:
+    """One float input [N,1,28,28] (or [N,28,28]) and one output [N,10], as DESIGN.md's contract says."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) < 1:
+        raise ModelError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}; "
+                         "export the model with `fmnist export`")
+    shape = list(inputs[0].shape)
+    if inputs[0].type != "tensor(float)" or shape[1:] not in ([1, 28, 28], [28, 28]):
+        raise ModelError(f"{path}: input {inputs[0].name!r} is {inputs[0].type} {shape}, expected float "
+                         "[N,1,28,28]; this is not a Fashion-MNIST classifier (export one with `fmnist export`)")
+    out_shape = list(outputs[0].shape)
+    if len(out_shape) != 2 or out_shape[1] != len(CLASSES):
+        raise ModelError(f"{path}: output {outputs[0].name!r} has shape {out_shape}, expected [N,10]")
+
+
+class OnnxClassifier:
+    """An onnxruntime session over an exported model, with its metadata and class names."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort  # here, not at import: `fmnist --help` should not pay for it
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: model file not found; pass --model FILE.onnx, set $FMNIST_MODEL, "
+                             "or rebuild the shipped models with `make models`")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: warnings would break the one-line-per-problem rule
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: not a valid ONNX model ({first})") from None
+        _check_signature(self.session, self.path)
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_rank = len(self.session.get_inputs()[0].shape)
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.classes: list[str] = self._classes()
+
+    def _classes(self) -> list[str]:
+        """Class names from the file's metadata; Fashion-MNIST's own when a foreign file has none."""
+        try:
+            names = json.loads(self.metadata["classes"])
+        except (KeyError, ValueError):
+            return list(CLASSES)
+        if not isinstance(names, list) or len(names) != len(CLASSES):
+            raise ModelError(f"{self.path}: metadata 'classes' is not a list of {len(CLASSES)} names")
+        return [str(n) for n in names]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits [N,10] for float32 images [N,1,28,28] or [N,28,28] in [0,1]."""
+        x = np.asarray(batch, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
+            raise ModelError(f"input batch has shape {list(x.shape)}, expected [N,1,28,28] or [N,28,28]")
+        if self.input_rank == 3:
+            x = x[:, 0]
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+
+    def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities [N,10] (softmax of the logits)."""
+        z = self.logits(batch).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
+        """The k most probable classes of one row, best first: [{label, probability}]."""
+        order = np.argsort(-np.asarray(probs_row), kind="stable")[: max(1, k)]
+        return [{"label": self.classes[i], "probability": float(probs_row[i])} for i in order]

@@ -1,0 +1,216 @@
+"""Any image file → the model's 28×28 input, as Fashion-MNIST was made (Pillow + numpy, no torch).
+
+Fashion-MNIST images are product photos on white, trimmed to the object, scaled so the longest
+side is 28, centred, and negated: a light garment on a black background. `preprocess` brings any
+input to that, and it is the ONE function that `fmnist predict`, the TUI and the server use.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+# the decoders of ALLOWED_FORMATS, registered explicitly (Image.open only knows the formats whose plugin is loaded)
+from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin  # noqa: F401
+from PIL import PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+
+from .errors import FmnistError
+
+#: Decoders Image.open may try (its others are never tried).
+_OPENERS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+#: Formats accepted. MPO (phone cameras' multi-picture JPEG) comes out of the JPEG decoder.
+ALLOWED_FORMATS: tuple[str, ...] = _OPENERS + ("MPO",)
+#: Largest image accepted, in pixels (64 MP: above any phone camera); checked from the header, before decoding.
+MAX_PIXELS = 64 * 1024 * 1024
+#: Largest file accepted, in bytes.
+MAX_BYTES = 64 * 1024 * 1024
+SIZE = 28
+#: Working resolution for the crop: big photos are reduced to this longest side first (speed).
+WORK_SIDE = 512
+#: An object's peak must stand this far above the background (fraction of full scale).
+MIN_CONTRAST = 0.04
+
+Source = Union[str, Path, bytes, bytearray]
+
+
+class ImageError(FmnistError):
+    """An input that cannot be used as an image; the message is the reason (the caller adds the path)."""
+
+
+def _read(source: Source) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            if size > MAX_BYTES:
+                raise ImageError(f"file of {size:,} bytes is over the {MAX_BYTES:,}-byte limit")
+            data = path.read_bytes()
+        except IsADirectoryError:
+            raise ImageError("is a folder, not an image file") from None
+        except FileNotFoundError:
+            raise ImageError("no such file") from None
+        except OSError as exc:
+            raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{len(data):,} bytes is over the {MAX_BYTES:,}-byte limit")
+    return data
+
+
+def _bomb_error(exc: Exception) -> ImageError:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    declared = f"declares {int(found.group(1)):,} pixels" if found else "declares too many pixels"
+    return ImageError(f"{declared}, over the cap of {MAX_PIXELS:,}; refused before decoding (shrink the image)")
+
+
+def open_image(source: Source) -> Image.Image:
+    """Open and decode an image safely: allowlisted formats, pixel cap before decoding, EXIF
+    orientation applied, first frame of an animation. Raises ImageError with the reason."""
+    data = _read(source)
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and above twice its limit, raises) on huge headers: both mean "refuse"
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=list(_OPENERS))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _bomb_error(exc) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image, or not one of the allowed formats ({', '.join(ALLOWED_FORMATS)})") from None
+    except Exception as exc:  # a malformed header can raise nearly anything inside a decoder
+        raise ImageError(f"cannot read the image header ({type(exc).__name__}: {exc})") from None
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"declares {width}×{height} = {width * height:,} pixels, over the cap of {MAX_PIXELS:,}; "
+                         "refused before decoding (shrink the image)")
+    if width < 1 or height < 1:
+        raise ImageError(f"declares an empty size {width}×{height}")
+    try:
+        img.seek(0)  # animated GIF/WebP/TIFF: the first frame
+        if img.format in ("JPEG", "MPO") and img.mode in ("RGB", "L"):
+            img.draft(img.mode, (WORK_SIDE, WORK_SIDE))  # decode big JPEGs at a reduced scale (fast)
+        img.load()
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:  # likewise for damaged pixel data: one reason line, never a traceback
+        raise ImageError(f"cannot decode the image ({exc}); the file is damaged or truncated") from None
+
+
+def _to_gray(img: Image.Image) -> np.ndarray:
+    """Luminance in [0,1] as float32 [H,W], from any mode; transparency composited on a contrasting ground."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        # 16-bit (or 32-bit) samples: scale by the type's range, not by clipping at 255
+        scale = 1.0 if img.mode == "F" and arr.max(initial=0) <= 1 else (65535.0 if arr.max(initial=0) > 255 else 255.0)
+        return np.clip(arr / scale, 0, 1)
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info)
+    if not has_alpha:
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    rgba = img.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    gray = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
+    if alpha.min() >= 1.0:
+        return gray
+    # the object is what is opaque: put it on white if it is dark, on black if it is light
+    weight = alpha.sum()
+    object_level = float((gray * alpha).sum() / weight) if weight > 0 else 0.0
+    ground = 0.0 if object_level > 0.5 else 1.0
+    return gray * alpha + ground * (1.0 - alpha)
+
+
+def _reduce(gray: np.ndarray) -> np.ndarray:
+    """Big photos to WORK_SIDE on the longest side first: the result is 28 px, finer detail is noise."""
+    height, width = gray.shape
+    if max(height, width) <= WORK_SIDE:
+        return gray
+    scale = WORK_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(gray, "F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    """The pixels of the outer ring (about 2% of the short side, at least 1 px): the background sample."""
+    ring = max(1, round(0.02 * min(gray.shape)))
+    return np.concatenate([gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel()])
+
+
+def _background(border: np.ndarray) -> tuple[float, float]:
+    """Level and noise (robust sigma) of the background, from the border's most common grey level.
+
+    The mode, not the median: a garment may cover more than half of the border (wide bags, shirts)."""
+    counts, edges = np.histogram(border, bins=256, range=(0.0, 1.0))
+    peak = int(np.argmax(counts))
+    near_peak = border[(border >= edges[max(peak - 1, 0)]) & (border <= edges[min(peak + 2, 256)])]
+    level = float(np.median(near_peak))
+    near = border[np.abs(border - level) < 0.1]
+    sigma = 1.4826 * float(np.median(np.abs(near - level)))
+    return level, sigma
+
+
+def _remove_background(gray: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """Make the background black: negate a light one (as Fashion-MNIST did), subtract its level and noise.
+
+    Returns the image and the mask threshold above which a pixel belongs to the object, or None
+    when the image is already in Fashion-MNIST's format (28×28 on an exactly black background)."""
+    level, sigma = _background(_border(gray))
+    if level > 0.5:
+        gray, level = 1.0 - gray, 1.0 - level
+    if gray.shape == (SIZE, SIZE) and level == 0.0 and sigma == 0.0:
+        return gray.astype(np.float32), None
+    threshold = min(level + 3 * sigma, 0.95)
+    x = np.clip((gray - threshold) / (1.0 - threshold), 0.0, 1.0).astype(np.float32)
+    return x, 2 * sigma / (1.0 - threshold)
+
+
+def _crop_to_object(x: np.ndarray, mask_level: float) -> np.ndarray:
+    """Crop to the object's bounding box, scaled so that its peak is 1 (as Fashion-MNIST's are)."""
+    mask_source = x
+    longest = max(x.shape)
+    if longest >= 2 * SIZE:
+        # at this resolution a few-pixel speck is under one output pixel: decide the box on a
+        # median-filtered copy so that noise and JPEG ripples do not stretch it
+        size = 5 if longest >= 4 * SIZE else 3
+        mask_source = np.asarray(Image.fromarray(x, "F").filter(ImageFilter.MedianFilter(size)), dtype=np.float32)
+        mask_level = max(mask_level, 2 / 255)
+    rows = np.flatnonzero(mask_source.max(axis=1) > mask_level)
+    cols = np.flatnonzero(mask_source.max(axis=0) > mask_level)
+    peak = float(mask_source.max(initial=0.0))
+    if rows.size == 0 or peak < MIN_CONTRAST:
+        raise ImageError("no object found: the image is blank or has no contrast with its background")
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return np.clip(x[top:bottom, left:right] / peak, 0.0, 1.0)
+
+
+def _fit(crop: np.ndarray) -> np.ndarray:
+    """Scale the longest side to 28 keeping the aspect ratio, and centre on a black 28×28."""
+    height, width = crop.shape
+    scale = SIZE / max(height, width)
+    size = (min(SIZE, max(1, round(width * scale))), min(SIZE, max(1, round(height * scale))))
+    if size != (width, height):
+        resized = Image.fromarray(crop, "F").resize(size, Image.Resampling.LANCZOS)
+        crop = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    out = np.zeros((SIZE, SIZE), dtype=np.float32)
+    # an odd leftover pixel goes to the top/left margin: that is where Fashion-MNIST's own centring put it
+    top, left = (SIZE - crop.shape[0] + 1) // 2, (SIZE - crop.shape[1] + 1) // 2
+    out[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    return out
+
+
+def to_model_input(img: Image.Image) -> np.ndarray:
+    """A decoded image → float32 [28,28] in [0,1], light garment on a dark background, like Fashion-MNIST."""
+    gray = _reduce(_to_gray(img))
+    x, mask_level = _remove_background(gray)
+    if mask_level is None:
+        return x  # already trimmed, scaled and centred: cropping again could only resample it
+    return _fit(_crop_to_object(x, mask_level))
+
+
+def preprocess(source: Source) -> np.ndarray:
+    """A file path or encoded bytes → the model's float32 [28,28] input. Raises ImageError with the reason."""
+    return to_model_input(open_image(source))
