@@ -137,12 +137,10 @@ class ClassifyPane(Vertical):
                                       severity="error")
             return
         result = {"path": str(path), "image": image, "input": x, "probs": probs, "seconds": seconds,
-                  "classes": list(clf.classes), "model": model.name}
+                  "top": clf.top_k(probs, TOP_K), "model": model.name}
         self.app.call_from_thread(self._show, result)
 
     def _show(self, result: dict[str, Any]) -> None:
-        from ..inference import top_k
-
         self.last = result
         image = result["image"]
         self.query_one("#image-title", Static).update(f"{Path(result['path']).name} ({image.width}×{image.height})")
@@ -150,19 +148,7 @@ class ClassifyPane(Vertical):
                                                                 fit_size(image.width, image.height, 28, 14)))
         self.query_one("#input-title", Static).update("model input 28×28")
         self.query_one("#image-input", Static).update(pixels(result["input"]))
-        best = top_k(result["probs"], TOP_K)
-        self.query_one("#topk", Static).update(bars(self._label_probs(best, result["classes"]), width=10, label_width=11))
+        top = [(t["label"], t["probability"]) for t in result["top"]]
+        self.query_one("#topk", Static).update(bars(top, width=10, label_width=11))
         timing = f"{result['seconds'] * 1000:.1f} ms" if self.settings.timings else "(timing hidden)"
         self.query_one("#classify-time", Static).update(f"{result['model']} · inference {timing}")
-
-    @staticmethod
-    def _label_probs(best: Any, classes: list[str]) -> list[tuple[str, float]]:
-        """(label, probability) pairs from top_k's output, whatever pair shape it uses."""
-        pairs = []
-        for item in best:
-            if isinstance(item, dict):
-                pairs.append((str(item.get("label")), float(item["probability"])))
-            else:
-                label, prob = item
-                pairs.append((classes[label] if isinstance(label, (int, np.integer)) else str(label), float(prob)))
-        return pairs

@@ -42,6 +42,10 @@ def _int_or_none(text: str, what: str) -> int | None:
         raise UsageError(f"{what} must be a whole number, got {text!r}") from None
 
 
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
@@ -58,6 +62,7 @@ class TrainPane(Vertical):
         self._batch_size = 128
         self._history: list[dict[str, float]] = []
         self.worker: Any = None
+        self.started: RunStarted | None = None  # the latest run's start event
 
     @property
     def running(self) -> bool:
@@ -128,7 +133,8 @@ class TrainPane(Vertical):
                   for key in ("epochs", "seed", "batch", "subset", "threads")}
         return TrainConfig(
             arch=arch, kernel=self.query_one("#kernel", Select).value if ARCHS[arch] else None,
-            epochs=values["epochs"] or 15, seed=values["seed"] or 0, batch_size=values["batch"] or 128, lr=lr,
+            epochs=_default(values["epochs"], 15), seed=_default(values["seed"], 0),
+            batch_size=_default(values["batch"], 128), lr=lr,
             subset=values["subset"], threads=values["threads"], name=self.query_one("#name", Input).value.strip() or None,
             hflip=augment, shift=2 if augment else 0, out=str(self.settings.runs),
             data_dir=str(self.settings.data_dir) if self.settings.data_dir else None)
@@ -201,7 +207,7 @@ class TrainPane(Vertical):
                 f"stopped at epoch {event.epoch}, batch {event.batch}; state saved. Resume (r) continues it.")
 
     def _started(self, e: RunStarted) -> None:
-        self._history = []
+        self.started, self._history = e, []
         table = self.query_one("#epochs-table", DataTable)
         table.clear()
         for row in e.history:
