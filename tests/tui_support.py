@@ -65,3 +65,43 @@ def sync(fn: Callable[..., Any]) -> Callable[..., Any]:
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+def tiny_onnx(path: Path, seed: int = 0) -> Path:
+    """A small linear Fashion-MNIST-shaped ONNX classifier with the export metadata (built without torch)."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fmnist_tui.data import CLASSES
+
+    rng = np.random.default_rng(seed)
+    weight = numpy_helper.from_array(rng.normal(0, 0.05, (784, 10)).astype(np.float32), "W")
+    bias = numpy_helper.from_array(np.linspace(-0.5, 0.5, 10, dtype=np.float32), "B")
+    shape = numpy_helper.from_array(np.array([-1, 784], dtype=np.int64), "shape")
+    nodes = [helper.make_node("Reshape", ["input", "shape"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "W", "B"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 28, 28])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+                              initializer=[weight, bias, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in {"classes": json.dumps(list(CLASSES)), "arch": "linear", "kernel": "", "params": "7850",
+                       "test_accuracy": "0.5", "run": path.stem}.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def garment_png(path: Path) -> Path:
+    """A 56×56 PNG of a light 'trouser' shape on black, like a Fashion-MNIST image."""
+    from PIL import Image
+
+    img = np.zeros((56, 56), dtype=np.uint8)
+    img[6:50, 16:26] = 210
+    img[6:50, 30:40] = 210
+    img[6:12, 16:40] = 230
+    Image.fromarray(img).save(path)
+    return path

@@ -84,7 +84,7 @@ class ClassifyPane(Vertical):
 
     def _show_model_info(self) -> None:
         value = self.query_one("#model", Select).value
-        if value is Select.BLANK:
+        if value is Select.NULL:
             return
         try:
             meta = self._classifier(Path(str(value))).metadata
@@ -115,7 +115,7 @@ class ClassifyPane(Vertical):
     def classify(self, path: Path) -> None:
         """Classify one image file with the chosen model (in a thread)."""
         model = self.query_one("#model", Select).value
-        if model is Select.BLANK:
+        if model is Select.NULL:
             self.notify(f"No model to classify with: export one into {self.settings.export}/ "
                         f"(fmnist export RUN).", severity="warning")
             return

@@ -145,7 +145,7 @@ class ExplorePane(Vertical):
         if chosen is None:
             self.notify("The dataset is not loaded yet.", severity="warning")
             return
-        if run_path is Select.BLANK or not run_path:
+        if run_path is Select.NULL or not run_path:
             self.notify("No CNN run to show: train one on the Train tab (1) first.", severity="warning")
             return
         self.query_one("#maps-title", Static).update("computing feature maps…")

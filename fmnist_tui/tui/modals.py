@@ -6,24 +6,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Markdown, Static
+from textual.widgets import Button, Static
 
 HELP = """\
-# fmnist tui
+[b]fmnist tui[/b] · keys
+  1 2 3 4        Train · Results · Classify · Explore
+  s / x / r      start / stop / resume a training (Train)
+  o              sort results by the next column (or click a header)
+  f              feature maps of the chosen image and run (Explore)
+  ctrl+p         command palette: every action
+  ? / escape     open / close this help
+  q / ctrl+q     quit (asks first while a training runs)
 
-| key | action |
-|---|---|
-| `1` `2` `3` `4` | Train · Results · Classify · Explore |
-| `s` / `x` / `r` | start / stop / resume a training (Train tab) |
-| `o` | sort the results by the next column (or click a header) |
-| `f` | feature maps of the chosen image and run (Explore tab) |
-| `ctrl+p` | command palette: every action |
-| `?` | this help · `escape` closes it |
-| `q` / `ctrl+q` | quit (asks first while a training runs) |
-
-Every screen has a CLI twin: `fmnist train` (Train), `fmnist results` (Results),
-`fmnist predict` (Classify), `fmnist featuremaps` / `fmnist report` (Explore).
-Stop saves the training state like Ctrl-C in `fmnist train`; Resume, or
+[b]CLI twins[/b]
+  Train     fmnist train        Results   fmnist results
+  Classify  fmnist predict      Explore   fmnist featuremaps / report
+Stop saves the state like Ctrl-C in `fmnist train`; Resume, or
 `fmnist train --resume --name RUN`, continues it.
 """
 
@@ -35,7 +33,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Markdown(HELP)
+            yield Static(HELP)
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)
