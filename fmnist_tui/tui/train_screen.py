@@ -93,7 +93,7 @@ class TrainPane(Vertical):
                     yield CurvesPlot("loss", id="loss-plot")
                     yield CurvesPlot("acc", id="acc-plot")
                 with Horizontal(id="progress-row"):
-                    yield ProgressBar(show_eta=False, id="train-progress")
+                    yield ProgressBar(total=1, show_eta=False, id="train-progress")  # a total: no idle animation
                     yield Static("idle", id="progress-text")
                 yield DataTable(id="epochs-table", cursor_type="none", zebra_stripes=True)
                 yield Static("", id="final")
