@@ -54,7 +54,7 @@ async def test_groups_sorting_and_details(runs: Path, tmp_path: Path) -> None:
         await pilot.pause()
         text = screen_text(app)
         assert "cnn-k3 · runs cnn-k3-s0, cnn-k3-s1" in text
-        assert "true\\pred" in text and "Trouser" in text and "accuracy" in text
+        assert "true  Tsh" in text and "Trouser" in text and "accuracy" in text
 
 
 @sync

@@ -69,7 +69,7 @@ async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Pa
         await wait_until(pilot, lambda: pane.worker is not None and not pane.running, 120, "the training")
         await pilot.pause()
         text = screen_text(app)
-        assert "done: test accuracy" in text and "true\\pred" in text
+        assert "done: test accuracy" in text and "true  Tsh" in text
         assert Run(runs / "mlp-s3").finished
         await pilot.press("2")
         await pilot.pause()

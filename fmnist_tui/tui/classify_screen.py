@@ -93,7 +93,8 @@ class ClassifyPane(Vertical):
             return
         acc = meta.get("test_accuracy")
         acc_text = f" · test {float(acc):.2%}" if acc not in (None, "") else ""
-        self.query_one("#model-info", Static).update(f"{meta.get('arch', '?')} k={meta.get('kernel', '-')}{acc_text}")
+        kernel = f" k={meta['kernel']}" if meta.get("kernel") else ""
+        self.query_one("#model-info", Static).update(f"{meta.get('arch', '?')}{kernel}{acc_text}")
 
     def _classifier(self, path: Path) -> Any:
         from ..inference import OnnxClassifier
@@ -144,11 +145,13 @@ class ClassifyPane(Vertical):
         self.last = result
         image = result["image"]
         self.query_one("#image-title", Static).update(f"{Path(result['path']).name} ({image.width}×{image.height})")
+        cols = max(8, self.query_one("#classify-view").content_size.width - 1)
         self.query_one("#image-original", Static).update(pixels(image.convert("RGB"),
-                                                                fit_size(image.width, image.height, 28, 14)))
+                                                                fit_size(image.width, image.height, cols, 14)))
         self.query_one("#input-title", Static).update("model input 28×28")
         self.query_one("#image-input", Static).update(pixels(result["input"]))
         top = [(t["label"], t["probability"]) for t in result["top"]]
-        self.query_one("#topk", Static).update(bars(top, width=10, label_width=11))
+        width = self.query_one("#classify-result").content_size.width - 12 - 7 - 1  # label+gap, percentage
+        self.query_one("#topk", Static).update(bars(top, width=max(3, min(width, 20)), label_width=11))
         timing = f"{result['seconds'] * 1000:.1f} ms" if self.settings.timings else "(timing hidden)"
         self.query_one("#classify-time", Static).update(f"{result['model']} · inference {timing}")

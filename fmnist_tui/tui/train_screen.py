@@ -25,7 +25,7 @@ from .services import Services, Settings
 from .widgets import CurvesPlot, heatmap
 
 UI_INTERVAL = 0.1  # seconds between batch updates sent to the UI
-EPOCH_COLUMNS = ("ep", "train_loss", "train_acc", "val_loss", "val_acc", "s")
+EPOCH_COLUMNS = ("ep", "tr_loss", "tr_acc", "va_loss", "va_acc", "sec")
 
 
 def _field(label: str, widget: Widget) -> Horizontal:
@@ -92,7 +92,7 @@ class TrainPane(Vertical):
                 with Horizontal(id="curves"):
                     yield CurvesPlot("loss", id="loss-plot")
                     yield CurvesPlot("acc", id="acc-plot")
-                with Horizontal(id="progress-row"):
+                with Vertical(id="progress-row"):
                     yield ProgressBar(total=1, show_eta=False, id="train-progress")  # a total: no idle animation
                     yield Static("idle", id="progress-text")
                 yield DataTable(id="epochs-table", cursor_type="none", zebra_stripes=True)

@@ -18,6 +18,8 @@ from ..data import CLASSES
 
 #: four-letter class names for matrix headers (CLASSES order)
 SHORT = ("T-sh", "Trou", "Pull", "Dres", "Coat", "Sand", "Shir", "Snea", "Bag", "Boot")
+#: three-letter names for the confusion matrix's column headers (cells are four wide)
+SHORT3 = ("Tsh", "Tro", "Pul", "Dre", "Coa", "San", "Shi", "Sne", "Bag", "Boo")
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
@@ -108,18 +110,18 @@ def bars(items: Iterable[tuple[str, float]], width: int = 20, label_width: int =
 
 
 def heatmap(cm: Sequence[Sequence[int]]) -> Text:
-    """A confusion matrix as coloured cells with counts; rows are the true class, shaded by row share."""
+    """A confusion matrix as coloured cells with counts (45 columns); rows are the true class, shaded by row share."""
     matrix = np.asarray(cm, dtype=np.int64)
-    text = Text("true\\pred " + "".join(f"{s:>5}" for s in SHORT[: len(matrix)]) + "\n", style="bold")
+    text = Text("true " + "".join(f"{s:>4}" for s in SHORT3[: len(matrix)]) + "\n", style="bold")
     for i, row in enumerate(matrix):
         total = max(int(row.sum()), 1)
-        text.append(f"{CLASSES[i][:9]:<9} ", style="bold")
+        text.append(f"{SHORT[i]:<5}", style="bold")
         for j, count in enumerate(row):
             share = count / total
             base = (40, 170, 90) if i == j else (210, 60, 60)
             bg = tuple(int(20 + (c - 20) * min(1.0, share * (1 if i == j else 4))) for c in base)
             fg = "black" if sum(bg) > 380 else "white"
-            text.append(f"{int(count):>5}", style=Style.parse(f"{fg} on rgb({bg[0]},{bg[1]},{bg[2]})"))
+            text.append(f"{int(count):>4}", style=Style.parse(f"{fg} on rgb({bg[0]},{bg[1]},{bg[2]})"))
         text.append("\n")
     text.rstrip()
     return text
