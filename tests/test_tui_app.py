@@ -85,3 +85,13 @@ def test_tui_command_help(python: str, cli_env: dict[str, str]) -> None:
     bad = subprocess.run([python, "-m", "fmnist_tui", "tui", "--images", "/no/such/dir"], env=cli_env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_startup_imports_neither_torch_nor_onnxruntime(python: str, cli_env: dict[str, str]) -> None:
+    """torch loads when a training or feature maps start, onnxruntime when Classify needs a model."""
+    import subprocess
+
+    code = ("import sys; from fmnist_tui.cli import app; from fmnist_tui.tui import create_app; create_app(); "
+            "print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([python, "-c", code], env=cli_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
