@@ -80,7 +80,7 @@ class FmnistApp(App[None]):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id
         if tab == "results":
-            self.query_one(ResultsPane).reload()
+            self.query_one(ResultsPane).reload(force=False)  # runs trained elsewhere (the CLI) show up too
         elif tab == "classify":
             self.query_one(ClassifyPane).reload_models()
         elif tab == "explore":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ class ResultsPane(Vertical):
         self.settings = settings
         self.groups: list[Group] = []
         self.sort_key, self.reverse = "config", False
+        self._seen: tuple | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -69,8 +71,17 @@ class ResultsPane(Vertical):
             table.add_column(header, key=key)
         self.reload()
 
-    def reload(self) -> None:
-        """Re-read the run folders (after a training ends, or on request)."""
+    def _signature(self) -> tuple:
+        """Run folders and their summary times: cheap to read, changes whenever a run finishes."""
+        summaries = sorted(Path(self.settings.runs).glob("*/summary.json")) if Path(self.settings.runs).is_dir() else []
+        return tuple((str(p), p.stat().st_mtime_ns) for p in summaries)
+
+    def reload(self, force: bool = True) -> None:
+        """Re-read the run folders; with force=False only if a summary appeared or changed since last time."""
+        signature = self._signature()
+        if not force and signature == self._seen:
+            return
+        self._seen = signature
         records, warnings = load_records(self.settings.runs)
         self.groups = group_records(records)
         hint = self.query_one("#results-hint", Static)

@@ -145,13 +145,22 @@ class CurvesPlot(PlotextPlot):
         super().__init__(**kwargs)
         self.metric = metric
         self.rows: list[dict[str, float]] = []
+        self._version = 0
+        self._cache: tuple[Any, RenderableType] | None = None
+
+    def render(self) -> RenderableType:
+        """plotext rebuilds the whole chart on every render; reuse it until the data, size or theme change."""
+        key = (self._version, self.size, self.app.theme)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, super().render())
+        return self._cache[1]
 
     def on_mount(self) -> None:
         super().on_mount()
         self.show(self.rows)
 
     def show(self, rows: list[dict[str, float]]) -> None:
-        self.rows = list(rows)
+        self.rows, self._version = list(rows), self._version + 1
         plt = self.plt
         plt.clear_data()
         plt.title("loss" if self.metric == "loss" else "accuracy")
