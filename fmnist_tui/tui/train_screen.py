@@ -20,7 +20,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressB
 from ..config import TrainConfig
 from ..errors import FmnistError, UsageError
 from ..events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
-from ..registry import ARCHS, run_name
+from ..registry import ARCHS
 from .messages import RunsChanged, TrainerEvent, TrainingEnded
 from .services import Services, Settings
 from .widgets import CurvesPlot, heatmap

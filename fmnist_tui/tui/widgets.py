@@ -14,7 +14,6 @@ from rich_pixels import HalfcellRenderer, Pixels
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
-from ..data import CLASSES
 
 #: four-letter class names for matrix headers (CLASSES order)
 SHORT = ("T-sh", "Trou", "Pull", "Dres", "Coat", "Sand", "Shir", "Snea", "Bag", "Boot")
