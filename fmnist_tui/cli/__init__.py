@@ -14,6 +14,7 @@ from .report_cmd import featuremaps, report
 from .results_cmd import results
 from .serve_cmd import serve
 from .train_cmd import train
+from .tui_cmd import tui
 
 app = typer.Typer(
     name="fmnist", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -30,6 +31,7 @@ app.command(rich_help_panel="Study")(results)
 app.command(rich_help_panel="Study")(report)
 app.command(rich_help_panel="Study")(featuremaps)
 app.command(rich_help_panel="Use")(serve)
+app.command(rich_help_panel="View")(tui)
 
 
 def _version(value: bool) -> None:

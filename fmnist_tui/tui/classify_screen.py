@@ -1,0 +1,157 @@
+"""The Classify tab: pick an image file, see it and the 28×28 input the model sees, and the top classes.
+
+Inference is onnxruntime on CPU through the same preprocessing as `fmnist predict` (no torch);
+it runs in a thread, and a bad image or model becomes a notification, never a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DirectoryTree, Input, Select, Static
+
+from .services import Settings
+from .widgets import bars, fit_size, pixels
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+TOP_K = 5
+
+
+class ImageTree(DirectoryTree):
+    """A directory tree that lists folders and image files only (no hidden ones)."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [p for p in paths if not p.name.startswith(".")
+                and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
+
+
+class ClassifyPane(Vertical):
+    """Files on the left, the image and the model input in the middle, model and top-k on the right."""
+
+    def __init__(self, settings: Settings, services: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self._classifiers: dict[Path, Any] = {}
+        self.last: dict[str, Any] | None = None  # the latest result, for tests and the palette
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="classify-files"):
+                yield Input(placeholder="image path, then Enter", compact=True, id="image-path")
+                yield ImageTree(self.settings.images, id="image-tree")
+            with VerticalScroll(id="classify-view"):
+                yield Static("Pick an image on the left.", id="image-title")
+                yield Static("", id="image-original")
+                yield Static("", id="input-title")
+                yield Static("", id="image-input")
+            with VerticalScroll(id="classify-result"):
+                yield Select([], prompt="no models", compact=True, id="model")
+                yield Static("", id="model-info")
+                yield Static("", id="topk")
+                yield Static("", id="classify-time")
+
+    def on_mount(self) -> None:
+        self.reload_models()
+
+    def reload_models(self) -> None:
+        """List the ONNX files in the export folder; an empty folder shows how to make one."""
+        from ..inference import list_models
+
+        try:
+            models = list(list_models(self.settings.export))
+        except Exception:  # noqa: BLE001 - an unreadable folder is the same as an empty one here
+            models = []
+        picker = self.query_one("#model", Select)
+        current = picker.value
+        picker.set_options([(Path(m).name, str(m)) for m in models])
+        if models:
+            picker.value = current if current in [str(m) for m in models] else str(models[0])
+        else:
+            self.query_one("#model-info", Static).update(
+                f"No models in {self.settings.export}/.\nExport one with\n`fmnist export RUN`.")
+
+    @on(Select.Changed, "#model")
+    def _model_changed(self) -> None:
+        self._show_model_info()
+        if self.last is not None:
+            self.classify(Path(self.last["path"]))
+
+    def _show_model_info(self) -> None:
+        value = self.query_one("#model", Select).value
+        if value is Select.NULL:
+            return
+        try:
+            meta = self._classifier(Path(str(value))).metadata
+        except Exception as exc:  # noqa: BLE001 - shown, not raised
+            self.query_one("#model-info", Static).update(f"[red]{exc}[/]")
+            return
+        acc = meta.get("test_accuracy")
+        acc_text = f" · test {float(acc):.2%}" if acc not in (None, "") else ""
+        kernel = f" k={meta['kernel']}" if meta.get("kernel") else ""
+        self.query_one("#model-info", Static).update(f"{meta.get('arch', '?')}{kernel}{acc_text}")
+
+    def _classifier(self, path: Path) -> Any:
+        from ..inference import OnnxClassifier
+
+        if path not in self._classifiers:
+            self._classifiers[path] = OnnxClassifier(path)
+        return self._classifiers[path]
+
+    @on(DirectoryTree.FileSelected, "#image-tree")
+    def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        self.query_one("#image-path", Input).value = str(event.path)
+        self.classify(event.path)
+
+    @on(Input.Submitted, "#image-path")
+    def _path_submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.classify(Path(event.value.strip()).expanduser())
+
+    def classify(self, path: Path) -> None:
+        """Classify one image file with the chosen model (in a thread)."""
+        model = self.query_one("#model", Select).value
+        if model is Select.NULL:
+            self.notify(f"No model to classify with: export one into {self.settings.export}/ "
+                        f"(fmnist export RUN).", severity="warning")
+            return
+        self._classify_worker(path, Path(str(model)))
+
+    @work(thread=True, exclusive=True, group="classify", exit_on_error=False)
+    def _classify_worker(self, path: Path, model: Path) -> None:
+        from ..preprocess import open_image, to_model_input
+
+        try:
+            image = open_image(path)
+            x = to_model_input(image)
+            clf = self._classifier(model)
+            t0 = time.perf_counter()
+            probs = np.asarray(clf.predict_proba(x[None, None].astype(np.float32)))[0]
+            seconds = time.perf_counter() - t0
+        except Exception as exc:  # noqa: BLE001 - a bad image or model is a notification, not a crash
+            self.app.call_from_thread(self.notify, f"{path.name}: {exc}", title="Cannot classify",
+                                      severity="error")
+            return
+        result = {"path": str(path), "image": image, "input": x, "probs": probs, "seconds": seconds,
+                  "top": clf.top_k(probs, TOP_K), "model": model.name}
+        self.app.call_from_thread(self._show, result)
+
+    def _show(self, result: dict[str, Any]) -> None:
+        self.last = result
+        image = result["image"]
+        self.query_one("#image-title", Static).update(f"{Path(result['path']).name} ({image.width}×{image.height})")
+        cols = max(8, self.query_one("#classify-view").content_size.width - 1)
+        self.query_one("#image-original", Static).update(pixels(image.convert("RGB"),
+                                                                fit_size(image.width, image.height, cols, 14)))
+        self.query_one("#input-title", Static).update("model input 28×28")
+        self.query_one("#image-input", Static).update(pixels(result["input"]))
+        top = [(t["label"], t["probability"]) for t in result["top"]]
+        width = self.query_one("#classify-result").content_size.width - 12 - 7 - 1  # label+gap, percentage
+        self.query_one("#topk", Static).update(bars(top, width=max(3, min(width, 20)), label_width=11))
+        timing = f"{result['seconds'] * 1000:.1f} ms" if self.settings.timings else "(timing hidden)"
+        self.query_one("#classify-time", Static).update(f"{result['model']} · inference {timing}")

@@ -1,0 +1,141 @@
+"""The Results tab: finished runs grouped by config in a sortable table; details of the selected group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from ..data import CLASSES
+from ..results import Group, group_records, load_records
+from ..runs import Run
+from .services import Settings
+from .widgets import CurvesPlot, bars, heatmap, mean_rows
+
+#: column key → (header, sort key of a Group.row() dict)
+COLUMNS: dict[str, tuple[str, Any]] = {
+    "config": ("config", lambda r: (r["arch"] != "mlp", r["arch"], r["kernel"] or 0)),
+    "seeds": ("seeds", lambda r: r["n"]),
+    "params": ("params", lambda r: r["params"] or 0),
+    "acc": ("test acc %", lambda r: r["test_acc_mean"]),
+    "time": ("time s", lambda r: r["train_seconds_mean"]),
+}
+
+
+def _metrics(run: Run) -> list[dict[str, float]]:
+    """A run's metrics rows; a damaged metrics.csv shows as no curve rather than an error."""
+    try:
+        return run.metrics()
+    except (OSError, KeyError, TypeError, ValueError):
+        return []
+
+
+def _cells(row: dict[str, Any]) -> tuple[str, ...]:
+    seeds = ",".join(str(s) for s in row["seeds"])
+    acc = f"{row['test_acc_mean']:.2%}" + (f" ± {row['test_acc_std']:.2%}" if row["n"] > 1 else "")
+    params = f"{row['params']:,}" if row["params"] is not None else "?"
+    return row["config"], seeds, params, acc, f"{row['train_seconds_mean']:.0f}"
+
+
+class ResultsPane(Vertical):
+    """Left: groups of runs (click a header or press o to sort). Right: per-class bars, matrix, curves."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.groups: list[Group] = []
+        self.sort_key, self.reverse = "config", False
+        self._seen: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="results-left"):
+                yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="results-hint")
+            with VerticalScroll(id="results-detail"):
+                yield Static("", id="detail-title")
+                yield Static("", id="per-class")
+                yield Static("", id="confusion")
+                with Horizontal(id="results-curves"):
+                    yield CurvesPlot("loss", id="results-loss")
+                    yield CurvesPlot("acc", id="results-acc")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#results-table", DataTable)
+        for key, (header, _) in COLUMNS.items():
+            table.add_column(header, key=key)
+        self.reload()
+
+    def _signature(self) -> tuple:
+        """Run folders and their summary times: cheap to read, changes whenever a run finishes."""
+        summaries = sorted(Path(self.settings.runs).glob("*/summary.json")) if Path(self.settings.runs).is_dir() else []
+        return tuple((str(p), p.stat().st_mtime_ns) for p in summaries)
+
+    def reload(self, force: bool = True) -> None:
+        """Re-read the run folders; with force=False only if a summary appeared or changed since last time."""
+        signature = self._signature()
+        if not force and signature == self._seen:
+            return
+        self._seen = signature
+        records, warnings = load_records(self.settings.runs)
+        self.groups = group_records(records)
+        hint = self.query_one("#results-hint", Static)
+        if not self.groups:
+            hint.update(f"No finished runs in {self.settings.runs}/ yet.\nTrain one on the Train tab (1) "
+                        f"or with `fmnist train`.")
+        else:
+            hint.update(f"{len(records)} runs in {len(self.groups)} groups · Enter/click: details · o: sort")
+        if warnings:
+            self.notify("\n".join(warnings), title="Some runs were skipped", severity="warning")
+        self._fill()
+
+    def sort_by(self, key: str) -> None:
+        """Sort by column `key`; the same key again reverses the order."""
+        self.reverse = not self.reverse if key == self.sort_key else False
+        self.sort_key = key
+        self._fill()
+
+    def cycle_sort(self) -> None:
+        keys = list(COLUMNS)
+        self.sort_by(keys[(keys.index(self.sort_key) + 1) % len(keys)])
+
+    def _fill(self) -> None:
+        table = self.query_one("#results-table", DataTable)
+        table.clear()
+        order = sorted(self.groups, key=lambda g: COLUMNS[self.sort_key][1](g.row()), reverse=self.reverse)
+        for group in order:
+            table.add_row(*_cells(group.row()), key=group.label + "|" + ",".join(group.row()["runs"]))
+        self._show(order[0] if order else None)
+
+    @on(DataTable.HeaderSelected, "#results-table")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(str(event.column_key.value))
+
+    @on(DataTable.RowHighlighted, "#results-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value
+        self._show(next((g for g in self.groups if g.label + "|" + ",".join(g.row()["runs"]) == key), None))
+
+    def _show(self, group: Group | None) -> None:
+        """Per-class accuracy (mean over seeds), summed confusion matrix and mean curves of a group."""
+        title, per_class, confusion = self.query("#detail-title, #per-class, #confusion").results(Static)
+        if group is None:
+            for widget in (title, per_class, confusion):
+                widget.update("")
+            rows: list[dict[str, float]] = []
+        else:
+            row = group.row()
+            title.update(f"[b]{row['config']}[/b] · runs {', '.join(row['runs'])}")
+            recalls = [[c.get("recall", 0.0) for c in r.summary.get("per_class", [])] for r in group.records]
+            recalls = [r for r in recalls if len(r) == len(CLASSES)]
+            per_class.update(bars(zip(CLASSES, np.mean(recalls, axis=0)), width=16) if recalls else "no per-class data")
+            matrices = [r.summary["confusion_matrix"] for r in group.records if "confusion_matrix" in r.summary]
+            confusion.update(heatmap(np.sum(matrices, axis=0)) if matrices else "")
+            rows = mean_rows([_metrics(r.run) for r in group.records])
+        self.query_one("#results-loss", CurvesPlot).show(rows)
+        self.query_one("#results-acc", CurvesPlot).show(rows)

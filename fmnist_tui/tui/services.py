@@ -1,0 +1,63 @@
+"""What the TUI calls into the library for, gathered in one object so tests can inject fakes.
+
+Each default imports its module lazily: torch and onnxruntime load when a screen first needs them,
+not when the app starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..data import Dataset
+from ..events import Callback
+from ..runs import Run
+
+
+def _train(cfg: TrainConfig, on_event: Callback, should_stop: Callable[[], bool], resume: bool) -> Any:
+    from ..train import train  # torch loads here, in the worker thread
+
+    return train(cfg, on_event, should_stop, resume=resume)
+
+
+def _resume_config(run_dir: Path, epochs: int | None, threads: int | None) -> TrainConfig:
+    from ..train import resume_config
+
+    return resume_config(run_dir, epochs=epochs, threads=threads)
+
+
+def _load_dataset(data_dir: Path | None) -> Dataset:
+    from ..data import load_dataset
+
+    return load_dataset(data_dir)
+
+
+def _feature_maps(run: Run, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from ..featuremaps import run_feature_maps
+
+    return run_feature_maps(run, image)
+
+
+@dataclass
+class Settings:
+    """Where the TUI reads and writes: run folders, exported models, images to classify, the dataset."""
+
+    runs: Path = Path("checkpoints")
+    export: Path = Path("export")
+    images: Path = Path(".")
+    data_dir: Path | None = None
+    timings: bool = True  # False hides measured times (reproducible screenshots)
+
+
+@dataclass
+class Services:
+    """The library calls the screens make; every field can be replaced by a fake in tests."""
+
+    train: Callable[[TrainConfig, Callback, Callable[[], bool], bool], Any] = field(default=_train)
+    resume_config: Callable[[Path, int | None, int | None], TrainConfig] = field(default=_resume_config)
+    load_dataset: Callable[[Path | None], Dataset] = field(default=_load_dataset)
+    feature_maps: Callable[[Run, np.ndarray], tuple[np.ndarray, np.ndarray]] = field(default=_feature_maps)

@@ -1,0 +1,96 @@
+"""SVG snapshots of each tab at 80×24 on synthetic data (no timings, no paths in the rendered text).
+
+Update after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmnist_tui.events import BatchProgress, EpochEnd, RunStarted
+from fmnist_tui.tui.app import FmnistApp
+from fmnist_tui.tui.messages import TrainerEvent
+from fmnist_tui.tui.services import Services, Settings
+from fmnist_tui.tui.train_screen import TrainPane
+from textual.widgets import Input
+from tui_support import fake_run, garment_png, tiny_onnx, wait_until, wait_workers
+
+SIZE = (80, 24)
+
+
+def make_app(root: Path, data_dir: Path | None = None) -> FmnistApp:
+    """Relative folders (the test chdirs into `root`), so no temporary path is ever rendered."""
+    return FmnistApp(Settings(Path("runs"), Path("export"), Path("images"), data_dir, timings=False), Services())
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    return tmp_path
+
+
+def test_train_idle(snap_compare, root: Path) -> None:
+    assert snap_compare(make_app(root), terminal_size=SIZE)
+
+
+def test_train_live(snap_compare, root: Path) -> None:
+    """The live view fed with fixed trainer events: curves, epoch table, progress line."""
+
+    async def feed(pilot) -> None:
+        pane = pilot.app.query_one(TrainPane)
+        pane.on_trainer_event(TrainerEvent(RunStarted(Path("runs/cnn-k3-s0"), "cnn-k3-s0", {}, 421642, 4_240_000,
+                                                      "cpu", "fp32", 1, 6, 100, False)))
+        for e in range(1, 5):
+            row = {"epoch": e, "train_loss": 0.9 / e, "train_acc": 0.8 + 0.02 * e, "val_loss": 0.95 / e,
+                   "val_acc": 0.79 + 0.02 * e, "lr": 1e-3, "seconds": 4.5, "images_per_s": 11900.0}
+            pane.on_trainer_event(TrainerEvent(EpochEnd(e, 6, row, True)))
+        pane.on_trainer_event(TrainerEvent(BatchProgress(5, 6, 50, 100, 0.25, 11900.0)))
+        await pilot.pause()
+
+    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=feed)
+
+
+def test_results(snap_compare, root: Path) -> None:
+    fake_run(root / "runs", "cnn", 3, 0, 0.90)
+    fake_run(root / "runs", "cnn", 3, 1, 0.92)
+    fake_run(root / "runs", "cnn", 5, 0, 0.93)
+    fake_run(root / "runs", "mlp", None, 0, 0.85)
+    assert snap_compare(make_app(root), terminal_size=SIZE, press=["2"])
+
+
+def test_results_empty(snap_compare, root: Path) -> None:
+    assert snap_compare(make_app(root), terminal_size=SIZE, press=["2"])
+
+
+def test_classify(snap_compare, root: Path) -> None:
+    tiny_onnx(root / "export" / "tiny.onnx")
+    garment_png(root / "images" / "trouser.png")
+
+    async def classify(pilot) -> None:
+        await pilot.press("3")
+        tree = pilot.app.query_one("#image-tree")
+        await wait_until(pilot, lambda: len(tree.root.children) == 1, 10, "the file tree")
+        field = pilot.app.query_one("#image-path", Input)
+        field.value = "images/trouser.png"
+        field.focus()
+        await pilot.press("enter")
+        await wait_workers(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=classify)
+
+
+def test_explore(snap_compare, root: Path, tiny_data: Path) -> None:
+    async def explore(pilot) -> None:
+        await pilot.press("4")
+        await wait_workers(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(make_app(root, tiny_data), terminal_size=SIZE, run_before=explore)
+
+
+def test_help(snap_compare, root: Path) -> None:
+    assert snap_compare(make_app(root), terminal_size=SIZE, press=["question_mark"])

@@ -1,0 +1,115 @@
+"""Pilot tests of the Train tab: a real training on the synthetic data, started and stopped from the UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmnist_tui.runs import Run
+from fmnist_tui.tui import create_app
+from fmnist_tui.tui.modals import ConfirmScreen
+from fmnist_tui.tui.train_screen import TrainPane
+from textual.widgets import DataTable, Input, Select
+from tui_support import screen_text, sync, wait_until
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+async def fill(pilot, **values: str) -> None:
+    """Type values into the form's inputs (replacing their text)."""
+    for key, value in values.items():
+        pilot.app.query_one(f"#{key}", Input).value = value
+    await pilot.pause()
+
+
+@sync
+async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(TrainPane)
+        # many small batches, so Stop lands mid-run: 250 images / 8 = 32 batches per epoch
+        await fill(pilot, epochs="40", batch="8", threads="1", name="ui-run")
+        app.set_focus(None)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: len(pane._history) >= 1, 90, "the first epoch")
+        assert pane.running and "epoch" in screen_text(app)
+        await pilot.press("2")           # the UI answers keys while training
+        assert app.active_tab == "results"
+        await pilot.press("1")
+        await pilot.press("x")
+        await wait_until(pilot, lambda: not pane.running, 60, "the stop")
+        await pilot.pause()
+        run = Run(runs / "ui-run")
+        assert run.file("train_state.pt").exists() and not run.finished
+        assert "state saved" in screen_text(app)
+        done = len(run.metrics())
+        assert 1 <= done < 40
+        # Resume continues from the saved epoch with the earlier epochs in the table; then stop again
+        await pilot.press("r")
+        await wait_until(pilot, lambda: pane.started is not None and pane.started.resumed, 60, "the resume")
+        assert pane.started.start_epoch == done + 1
+        assert pane.query_one("#epochs-table", DataTable).row_count >= done
+        await pilot.press("x")
+        await wait_until(pilot, lambda: not pane.running, 60, "the second stop")
+
+
+@sync
+async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(TrainPane)
+        await fill(pilot, epochs="2", batch="64", threads="1", seed="3")
+        app.query_one("#arch", Select).value = "mlp"
+        await pilot.pause()
+        assert app.query_one("#kernel", Select).disabled
+        await pilot.click("#start")
+        await wait_until(pilot, lambda: pane.worker is not None and not pane.running, 120, "the training")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "done: test accuracy" in text and "true  Tsh" in text
+        assert Run(runs / "mlp-s3").finished
+        await pilot.press("2")
+        await pilot.pause()
+        assert "mlp" in screen_text(app)      # results refreshed when the training ended
+
+
+@sync
+async def test_bad_form_value_is_a_notification(tiny_data: Path, tmp_path: Path) -> None:
+    app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill(pilot, lr="fast")
+        await pilot.click("#start")
+        await pilot.pause()
+        assert not app.query_one(TrainPane).running
+        assert any("lr must be a number" in n.message for n in app._notifications)
+        await fill(pilot, lr="", batch="0")
+        await pilot.click("#start")
+        await pilot.pause()
+        assert any("--batch-size must be a positive" in n.message for n in app._notifications)
+        assert not app.query_one(TrainPane).running
+
+
+@sync
+async def test_quit_while_training_asks_then_stops_and_saves(tiny_data: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(TrainPane)
+        await fill(pilot, epochs="40", batch="8", threads="1", name="quit-run")
+        await pilot.click("#start")
+        await wait_until(pilot, lambda: "img/s" in screen_text(app), 90, "the first batches")
+        app.set_focus(None)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and pane.running
+        await pilot.press("n")            # keep training
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and pane.running
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not pane.running, 60, "the stop on quit")
+    assert Run(runs / "quit-run").file("train_state.pt").exists()
