@@ -9,7 +9,7 @@ import pytest
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.modals import HelpScreen
 from textual.command import CommandPalette
-from tui_support import screen_text, sync, wait_workers
+from tests.tui_support import screen_text, sync, wait_workers
 
 
 @sync

@@ -9,7 +9,7 @@ import pytest
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.classify_screen import ClassifyPane
 from textual.widgets import Input, Select
-from tui_support import garment_png, screen_text, sync, tiny_onnx, wait_workers
+from tests.tui_support import garment_png, screen_text, sync, tiny_onnx, wait_workers
 
 
 @pytest.fixture

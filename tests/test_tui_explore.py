@@ -12,7 +12,7 @@ from fmnist_tui.tui.explore_screen import ExplorePane
 from fmnist_tui.tui.services import Services
 from fmnist_tui.tui.widgets import Mosaic
 from textual.widgets import Select
-from tui_support import fake_run, screen_text, sync, wait_workers
+from tests.tui_support import fake_run, screen_text, sync, wait_workers
 
 
 async def open_explore(pilot) -> ExplorePane:

@@ -9,7 +9,7 @@ import pytest
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.results_screen import ResultsPane
 from textual.widgets import DataTable
-from tui_support import fake_run, screen_text, sync
+from tests.tui_support import fake_run, screen_text, sync
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fmnist_tui.tui.messages import TrainerEvent
 from fmnist_tui.tui.services import Services, Settings
 from fmnist_tui.tui.train_screen import TrainPane
 from textual.widgets import Input
-from tui_support import fake_run, garment_png, tiny_onnx, wait_until, wait_workers
+from tests.tui_support import fake_run, garment_png, tiny_onnx, wait_until, wait_workers
 
 SIZE = (80, 24)
 

@@ -11,7 +11,7 @@ from fmnist_tui.tui import create_app
 from fmnist_tui.tui.modals import ConfirmScreen
 from fmnist_tui.tui.train_screen import TrainPane
 from textual.widgets import DataTable, Input, Select
-from tui_support import screen_text, sync, wait_until
+from tests.tui_support import screen_text, sync, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
