@@ -143,6 +143,8 @@ def kernel_study(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]
         if mlp.get("test_acc_ci_low") is not None:
             ax.axhspan(100 * mlp["test_acc_ci_low"], 100 * mlp["test_acc_ci_high"], color="C3", alpha=0.12)
     ax.set(xlabel="kernel size", ylabel="test accuracy (%)", title="Kernel-size study")
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top + 0.18 * (top - bottom))  # headroom so the point labels clear the title
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     save(fig, path)
