@@ -137,7 +137,7 @@ class TrainPane(Vertical):
             epochs=_default(values["epochs"], 15), seed=_default(values["seed"], 0),
             batch_size=_default(values["batch"], 128), lr=lr,
             subset=values["subset"], threads=values["threads"], name=self.query_one("#name", Input).value.strip() or None,
-            hflip=augment, shift=2 if augment else 0, out=str(self.settings.runs),
+            hflip=augment, out=str(self.settings.runs),
             data_dir=str(self.settings.data_dir) if self.settings.data_dir else None)
 
     def start(self, resume: bool = False) -> None:
