@@ -83,7 +83,7 @@ class TrainPane(Vertical):
                 yield _field("subset", Input(placeholder="all", type="integer", compact=True, id="subset"))
                 yield _field("threads", Input(placeholder="auto", type="integer", compact=True, id="threads"))
                 yield _field("name", Input(placeholder="auto", compact=True, id="name"))
-                yield Checkbox("augment (flip, shift)", value=True, compact=True, id="augment")
+                yield Checkbox("augment (h-flip)", value=True, compact=True, id="augment")
                 with Horizontal(id="train-buttons"):
                     yield Button("Start", id="start", variant="success", compact=True)
                     yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
