@@ -25,7 +25,7 @@ from .messages import RunsChanged, TrainerEvent, TrainingEnded
 from .services import Services, Settings
 from .widgets import CurvesPlot, heatmap
 
-UI_INTERVAL = 0.25  # seconds between batch updates sent to the UI (each costs the trainer a little GIL time)
+UI_INTERVAL = 0.5  # seconds between batch updates sent to the UI (each costs the trainer a little GIL time)
 EPOCH_COLUMNS = ("ep", "tr_loss", "tr_acc", "va_loss", "va_acc", "sec")
 
 
