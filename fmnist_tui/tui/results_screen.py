@@ -135,7 +135,8 @@ class ResultsPane(Vertical):
             recalls = [r for r in recalls if len(r) == len(CLASSES)]
             per_class.update(bars(zip(CLASSES, np.mean(recalls, axis=0)), width=16) if recalls else "no per-class data")
             matrices = [r.summary["confusion_matrix"] for r in group.records if "confusion_matrix" in r.summary]
-            confusion.update(heatmap(np.sum(matrices, axis=0)) if matrices else "")
+            # the mean count per seed keeps cells on the 0–1,000 scale of one test set
+            confusion.update(heatmap(np.rint(np.mean(matrices, axis=0)).astype(int)) if matrices else "")
             rows = mean_rows([_metrics(r.run) for r in group.records])
         self.query_one("#results-loss", CurvesPlot).show(rows)
         self.query_one("#results-acc", CurvesPlot).show(rows)

@@ -120,7 +120,8 @@ def heatmap(cm: Sequence[Sequence[int]]) -> Text:
             base = (40, 170, 90) if i == j else (210, 60, 60)
             bg = tuple(int(20 + (c - 20) * min(1.0, share * (1 if i == j else 4))) for c in base)
             fg = "black" if sum(bg) > 380 else "white"
-            text.append(f"{int(count):>4}", style=Style.parse(f"{fg} on rgb({bg[0]},{bg[1]},{bg[2]})"))
+            cell = f"{int(count):>4}" if count < 1000 else f"{count / 1000:>3.0f}k"  # 4 columns keep a gap
+            text.append(cell, style=Style.parse(f"{fg} on rgb({bg[0]},{bg[1]},{bg[2]})"))
         text.append("\n")
     text.rstrip()
     return text
