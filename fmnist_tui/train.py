@@ -132,6 +132,17 @@ def resume_config(run_dir: Path, epochs: int | None = None, device: str | None =
     return cfg.with_changes(**changes)
 
 
+def _empty_partial() -> dict[str, Any]:
+    """Running sums of the epoch in progress (kept in train_state.pt for a mid-epoch resume)."""
+    return {"loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0}
+
+
+def _next_epoch(state: dict[str, Any], epoch: int) -> None:
+    """Mark `epoch` done and start the next one's running sums from zero."""
+    state["epoch_done"], state["batch_done"] = epoch, 0
+    state["partial"] = _empty_partial()
+
+
 class Trainer:
     """One training run; construct, then call `run()`. Use the `train` function for the common case."""
 
@@ -196,7 +207,7 @@ class Trainer:
         segment = {"start": 0, "end": self.cfg.epochs * self.batches, "peak": self.cfg.peak_lr,
                    "warmup": self.cfg.warmup}
         return {"version": STATE_VERSION, "epoch_done": 0, "batch_done": 0, "step": 0, "segments": [segment],
-                "partial": {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "train_seconds": 0.0},
+                "partial": _empty_partial(),
                 "best_val_acc": -1.0, "best_epoch": 0, "train_seconds": 0.0, "rows": []}
 
     def _restore(self) -> dict[str, Any]:
@@ -305,8 +316,7 @@ class Trainer:
     def _end_epoch(self, epoch: int, state: dict[str, Any]) -> None:
         """Validate, save weights, metrics and state (the state last: it is the commit point)."""
         if not self.is_main:  # other ranks only keep their position; rank 0 validates and writes
-            state["epoch_done"], state["batch_done"] = epoch, 0
-            state["partial"] = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "train_seconds": 0.0}
+            _next_epoch(state, epoch)
             return
         t0 = time.perf_counter()
         part = state["partial"]
@@ -325,8 +335,7 @@ class Trainer:
         state["rows"].append(row)
         write_metrics(self.run_.file(METRICS), state["rows"])
         state["train_seconds"] += part["train_seconds"]
-        state["epoch_done"], state["batch_done"] = epoch, 0
-        state["partial"] = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "train_seconds": 0.0}
+        _next_epoch(state, epoch)
         self._save_state(state)
         self.emit(EpochEnd(epoch, self.cfg.epochs, row, is_best))
 
