@@ -46,9 +46,17 @@ def seed_loaders(workdir: Path) -> tuple:
             datasets.FashionMNIST(str(workdir), train=False, download=False, transform=tf))
 
 
+#: where both recipes run (--device); the seed's loop moves each batch there, as a seed user on a GPU would
+DEVICE = torch.device("cpu")
+
+
 def seed_model(arch: str, kernel: int | None) -> nn.Module:
     """The seed's own models (no normalisation layer), same shapes as our registry."""
     torch.manual_seed(0)
+    return _seed_model(arch, kernel).to(DEVICE)
+
+
+def _seed_model(arch: str, kernel: int | None) -> nn.Module:
     if arch == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
     k = kernel or 3
@@ -68,10 +76,13 @@ def seed_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tup
     for i, (x, y) in enumerate(loader):
         if max_batches and i >= max_batches:
             break
+        x, y = x.to(DEVICE), y.to(DEVICE)
         opt.zero_grad()
         crit(model(x), y).backward()
         opt.step()
         seen += len(x)
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - t0, seen
 
 
@@ -80,13 +91,13 @@ def seed_test_accuracy(model: nn.Module, test_set) -> float:  # noqa: ANN001
     from torch.utils.data import DataLoader
 
     model.eval()
-    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(test_set, batch_size=1000))
+    correct = sum(int((model(x.to(DEVICE)).argmax(1).cpu() == y).sum()) for x, y in DataLoader(test_set, batch_size=1000))
     return correct / len(test_set)
 
 
 def ours(arch: str, kernel: int | None, epochs: int, out: Path, subset: int | None, dataset,  # noqa: ANN001
          lr: float | None = None) -> dict:
-    cfg = TrainConfig(arch=arch, kernel=kernel, epochs=epochs, subset=subset, out=str(out), lr=lr,
+    cfg = TrainConfig(arch=arch, kernel=kernel, epochs=epochs, subset=subset, out=str(out), lr=lr, device=DEVICE.type,
                       name=f"{arch}-{kernel}-{epochs}-{time.monotonic_ns()}")
     result = train(cfg, dataset=dataset)
     rows = result.run.metrics()
@@ -102,7 +113,12 @@ def main() -> None:
     ap.add_argument("--no-table", action="store_true", help="skip the per-epoch table")
     ap.add_argument("--sweep-default", action="store_true",
                     help="race the default recipe too, with 2, 3, 4 … epoch budgets (slower)")
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
+                    help="where both recipes train (default cpu; auto: CUDA when present)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
     max_batches, subset = (40, 2560) if args.quick else (None, None)
     dataset = load_dataset()
     tmp = Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
@@ -110,7 +126,8 @@ def main() -> None:
         train_set, test_set = seed_loaders(tmp / "seed")
         if args.no_table:
             CONFIGS.clear()
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; seed epoch = 60,000 images at batch 64; "
+        where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        print(f"torch {torch.__version__} on {where}; seed epoch = 60,000 images at batch 64; "
               f"ours = {len(dataset.train_labels):,} train images + 10,000 validation")
         print(f"{'config':<8} {'seed s/epoch':>12} {'ours s/epoch':>12} {'epoch ratio':>11} "
               f"{'seed img/s':>10} {'ours img/s':>10} {'img/s ratio':>11}")

@@ -55,7 +55,9 @@ def _check_signature(session: Any, path: Path) -> None:
 class OnnxClassifier:
     """An onnxruntime session over an exported model, with its metadata and class names."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, spin: bool = True) -> None:
+        """`spin`: onnxruntime's threads busy-wait between calls (lowest latency for back-to-back calls);
+        off where the calls interleave with other work on the same cores (`fmnist predict`'s pipeline)."""
         import onnxruntime as ort  # here, not at import: `fmnist --help` should not pay for it
 
         self.path = Path(path)
@@ -67,6 +69,8 @@ class OnnxClassifier:
         options.log_severity_level = 3  # errors only: warnings would break the one-line-per-problem rule
         if threads:
             options.intra_op_num_threads = threads
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types

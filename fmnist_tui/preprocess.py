@@ -8,10 +8,11 @@ input to that, and it is the ONE function that `fmnist predict`, the TUI and the
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Any, Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
@@ -20,6 +21,9 @@ from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin 
 from PIL import PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
 from .errors import FmnistError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 #: Decoders Image.open may try (its others are never tried).
 _OPENERS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
@@ -46,12 +50,12 @@ def _read(source: Source) -> bytes:
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
-        path = Path(source)
         try:
-            size = path.stat().st_size
-            if size > MAX_BYTES:
-                raise ImageError(f"file of {size:,} bytes is over the {MAX_BYTES:,}-byte limit")
-            data = path.read_bytes()
+            with open(source, "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                if size > MAX_BYTES:
+                    raise ImageError(f"file of {size:,} bytes is over the {MAX_BYTES:,}-byte limit")
+                data = file.read(size + 1)  # never more than the cap, even from a file that grows meanwhile
         except IsADirectoryError:
             raise ImageError("is a folder, not an image file") from None
         except FileNotFoundError:
@@ -111,7 +115,7 @@ def _to_gray(img: Image.Image) -> np.ndarray:
         return np.clip(arr / scale, 0, 1)
     has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info)
     if not has_alpha:
-        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.float32) / 255.0
     rgba = img.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
     gray = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
@@ -143,13 +147,23 @@ def _border(gray: np.ndarray) -> np.ndarray:
 def _background(border: np.ndarray) -> tuple[float, float]:
     """Level and noise (robust sigma) of the background, from the border's most common grey level.
 
-    The mode, not the median: a garment may cover more than half of the border (wide bags, shirts)."""
+    The mode, not the median: a garment may cover more than half of the border (wide bags, shirts).
+    (np.median's result, computed without its overhead: this runs once per image.)"""
     levels = np.minimum((border * 255 + 0.5).astype(np.intp), 255)
-    peak = int(np.argmax(np.bincount(levels, minlength=256)))
-    level = float(border[levels == peak].mean())
-    near = border[np.abs(border - level) < 0.1]
-    sigma = 1.4826 * float(np.median(np.abs(near - level)))
-    return level, sigma
+    peak = int(np.bincount(levels, minlength=256).argmax())
+    chosen = border[levels == peak]
+    level = float(chosen.sum(dtype=np.float32) / np.float32(chosen.size))
+    deviation = np.abs(border - level)
+    deviation = deviation[deviation < 0.1]
+    n, half = deviation.size, deviation.size // 2
+    if n - np.count_nonzero(deviation) > half:  # most of the ring sits exactly on the level: no noise
+        return level, 0.0
+    if n % 2:
+        median = float(np.partition(deviation, half)[half])
+    else:
+        middle = np.partition(deviation, (half - 1, half))
+        median = float((middle[half - 1] + middle[half]) / np.float32(2))
+    return level, 1.4826 * median
 
 
 def _remove_background(gray: np.ndarray) -> tuple[np.ndarray, float | None]:
@@ -213,3 +227,125 @@ def to_model_input(img: Image.Image) -> np.ndarray:
 def preprocess(source: Source) -> np.ndarray:
     """A file path or encoded bytes → the model's float32 [28,28] input. Raises ImageError with the reason."""
     return to_model_input(open_image(source))
+
+
+Prepared = tuple[str, Union[np.ndarray, None], Union[str, None]]
+#: Files a helper process sends back at a time.
+CHUNK = 32
+
+
+def _prepare(path: str) -> Prepared:
+    try:
+        return path, preprocess(path), None
+    except ImageError as exc:
+        return path, None, str(exc)
+
+
+def _helper(paths: list[str], start: int, conn: "Connection") -> None:
+    """A forked helper process: preprocess its share of the files, sending (position, results) per chunk."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no traceback per helper
+    for lo in range(0, len(paths), CHUNK):
+        conn.send((start + lo, [_prepare(p) for p in paths[lo:lo + CHUNK]]))
+    conn.close()
+
+
+def default_workers() -> int:
+    """Processes for many files: one per core this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def _total_bytes(paths: list[str], enough: int) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass  # reported with its reason when the file is read
+        if total >= enough:
+            break
+    return total
+
+
+class FilePreprocessor:
+    """Preprocess many files, split over this process and forked helper processes.
+
+    The files are cut into one contiguous share per process: this process does the first share
+    and, between its own files, takes in the chunks the helpers send back, so that the caller can
+    classify them meanwhile. Helpers start only when the work pays for them: many files, or many
+    bytes to decode (photos). A helper that dies has the rest of its share done here.
+    Use as a context manager, entered BEFORE any thread starts (an onnxruntime session has a
+    thread pool): the helpers are forked, which is only safe from a single-threaded process."""
+
+    #: Split the work only for at least this many files...
+    MIN_FILES = 256
+    #: ...or this many bytes in all (photos: decoding dominates).
+    MIN_BYTES = 4 * 1024 * 1024
+    #: Own files done between two looks at the helpers' pipes.
+    POLL_EVERY = 8
+
+    def __init__(self, paths: list[str], workers: int | None = None) -> None:
+        import multiprocessing
+
+        workers = min(default_workers() if workers is None else workers, len(paths))
+        self.paths = paths
+        self.own = len(paths)
+        #: receiving end → [next position expected, end of the share, process]
+        self.helpers: dict[Any, list[Any]] = {}
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        if len(paths) < self.MIN_FILES and _total_bytes(paths, self.MIN_BYTES) < self.MIN_BYTES:
+            return
+        context = multiprocessing.get_context("fork")
+        bounds = [round(i * len(paths) / workers) for i in range(workers + 1)]
+        self.own = bounds[1]
+        for lo, hi in zip(bounds[1:-1], bounds[2:]):
+            receiving, sending = context.Pipe(duplex=False)
+            process = context.Process(target=_helper, args=(paths[lo:hi], lo, sending), daemon=True)
+            process.start()
+            sending.close()
+            self.helpers[receiving] = [lo, hi, process]
+
+    def __enter__(self) -> "FilePreprocessor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for receiving, (_, _, process) in self.helpers.items():
+            receiving.close()
+            if process.is_alive():
+                process.terminate()  # an early stop (Ctrl-C, an error): nothing is left running
+            process.join()
+        self.helpers.clear()
+
+    def __iter__(self) -> Iterator[tuple[int, Prepared]]:
+        """(position in `paths`, (path, input, None) or (path, None, reason)) for every file.
+
+        In order when there are no helpers; otherwise in the order the work gets done."""
+        for position in range(self.own):
+            yield position, _prepare(self.paths[position])
+            if self.helpers and position % self.POLL_EVERY == self.POLL_EVERY - 1:
+                yield from self._collect(block=False)
+        while self.helpers:
+            yield from self._collect(block=True)
+
+    def _collect(self, block: bool) -> Iterator[tuple[int, Prepared]]:
+        from multiprocessing.connection import wait
+
+        for receiving in wait(list(self.helpers), timeout=None if block else 0):
+            share = self.helpers[receiving]
+            try:
+                start, done = receiving.recv()
+            except (EOFError, OSError):  # finished, or died (killed, out of memory): do the rest here
+                receiving.close()
+                share[2].join()
+                del self.helpers[receiving]
+                for position in range(share[0], share[1]):
+                    yield position, _prepare(self.paths[position])
+                continue
+            share[0] = start + len(done)
+            yield from enumerate(done, start)

@@ -95,6 +95,43 @@ def test_fail_fast_stops_at_the_first_bad_file(folder_of_100: Path, model_file: 
     assert "--fail-fast" in res.stderr
 
 
+def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Path, model_file: Path) -> None:
+    """Past FilePreprocessor.MIN_FILES the files are split over forked helpers: same output, same order."""
+    from fmnist_tui.preprocess import FilePreprocessor
+
+    rng = np.random.default_rng(1)
+    for i in range(FilePreprocessor.MIN_FILES + 44):
+        save_png(folder_of_100 / f"thumb{i:03d}.png", rng.integers(0, 256, (28, 28), dtype=np.uint8))
+    args = [str(folder_of_100), "--model", str(model_file), "--format", "csv", "--batch-size", "64"]
+    one, two = run_predict(args + ["--workers", "1"]), run_predict(args + ["--workers", "2"])
+    assert one.returncode == two.returncode == 1
+    assert two.stdout == one.stdout and two.stderr == one.stderr
+    rows = list(csv.DictReader(io.StringIO(two.stdout)))
+    assert len(rows) == 100 + FilePreprocessor.MIN_FILES + 44 and sum(bool(r["error"]) for r in rows) == 4
+    assert [r["path"] for r in rows] == sorted((r["path"] for r in rows), key=lambda p: p.split(os.sep))
+
+
+def test_a_helper_that_dies_has_its_share_done_by_the_parent(tmp_path: Path) -> None:
+    import signal
+
+    from fmnist_tui.preprocess import FilePreprocessor, preprocess
+
+    paths = []
+    for i in range(FilePreprocessor.MIN_FILES):
+        paths.append(str(tmp_path / f"{i:03d}.png"))
+        save_png(Path(paths[-1]), garment(box=(10 + i % 20, 10, 60 + i % 20, 80)))
+    with FilePreprocessor(paths, workers=2) as prepared:
+        assert len(prepared.helpers) == 1
+        for _, _, process in prepared.helpers.values():
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
+        done = dict(prepared)
+    assert sorted(done) == list(range(len(paths)))
+    for n in (0, len(paths) // 2, len(paths) - 1):  # the parent's share, the dead helper's first and last
+        path, x, reason = done[n]
+        assert path == paths[n] and reason is None and np.array_equal(x, preprocess(paths[n]))
+
+
 def test_csv_table_globs_and_show_input(tmp_path: Path, model_file: Path) -> None:
     for i in range(3):
         save_png(tmp_path / f"shoe{i}.png", garment())

@@ -1,51 +1,95 @@
-"""The `fmnist` command: a Typer app; each command lives in its own module."""
+"""The `fmnist` command: a Typer app; each command lives in its own module.
+
+Commands are imported when used: `fmnist predict` loads the predict module alone (no torch, no
+Textual), so a one-image classification starts in a fraction of a second. `app` (the whole CLI,
+for --help and for tests) is built on first access."""
 
 from __future__ import annotations
 
-import typer
+import importlib
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from .data_cmd import data
-from .evaluate_cmd import evaluate
-from .experiment_cmd import experiment
-from .export_cmd import export
-from .predict_cmd import predict
-from .report_cmd import featuremaps, report
-from .results_cmd import results
-from .serve_cmd import serve
-from .train_cmd import train
-from .tui_cmd import tui
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="fmnist", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="A terminal lab for Fashion-MNIST: train an MLP and CNNs (3×3, 5×5, 7×7), compare them, look inside, "
-         "export to ONNX, classify images.",
-)
-app.command(rich_help_panel="Train")(train)
-app.command(rich_help_panel="Train")(evaluate)
-app.command(rich_help_panel="Data")(data)
-app.command(rich_help_panel="Use")(export)
-app.command(rich_help_panel="Use")(predict)
-app.command(rich_help_panel="Study")(experiment)
-app.command(rich_help_panel="Study")(results)
-app.command(rich_help_panel="Study")(report)
-app.command(rich_help_panel="Study")(featuremaps)
-app.command(rich_help_panel="Use")(serve)
-app.command(rich_help_panel="View")(tui)
+#: name → (module under fmnist_tui.cli, function, help panel), in the order --help lists them
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("train_cmd", "train", "Train"),
+    "evaluate": ("evaluate_cmd", "evaluate", "Train"),
+    "data": ("data_cmd", "data", "Data"),
+    "export": ("export_cmd", "export", "Use"),
+    "predict": ("predict_cmd", "predict", "Use"),
+    "experiment": ("experiment_cmd", "experiment", "Study"),
+    "results": ("results_cmd", "results", "Study"),
+    "report": ("report_cmd", "report", "Study"),
+    "featuremaps": ("report_cmd", "featuremaps", "Study"),
+    "serve": ("serve_cmd", "serve", "Use"),
+    "tui": ("tui_cmd", "tui", "View"),
+}
+
+HELP = ("A terminal lab for Fashion-MNIST: train an MLP and CNNs (3×3, 5×5, 7×7), compare them, look inside, "
+        "export to ONNX, classify images.")
 
 
 def _version(value: bool) -> None:
     if value:
+        import typer
+
+        from .. import __version__
+
         typer.echo(f"fmnist {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
-    """fmnist: see each command's --help."""
+def build_app(only: str | None = None) -> "typer.Typer":
+    """The Typer app with every command, or with the command `only` alone (what `main` runs)."""
+    import typer
+
+    app = typer.Typer(name="fmnist", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                      help=HELP)
+    for name, (module, attr, panel) in COMMANDS.items():
+        if only is None or name == only:
+            func = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+            app.command(name, rich_help_panel=panel)(func)
+
+    @app.callback()
+    def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                           help="Print the version and exit.")) -> None:
+        """fmnist: see each command's --help."""
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: builds only the command named on the line (all of them for --help)."""
+    first = sys.argv[1] if len(sys.argv) > 1 else None
+    app = build_app(only=first if first in COMMANDS else None)
+    if first != "predict":
+        app()
+        return
+    # `fmnist predict` is run once per image by scripts, so its start and end count: everything it
+    # prints is flushed and its helpers are joined when it returns, and onnxruntime's teardown at
+    # interpreter exit would add ~30 ms of nothing to each call. So it leaves at once.
+    try:
+        app()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if isinstance(stop.code, str):
+            sys.stderr.write(stop.code + "\n")
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # a reader that went away (`| head`), or a closed stream
+        code = code or 1
+    os._exit(code)

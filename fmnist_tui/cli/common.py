@@ -7,15 +7,37 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar
 
 import typer
-from rich.console import Console
 
 from ..errors import EXIT_USAGE, FmnistError, UsageError
 
-console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class LazyConsole:
+    """A rich Console made on first use: commands that print no rich output (predict --format csv,
+    the JSON modes) do not pay for importing rich at start-up."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: "Console | None" = None
+
+    def get(self) -> "Console":
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Iterable, Iterator, Optional
 
 import typer
 
@@ -17,6 +18,14 @@ from .common import Format, console, err_console, fail, handle_errors, print_jso
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".mpo"}
 CSV_COLUMNS = ("path", "label", "index", "probability", "top_k", "error")
 RAMP = " .:-=+*#%@"  # --show-input: darkest to lightest
+
+
+def _image_files(folder: Path) -> list[str]:
+    """The image files under `folder` (recursively, not into linked folders), sorted as paths."""
+    found = []
+    for root, _, names in os.walk(folder):
+        found.extend(os.path.join(root, n) for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+    return sorted((f for f in found if os.path.isfile(f)), key=lambda f: f.split(os.sep))
 
 
 def expand_inputs(args: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -33,11 +42,11 @@ def expand_inputs(args: list[str]) -> Iterator[tuple[str, str | None]]:
     for arg in args:
         path = Path(arg)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files = _image_files(path)
             if not files:
                 yield arg, f"folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
             for f in files:
-                yield from emit(str(f))
+                yield from emit(f)
         elif path.exists() or not any(c in arg for c in "*?["):
             yield from emit(arg)  # a missing file is reported by the reader, with the reason
         else:
@@ -49,47 +58,65 @@ def expand_inputs(args: list[str]) -> Iterator[tuple[str, str | None]]:
 
 
 def _failure(path: str, reason: str) -> dict[str, Any]:
-    err_console.print(f"{path}: {reason}", markup=False, highlight=False)
     return {"path": path, "label": None, "index": None, "probability": None, "top_k": [], "error": reason}
 
 
-def classify(args: list[str], clf: Any, top_k: int, batch_size: int, fail_fast: bool,
-             keep_input: bool) -> list[dict[str, Any]]:
-    """Preprocess and classify every input in batches; failures become rows with `error` (and a stderr line)."""
+def classify(items: list[tuple[str, str | None]], prepared: Iterable[tuple[int, Any]], clf: Any, top_k: int,
+             batch_size: int, fail_fast: bool, keep_input: bool) -> list[dict[str, Any]]:
+    """Classify every input; rows come back in input order, failures as rows with `error`, each also
+    printed as one `path: reason` line on stderr (in input order).
+
+    `items` are expand_inputs' (path, problem) pairs; `prepared` yields (n, (path, input, reason))
+    for the n-th item without a problem, in any order (in order when `fail_fast`). Inputs are
+    gathered into batches of `batch_size`; each full batch goes to onnxruntime on a second thread
+    (it releases the GIL) while this one takes in the next, so the two overlap."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import numpy as np
 
-    from ..preprocess import ImageError, preprocess
+    files = [i for i, (_, problem) in enumerate(items) if problem is None]  # n-th file → its slot in items
+    rows: list[dict[str, Any] | None] = [None if problem is None else _failure(path, problem)
+                                         for path, problem in items]
+    batches: list[tuple[list[int], list[np.ndarray], Future]] = []
+    slots: list[int] = []
+    inputs: list[np.ndarray] = []
+    stop = len(items)  # --fail-fast: the slot of the first failure
 
-    results: list[dict[str, Any]] = []
-    pending: list[tuple[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime") as runner:
+        def submit() -> None:
+            if slots:
+                batches.append((slots[:], inputs[:], runner.submit(clf.predict_proba, np.stack(inputs))))
+                slots.clear()
+                inputs.clear()
 
-    def flush() -> None:
-        if not pending:
-            return
-        probs = clf.predict_proba(np.stack([x for _, x in pending]))
-        for (path, x), row in zip(pending, probs):
-            best = int(row.argmax())
-            item = {"path": path, "label": clf.classes[best], "index": best, "probability": float(row[best]),
-                    "top_k": clf.top_k(row, top_k), "error": None}
-            if keep_input:
-                item["input"] = x
-            results.append(item)
-        pending.clear()
-
-    for path, problem in expand_inputs(args):
-        try:
-            if problem:
-                raise ImageError(problem)
-            pending.append((path, preprocess(path)))
-        except ImageError as exc:
-            flush()  # keep the output in input order
-            results.append(_failure(path, str(exc)))
-            if fail_fast:
+        if fail_fast:
+            stop = next((i for i, (_, problem) in enumerate(items) if problem is not None), stop)
+        for n, (path, x, reason) in prepared:
+            slot = files[n]
+            if fail_fast and slot > stop:
                 break
-            continue
-        if len(pending) >= batch_size:
-            flush()
-    flush()
+            if reason is not None:
+                rows[slot] = _failure(path, reason)
+                if fail_fast:
+                    stop = min(stop, slot)
+                continue
+            slots.append(slot)
+            inputs.append(x)
+            if len(slots) >= batch_size:
+                submit()
+        submit()
+        for batch_slots, batch_inputs, future in batches:
+            for slot, x, probs in zip(batch_slots, batch_inputs, future.result()):
+                best = int(probs.argmax())
+                rows[slot] = {"path": items[slot][0], "label": clf.classes[best], "index": best,
+                              "probability": float(probs[best]), "top_k": clf.top_k(probs, top_k), "error": None}
+                if keep_input:
+                    rows[slot]["input"] = x
+
+    results = [row for row in rows[:stop + 1] if row is not None]
+    for row in results:
+        if row["error"] is not None:
+            err_console.print(f"{row['path']}: {row['error']}", markup=False, highlight=False)
     return results
 
 
@@ -153,15 +180,23 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Images per onnxruntime call.", min=1)] = 256,
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: all cores).",
                                                    min=1)] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes that decode the images of a large batch of files "
+                                                        "(default: one per core, at most 8; 1: none).",
+                                                   min=1)] = None,
 ) -> None:
     """Classify image files (photos welcome: any size, background, format) with an exported model."""
     from ..inference import OnnxClassifier, default_model_path
+    from ..preprocess import FilePreprocessor
 
     if show_input and fmt is Format.csv:
         raise UsageError("--show-input works with --format table or json, not csv")
-    clf = OnnxClassifier(model or default_model_path(), threads=threads)
+    items = list(expand_inputs(paths))
     try:
-        results = classify(paths, clf, top_k, batch_size, fail_fast, keep_input=show_input)
+        # the worker processes are forked before the onnxruntime session starts its threads
+        # in order under --fail-fast (it stops at the first failure), else split over processes
+        with FilePreprocessor([p for p, problem in items if problem is None], 1 if fail_fast else workers) as prepared:
+            clf = OnnxClassifier(model or default_model_path(), threads=threads, spin=False)
+            results = classify(items, prepared, clf, top_k, batch_size, fail_fast, keep_input=show_input)
     except KeyboardInterrupt:
         raise fail("interrupted; nothing was printed", EXIT_INTERRUPTED) from None
     if fmt is Format.json:

@@ -53,7 +53,7 @@ class ProgressView:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[ips]:>7,.0f} img/s"),
-            TimeRemainingColumn(), console=console, transient=True,
+            TimeRemainingColumn(), console=console.get(), transient=True,
         )
         self.task: Any = None
 
