@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -35,11 +35,24 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 100
     return torch.cat(out) if out else torch.zeros(0, 10, device=device)
 
 
+@contextmanager
+def strict_fp32() -> Iterator[None]:
+    """Full fp32 on CUDA too: cuDNN convolutions use TF32 by default (10-bit mantissa), which moves
+    logits by ~1e-3 and can flip a borderline test image against the CPU and the ONNX file."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def evaluate_model(model: nn.Module, images: np.ndarray, labels: np.ndarray,
                    device: torch.device | str = "cpu") -> dict[str, Any]:
     """Full-precision test metrics (accuracy, per-class, confusion matrix) for a model."""
     model = model.to(device)
-    logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)).to(device))
+    with strict_fp32():
+        logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)).to(device))
     preds = logits.argmax(1).cpu().numpy()
     return classification_report(labels, preds)
 

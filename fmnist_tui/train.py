@@ -168,7 +168,11 @@ class Trainer:
         self.model = create_model(cfg.arch, cfg.kernel)
         self.params, self.macs = count_params(self.model), count_macs(self.model)
         self.model.to(self.device)
-        if cfg.arch != "mlp":
+        # channels_last: the layout bf16 convolutions run fastest in. Not for the weights under DDP on
+        # CUDA: there cuDNN hands back their gradients in the default layout, which DDP's buckets
+        # (made in the weights' layout) warn about at every step; the inputs stay channels_last.
+        self.channels_last = cfg.arch != "mlp"
+        if self.channels_last and not (world and self.device.type == "cuda"):
             self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay,
                                      fused=True)  # one kernel per step instead of a loop over tensors
@@ -275,7 +279,7 @@ class Trainer:
             if self.world:
                 idx = self.world.shard(idx)
             x = to_input(augment(self.train_x[idx], plan["flip"][idx], plan["shift"][idx], cfg.shift))
-            if cfg.arch != "mlp":
+            if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.train_y[idx]
             for group in self.opt.param_groups:

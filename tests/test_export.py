@@ -89,14 +89,38 @@ def test_export_cli_writes_a_verified_self_describing_model(synthetic_env: tuple
 def test_accuracy_mismatch_fails_and_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
     runs, _ = synthetic_env
     run = copy_run(runs / "cnn-k3-s0", tmp_path / "runs" / "cnn-k3-s0")
-    summary = run.summary()
+    config, summary = run.config(), run.summary()
+    config["device"] = "cpu"  # evaluated where export checks it (a GPU-evaluated summary has some slack)
     summary["test_accuracy"] = summary["test_accuracy"] - 0.05  # as if summary.json were from other weights
+    run.file("config.json").write_text(json.dumps(config))
     run.file("summary.json").write_text(json.dumps(summary))
     out = tmp_path / "export"
     result = runner.invoke(app, ["export", str(run.path), "--out", str(out), "--threads", "1"])
     assert result.exit_code == 1
     assert "differs from the run's summary.json" in result.output
     assert list(out.iterdir()) == []  # neither the model, nor a temporary file, nor a manifest
+
+
+@pytest.mark.parametrize("device, off, exported", [("cpu", 1, False), ("cuda", 1, True), ("cuda", 6, False)])
+def test_a_gpu_evaluated_summary_may_differ_by_a_few_images(synthetic_env: tuple[Path, Path], tmp_path: Path,
+                                                            device: str, off: int, exported: bool) -> None:
+    """A run evaluated on a GPU: its summary may be a borderline image or two away from the CPU's count."""
+    runs, _ = synthetic_env
+    run = copy_run(runs / "cnn-k3-s0", tmp_path / "runs" / "cnn-k3-s0")
+    config, summary = run.config(), run.summary()
+    config["device"] = device
+    n_test = len(load_dataset().test_labels)
+    summary["test_accuracy"] = (round(summary["test_accuracy"] * n_test) + off) / n_test
+    run.file("config.json").write_text(json.dumps(config))
+    run.file("summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", str(run.path), "--out", str(out), "--threads", "1"])
+    assert (result.exit_code == 0) is exported, result.output
+    if exported:
+        assert f"was measured on {device}" in result.output and (out / "cnn-k3-s0.onnx").is_file()
+    else:
+        assert f"measured on {device}" in result.output and "differs from the run's summary.json" in result.output
+        assert list(out.iterdir()) == []
 
 
 def test_parity_failure_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_path: Path,

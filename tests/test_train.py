@@ -38,7 +38,7 @@ def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> Non
     assert [r["epoch"] for r in rows] == [1, 2] and set(rows[0]) == set(METRIC_COLUMNS)
     cfg = run.config()
     assert cfg["arch"] == "cnn" and cfg["kernel"] == 3 and cfg["params"] == 421_642 and len(cfg["dataset_sha256"]) == 4
-    assert "torch" in cfg["versions"] and cfg["device"] == "cpu"
+    assert "torch" in cfg["versions"] and cfg["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     s = run.summary()
     assert s["finished"] and 0 <= s["test_accuracy"] <= 1 and len(s["per_class"]) == 10
     assert sum(map(sum, s["confusion_matrix"])) == 100
