@@ -246,9 +246,12 @@ def _helper(paths: list[str], start: int, conn: "Connection") -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no traceback per helper
-    for lo in range(0, len(paths), CHUNK):
-        conn.send((start + lo, [_prepare(p) for p in paths[lo:lo + CHUNK]]))
-    conn.close()
+    try:
+        for lo in range(0, len(paths), CHUNK):
+            conn.send((start + lo, [_prepare(p) for p in paths[lo:lo + CHUNK]]))
+        conn.close()
+    except BaseException:  # noqa: BLE001 - the parent redoes the rest of the share and reports any error itself
+        os._exit(1)
 
 
 def default_workers() -> int:
