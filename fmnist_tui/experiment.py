@@ -30,14 +30,6 @@ DONE, RESUME, RESTART, NEW = "done", "resume", "restart", "new"
 FORWARD = ("epoch ", "done:", "error:")
 
 
-def cpu_count() -> int:
-    """Cores this process may use (the affinity mask, where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def plan(archs: list[str], kernels: list[int], seeds: int, epochs: int, out: Path, subset: int | None = None,
          data_dir: Path | None = None, device: str = "auto") -> list[TrainConfig]:
     """The grid's training configs: every arch, every kernel it takes (of `kernels`), seeds 0..seeds−1."""

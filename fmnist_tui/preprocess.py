@@ -20,6 +20,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin  # noqa: F401
 from PIL import PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
+from . import cpu_count
 from .errors import FmnistError
 
 if TYPE_CHECKING:
@@ -256,11 +257,7 @@ def _helper(paths: list[str], start: int, conn: "Connection") -> None:
 
 def default_workers() -> int:
     """Processes for many files: one per core this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    return max(1, min(cpu_count(), 8))
 
 
 def _total_bytes(paths: list[str], enough: int) -> int:
