@@ -165,8 +165,7 @@ def verify(path: Path, model: nn.Module, dataset: Dataset, summary_accuracy: flo
     onnx_correct = int((got[:n_test].argmax(1) == labels).sum())
     torch_correct = int((ref[:n_test].argmax(1) == labels).sum())
     figures = {"parity_images": len(x), "max_abs_diff": max_diff, "top1_agreement": agreement,
-               "test_images": n_test, "onnx_accuracy": onnx_correct / n_test, "torch_accuracy": torch_correct / n_test,
-               "summary_device": summary_device}
+               "test_images": n_test, "onnx_accuracy": onnx_correct / n_test, "torch_accuracy": torch_correct / n_test}
     if not max_diff <= PARITY_ATOL:
         raise ExportError(f"onnxruntime and PyTorch disagree: max |Δlogit| {max_diff:.2e} > {PARITY_ATOL:.0e} "
                           f"over {len(x):,} images")
@@ -206,17 +205,18 @@ def export_run(run: Run, out_dir: Path, dataset: Dataset | None = None,
         raise ExportError(f"{out_dir}: cannot write there ({exc.strerror or exc}); pass --out DIR") from exc
     model = model_from_run(run, "best").to("cpu", torch.float32)
     target = out_dir / f"{run.name}.onnx"
+    metadata = build_metadata(run)
+    device = str(run.config().get("device", "cpu"))  # where summary.json's test accuracy was measured
     with atomic_path(target) as tmp:  # on any failure the temporary file is removed: nothing is left
         step(f"exporting {run.name} (dynamo exporter, opset {OPSET}, dynamic batch)")
-        export_onnx(model, tmp, build_metadata(run))
+        export_onnx(model, tmp, metadata)
         step("onnx.checker full check passed; comparing onnxruntime with PyTorch")
-        figures = verify(tmp, model, dataset, float(summary["test_accuracy"]),
-                         str(run.config().get("device", "cpu")))
+        figures = verify(tmp, model, dataset, float(summary["test_accuracy"]), device)
         digest, size = sha256_file(tmp), tmp.stat().st_size
     report = ExportReport(run=run.name, path=str(target), sha256=digest, bytes=size, opset=OPSET,
-                          summary_accuracy=float(summary["test_accuracy"]),
+                          summary_accuracy=float(summary["test_accuracy"]), summary_device=device,
                           seconds=round(time.perf_counter() - t0, 2), **figures)
-    update_manifest(out_dir, report, build_metadata(run))
+    update_manifest(out_dir, report, metadata)
     return report
 
 
