@@ -8,12 +8,18 @@ import pytest
 
 from fmnist_tui.runs import Run
 from fmnist_tui.tui import create_app
+from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.modals import ConfirmScreen
 from fmnist_tui.tui.train_screen import TrainPane
 from textual.widgets import DataTable, Input, Select
 from tests.tui_support import screen_text, sync, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def train_app(tmp_path: Path, tiny_data: Path) -> FmnistApp:
+    """The app over empty runs/ and export/ folders in tmp_path, training on the synthetic data."""
+    return create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
 
 
 async def fill(pilot, **values: str) -> None:
@@ -26,7 +32,7 @@ async def fill(pilot, **values: str) -> None:
 @sync
 async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    app = train_app(tmp_path, tiny_data)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(TrainPane)
         # many small batches, so Stop lands mid-run: 250 images / 8 = 32 batches per epoch
@@ -58,7 +64,7 @@ async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) ->
 @sync
 async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    app = train_app(tmp_path, tiny_data)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(TrainPane)
         await fill(pilot, epochs="2", batch="64", threads="1", seed="3")
@@ -78,7 +84,7 @@ async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Pa
 
 @sync
 async def test_bad_form_value_is_a_notification(tiny_data: Path, tmp_path: Path) -> None:
-    app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    app = train_app(tmp_path, tiny_data)
     async with app.run_test(size=(80, 24)) as pilot:
         await fill(pilot, lr="fast")
         await pilot.click("#start")
@@ -96,7 +102,7 @@ async def test_bad_form_value_is_a_notification(tiny_data: Path, tmp_path: Path)
 @sync
 async def test_quit_while_training_asks_then_stops_and_saves(tiny_data: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    app = train_app(tmp_path, tiny_data)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(TrainPane)
         await fill(pilot, epochs="40", batch="8", threads="1", name="quit-run")
