@@ -28,15 +28,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmnist_tui.inference import OnnxClassifier, list_models  # noqa: E402
+from fmnist_tui.inference.session import OnnxClassifier, list_models  # noqa: E402
 
 NAIVE_SCRIPT = '''
 import sys, numpy as np, torch
 from pathlib import Path
 from PIL import Image
-from fmnist_tui.checkpoint import model_from_run
-from fmnist_tui.data import CLASSES
-from fmnist_tui.runs import Run
+from fmnist_tui.training.checkpoints import model_from_run
+from fmnist_tui.core.data import CLASSES
+from fmnist_tui.core.runs import Run
 torch.set_num_threads({threads})
 model = model_from_run(Run(Path(sys.argv[1])))
 for path in sorted(Path(sys.argv[2]).glob("*.png")):
@@ -50,7 +50,7 @@ for path in sorted(Path(sys.argv[2]).glob("*.png")):
 def test_images(n: int) -> np.ndarray:
     """n real test images as uint8 [n,28,28] (random ones if the dataset is not installed)."""
     try:
-        from fmnist_tui.data import load_dataset
+        from fmnist_tui.core.data import load_dataset
         return load_dataset().test_images[:n]
     except Exception as exc:  # the benchmark still runs on random inputs, and says so
         print(f"(dataset unavailable: {exc}; using random images)")
@@ -92,8 +92,8 @@ def bench_model(path: Path, runs: Path, x: np.ndarray, threads: int, calls: int,
         print(f"({path.stem}: no run at {run}; PyTorch eager skipped)")
         return row
     import torch
-    from fmnist_tui.checkpoint import model_from_run
-    from fmnist_tui.runs import Run
+    from fmnist_tui.training.checkpoints import model_from_run
+    from fmnist_tui.core.runs import Run
 
     torch.set_num_threads(threads)
     model = model_from_run(Run(run))

@@ -59,7 +59,7 @@ class Tally:
 def test_images(n: int) -> np.ndarray:
     """Real test images when the dataset is found, else a fixed random set (numbers are then still valid)."""
     try:
-        from fmnist_tui.data import load_dataset
+        from fmnist_tui.core.data import load_dataset
 
         return load_dataset().test_images[:n]
     except Exception:  # any reason the dataset is missing: synthetic pixels exercise the same code
@@ -157,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = 3.0 if args.quick else args.duration
     if args.model is None:
-        from fmnist_tui.inference import default_model_path
+        from fmnist_tui.inference.session import default_model_path
 
         args.model = default_model_path()
     images = test_images(max(64, args.npy_batch))

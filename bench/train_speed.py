@@ -24,9 +24,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fmnist_tui.config import TrainConfig  # noqa: E402
-from fmnist_tui.data import find_dataset, load_dataset  # noqa: E402
-from fmnist_tui.train import train  # noqa: E402
+from fmnist_tui.core.config import TrainConfig  # noqa: E402
+from fmnist_tui.core.data import find_dataset, load_dataset  # noqa: E402
+from fmnist_tui.training.trainer import train  # noqa: E402
 
 CONFIGS = [("mlp", None), ("cnn", 3), ("cnn", 5), ("cnn", 7)]
 

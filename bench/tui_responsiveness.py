@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmnist_tui.runs import Run  # noqa: E402
+from fmnist_tui.core.runs import Run  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

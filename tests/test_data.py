@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist_tui import data
-from fmnist_tui.errors import DataError
+from fmnist_tui.core import data
+from fmnist_tui.core.errors import DataError
 from tests.conftest import make_tiny_dataset, write_idx
 
 

@@ -12,10 +12,10 @@ from typer.main import get_command
 
 from fmnist_tui.cli import app
 from fmnist_tui.cli.train_launch import forwarded_args
-from fmnist_tui.config import TrainConfig
-from fmnist_tui.distributed import World, _worker_lines, in_worker, torchrun_command
-from fmnist_tui.errors import UsageError
-from fmnist_tui.runs import Run
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.training.distributed import World, _worker_lines, in_worker, torchrun_command
+from fmnist_tui.core.errors import UsageError
+from fmnist_tui.core.runs import Run
 
 TINY = ["--subset", "256", "--epochs", "2", "--batch-size", "64", "--threads", "1", "--device", "cpu",
         "--precision", "fp32"]
@@ -62,7 +62,7 @@ def test_worker_lines_drop_torchelastic_report() -> None:
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path: Path, cli_env: dict[str, str]) -> None:
     """2 gloo ranks on CPU take the same steps as 1 process: same metrics (to float error), one run folder."""
-    from fmnist_tui.train import train
+    from fmnist_tui.training.trainer import train
 
     out = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "fmnist_tui", "train", *TINY, "--out", str(out), "--name", "ddp",

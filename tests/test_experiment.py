@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_tui.config import TrainConfig
-from fmnist_tui.errors import RunError, UsageError
-from fmnist_tui.experiment import DONE, NEW, RESTART, RESUME, plan, status, train_command
-from fmnist_tui.runs import Run
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.errors import RunError, UsageError
+from fmnist_tui.study.experiment import DONE, NEW, RESTART, RESUME, plan, status, train_command
+from fmnist_tui.core.runs import Run
 
 
 def test_default_grid() -> None:
@@ -58,7 +58,7 @@ def stop_after(batches: int):
 
 
 def test_status_of_runs(tiny_data: Path, tmp_path: Path) -> None:
-    from fmnist_tui.train import train
+    from fmnist_tui.training.trainer import train
 
     cfg = TrainConfig(arch="mlp", kernel=None, epochs=2, seed=0, subset=64, out=str(tmp_path / "r"),
                       data_dir=str(tiny_data), threads=1, batch_size=32)
@@ -103,7 +103,7 @@ def test_experiment_trains_then_reuses(cli_env: dict[str, str], tmp_path: Path) 
 
 
 def test_experiment_resumes_interrupted_runs(cli_env: dict[str, str], tiny_data: Path, tmp_path: Path) -> None:
-    from fmnist_tui.train import train
+    from fmnist_tui.training.trainer import train
 
     runs = tmp_path / "runs"
     cfg = plan(["mlp"], [3], 2, 2, runs, subset=64, data_dir=None)[0].with_changes(threads=1)

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT, make_tiny_dataset
 from fmnist_tui.cli import app
-from fmnist_tui.config import TrainConfig
-from fmnist_tui.data import CLASSES, load_dataset
-from fmnist_tui.export import PARITY_MIN_IMAGES, ExportError, export_run, sha256_file
-from fmnist_tui.inference import OnnxClassifier
-from fmnist_tui.runs import Run
-from fmnist_tui.train import train
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.data import CLASSES, load_dataset
+from fmnist_tui.deploy.export import PARITY_MIN_IMAGES, ExportError, export_run, sha256_file
+from fmnist_tui.inference.session import OnnxClassifier
+from fmnist_tui.core.runs import Run
+from fmnist_tui.training.trainer import train
 
 runner = CliRunner()
 
@@ -125,7 +125,7 @@ def test_a_gpu_evaluated_summary_may_differ_by_a_few_images(synthetic_env: tuple
 
 def test_parity_failure_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import fmnist_tui.export as exporter
+    import fmnist_tui.deploy.export as exporter
 
     runs, data = synthetic_env
     real = exporter._torch_logits

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmnist_tui import figures
+from fmnist_tui.study import figures
 from fmnist_tui.cli import app
-from fmnist_tui.config import TrainConfig
-from fmnist_tui.data import CLASSES, SYSTEM_DIR, load_dataset
-from fmnist_tui.report import FIGURES, ReportBuilder
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.data import CLASSES, SYSTEM_DIR, load_dataset
+from fmnist_tui.study.report import FIGURES, ReportBuilder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -74,7 +74,7 @@ needs_data = pytest.mark.skipif(not SYSTEM_DIR.is_dir(), reason="real Fashion-MN
 @pytest.fixture(scope="module")
 def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An mlp and a cnn-k3, one epoch on 256 images each (the test set is always all 10,000)."""
-    from fmnist_tui.train import train
+    from fmnist_tui.training.trainer import train
 
     root = tmp_path_factory.mktemp("real") / "checkpoints"
     for arch, kernel in (("mlp", None), ("cnn", 3)):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fmnist_tui.errors import UsageError
-from fmnist_tui.models import CNN, count_macs, count_params, create_model, receptive_field
-from fmnist_tui.registry import ARCHS, check_arch, run_name
+from fmnist_tui.core.errors import UsageError
+from fmnist_tui.training.models import CNN, count_macs, count_params, create_model, receptive_field
+from fmnist_tui.core.registry import ARCHS, check_arch, run_name
 
 
 @pytest.mark.parametrize("arch,kernel,params", [("mlp", None, 235_146), ("cnn", 3, 421_642),

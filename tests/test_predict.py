@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-from fmnist_tui.data import CLASSES
+from fmnist_tui.core.data import CLASSES
 from tests.test_preprocess import garment, png_header_only
 
 PHOTOS = ROOT / "tests" / "photos"
@@ -27,8 +27,8 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised CNN exported by the project's exporter (the predictions are arbitrary)."""
     import torch
 
-    from fmnist_tui.export import export_onnx
-    from fmnist_tui.models import create_model
+    from fmnist_tui.deploy.export import export_onnx
+    from fmnist_tui.training.models import create_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "random-cnn.onnx"
@@ -97,7 +97,7 @@ def test_fail_fast_stops_at_the_first_bad_file(folder_of_100: Path, model_file: 
 
 def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Path, model_file: Path) -> None:
     """Past FilePreprocessor.MIN_FILES the files are split over forked helpers: same output, same order."""
-    from fmnist_tui.preprocess import FilePreprocessor
+    from fmnist_tui.inference.preprocess import FilePreprocessor
 
     rng = np.random.default_rng(1)
     for i in range(FilePreprocessor.MIN_FILES + 44):
@@ -114,7 +114,7 @@ def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Pa
 def test_a_helper_that_dies_has_its_share_done_by_the_parent(tmp_path: Path) -> None:
     import signal
 
-    from fmnist_tui.preprocess import FilePreprocessor, preprocess
+    from fmnist_tui.inference.preprocess import FilePreprocessor, preprocess
 
     paths = []
     for i in range(FilePreprocessor.MIN_FILES):
@@ -154,7 +154,7 @@ def test_csv_table_globs_and_show_input(tmp_path: Path, model_file: Path) -> Non
 
 
 def test_json_show_input_is_the_28x28_input(tmp_path: Path, model_file: Path) -> None:
-    from fmnist_tui.preprocess import preprocess
+    from fmnist_tui.inference.preprocess import preprocess
 
     save_png(tmp_path / "a.png", garment())
     res = run_predict([str(tmp_path / "a.png"), "--model", str(model_file), "--format", "json", "--show-input"])
@@ -163,8 +163,8 @@ def test_json_show_input_is_the_28x28_input(tmp_path: Path, model_file: Path) ->
 
 
 def test_batched_and_single_predictions_agree(tmp_path: Path, model_file: Path) -> None:
-    from fmnist_tui.inference import OnnxClassifier
-    from fmnist_tui.preprocess import preprocess
+    from fmnist_tui.inference.session import OnnxClassifier
+    from fmnist_tui.inference.preprocess import preprocess
 
     for i in range(10):
         save_png(tmp_path / f"g{i}.png", garment(box=(10 + 5 * i, 10, 80 + 5 * i, 100 + 3 * i)))
@@ -206,7 +206,7 @@ def test_predict_imports_no_torch(tmp_path: Path, model_file: Path) -> None:
 
 
 def test_default_model_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fmnist_tui.inference import PACKAGE_EXPORT, default_model_path, list_models
+    from fmnist_tui.inference.session import PACKAGE_EXPORT, default_model_path, list_models
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FMNIST_MODEL", raising=False)
@@ -239,8 +239,8 @@ def test_shipped_model_gets_the_photos_right(tmp_path: Path) -> None:
 @needs_shipped
 @pytest.mark.realdata
 def test_test_set_pngs_round_trip_to_the_tensor_prediction(tmp_path: Path) -> None:
-    from fmnist_tui.data import load_dataset
-    from fmnist_tui.inference import OnnxClassifier
+    from fmnist_tui.core.data import load_dataset
+    from fmnist_tui.inference.session import OnnxClassifier
 
     images = load_dataset().test_images[:1000]
     for i, im in enumerate(images):

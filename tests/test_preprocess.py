@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist_tui.preprocess import MAX_PIXELS, ImageError, open_image, preprocess, to_model_input
+from fmnist_tui.inference.preprocess import MAX_PIXELS, ImageError, open_image, preprocess, to_model_input
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -181,7 +181,7 @@ def test_fashion_mnist_format_round_trips_exactly() -> None:
 
 @pytest.mark.realdata
 def test_test_set_pngs_round_trip_to_the_tensor_input() -> None:
-    from fmnist_tui.data import load_dataset
+    from fmnist_tui.core.data import load_dataset
 
     images = load_dataset().test_images[:2000]
     xs = np.stack([preprocess(encode(Image.fromarray(im))) for im in images])
@@ -193,6 +193,6 @@ def test_test_set_pngs_round_trip_to_the_tensor_input() -> None:
 def test_preprocess_module_imports_no_torch() -> None:
     import subprocess
 
-    code = "import sys, fmnist_tui.preprocess, fmnist_tui.inference; print('torch' in sys.modules)"
+    code = "import sys, fmnist_tui.inference.preprocess, fmnist_tui.inference.session; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
-from fmnist_tui.data import SHA256, load_dataset
+from fmnist_tui.core.data import SHA256, load_dataset
 
 pytestmark = pytest.mark.realdata
 runner = CliRunner()

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
-from fmnist_tui.config import TrainConfig
-from fmnist_tui.data import CLASSES
-from fmnist_tui.results import group_records, load_records, receptive_field, to_csv, to_markdown
-from fmnist_tui.study import analyse
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.data import CLASSES
+from fmnist_tui.study.results import group_records, load_records, receptive_field, to_csv, to_markdown
+from fmnist_tui.study.analysis import analyse
 
 PARAMS = {"mlp": 235146, "cnn-k3": 421642, "cnn-k5": 454922, "cnn-k7": 504842}
 
@@ -56,7 +56,7 @@ def grid(tmp_path: Path) -> Path:
 
 
 def test_receptive_field_matches_models() -> None:
-    from fmnist_tui.models import create_model, receptive_field as model_rf
+    from fmnist_tui.training.models import create_model, receptive_field as model_rf
 
     for arch, kernel in (("mlp", None), ("cnn", 3), ("cnn", 5), ("cnn", 7)):
         assert receptive_field(arch, kernel) == model_rf(create_model(arch, kernel))

@@ -104,7 +104,7 @@ def test_training_job_writes_model_dir(tmp_path: Path, cli_env: dict[str, str], 
     assert config["data_dir"] == str(root / "input" / "data" / "training")
     assert not (root / "output" / "failure").exists()
 
-    from fmnist_tui.inference import OnnxClassifier
+    from fmnist_tui.inference.session import OnnxClassifier
 
     clf = OnnxClassifier(root / "model" / "mlp-s0.onnx")
     assert clf.metadata["arch"] == "mlp"

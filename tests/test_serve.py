@@ -22,19 +22,19 @@ import uvicorn
 from PIL import Image
 
 from tests.conftest import ROOT, make_tiny_dataset, synthetic_images
-from fmnist_tui.inference import OnnxClassifier
-from fmnist_tui.preprocess import preprocess
-from fmnist_tui.serve import MAX_BODY, bind, create_app
+from fmnist_tui.inference.session import OnnxClassifier
+from fmnist_tui.inference.preprocess import preprocess
+from fmnist_tui.deploy.serve import MAX_BODY, bind, create_app
 
 
 # --- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An fmnist ONNX model exported from a tiny run (mlp, 64 synthetic images, one epoch)."""
-    from fmnist_tui.config import TrainConfig
-    from fmnist_tui.data import load_dataset
-    from fmnist_tui.export import export_run
-    from fmnist_tui.train import train
+    from fmnist_tui.core.config import TrainConfig
+    from fmnist_tui.core.data import load_dataset
+    from fmnist_tui.deploy.export import export_run
+    from fmnist_tui.training.trainer import train
 
     root = tmp_path_factory.mktemp("serve")
     data = make_tiny_dataset(root / "data")
@@ -319,6 +319,6 @@ def test_invalid_model_refuses_to_start(tmp_path: Path, content: bytes | None) -
 
 
 def test_serving_path_does_not_import_torch() -> None:
-    code = ("import sys, fmnist_tui.serve, fmnist_tui.cli.serve_cmd, fmnist_tui.inference; "
+    code = ("import sys, fmnist_tui.deploy.serve, fmnist_tui.cli.serve_cmd, fmnist_tui.inference.session; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], env=_env(), timeout=60).returncode == 0

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fmnist_tui.stats import betainc, paired_t_test, summarize, t_cdf, t_ppf
+from fmnist_tui.study.stats import betainc, paired_t_test, summarize, t_cdf, t_ppf
 
 # two-sided 95% critical values t_{0.975, df} from standard tables (NIST/SEMATECH e-Handbook 1.3.6.7.2)
 T975 = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305, 4: 2.776445105, 5: 2.570581836,

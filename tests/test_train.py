@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fmnist_tui.config import TrainConfig
-from fmnist_tui.errors import RunError
-from fmnist_tui.events import BatchProgress, EpochEnd, Finished, Interrupted, RunStarted
-from fmnist_tui.runs import METRIC_COLUMNS
-from fmnist_tui.train import augment, lr_at, resume_config, train
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.errors import RunError
+from fmnist_tui.core.events import BatchProgress, EpochEnd, Finished, Interrupted, RunStarted
+from fmnist_tui.core.runs import METRIC_COLUMNS
+from fmnist_tui.training.trainer import augment, lr_at, resume_config, train
 
 
 def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_tui.config import TrainConfig
+from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.explore_screen import ExplorePane
 from fmnist_tui.tui.services import Services
@@ -50,7 +50,7 @@ async def test_missing_dataset_says_how_to_get_it(tmp_path: Path, monkeypatch) -
 
 @sync
 async def test_feature_maps_of_a_real_tiny_run(tiny_data: Path, tmp_path: Path) -> None:
-    from fmnist_tui.train import train
+    from fmnist_tui.training.trainer import train
 
     runs = tmp_path / "runs"
     train(TrainConfig(arch="cnn", kernel=5, epochs=1, subset=64, threads=1, out=str(runs), data_dir=str(tiny_data)))

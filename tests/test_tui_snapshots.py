@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_tui.events import BatchProgress, EpochEnd, RunStarted
+from fmnist_tui.core.events import BatchProgress, EpochEnd, RunStarted
 from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.messages import TrainerEvent
 from fmnist_tui.tui.services import Services, Settings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_tui.runs import Run
+from fmnist_tui.core.runs import Run
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.modals import ConfirmScreen

@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fmnist_tui.config import TrainConfig
-from fmnist_tui.fsutil import write_json
-from fmnist_tui.metrics import per_class
-from fmnist_tui.runs import write_metrics
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.fsutil import write_json
+from fmnist_tui.core.metrics import per_class
+from fmnist_tui.core.runs import write_metrics
 
 
 def screen_text(app: Any) -> str:
@@ -74,7 +74,7 @@ def tiny_onnx(path: Path, seed: int = 0) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from fmnist_tui.data import CLASSES
+    from fmnist_tui.core.data import CLASSES
 
     rng = np.random.default_rng(seed)
     weight = numpy_helper.from_array(rng.normal(0, 0.05, (784, 10)).astype(np.float32), "W")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 
-from ..errors import EXIT_USAGE, FmnistError, UsageError
+from ..core.errors import EXIT_USAGE, FmnistError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..data import CLASSES, SHA256, class_counts, load_dataset
+from ..core.data import CLASSES, SHA256, class_counts, load_dataset
 from .common import DataDirOpt, JsonOpt, console, handle_errors, print_json
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..data import CLASSES
-from ..runs import resolve_run
+from ..core.data import CLASSES
+from ..core.runs import resolve_run
 from .common import DataDirOpt, JsonOpt, console, handle_errors, print_json
 
 
@@ -42,7 +42,7 @@ def evaluate(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Evaluate a run's best weights on the 10,000 test images."""
-    from ..evaluate import evaluate_run
+    from ..training.evaluate import evaluate_run
 
     found = resolve_run(run, runs)
     report = evaluate_run(found, data_dir, device)

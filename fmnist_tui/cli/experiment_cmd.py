@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 from .. import cpu_count
-from ..errors import EXIT_INTERRUPTED, UsageError
-from ..experiment import (Ended, ExperimentEvent, Launched, Output, Scheduler, collect, latencies, plan, status,
+from ..core.errors import EXIT_INTERRUPTED, UsageError
+from ..study.experiment import (Ended, ExperimentEvent, Launched, Output, Scheduler, collect, latencies, plan, status,
                           write_results)
-from ..results import to_csv
-from ..study import analyse, study_markdown
+from ..study.results import to_csv
+from ..study.analysis import analyse, study_markdown
 from .common import DataDirOpt, console, err_console, handle_errors
 from .results_cmd import render_study
 

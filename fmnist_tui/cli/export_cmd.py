@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED, FmnistError, UsageError
-from ..runs import Run, list_runs, resolve_run
+from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
+from ..core.runs import Run, list_runs, resolve_run
 from .common import DataDirOpt, JsonOpt, console, err_console, fail, handle_errors, print_json
 
 
@@ -58,8 +58,8 @@ def export(
     selected = _runs_to_export(list(runs or []), all_runs, runs_dir)
     import torch  # torch loads here, not at CLI start-up
 
-    from ..data import load_dataset
-    from ..export import export_run
+    from ..core.data import load_dataset
+    from ..deploy.export import export_run
 
     if threads:
         torch.set_num_threads(threads)

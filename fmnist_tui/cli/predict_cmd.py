@@ -12,7 +12,7 @@ from typing import Annotated, Any, Iterable, Iterator, Optional
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED, FmnistError, UsageError
+from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
 from .common import Format, console, err_console, fail, handle_errors, print_json
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".mpo"}
@@ -185,8 +185,8 @@ def predict(
                                                    min=1)] = None,
 ) -> None:
     """Classify image files (photos welcome: any size, background, format) with an exported model."""
-    from ..inference import OnnxClassifier, default_model_path
-    from ..preprocess import FilePreprocessor
+    from ..inference.session import OnnxClassifier, default_model_path
+    from ..inference.preprocess import FilePreprocessor
 
     if show_input and fmt is Format.csv:
         raise UsageError("--show-input works with --format table or json, not csv")

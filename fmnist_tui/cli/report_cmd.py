@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .common import DataDirOpt, console, err_console, handle_errors
 
 
@@ -26,7 +26,7 @@ def report(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw the study's figures (PNG) and write report.md with the findings computed from the data."""
-    from ..report import FIGURES, ReportBuilder
+    from ..study.report import FIGURES, ReportBuilder
 
     result = ReportBuilder(out, runs, data_dir, run, test_index, onnx_dir).build(figure)
     for w in result.warnings:
@@ -52,9 +52,9 @@ def featuremaps(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw every conv1 and conv2 channel's activation of a CNN run for one image."""
-    from ..data import load_dataset
-    from ..report import draw_feature_maps, pick_test_image
-    from ..runs import resolve_run
+    from ..core.data import load_dataset
+    from ..study.report import draw_feature_maps, pick_test_image
+    from ..core.runs import resolve_run
 
     if (image is None) == (test_index is None):
         raise UsageError("give exactly one of IMAGE or --test-index N")
@@ -62,7 +62,7 @@ def featuremaps(
     if found.config().get("arch") == "mlp":
         raise UsageError(f"run {found.name!r} is an mlp: it has no conv layers, so no feature maps; pick a cnn run")
     if image is not None:
-        from ..preprocess import preprocess  # the one preprocessing of predict, the TUI and the server
+        from ..inference.preprocess import preprocess  # the one preprocessing of predict, the TUI and the server
 
         pixels, what = preprocess(image), image.name
     else:

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..data import CLASSES
-from ..errors import RunError
-from ..experiment import latencies
-from ..results import format_cells, group_records, load_records, to_csv, to_markdown
-from ..study import HARD_CLASSES, Study, analyse, study_markdown
+from ..core.data import CLASSES
+from ..core.errors import RunError
+from ..study.experiment import latencies
+from ..study.results import format_cells, group_records, load_records, to_csv, to_markdown
+from ..study.analysis import HARD_CLASSES, Study, analyse, study_markdown
 from .common import console, err_console, handle_errors, print_json
 
 

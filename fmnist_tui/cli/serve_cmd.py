@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .common import console, handle_errors
 
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
@@ -16,7 +16,7 @@ SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 
 def default_serve_model() -> Path:
     """The one .onnx in $SM_MODEL_DIR or /opt/ml/model (SageMaker's), else predict's default ($FMNIST_MODEL…)."""
-    from ..inference import default_model_path
+    from ..inference.session import default_model_path
 
     for folder in (Path(os.environ.get("SM_MODEL_DIR") or SAGEMAKER_MODEL_DIR), SAGEMAKER_MODEL_DIR):
         found = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
@@ -54,8 +54,8 @@ def serve(
     = False,
 ) -> None:
     """Serve a model over HTTP as SageMaker expects: GET /ping, POST /invocations (PNG, JPEG, .npy, JSON)."""
-    from ..inference import OnnxClassifier
-    from ..serve import bind, create_app, run
+    from ..inference.session import OnnxClassifier
+    from ..deploy.serve import bind, create_app, run
 
     path = model or default_serve_model()
     classifier = OnnxClassifier(path)  # a file that is not an fmnist model stops us here, before binding

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..config import TrainConfig
-from ..errors import EXIT_INTERRUPTED
-from ..events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
+from ..core.config import TrainConfig
+from ..core.errors import EXIT_INTERRUPTED
+from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from .common import DataDirOpt, console, err_console, handle_errors
 
 
@@ -148,8 +148,8 @@ def train(
     code = delegate(ctx, nproc, sagemaker)  # SageMaker job or torchrun launch, when asked
     if code is not None:
         raise typer.Exit(code)
-    from ..distributed import init_world
-    from ..train import resume_config, train as run_training  # torch loads here, not at CLI start-up
+    from ..training.distributed import init_world
+    from ..training.trainer import resume_config, train as run_training  # torch loads here, not at CLI start-up
 
     cfg = TrainConfig(arch=arch.value, kernel=kernel, epochs=epochs or 15, batch_size=batch_size, lr=lr, seed=seed,
                       subset=subset, device=device.value, precision=precision.value, threads=threads,

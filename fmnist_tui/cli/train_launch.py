@@ -7,7 +7,7 @@ from enum import Enum
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 #: Options that choose how `train` runs, never forwarded to the worker processes.
 LAUNCH_OPTIONS = ("nproc", "sagemaker")
@@ -48,7 +48,7 @@ def delegate(ctx: typer.Context, nproc: int, sagemaker: bool | None) -> int | No
             console.print(f"SageMaker training job done: model in {sm.read_job(os.environ).model_dir}", highlight=False)
         return code
     if nproc > 1:
-        from ..distributed import in_worker, launch
+        from ..training.distributed import in_worker, launch
 
         if in_worker():
             raise UsageError("--nproc inside a torchrun worker: launch with either torchrun or --nproc, not both")

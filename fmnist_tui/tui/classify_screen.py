@@ -61,7 +61,7 @@ class ClassifyPane(Vertical):
 
     def reload_models(self) -> None:
         """List the ONNX files in the export folder; an empty folder shows how to make one."""
-        from ..inference import list_models
+        from ..inference.session import list_models
 
         try:
             models = list(list_models(self.settings.export))
@@ -97,7 +97,7 @@ class ClassifyPane(Vertical):
         self.query_one("#model-info", Static).update(f"{meta.get('arch', '?')}{kernel}{acc_text}")
 
     def _classifier(self, path: Path) -> Any:
-        from ..inference import OnnxClassifier
+        from ..inference.session import OnnxClassifier
 
         if path not in self._classifiers:
             self._classifiers[path] = OnnxClassifier(path)
@@ -124,7 +124,7 @@ class ClassifyPane(Vertical):
 
     @work(thread=True, exclusive=True, group="classify", exit_on_error=False)
     def _classify_worker(self, path: Path, model: Path) -> None:
-        from ..preprocess import open_image, to_model_input
+        from ..inference.preprocess import open_image, to_model_input
 
         try:
             image = open_image(path)

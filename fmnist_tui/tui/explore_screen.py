@@ -11,9 +11,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
-from ..data import CLASSES, Dataset, class_counts
-from ..errors import FmnistError
-from ..runs import BEST, Run, list_runs
+from ..core.data import CLASSES, Dataset, class_counts
+from ..core.errors import FmnistError
+from ..core.runs import BEST, Run, list_runs
 from .services import Services, Settings
 from .widgets import SHORT, Mosaic, pixels
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from ..events import Event
+from ..core.events import Event
 
 
 class TrainerEvent(Message):

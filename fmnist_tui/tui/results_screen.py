@@ -11,9 +11,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from ..data import CLASSES
-from ..results import Group, group_records, load_records
-from ..runs import Run
+from ..core.data import CLASSES
+from ..study.results import Group, group_records, load_records
+from ..core.runs import Run
 from .services import Settings
 from .widgets import CurvesPlot, bars, heatmap, mean_rows
 

@@ -12,32 +12,32 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..config import TrainConfig
-from ..data import Dataset
-from ..events import Callback
-from ..runs import Run
+from ..core.config import TrainConfig
+from ..core.data import Dataset
+from ..core.events import Callback
+from ..core.runs import Run
 
 
 def _train(cfg: TrainConfig, on_event: Callback, should_stop: Callable[[], bool], resume: bool) -> Any:
-    from ..train import train  # torch loads here, in the worker thread
+    from ..training.trainer import train  # torch loads here, in the worker thread
 
     return train(cfg, on_event, should_stop, resume=resume)
 
 
 def _resume_config(run_dir: Path, epochs: int | None, threads: int | None) -> TrainConfig:
-    from ..train import resume_config
+    from ..training.trainer import resume_config
 
     return resume_config(run_dir, epochs=epochs, threads=threads)
 
 
 def _load_dataset(data_dir: Path | None) -> Dataset:
-    from ..data import load_dataset
+    from ..core.data import load_dataset
 
     return load_dataset(data_dir)
 
 
 def _feature_maps(run: Run, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from ..featuremaps import run_feature_maps
+    from ..study.featuremaps import run_feature_maps
 
     return run_feature_maps(run, image)
 

@@ -17,10 +17,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressBar, Select, Static
 
-from ..config import TrainConfig
-from ..errors import FmnistError, UsageError
-from ..events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
-from ..registry import ARCHS
+from ..core.config import TrainConfig
+from ..core.errors import FmnistError, UsageError
+from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
+from ..core.registry import ARCHS
 from .messages import RunsChanged, TrainerEvent, TrainingEnded
 from .services import Services, Settings
 from .widgets import CurvesPlot, heatmap

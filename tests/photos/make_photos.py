@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from fmnist_tui.data import CLASSES, load_dataset  # noqa: E402
+from fmnist_tui.core.data import CLASSES, load_dataset  # noqa: E402
 
 W, H = 640, 480
 

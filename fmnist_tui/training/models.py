@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .registry import check_arch
+from ..core.registry import check_arch
 
 #: Fashion-MNIST pixel statistics on [0,1] inputs; normalisation lives inside the model so that the
 #: exported graph takes plain [0,1] images (shared/DESIGN.md, ONNX contract).

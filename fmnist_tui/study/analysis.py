@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import CLASSES
+from ..core.data import CLASSES
 from .results import Group, study_groups, to_markdown
 from .stats import PairedTest, paired_t_test
 

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import RunError, UsageError
+from ..core.errors import RunError, UsageError
 
 if TYPE_CHECKING:
     import torch

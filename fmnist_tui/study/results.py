@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
-from .errors import RunError
-from .runs import SUMMARY, Run, list_runs
+from ..core.config import TrainConfig
+from ..core.errors import RunError
+from ..core.runs import SUMMARY, Run, list_runs
 from .stats import summarize
 
 #: the config fields that define a group: the whole recipe except the seed and where/how the run ran

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .checkpoint import model_from_run
-from .data import CLASSES, Dataset, dataset_fingerprint, load_dataset
-from .errors import FmnistError
-from .fsutil import atomic_path, check_writable, write_json
-from .inference import ModelError, OnnxClassifier
-from .runs import Run
+from .. import __version__
+from ..training.checkpoints import model_from_run
+from ..core.data import CLASSES, Dataset, dataset_fingerprint, load_dataset
+from ..core.errors import FmnistError
+from ..core.fsutil import atomic_path, check_writable, write_json
+from ..inference.session import ModelError, OnnxClassifier
+from ..core.runs import Run
 
 #: The dynamo exporter's own opset in torch 2.14 (no version conversion); onnxruntime ≥ 1.17 runs it.
 OPSET = 20

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .checkpoint import model_from_run
-from .errors import UsageError
-from .models import CNN
-from .runs import Run
+from ..training.checkpoints import model_from_run
+from ..core.errors import UsageError
+from ..training.models import CNN
+from ..core.runs import Run
 
 
 def feature_maps(model: torch.nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import model_from_run
-from .data import load_dataset
-from .metrics import classification_report
-from .runs import Run
+from .checkpoints import model_from_run
+from ..core.data import load_dataset
+from ..core.metrics import classification_report
+from ..core.runs import Run
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:

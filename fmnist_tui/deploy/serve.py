@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import FmnistError
-from .preprocess import ImageError, preprocess
+from ..core.errors import FmnistError
+from ..inference.preprocess import ImageError, preprocess
 
 MAX_BODY = 6 * 1024 * 1024   # SageMaker real-time endpoints accept at most 6 MB per request
 IMAGE_TYPES = ("image/png", "image/jpeg")

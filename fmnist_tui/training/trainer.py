@@ -22,17 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__
-from .checkpoint import load_state, load_weights, save_state, save_weights
-from .config import TrainConfig
-from .data import Dataset, dataset_fingerprint, load_dataset
+from .. import __version__
+from .checkpoints import load_state, load_weights, save_state, save_weights
+from ..core.config import TrainConfig
+from ..core.data import Dataset, dataset_fingerprint, load_dataset
 from .distributed import World
-from .errors import RunError
+from ..core.errors import RunError
 from .evaluate import evaluate_model, predict_logits, to_input
-from .events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
-from .fsutil import check_writable, write_json
+from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
+from ..core.fsutil import check_writable, write_json
 from .models import count_macs, count_params, create_model
-from .runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
+from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
 
 STATE_VERSION = 1
 

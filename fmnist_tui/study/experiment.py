@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Union
 
-from .config import TrainConfig
-from .errors import FmnistError, RunError, UsageError
-from .registry import ARCHS
+from ..core.config import TrainConfig
+from ..core.errors import FmnistError, RunError, UsageError
+from ..core.registry import ARCHS
 from .results import RECIPE_KEYS, Group, group_records, load_records
-from .runs import BEST, CONFIG, LAST, METRICS, STATE, Run
+from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, Run
 
 #: statuses of a planned run: reuse it, resume it, start it over (nothing resumable), or train it
 DONE, RESUME, RESTART, NEW = "done", "resume", "restart", "new"
@@ -253,7 +253,7 @@ def onnx_latency_ms(path: Path, repeats: int = 300) -> float:
     """Median onnxruntime latency (ms) of one image through an exported model, on one thread."""
     import numpy as np
 
-    from .inference import OnnxClassifier
+    from ..inference.session import OnnxClassifier
 
     clf = OnnxClassifier(path, threads=1)  # one thread: batch-1 latency, steady while trainings run alongside
     x = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
@@ -279,8 +279,8 @@ def latencies(groups: list[Group], onnx_dir: Path, export_dir: Path | None = Non
                      for p in [Path(d) / f"{r.run.name}.onnx"] if p.is_file()), None)
         try:
             if path is None and export_dir is not None:
-                from .data import load_dataset
-                from .export import export_run
+                from ..core.data import load_dataset
+                from ..deploy.export import export_run
 
                 dataset = dataset or load_dataset(data_dir)
                 run = min(g.records, key=lambda r: r.config.get("seed", 0)).run
@@ -294,7 +294,7 @@ def latencies(groups: list[Group], onnx_dir: Path, export_dir: Path | None = Non
 
 def write_results(study_doc: dict, markdown: str, csv_text: str, out: Path) -> list[Path]:
     """results.md, results.csv and results.json in `out` (atomic writes)."""
-    from .fsutil import write_json, write_text
+    from ..core.fsutil import write_json, write_text
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.md", out / "results.csv", out / "results.json"]

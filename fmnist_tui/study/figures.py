@@ -12,8 +12,8 @@ matplotlib.use("Agg")  # headless: no display needed, and no GUI backend is ever
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .data import CLASSES  # noqa: E402
-from .fsutil import write_bytes  # noqa: E402
+from ..core.data import CLASSES  # noqa: E402
+from ..core.fsutil import write_bytes  # noqa: E402
 
 SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 SPLITS = ("train", "val", "test")

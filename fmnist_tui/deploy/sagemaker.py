@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .config import TrainConfig
-from .errors import FmnistError, UsageError
-from .fsutil import write_bytes, write_text
+from ..core.config import TrainConfig
+from ..core.errors import FmnistError, UsageError
+from ..core.fsutil import write_bytes, write_text
 
 Env = Mapping[str, str]
 DEFAULT_BASE = "/opt/ml"
@@ -224,9 +224,9 @@ def train_job(env: Env, on_event: Callable[[Any], None] | None = None,
 
 def _train_job(env: Env, on_event: Callable[[Any], None] | None,
                should_stop: Callable[[], bool] | None) -> int:
-    from .distributed import in_worker, init_world, launch
-    from .runs import CONFIG, STATE, Run
-    from .train import train
+    from ..training.distributed import in_worker, init_world, launch
+    from ..core.runs import CONFIG, STATE, Run
+    from ..training.trainer import train
 
     job = read_job(env)
     cfg = job_config(job)
@@ -257,7 +257,7 @@ def _train_job(env: Env, on_event: Callable[[Any], None] | None,
 
 def write_model_dir(run: Any, model_dir: Path, data_dir: str | None) -> Path:
     """Copy the run's config, summary, metrics and best weights into the model dir, and export ONNX there."""
-    from .data import load_dataset
+    from ..core.data import load_dataset
     from .export import export_run
 
     model_dir.mkdir(parents=True, exist_ok=True)

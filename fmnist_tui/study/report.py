@@ -10,13 +10,13 @@ from typing import Any, Callable
 import numpy as np
 
 from . import figures
-from .data import CLASSES, Dataset, load_dataset
-from .errors import FmnistError, RunError, UsageError
-from .fsutil import write_text
-from .metrics import most_confused
+from ..core.data import CLASSES, Dataset, load_dataset
+from ..core.errors import FmnistError, RunError, UsageError
+from ..core.fsutil import write_text
+from ..core.metrics import most_confused
 from .results import Group, group_records, load_records
-from .runs import Run, resolve_run
-from .study import Study, analyse, study_markdown
+from ..core.runs import Run, resolve_run
+from .analysis import Study, analyse, study_markdown
 
 #: figure name → file name, in report order
 FIGURES: dict[str, str] = {

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import CLASSES
-from .errors import FmnistError
+from ..core.data import CLASSES
+from ..core.errors import FmnistError
 
 DEFAULT_MODEL = "cnn-k3-s0.onnx"
 #: The repository's export/ folder, next to the package: the shipped models, whatever the working directory.
-PACKAGE_EXPORT = Path(__file__).resolve().parents[1] / "export"
+PACKAGE_EXPORT = Path(__file__).resolve().parents[2] / "export"
 
 
 class ModelError(FmnistError):

@@ -10,10 +10,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import RunError
-from .fsutil import atomic_path
+from ..core.errors import RunError
+from ..core.fsutil import atomic_path
 from .models import create_model
-from .runs import BEST, LAST, STATE, Run
+from ..core.runs import BEST, LAST, STATE, Run
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -20,8 +20,8 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin  # noqa: F401
 from PIL import PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
-from . import cpu_count
-from .errors import FmnistError
+from .. import cpu_count
+from ..core.errors import FmnistError
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
