@@ -97,7 +97,7 @@ def seed_test_accuracy(model: nn.Module, test_set) -> float:  # noqa: ANN001
 
 def ours(arch: str, kernel: int | None, epochs: int, out: Path, subset: int | None, dataset,  # noqa: ANN001
          lr: float | None = None) -> dict:
-    cfg = TrainConfig(arch=arch, kernel=kernel, epochs=epochs, subset=subset, out=str(out), lr=lr, device=DEVICE.type,
+    cfg = TrainConfig.create(arch=arch, kernel=kernel, epochs=epochs, subset=subset, out=str(out), lr=lr, device=DEVICE.type,
                       name=f"{arch}-{kernel}-{epochs}-{time.monotonic_ns()}")
     result = train(cfg, dataset=dataset)
     rows = result.run.metrics()

@@ -73,7 +73,7 @@ def test_two_processes_match_one_process(tmp_path: Path, cli_env: dict[str, str]
     ddp = Run(out / "ddp")
     assert sorted(p.name for p in ddp.path.iterdir()) == ["best.safetensors", "config.json", "last.safetensors",
                                                          "metrics.csv", "summary.json", "train_state.pt"]
-    cfg = TrainConfig(subset=256, epochs=2, batch_size=64, threads=1, device="cpu", precision="fp32",
+    cfg = TrainConfig.create(subset=256, epochs=2, batch_size=64, threads=1, device="cpu", precision="fp32",
                       out=str(out), name="single", data_dir=cli_env["FMNIST_DATA"])
     single = train(cfg).run
     rows_ddp, rows_one = ddp.metrics(), single.metrics()

@@ -13,12 +13,12 @@ import pytest
 
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.errors import RunError, UsageError
-from fmnist_tui.study.experiment import DONE, NEW, RESTART, RESUME, plan, status, train_command
+from fmnist_tui.study.plan import DONE, NEW, RESTART, RESUME, plan, status, train_command
 from fmnist_tui.core.runs import Run
 
 
 def test_default_grid() -> None:
-    configs = plan(["mlp", "cnn"], [3, 5, 7], 3, 15, Path("ck"))
+    configs = plan(["mlp", "cnn"], {"kernel": [3, 5, 7]}, 3, 15, Path("ck"))
     names = [c.run_name for c in configs]
     assert len(names) == 12 and names[:4] == ["mlp-s0", "mlp-s1", "mlp-s2", "cnn-k3-s0"] and names[-1] == "cnn-k7-s2"
     # one recipe for all: configs differ only in arch, kernel and seed
@@ -27,18 +27,18 @@ def test_default_grid() -> None:
 
 
 def test_narrowed_grid_and_bad_values() -> None:
-    assert [c.run_name for c in plan(["cnn"], [5], 2, 1, Path("x"), subset=64)] == ["cnn-k5-s0", "cnn-k5-s1"]
-    assert plan(["cnn"], [5], 1, 1, Path("x"), subset=64)[0].subset == 64
-    with pytest.raises(UsageError, match="--seeds must be at least 1"):
-        plan(["mlp"], [3], 0, 1, Path("x"))
-    with pytest.raises(UsageError, match="--kernels 4"):
-        plan(["cnn"], [3, 4], 1, 1, Path("x"))
+    assert [c.run_name for c in plan(["cnn"], {"kernel": [5]}, 2, 1, Path("x"), subset=64)] == ["cnn-k5-s0", "cnn-k5-s1"]
+    assert plan(["cnn"], {"kernel": [5]}, 1, 1, Path("x"), subset=64)[0].subset == 64
+    with pytest.raises(UsageError, match="seeds must be at least 1"):
+        plan(["mlp"], {"kernel": [3]}, 0, 1, Path("x"))
+    with pytest.raises(UsageError, match="kernels 4"):
+        plan(["cnn"], {"kernel": [3, 4]}, 1, 1, Path("x"))
     with pytest.raises(UsageError, match="unknown arch 'vit'"):
-        plan(["vit"], [3], 1, 1, Path("x"))
+        plan(["vit"], {"kernel": [3]}, 1, 1, Path("x"))
 
 
 def test_train_command() -> None:
-    cfg = TrainConfig(arch="cnn", kernel=7, epochs=4, seed=2, subset=100, out="runs")
+    cfg = TrainConfig.create(arch="cnn", kernel=7, epochs=4, seed=2, subset=100, out="runs")
     new = train_command(cfg, threads=1, resume=False)
     assert new[1:4] == ["-m", "fmnist_tui", "train"]
     joined = " ".join(new)
@@ -60,7 +60,7 @@ def stop_after(batches: int):
 def test_status_of_runs(tiny_data: Path, tmp_path: Path) -> None:
     from fmnist_tui.training.trainer import train
 
-    cfg = TrainConfig(arch="mlp", kernel=None, epochs=2, seed=0, subset=64, out=str(tmp_path / "r"),
+    cfg = TrainConfig.create(arch="mlp", kernel=None, epochs=2, seed=0, subset=64, out=str(tmp_path / "r"),
                       data_dir=str(tiny_data), threads=1, batch_size=32)
     assert status(cfg) == NEW
     assert train(cfg, should_stop=stop_after(3)).interrupted
@@ -106,7 +106,7 @@ def test_experiment_resumes_interrupted_runs(cli_env: dict[str, str], tiny_data:
     from fmnist_tui.training.trainer import train
 
     runs = tmp_path / "runs"
-    cfg = plan(["mlp"], [3], 2, 2, runs, subset=64, data_dir=None)[0].with_changes(threads=1)
+    cfg = plan(["mlp"], {"kernel": [3]}, 2, 2, runs, subset=64, data_dir=None)[0].with_changes(threads=1)
     assert train(cfg.with_changes(data_dir=str(tiny_data)), should_stop=stop_after(1)).interrupted
     # mlp-s1 stopped before it saved any state: only its config.json exists
     (runs / "mlp-s1").mkdir()

@@ -32,7 +32,7 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     with pytest.MonkeyPatch.context() as mp:  # only while training: tests set their own environment
         mp.setenv("FMNIST_VERIFY", "0")
         for arch, kernel in (("cnn", 3), ("mlp", None)):
-            train(TrainConfig(arch=arch, kernel=kernel, epochs=1, subset=256, threads=1, out=str(base / "runs"),
+            train(TrainConfig.create(arch=arch, kernel=kernel, epochs=1, subset=256, threads=1, out=str(base / "runs"),
                               data_dir=str(data)))
     yield base / "runs", data
 
@@ -164,7 +164,7 @@ def test_tiny_real_run_exports_with_equal_test_accuracy(tmp_path: Path, monkeypa
     monkeypatch.delenv("FMNIST_DATA", raising=False)
     monkeypatch.delenv("FMNIST_VERIFY", raising=False)
     ds = load_dataset()
-    result = train(TrainConfig(arch="cnn", kernel=3, epochs=1, subset=256, threads=1, out=str(tmp_path / "runs")),
+    result = train(TrainConfig.create(arch="cnn", kernel=3, epochs=1, subset=256, threads=1, out=str(tmp_path / "runs")),
                    dataset=ds)
     report = export_run(result.run, tmp_path / "export", ds)
     assert report.test_images == report.parity_images == 10_000

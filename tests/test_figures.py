@@ -78,7 +78,7 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("real") / "checkpoints"
     for arch, kernel in (("mlp", None), ("cnn", 3)):
-        train(TrainConfig(arch=arch, kernel=kernel, epochs=1, subset=256, threads=1, out=str(root)))
+        train(TrainConfig.create(arch=arch, kernel=kernel, epochs=1, subset=256, threads=1, out=str(root)))
     return root
 
 

@@ -32,7 +32,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "random-cnn.onnx"
-    export_onnx(create_model("cnn", 3), path, {"classes": json.dumps(list(CLASSES)), "run": "random"})
+    export_onnx(create_model("cnn", kernel=3), path, {"classes": json.dumps(list(CLASSES)), "run": "random"})
     return path
 
 

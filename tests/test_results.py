@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.data import CLASSES
-from fmnist_tui.study.results import group_records, load_records, receptive_field, to_csv, to_markdown
-from fmnist_tui.study.analysis import analyse
+from fmnist_tui.study.results import group_records, load_records, to_csv, to_markdown
+from fmnist_tui.study.kernel import analyse
 
 PARAMS = {"mlp": 235146, "cnn-k3": 421642, "cnn-k5": 454922, "cnn-k7": 504842}
 
@@ -23,7 +23,7 @@ PARAMS = {"mlp": 235146, "cnn-k3": 421642, "cnn-k5": 454922, "cnn-k7": 504842}
 def fake_run(root: Path, arch: str, kernel: int | None, seed: int, acc: float,
              recalls: list[float] | None = None, epochs: int = 15) -> Path:
     """A finished run folder with a hand-made config.json and summary.json (no training)."""
-    cfg = TrainConfig(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root))
+    cfg = TrainConfig.create(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root))
     folder = cfg.run_dir
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
@@ -53,13 +53,6 @@ def grid(tmp_path: Path) -> Path:
         fake_run(root, "cnn", 5, s, base, cnn_recalls)
         fake_run(root, "cnn", 7, s, base + noise[s], cnn_recalls)
     return root
-
-
-def test_receptive_field_matches_models() -> None:
-    from fmnist_tui.training.models import create_model, receptive_field as model_rf
-
-    for arch, kernel in (("mlp", None), ("cnn", 3), ("cnn", 5), ("cnn", 7)):
-        assert receptive_field(arch, kernel) == model_rf(create_model(arch, kernel))
 
 
 def test_groups_and_rows(grid: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_tui import sagemaker as sm
+from fmnist_tui.deploy import sagemaker as sm
 from fmnist_tui.cli import app
 
 

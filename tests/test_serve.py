@@ -41,7 +41,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     old = os.environ.get("FMNIST_VERIFY")
     os.environ["FMNIST_VERIFY"] = "0"
     try:
-        run = train(TrainConfig(arch="mlp", kernel=None, epochs=1, subset=64, batch_size=32, threads=1, device="cpu",
+        run = train(TrainConfig.create(arch="mlp", kernel=None, epochs=1, subset=64, batch_size=32, threads=1, device="cpu",
                                 out=str(root / "runs"), data_dir=str(data))).run
         return Path(export_run(run, root / "export", load_dataset(data)).path)
     finally:

@@ -20,7 +20,7 @@ def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:
     base = dict(arch="cnn", kernel=3, epochs=3, batch_size=32, seed=0, out=str(tmp_path / "runs"),
                 data_dir=str(data), threads=1)
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return TrainConfig.create(**base)  # type: ignore[arg-type]
 
 
 def digest(path: Path) -> str:
@@ -75,7 +75,7 @@ def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Pat
     first = train(cfg_for(tmp_path, tiny_data, name="cut"), events.append, stop)
     assert first.interrupted and first.summary is None and isinstance(events[-1], Interrupted)
     assert not first.run.finished
-    with pytest.raises(RunError, match="interrupted; continue it with --resume"):
+    with pytest.raises(RunError, match="interrupted; continue it with resume"):
         train(cfg_for(tmp_path, tiny_data, name="cut"))
     resumed = train(resume_config(first.run.path), resume=True)
     assert resumed.summary is not None
@@ -91,7 +91,7 @@ def test_finished_run_is_not_overwritten_and_can_be_extended(tmp_path: Path, tin
     with pytest.raises(RunError, match="already finished"):
         train(cfg_for(tmp_path, tiny_data, epochs=2))
     assert before == {p.name: digest(p) for p in run.path.iterdir()}
-    with pytest.raises(RunError, match="--epochs N with N > 2"):
+    with pytest.raises(RunError, match="set epochs above 2 to extend it"):
         train(resume_config(run.path), resume=True)
     extended = train(resume_config(run.path, epochs=4), resume=True)
     assert [r["epoch"] for r in extended.run.metrics()] == [1, 2, 3, 4]

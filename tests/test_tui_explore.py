@@ -53,7 +53,7 @@ async def test_feature_maps_of_a_real_tiny_run(tiny_data: Path, tmp_path: Path) 
     from fmnist_tui.training.trainer import train
 
     runs = tmp_path / "runs"
-    train(TrainConfig(arch="cnn", kernel=5, epochs=1, subset=64, threads=1, out=str(runs), data_dir=str(tiny_data)))
+    train(TrainConfig.create(arch="cnn", kernel=5, epochs=1, subset=64, threads=1, out=str(runs), data_dir=str(tiny_data)))
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_explore(pilot)

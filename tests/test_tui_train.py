@@ -90,12 +90,16 @@ async def test_bad_form_value_is_a_notification(tiny_data: Path, tmp_path: Path)
         await pilot.click("#start")
         await pilot.pause()
         assert not app.query_one(TrainPane).running
-        assert any("lr must be a number" in n.message for n in app._notifications)
+        assert any("the lr field must be a number" in n.message for n in app._notifications)
+        assert app.query_one("#lr").has_class("invalid") and app.focused is app.query_one("#lr")
         await fill(pilot, lr="", batch="0")
         app.set_focus(None)
         await pilot.press("s")  # not a second click: two quick clicks on one spot are a double click
         await pilot.pause()
-        assert any("--batch-size must be a positive" in n.message for n in app._notifications), [n.message for n in app._notifications]
+        messages = [n.message for n in app._notifications]
+        assert any("the batch field must be a positive" in m for m in messages), messages
+        assert not any("--" in m for m in messages), messages  # the TUI names its fields, not the CLI's flags
+        assert app.query_one("#batch").has_class("invalid") and not app.query_one("#lr").has_class("invalid")
         assert not app.query_one(TrainPane).running
 
 

@@ -40,7 +40,7 @@ async def wait_until(pilot: Any, condition: Callable[[], bool], timeout: float =
 def fake_run(root: Path, arch: str, kernel: int | None, seed: int, accuracy: float, epochs: int = 3,
              seconds: float = 12.0) -> Path:
     """A finished run folder with deterministic config, metrics and summary (no training, no torch)."""
-    cfg = TrainConfig(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root))
+    cfg = TrainConfig.create(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root))
     run = cfg.run_dir
     run.mkdir(parents=True)
     write_json(run / "config.json", {**cfg.to_dict(), "run": run.name, "params": 1000 + 10 * (kernel or 0)})

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 #: name → (module under fmnist_tui.cli, function, help panel), in the order --help lists them
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("train_cmd", "train", "Train"),
+    "train": ("train_cmd", "command", "Train"),
     "evaluate": ("evaluate_cmd", "evaluate", "Train"),
     "data": ("data_cmd", "data", "Data"),
     "export": ("export_cmd", "export", "Use"),
@@ -52,6 +52,8 @@ def build_app(only: str | None = None) -> "typer.Typer":
     for name, (module, attr, panel) in COMMANDS.items():
         if only is None or name == only:
             func = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+            if getattr(func, "is_factory", False):  # built from the registry each time (train's options)
+                func = func()
             app.command(name, rich_help_panel=panel)(func)
 
     @app.callback()

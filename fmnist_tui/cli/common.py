@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 
-from ..core.errors import EXIT_USAGE, FmnistError, UsageError
+from ..core.config import DEVICES
+from ..core.errors import EXIT_USAGE, FmnistError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -54,6 +55,18 @@ class Format(str, Enum):
     csv = "csv"
 
 
+#: `--device` of every command: the config's devices (auto: CUDA when present, else the CPU)
+Device = Enum("Device", {name: name for name in DEVICES}, type=str)  # type: ignore[misc]
+
+#: settings whose command-line flag is not `--<setting>`
+FLAGS = {"hflip": "--no-augment"}
+
+
+def flag(setting: str) -> str:
+    """How the CLI names a setting an error refers to: `batch_size` → `--batch-size`."""
+    return FLAGS.get(setting) or "--" + setting.replace("_", "-")
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
@@ -69,10 +82,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except UsageError as exc:
-            raise fail(str(exc), exc.exit_code) from None
         except FmnistError as exc:
-            raise fail(str(exc), exc.exit_code) from None
+            raise fail(exc.render(flag), exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..core.data import CLASSES
 from ..core.runs import resolve_run
-from .common import DataDirOpt, JsonOpt, console, handle_errors, print_json
+from .common import DataDirOpt, Device, JsonOpt, console, handle_errors, print_json
 
 
 def render_report(name: str, report: dict[str, Any]) -> None:
@@ -38,14 +38,14 @@ def evaluate(
     run: Annotated[str, typer.Argument(help="Run name (in --runs) or run folder.")],
     runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
     json_out: JsonOpt = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[Device, typer.Option(help="Where to run the model (auto: CUDA when present).")] = "cpu",
     data_dir: DataDirOpt = None,
 ) -> None:
     """Evaluate a run's best weights on the 10,000 test images."""
     from ..training.evaluate import evaluate_run
 
     found = resolve_run(run, runs)
-    report = evaluate_run(found, data_dir, device)
+    report = evaluate_run(found, data_dir, Device(device).value)
     cfg = found.config()
     report = {"run": found.name, "path": str(found.path), "arch": cfg.get("arch"), "kernel": cfg.get("kernel"),
               "params": cfg.get("params"), "macs": cfg.get("macs"), **report}

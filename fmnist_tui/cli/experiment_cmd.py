@@ -9,12 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from .. import cpu_count
-from ..core.errors import EXIT_INTERRUPTED, UsageError
-from ..study.experiment import (Ended, ExperimentEvent, Launched, Output, Scheduler, collect, latencies, plan, status,
-                          write_results)
-from ..study.results import to_csv
-from ..study.analysis import analyse, study_markdown
-from .common import DataDirOpt, console, err_console, handle_errors
+from ..core.config import TrainConfig
+from ..core.errors import EXIT_INTERRUPTED, ConfigError, UsageError
+from ..study.analysis import study_markdown
+from ..study.kernel import ARCHS, KERNELS, analyse
+from ..study.latency import latencies
+from ..study.plan import STATUSES, collect, plan, status
+from ..study.results import to_csv, write_results
+from ..study.scheduler import Ended, ExperimentEvent, Launched, Output, Scheduler
+from .common import DataDirOpt, Device, console, err_console, handle_errors
 from .results_cmd import render_study
 
 #: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
@@ -26,7 +29,7 @@ def split_list(values: list[str], what: str) -> list[str]:
     """'mlp,cnn' or repeated options → ['mlp', 'cnn']."""
     items = [v.strip() for value in values for v in value.split(",") if v.strip()]
     if not items:
-        raise UsageError(f"--{what} is empty")
+        raise ConfigError(what, "is empty")
     return items
 
 
@@ -34,7 +37,8 @@ def parse_kernels(values: list[str]) -> list[int]:
     try:
         return [int(v) for v in split_list(values, "kernels")]
     except ValueError:
-        raise UsageError(f"--kernels takes integers such as 3,5,7; got {','.join(values)!r}") from None
+        raise ConfigError("kernels", f"takes integers such as {','.join(map(str, KERNELS))}; got "
+                                     f"{','.join(values)!r}") from None
 
 
 def print_event(event: ExperimentEvent) -> None:
@@ -54,8 +58,10 @@ def print_event(event: ExperimentEvent) -> None:
 
 @handle_errors
 def experiment(
-    archs: Annotated[list[str], typer.Option("--archs", help="Architectures, comma-separated.")] = ["mlp,cnn"],
-    kernels: Annotated[list[str], typer.Option("--kernels", help="CNN kernel sizes, comma-separated.")] = ["3,5,7"],
+    archs: Annotated[list[str], typer.Option("--archs", help="Architectures, comma-separated (any of the "
+                                            "registry's).")] = [",".join(ARCHS)],
+    kernels: Annotated[list[str], typer.Option("--kernels", help="Kernel sizes, comma-separated.")] =
+        [",".join(map(str, KERNELS))],
     seeds: Annotated[int, typer.Option(help="Seeds per config (0..N-1).")] = 3,
     epochs: Annotated[int, typer.Option(help="Epochs of every training (one recipe for all).")] = 15,
     subset: Annotated[Optional[int], typer.Option(help="Train on the first N images, for smoke runs.")] = None,
@@ -66,24 +72,27 @@ def experiment(
         Path("reports/experiment"),
     onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for the latency "
                                                 "column.")] = Path("export"),
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = "auto",
     latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Measure onnxruntime latency per config, "
                                           "exporting a run into <out>/onnx/ when --onnx-dir has none.")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and each run's status; train "
                                                             "nothing.")] = False,
+    export: Annotated[Optional[Path], typer.Option(help="Also export every planned run to DIR/<run>.onnx (verified, "
+                                                        "with manifest.json), as `fmnist export` does.")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Train mlp and cnn k=3/5/7 over seeds with one recipe, then compare them with paired statistics."""
     if epochs < 1 or (subset is not None and subset < 1):
         raise UsageError("--epochs and --subset must be positive integers")
-    configs = plan(split_list(archs, "archs"), parse_kernels(kernels), seeds, epochs, runs, subset, data_dir, device)
+    configs = plan(split_list(archs, "archs"), {"kernel": parse_kernels(kernels)}, seeds, epochs, runs, subset,
+                   data_dir, Device(device).value)
     jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     jobs = min(jobs, len(configs))
     threads = max(1, cpu_count() // jobs)
     statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
-    counts = {s: list(statuses.values()).count(s) for s in ("done", "resume", "restart", "new")}
+    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
     console.print(f"experiment: {len(configs)} runs in {runs} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
                   f"; {jobs} at a time × {threads} thread{'s' if threads > 1 else ''}", highlight=False)
     if dry_run:
@@ -103,6 +112,8 @@ def experiment(
         warnings += lat_warnings
     for w in warnings:
         err_console.print(f"warning: {w}")
+    if export is not None:
+        export_planned(configs, export, data_dir)
     study = analyse(groups, measured)
     doc = {**study.to_dict(), "experiment": {
         "jobs": jobs, "threads": threads, "wall_seconds": round(outcome.wall_seconds, 2),
@@ -114,6 +125,20 @@ def experiment(
                   f"reused) → {', '.join(map(str, paths))}", highlight=False)
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def export_planned(configs: list[TrainConfig], out: Path, data_dir: Optional[Path]) -> None:
+    """Export every finished planned run (the shipped models: `make models`)."""
+    from ..core.data import load_dataset
+    from ..core.runs import Run
+    from ..deploy.export import export_run
+    from .export_cmd import print_report
+
+    dataset = load_dataset(data_dir)
+    for cfg in configs:
+        run = Run(cfg.run_dir)
+        if run.finished:
+            print_report(export_run(run, out, dataset))
 
 
 def _argv_tail() -> list[str]:

@@ -29,7 +29,7 @@ def _runs_to_export(names: list[str], all_runs: bool, root: Path) -> list[Run]:
     return finished
 
 
-def _print_report(r: Any) -> None:
+def print_report(r: Any) -> None:
     console.print(f"[bold green]exported[/] {r.run} → {r.path} ({r.bytes / 1e6:.2f} MB, opset {r.opset}, "
                   f"dynamic batch, sha256 {r.sha256[:12]}…) in {r.seconds:.1f}s", highlight=False)
     console.print("  onnx.checker (full check): passed", highlight=False)
@@ -79,7 +79,7 @@ def export(
             continue
         reports.append(report)
         if not json_out:
-            _print_report(report)
+            print_report(report)
     if json_out:
         print_json([r.to_dict() for r in reports])
     elif reports:

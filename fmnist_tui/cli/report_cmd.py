@@ -53,14 +53,14 @@ def featuremaps(
 ) -> None:
     """Draw every conv1 and conv2 channel's activation of a CNN run for one image."""
     from ..core.data import load_dataset
-    from ..study.report import draw_feature_maps, pick_test_image
     from ..core.runs import resolve_run
+    from ..study.featuremaps import require_convs
+    from ..study.report import draw_feature_maps, pick_test_image
 
     if (image is None) == (test_index is None):
         raise UsageError("give exactly one of IMAGE or --test-index N")
     found = resolve_run(run, runs)
-    if found.config().get("arch") == "mlp":
-        raise UsageError(f"run {found.name!r} is an mlp: it has no conv layers, so no feature maps; pick a cnn run")
+    require_convs(found)
     if image is not None:
         from ..inference.preprocess import preprocess  # the one preprocessing of predict, the TUI and the server
 

@@ -12,9 +12,10 @@ from rich.table import Table
 
 from ..core.data import CLASSES
 from ..core.errors import RunError
-from ..study.experiment import latencies
+from ..study.analysis import Study, study_markdown
+from ..study.kernel import analyse
+from ..study.latency import latencies
 from ..study.results import format_cells, group_records, load_records, to_csv, to_markdown
-from ..study.analysis import HARD_CLASSES, Study, analyse, study_markdown
 from .common import console, err_console, handle_errors, print_json
 
 
@@ -46,8 +47,8 @@ def render_study(study: Study) -> None:
     if study.per_class and study.per_class_pair:
         a, b = study.per_class_pair
         console.print(f"per-class accuracy {a} − {b} (points): " + ", ".join(
-            f"{'[bold]' if CLASSES[i] in HARD_CLASSES else ''}{CLASSES[i]} {100 * c.test.mean_diff:+.1f}"
-            f"{'[/]' if CLASSES[i] in HARD_CLASSES else ''}" for i, c in enumerate(study.per_class)), highlight=False)
+            f"{'[bold]' if CLASSES[i] in study.highlight else ''}{CLASSES[i]} {100 * c.test.mean_diff:+.1f}"
+            f"{'[/]' if CLASSES[i] in study.highlight else ''}" for i, c in enumerate(study.per_class)), highlight=False)
     for v in study.verdicts:
         console.print(f"[bold]{v['claim']}[/]: {v['verdict']} — {v['detail']}", highlight=False)
 

@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import shlex
 import signal
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..core.config import TrainConfig
+from ..core import registry
+from ..core.config import PRECISIONS, TrainConfig, default
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
-from .common import DataDirOpt, console, err_console, handle_errors
+from .common import DataDirOpt, Device, console, err_console, handle_errors
 
-
-class Arch(str, Enum):
-    mlp = "mlp"
-    cnn = "cnn"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
-def _kernel_callback(value: Optional[int]) -> Optional[int]:
-    if value is not None and value not in (3, 5, 7):
-        raise typer.BadParameter(f"{value} is not a valid kernel size; valid: 3, 5, 7")
-    return value
+Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
 
 
 def _positive(value: Optional[int]) -> Optional[int]:
@@ -117,30 +98,33 @@ class StopFlag:
 @handle_errors
 def train(
     ctx: typer.Context,
-    arch: Annotated[Arch, typer.Option(help="Architecture from the model registry.")] = Arch.cnn,
-    kernel: Annotated[Optional[int], typer.Option(help="Convolution kernel size for cnn: 3, 5 or 7 (default 3).",
-                                                  callback=_kernel_callback)] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 15); with --resume, a larger value extends a run.",
-                                                  callback=_positive)] = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size.", callback=_positive)] = 128,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 2e-3 × batch/128).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation, order and augmentation.")] = 0,
-    device: Annotated[Device, typer.Option(help="auto: CUDA when present, else CPU.")] = Device.auto,
-    precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast where the hardware has it.")] = Precision.auto,
+    arch: Any = default("arch"),  # Annotated with the registry's names when the command is built
+    epochs: Annotated[Optional[int], typer.Option(help=f"Epochs (default {default('epochs')}); with --resume, a "
+                                                       "larger value extends a run.", callback=_positive)] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", callback=_positive)] = default("batch_size"),
+    lr: Annotated[Optional[float], typer.Option(help=f"Peak learning rate (default {default('lr_per_128'):g} × "
+                                                     "batch/128).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation, order and augmentation.")] = default("seed"),
+    device: Annotated[Device, typer.Option(help="auto: CUDA when present, else CPU.")] = default("device"),
+    precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast where the hardware has it.")] =
+        default("precision"),
     subset: Annotated[Optional[int], typer.Option(help="Train on the first N images (and validate on N) for smoke runs.",
                                                   callback=_positive)] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.", callback=_positive)] = None,
-    out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path("checkpoints"),
-    name: Annotated[Optional[str], typer.Option(help="Run folder name (default <arch>[-k<kernel>]-s<seed>).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path(default("out")),
+    name: Annotated[Optional[str], typer.Option(help="Run folder name (default <arch>[-<options>]-s<seed>, e.g. "
+                                                     "cnn-k3-s0).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run, or extend a finished one "
                                                           "with --epochs N.")] = False,
-    shift: Annotated[int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)] = 0,
+    shift: Annotated[int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)] =
+        default("shift"),
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off all augmentation (flips and shifts).")] = False,
     data_dir: DataDirOpt = None,
     nproc: Annotated[int, typer.Option(help="Train in N processes with DistributedDataParallel (torchrun, "
                                             "this node).", callback=_positive)] = 1,
     sagemaker: Annotated[Optional[bool], typer.Option("--sagemaker/--no-sagemaker", help="Follow SageMaker's "
                          "training contract (default: when its environment is detected).")] = None,
+    **options: Any,
 ) -> None:
     """Train a model on Fashion-MNIST into checkpoints/<run>/ (config, metrics, weights, summary)."""
     from .train_launch import delegate
@@ -151,13 +135,15 @@ def train(
     from ..training.distributed import init_world
     from ..training.trainer import resume_config, train as run_training  # torch loads here, not at CLI start-up
 
-    cfg = TrainConfig(arch=arch.value, kernel=kernel, epochs=epochs or 15, batch_size=batch_size, lr=lr, seed=seed,
-                      subset=subset, device=device.value, precision=precision.value, threads=threads,
-                      name=name, out=str(out), data_dir=str(data_dir) if data_dir else None,
-                      hflip=not no_augment, shift=0 if no_augment else shift)
+    device_name = Device(device).value
+    cfg = TrainConfig.create(arch=getattr(arch, "value", arch), epochs=epochs or default("epochs"),
+                             batch_size=batch_size, lr=lr, seed=seed, subset=subset, device=device_name,
+                             precision=Precision(precision).value, threads=threads, name=name, out=str(out),
+                             data_dir=str(data_dir) if data_dir else None, hflip=not no_augment,
+                             shift=0 if no_augment else shift, **options)
     if resume:
-        cfg = resume_config(cfg.run_dir, epochs=epochs, device=device.value, threads=threads)
-    world = init_world(device.value)  # None unless started by torchrun
+        cfg = resume_config(cfg.run_dir, epochs=epochs, device=device_name, threads=threads)
+    world = init_world(device_name)  # None unless started by torchrun
     view = ProgressView() if world is None or world.is_main else None  # only rank 0 prints
     try:
         with StopFlag(quiet=view is None) as stop:
@@ -176,3 +162,57 @@ def train(
                   f"val {s['best_val_accuracy']:.2%}) in {s['train_seconds']:.1f}s of training → {result.run.path}",
                   highlight=False)
     console.print(f"next: fmnist evaluate {result.run.path} · fmnist export {result.run.path}", highlight=False)
+
+
+# --- the command as the CLI shows it: one option per registry option -------------------------------
+def _option_help(name: str) -> str:
+    """The help of an architecture option, with each architecture's valid values and default."""
+    takers = registry.options_named(name)
+    per_arch = "; ".join(f"{spec.name}: {', '.join(map(str, o.choices)) or o.type.__name__} (default {o.default})"
+                         for spec, o in takers)
+    return f"{takers[0][1].help} {per_arch}."
+
+
+def _option_callback(name: str) -> Callable[[Any], Any]:
+    """Refuse (exit 2) a value that no architecture's version of the option takes."""
+    choices = [c for _, o in registry.options_named(name) for c in o.choices]
+
+    def check(value: Any) -> Any:
+        if value is not None and choices and value not in choices:
+            valid = ", ".join(map(str, dict.fromkeys(choices)))
+            raise typer.BadParameter(f"{value} is not a valid {name}; valid: {valid}")
+        return value
+
+    return check
+
+
+def command() -> Callable[..., None]:
+    """`fmnist train` as the CLI registers it: `--arch` lists the registry's architectures and every
+    architecture option becomes a flag (`--kernel`). Built when the CLI is, so a newly registered
+    architecture or option shows up in `--help` without a change here."""
+    arch_enum = Enum("Arch", {n: n for n in registry.REGISTRY}, type=str)  # type: ignore[misc]
+    params = []
+    for param in inspect.signature(train, eval_str=True).parameters.values():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            continue
+        if param.name != "arch":
+            params.append(param)
+            continue
+        params.append(param.replace(annotation=Annotated[arch_enum, typer.Option(help="Architecture, from the "
+                                    "model registry.")], default=arch_enum(default("arch"))))
+        for name in registry.option_names():  # the architectures' options, right after --arch
+            kind = registry.options_named(name)[0][1].type
+            option = typer.Option(f"--{name.replace('_', '-')}", help=_option_help(name),
+                                  callback=_option_callback(name))
+            params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                            annotation=Annotated[Optional[kind], option]))
+
+    def run(**values: Any) -> None:
+        train(**values)
+
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__doc__, run.__name__ = train.__doc__, "train"
+    return run
+
+
+command.is_factory = True  # type: ignore[attr-defined]

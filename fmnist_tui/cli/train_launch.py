@@ -33,7 +33,7 @@ def forwarded_args(ctx: typer.Context, skip: tuple[str, ...] = LAUNCH_OPTIONS) -
 
 def delegate(ctx: typer.Context, nproc: int, sagemaker: bool | None) -> int | None:
     """Run the SageMaker contract or the torchrun launch when asked; None: train here, as usual."""
-    from .. import sagemaker as sm
+    from ..deploy import sagemaker as sm
 
     if sagemaker or (sagemaker is None and sm.detected(os.environ)):
         given = forwarded_args(ctx)

@@ -1,21 +1,30 @@
-"""The frozen training configuration: every hyperparameter, validated in one place."""
+"""The frozen training configuration: every hyperparameter, validated in one place.
+
+The architecture's own options (the CNN's kernel, ...) come from the registry and live in `options`;
+in config.json, summary.json and SageMaker's hyperparameters they sit at the top level beside the
+recipe's fields, so the files read as before.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from .errors import UsageError
-from .registry import check_arch, run_name
+from . import registry
+from .errors import ConfigError, FmnistError
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+#: Fields that say where and how a run ran, not what it learns: runs that differ only in these (and the
+#: seed) are one config of a study.
+PLACEMENT = frozenset({"seed", "name", "out", "data_dir", "device", "threads", "precision"})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One recipe for every arch and kernel, so comparisons stay fair.
+    """One recipe for every architecture, so comparisons stay fair.
 
     The defaults are the project's recipe: AdamW with a one-cycle schedule (linear warm-up over the
     first `warmup` fraction of steps, then cosine to zero), label smoothing, and augmentation on the
@@ -24,7 +33,7 @@ class TrainConfig:
     """
 
     arch: str = "cnn"
-    kernel: int | None = 3
+    options: Mapping[str, Any] = field(default_factory=dict)  # the arch's options (registry); defaults filled in
     epochs: int = 15
     batch_size: int = 128
     lr: float | None = None          # peak learning rate; None: lr_per_128 × batch_size / 128
@@ -39,29 +48,45 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"          # auto: bf16 autocast where the hardware has it, else fp32
     threads: int | None = None       # torch intra-op threads; None: torch's default
-    name: str | None = None          # run folder name; None: <arch>[-k<kernel>]-s<seed>
+    name: str | None = None          # run folder name; None: registry.run_name (e.g. cnn-k3-s0)
     out: str = "checkpoints"
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kernel", check_arch(self.arch, self.kernel))
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        if self.lr is not None and not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
+        object.__setattr__(self, "options", registry.get(self.arch).resolve(self.options))
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be a positive integer, got {getattr(self, key)}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError("lr", f"must be a positive finite number, got {self.lr}")
         if self.subset is not None and self.subset < 1:
-            raise UsageError(f"--subset must be a positive number of images, got {self.subset}")
+            raise ConfigError("subset", f"must be a positive number of images, got {self.subset}")
         if self.threads is not None and self.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+            raise ConfigError("threads", f"must be at least 1, got {self.threads}")
         if self.device not in DEVICES:
-            raise UsageError(f"--device {self.device!r} is not valid; valid: {', '.join(DEVICES)}")
+            raise ConfigError("device", f"{self.device!r} is not valid", f"valid: {', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
-            raise UsageError(f"--precision {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
-        if not 0 <= self.warmup < 1 or not 0 <= self.label_smoothing < 1 or self.shift < 0:
-            raise UsageError("warmup and label smoothing must lie in [0,1) and shift must be ≥ 0")
-        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
-            raise UsageError(f"--name {self.name!r} must be a plain folder name (no '/', not hidden)")
+            raise ConfigError("precision", f"{self.precision!r} is not valid", f"valid: {', '.join(PRECISIONS)}")
+        for key in ("warmup", "label_smoothing"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(key, f"must lie in [0, 1), got {getattr(self, key)}")
+        if self.shift < 0:
+            raise ConfigError("shift", f"must be ≥ 0 pixels, got {self.shift}")
+        if self.name is not None and (not self.name.strip() or "/" in self.name or self.name.startswith(".")
+                                      or self.name != self.name.strip()):
+            raise ConfigError("name", f"{self.name!r} must be a plain folder name (no '/', not hidden, "
+                                      "no surrounding spaces)")
+
+    # --- derived ----------------------------------------------------------------------------------
+    @property
+    def spec(self) -> registry.ArchSpec:
+        return registry.get(self.arch)
+
+    @property
+    def kernel(self) -> int | None:
+        """The convolution kernel size, for architectures that have one."""
+        value = self.options.get("kernel")
+        return None if value is None else int(value)
 
     @property
     def peak_lr(self) -> float:
@@ -69,25 +94,69 @@ class TrainConfig:
         return self.lr if self.lr is not None else self.lr_per_128 * self.batch_size / 128
 
     @property
+    def label(self) -> str:
+        """The config's name without the seed (`cnn-k3`): study plans, tables and captions."""
+        return self.spec.label(self.options)
+
+    @property
     def run_name(self) -> str:
         """The run folder's name."""
-        return self.name or run_name(self.arch, self.kernel, self.seed)
+        return self.name or registry.run_name(self.arch, self.options, self.seed)
 
     @property
     def run_dir(self) -> Path:
         """The run folder."""
         return Path(self.out) / self.run_name
 
+    # --- as plain data ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every field."""
-        return asdict(self)
+        """Plain JSON-ready dict of every field; every registered option at the top level (None where the
+        arch lacks it), as config.json has it."""
+        flat: dict[str, Any] = {"arch": self.arch}
+        flat.update({name: self.options.get(name) for name in registry.option_names()})
+        flat.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arch", "options")})
+        return flat
+
+    def recipe(self) -> dict[str, Any]:
+        """What the run learns from (everything but PLACEMENT): runs with equal recipes are one config."""
+        return {k: v for k, v in self.to_dict().items() if k not in PLACEMENT}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Rebuild from `to_dict` output, ignoring keys this version does not know."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def create(cls, **values: Any) -> "TrainConfig":
+        """A config from flat values, as the CLI and config.json have them (`arch="cnn", kernel=5, epochs=3`)."""
+        known = {f.name for f in fields(cls)} - {"options"}
+        arch = values.get("arch", cls.arch)
+        options = {k: values.pop(k) for k in list(values) if k not in known}
+        unknown = [k for k in options if k not in registry.option_names()]
+        if unknown:
+            raise ConfigError(unknown[0], "is not a setting of the recipe or of any architecture")
+        return cls(arch=arch, options=options, **{k: v for k, v in values.items() if k != "arch"})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """Rebuild from `to_dict` output (config.json), ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)} - {"options"}
+        arch = str(data.get("arch", cls.arch))
+        options = registry.options_from(arch, data)
+        return cls(arch=arch, options=options, **{k: v for k, v in data.items() if k in known and k != "arch"})
 
     def with_changes(self, **changes: Any) -> "TrainConfig":
         """A validated copy with some fields replaced."""
         return replace(self, **changes)
+
+
+def recipe_of(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The recipe of a saved config.json (defaults filled in for keys older versions did not write); None
+    when it cannot be read as a TrainConfig (an unknown arch, a damaged file)."""
+    try:
+        return TrainConfig.from_dict(config).recipe()
+    except (FmnistError, TypeError, ValueError):
+        return None
+
+
+def default(name: str) -> Any:
+    """The recipe's default for one field (`default("epochs")` → 15): the CLI's and TUI's defaults."""
+    for f in fields(TrainConfig):
+        if f.name == name:
+            return f.default
+    raise KeyError(name)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RunError
+from .errors import RunError, ref
 from .fsutil import write_text
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.csv", "summary.json"
@@ -58,7 +58,8 @@ class Run:
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not path.exists():
-        raise RunError(f"{path}: no {what} file; the run is incomplete (train it, or resume it with --resume)")
+        raise RunError(f"{path}: no {what} file; the run is incomplete (train it, or resume it with "
+                       f"{ref('resume')})")
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

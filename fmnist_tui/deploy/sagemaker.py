@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..core import registry
 from ..core.config import TrainConfig
 from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_bytes, write_text
@@ -24,12 +26,22 @@ DEFAULT_BASE = "/opt/ml"
 #: Run-folder files copied into the model dir next to the exported <run>.onnx and its manifest.json.
 MODEL_DIR_FILES = ("config.json", "summary.json", "metrics.csv", "best.safetensors")
 
-INT_KEYS = {"epochs", "batch_size", "seed", "shift", "kernel", "subset", "threads"}
-FLOAT_KEYS = {"lr", "lr_per_128", "weight_decay", "warmup", "label_smoothing"}
-BOOL_KEYS = {"hflip"}
-STR_KEYS = {"arch", "device", "precision", "name"}
-OPTIONAL_KEYS = {"kernel", "subset", "threads", "lr", "name"}  # may be null: the config's default applies
-HP_KEYS = INT_KEYS | FLOAT_KEYS | BOOL_KEYS | STR_KEYS
+
+
+def hyperparameter_types() -> dict[str, tuple[type, bool]]:
+    """Each hyperparameter SageMaker may pass → (its type, whether null is allowed): TrainConfig's fields
+    from their type hints and every architecture option from the registry. `out` and `data_dir` are
+    not hyperparameters: SageMaker's own layout sets them."""
+    hints = typing.get_type_hints(TrainConfig)
+    types: dict[str, tuple[type, bool]] = {}
+    for f in fields(TrainConfig):
+        if f.name in ("options", "out", "data_dir"):
+            continue
+        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+        types[f.name] = (args[0] if args else hints[f.name], len(args) < len(typing.get_args(hints[f.name])))
+    for name in registry.option_names():
+        types[name] = (registry.options_named(name)[0][1].type, True)  # null: the arch's default (none for mlp)
+    return types
 
 
 class HyperparameterError(FmnistError):
@@ -148,46 +160,45 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """The value as the config field's type; a HyperparameterError names the key otherwise."""
+def _coerce(key: str, value: Any, kind: type, nullable: bool) -> Any:
+    """The value as the field's type; a HyperparameterError names the key otherwise."""
     value = _decode(value)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if key in OPTIONAL_KEYS:
+        if nullable:
             return None
         raise HyperparameterError(f"hyperparameter {key!r} cannot be empty")
-    bad = HyperparameterError(f"hyperparameter {key!r}: {value!r} is not {_kind(key)}")
-    if key in BOOL_KEYS:
+    bad = HyperparameterError(f"hyperparameter {key!r}: {value!r} is not {_KINDS.get(kind, kind.__name__)}")
+    if kind is bool:
         if isinstance(value, bool):
             return value
         if str(value).lower() in ("true", "1", "yes", "false", "0", "no"):
             return str(value).lower() in ("true", "1", "yes")
         raise bad
-    if key in STR_KEYS:
+    if kind is str:
         return str(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad
-    if key in INT_KEYS:
+    if kind is int:
         if float(value) != int(value):
             raise bad
         return int(value)
     return float(value)
 
 
-def _kind(key: str) -> str:
-    return ("an integer" if key in INT_KEYS else "a number" if key in FLOAT_KEYS
-            else "true or false" if key in BOOL_KEYS else "a string")
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def parse_hyperparameters(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Typed TrainConfig fields from SageMaker's strings; SageMaker's own keys are skipped."""
+    types = hyperparameter_types()
     parsed: dict[str, Any] = {}
     for name, value in raw.items():
         if name.startswith(("sagemaker_", "_")):  # the SDK's and tuning jobs' own entries
             continue
         key = name.replace("-", "_")
-        if key not in HP_KEYS:
-            raise HyperparameterError(f"unknown hyperparameter {name!r}; valid: {', '.join(sorted(HP_KEYS))}")
-        parsed[key] = _coerce(key, value)
+        if key not in types:
+            raise HyperparameterError(f"unknown hyperparameter {name!r}; valid: {', '.join(sorted(types))}")
+        parsed[key] = _coerce(key, value, *types[key])
     return parsed
 
 
@@ -196,11 +207,12 @@ def job_config(job: Job) -> TrainConfig:
     hps = parse_hyperparameters(job.hyperparameters)
     if "device" not in hps:
         hps["device"] = "cuda" if job.num_gpus > 0 else "cpu"
-    hps.setdefault("kernel", None)  # the arch's own default (none for mlp), as on the command line
     try:
-        return TrainConfig(**hps, out=str(job.checkpoints), data_dir=str(job.training) if job.training else None)
-    except UsageError as exc:  # the config names the option (--epochs); say where it came from
-        raise HyperparameterError(f"bad hyperparameter in {job.hp_source}: {exc}") from exc
+        return TrainConfig.create(**hps, out=str(job.checkpoints),
+                                  data_dir=str(job.training) if job.training else None)
+    except UsageError as exc:  # the config names the setting; say it as SageMaker does, and where it came from
+        raise HyperparameterError(f"bad hyperparameter in {job.hp_source}: "
+                                  f"{exc.render(lambda key: f'hyperparameter {key!r}')}") from exc
 
 
 def nprocs(job: Job, cfg: TrainConfig) -> int:

@@ -1,4 +1,4 @@
-"""The kernel-size study's analysis: paired differences over seeds, per-class gains and a verdict per claim (no torch)."""
+"""A study's analysis: paired differences over seeds, a verdict per claim, the Markdown of the result (no torch)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.data import CLASSES
-from .results import Group, study_groups, to_markdown
+from .results import Group, to_markdown
 from .stats import PairedTest, paired_t_test
-
-#: the paired differences the study reports (a − b), in this order
-PAIRS: tuple[tuple[str, str], ...] = (
-    ("cnn-k3", "cnn-k5"), ("cnn-k3", "cnn-k7"), ("cnn-k5", "cnn-k7"),
-    ("cnn-k3", "mlp"), ("cnn-k5", "mlp"), ("cnn-k7", "mlp"),
-)
-#: the seed's claims, each as the differences that must all be positive for it to hold
-CLAIMS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("3×3 beats 5×5", (("cnn-k3", "cnn-k5"),)),
-    ("5×5 beats 7×7", (("cnn-k5", "cnn-k7"),)),
-    ("3×3 beats 7×7", (("cnn-k3", "cnn-k7"),)),
-    ("every CNN beats the MLP", (("cnn-k3", "mlp"), ("cnn-k5", "mlp"), ("cnn-k7", "mlp"))),
-)
-#: the classes the seed says convolution helps
-HARD_CLASSES = ("Shirt", "Coat", "Pullover", "T-shirt/top")
-
 
 @dataclass(frozen=True)
 class Comparison:
@@ -94,6 +78,7 @@ class Study:
     verdicts: list[dict[str, Any]]
     per_class_pair: tuple[str, str] | None = None
     groups: dict[str, Group] = field(default_factory=dict)
+    highlight: tuple[str, ...] = ()      # classes the claims are about (bold in the per-class table)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (`--out .../results.json`)."""
@@ -104,45 +89,6 @@ class Study:
             if self.per_class_pair else None,
             "verdicts": self.verdicts,
         }
-
-
-def analyse(groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
-    """Table rows, paired comparisons, CNN-vs-MLP per-class differences and the claims' verdicts."""
-    chosen = study_groups(groups)
-    rows = [{**g.row(), "latency_ms": (latency_ms or {}).get(g.label)} for g in chosen.values()]
-    comps = [c for a, b in PAIRS if a in chosen and b in chosen for c in [compare(chosen[a], chosen[b])] if c]
-    found = {c.name: c for c in comps}
-    verdicts = [verdict(claim, needed, found) for claim, needed in CLAIMS]
-    cnn = next((label for label in ("cnn-k3", "cnn-k5", "cnn-k7") if label in chosen), None)
-    pair, per_class = None, []
-    if cnn and "mlp" in chosen and _has_per_class(chosen[cnn]) and _has_per_class(chosen["mlp"]):
-        pair = (cnn, "mlp")
-        per_class = [c for i in range(len(CLASSES)) for c in [compare(chosen[cnn], chosen["mlp"], cls=i)] if c]
-        verdicts.append(_per_class_verdict(pair, per_class))
-    return Study(rows, comps, per_class, verdicts, pair, chosen)
-
-
-def _has_per_class(g: Group) -> bool:
-    return all(len(r.summary.get("per_class", [])) == len(CLASSES) for r in g.records)
-
-
-def _per_class_verdict(pair: tuple[str, str], per_class: list[Comparison]) -> dict[str, Any]:
-    """Convolution helps Shirt / Coat / Pullover / T-shirt: each of their recall gains significantly > 0."""
-    claim = f"convolution helps {' / '.join(HARD_CLASSES)} ({pair[0]} vs {pair[1]})"
-    hard = {CLASSES[i]: c for i, c in enumerate(per_class) if CLASSES[i] in HARD_CLASSES}
-    helped = [name for name, c in hard.items() if c.test.significant and c.test.mean_diff > 0]
-    hurt = [name for name, c in hard.items() if c.test.significant and c.test.mean_diff < 0]
-    if hurt:
-        word = f"contradicted for {', '.join(hurt)}"
-    elif len(helped) == len(HARD_CLASSES):
-        word = "supported"
-    elif helped:
-        word = f"partly supported (significant for {', '.join(helped)} only)"
-    else:
-        word = f"not supported at this sample size ({min(c.test.n for c in hard.values())} seeds)"
-    ranked = sorted(range(len(per_class)), key=lambda i: -per_class[i].test.mean_diff)
-    top = ", ".join(f"{CLASSES[i]} {100 * per_class[i].test.mean_diff:+.1f}" for i in ranked[:4])
-    return {"claim": claim, "verdict": word, "detail": f"largest recall gains (points): {top}"}
 
 
 def study_markdown(study: Study) -> str:
@@ -156,7 +102,7 @@ def study_markdown(study: Study) -> str:
         a, b = study.per_class_pair
         out += [f"\n## Per-class accuracy, {a} − {b} (points)\n",
                 "| class | mean | 95% CI | p | seeds |", "|---|---:|---:|---:|---:|"]
-        out += [_diff_row(f"**{CLASSES[i]}**" if CLASSES[i] in HARD_CLASSES else CLASSES[i], c)
+        out += [_diff_row(f"**{CLASSES[i]}**" if CLASSES[i] in study.highlight else CLASSES[i], c)
                 for i, c in enumerate(study.per_class)]
     out += ["\n## Verdicts on the seed's claims\n"]
     out += [f"- **{v['claim']}**: {v['verdict']}. {v['detail']}" for v in study.verdicts]

@@ -1,20 +1,33 @@
-"""Feature maps: the post-ReLU activations of conv1 and conv2 for one image."""
+"""Feature maps: the post-ReLU activations of conv1 and conv2 for one image (torch loads on first use)."""
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from ..training.checkpoints import model_from_run
+import numpy as np
+
+from ..core import registry
 from ..core.errors import UsageError
-from ..training.models import CNN
 from ..core.runs import Run
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def feature_maps(model: torch.nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+
+def require_convs(run: Run) -> None:
+    """A UsageError unless the run's architecture has convolution layers (checked before any work)."""
+    arch = str(run.config().get("arch"))
+    if not registry.has_convs(arch):
+        raise UsageError(f"run {run.name!r} is an {arch}: it has no conv layers, so no feature maps; "
+                         f"pick a run of {', '.join(n for n, s in registry.REGISTRY.items() if s.has_convs)}")
+
+
+def feature_maps(model: "nn.Module", image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """conv1 [32,28,28] and conv2 [64,14,14] activations for a 28×28 image (uint8 0–255 or float 0–1)."""
-    if not isinstance(model, CNN):
-        raise UsageError("feature maps need a CNN run; this model has no convolution layers (e.g. the mlp)")
+    import torch
+
+    if not callable(getattr(model, "features", None)):
+        raise UsageError("feature maps need a model with convolution layers (this one has none, e.g. the mlp)")
     x = np.asarray(image, dtype=np.float32)
     if image.dtype == np.uint8:
         x = x / 255.0
@@ -27,6 +40,7 @@ def feature_maps(model: torch.nn.Module, image: np.ndarray) -> tuple[np.ndarray,
 
 def run_feature_maps(run: Run, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Feature maps of a run's best weights; a UsageError for runs without convolutions."""
-    if run.config().get("arch") == "mlp":
-        raise UsageError(f"run {run.name!r} is an mlp: it has no conv layers, so no feature maps; pick a cnn run")
+    from ..training.checkpoints import model_from_run
+
+    require_convs(run)
     return feature_maps(model_from_run(run), image)

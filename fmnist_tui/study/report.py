@@ -10,13 +10,15 @@ from typing import Any, Callable
 import numpy as np
 
 from . import figures
+from ..core import registry
 from ..core.data import CLASSES, Dataset, load_dataset
 from ..core.errors import FmnistError, RunError, UsageError
 from ..core.fsutil import write_text
 from ..core.metrics import most_confused
 from .results import Group, group_records, load_records
 from ..core.runs import Run, resolve_run
-from .analysis import Study, analyse, study_markdown
+from .analysis import Study, study_markdown
+from .kernel import analyse
 
 #: figure name → file name, in report order
 FIGURES: dict[str, str] = {
@@ -73,7 +75,7 @@ class ReportBuilder:
             raise RunError(f"{self.runs_root} holds no finished runs; train some with `fmnist experiment`")
         measured: dict[str, float | None] = {}
         if self.onnx_dir and Path(self.onnx_dir).is_dir():
-            from .experiment import latencies
+            from .latency import latencies
 
             measured, warnings = latencies(self.groups, Path(self.onnx_dir))
             self.warnings += warnings
@@ -205,9 +207,9 @@ class ReportBuilder:
         return min(best.records, key=lambda r: r.config.get("seed", 0)).run
 
     def _featuremaps(self, png: Path) -> Section:
-        cnn = [r for r in self.chosen_runs if r.config().get("arch") != "mlp"]
+        cnn = [r for r in self.chosen_runs if registry.has_convs(r.config().get("arch"))]
         if not cnn:
-            raise RunError("no CNN run among the chosen runs (the mlp has no conv layers)")
+            raise RunError("no run with conv layers among the chosen runs (e.g. the mlp has none)")
         image, label = pick_test_image(self.ds, self.test_index)
         return draw_feature_maps(cnn[0], image, png, f"test image #{self.test_index} ({label})")
 

@@ -6,19 +6,16 @@ import csv
 import io
 import math
 import statistics
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.config import TrainConfig
+from ..core import registry
+from ..core.config import recipe_of
 from ..core.errors import RunError
+from ..core.fsutil import write_json, write_text
 from ..core.runs import SUMMARY, Run, list_runs
 from .stats import summarize
-
-#: the config fields that define a group: the whole recipe except the seed and where/how the run ran
-RECIPE_KEYS = tuple(f.name for f in fields(TrainConfig)
-                    if f.name not in {"seed", "name", "out", "data_dir", "device", "threads", "precision"})
-
 
 @dataclass
 class RunRecord:
@@ -34,12 +31,18 @@ class Group:
     """Runs that differ only by seed."""
 
     arch: str
-    kernel: int | None
+    options: dict[str, Any]
     records: list[RunRecord] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return f"{self.arch}-k{self.kernel}" if self.kernel else self.arch
+        """`cnn-k3`, `mlp`: the registry's name for the config."""
+        return registry.label(self.arch, self.options)
+
+    @property
+    def kernel(self) -> int | None:
+        value = self.options.get("kernel")
+        return None if value is None else int(value)
 
     @property
     def accuracies(self) -> list[float]:
@@ -58,7 +61,7 @@ class Group:
         accs = self.accuracies
         first = self.records[0].summary
         return {
-            "config": self.label, "arch": self.arch, "kernel": self.kernel,
+            "config": self.label, "arch": self.arch, **self._option_columns(),
             "seeds": sorted(r.config.get("seed", 0) for r in self.records), "n": len(accs),
             "params": first.get("params"), "macs": first.get("macs"),
             "test_acc_mean": statistics.fmean(accs), "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
@@ -67,13 +70,17 @@ class Group:
             **self._extra(),
         }
 
+    def _option_columns(self) -> dict[str, Any]:
+        """Every registered option (None where the arch has none), as config.json has them."""
+        return {name: self.options.get(name) for name in registry.option_names()}
+
     def _extra(self) -> dict[str, Any]:
         """Columns added for the kernel-size study: recipe, receptive field, 95% CI of the accuracy."""
         s = summarize(self.accuracies)
         cfg = self.records[0].config
         return {
             "epochs": cfg.get("epochs"), "subset": cfg.get("subset"),
-            "receptive_field": receptive_field(self.arch, self.kernel),
+            "receptive_field": registry.receptive_field(self.arch, self.options) or 28,
             "test_acc_ci_low": _nan_to_none(s.ci_low), "test_acc_ci_high": _nan_to_none(s.ci_high),
             "train_seconds_total": sum(r.summary.get("train_seconds", 0.0) for r in self.records),
         }
@@ -86,20 +93,6 @@ class Group:
 
 def _nan_to_none(x: float) -> float | None:
     return None if math.isnan(x) else x
-
-
-def receptive_field(arch: str, kernel: int | None) -> int:
-    """Receptive field after the last conv (pixels per side; 28 = the whole image for an MLP), torch-free.
-
-    Mirrors models.receptive_field (conv k, pool 2, conv k); a test keeps the two in step.
-    """
-    if not kernel:
-        return 28
-    rf, jump = 1, 1
-    for k, stride in ((kernel, 1), (2, 2), (kernel, 1)):
-        rf += (k - 1) * jump
-        jump *= stride
-    return rf
 
 
 def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
@@ -126,12 +119,22 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
 
 
 def group_records(records: list[RunRecord]) -> list[Group]:
-    """Group runs whose configs match except for the seed; ordered mlp first, then by kernel."""
-    groups: dict[tuple, Group] = {}
+    """Group runs whose recipes match (all but the seed and where they ran), in registry order, then by options."""
+    groups: dict[tuple[tuple[str, str], ...], Group] = {}
     for rec in records:
-        key = tuple((k, str(rec.config.get(k))) for k in RECIPE_KEYS)
-        groups.setdefault(key, Group(rec.config.get("arch", "?"), rec.config.get("kernel"))).records.append(rec)
-    return sorted(groups.values(), key=lambda g: (g.arch != "mlp", g.arch, g.kernel or 0, g.label))
+        recipe = recipe_of(rec.config) or {k: v for k, v in rec.config.items() if k not in ("seed", "run", "name")}
+        key = tuple(sorted((k, str(v)) for k, v in recipe.items()))
+        arch = str(rec.config.get("arch", "?"))
+        options = registry.options_from(arch, rec.config) if arch in registry.REGISTRY else {}
+        groups.setdefault(key, Group(arch, options)).records.append(rec)
+    return sorted(groups.values(), key=config_order)
+
+
+def config_order(g: Group) -> tuple[Any, ...]:
+    """Registry order of architectures (the seed's mlp first), then option values, then the label."""
+    archs = list(registry.REGISTRY)
+    rank = archs.index(g.arch) if g.arch in archs else len(archs)
+    return (rank, g.arch, tuple(str(v).zfill(8) for v in g.options.values()), g.label)
 
 
 def study_groups(groups: list[Group]) -> dict[str, Group]:
@@ -185,3 +188,13 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
         writer.writerow({**{k: r.get(k) for k in COLUMNS}, "epochs": r.get("epochs"), "subset": r.get("subset"),
                          "seeds": " ".join(map(str, r["seeds"]))})
     return buf.getvalue()
+
+
+def write_results(study_doc: dict[str, Any], markdown: str, csv_text: str, out: Path) -> list[Path]:
+    """results.md, results.csv and results.json in `out` (atomic writes)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.md", out / "results.csv", out / "results.json"]
+    write_text(paths[0], markdown)
+    write_text(paths[1], csv_text)
+    write_json(paths[2], study_doc)
+    return paths

@@ -10,7 +10,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..core.errors import RunError
+from ..core import registry
+from ..core.errors import RunError, ref
 from ..core.fsutil import atomic_path
 from .models import create_model
 from ..core.runs import BEST, LAST, STATE, Run
@@ -40,8 +41,9 @@ def model_from_run(run: Run, which: str = "best") -> nn.Module:
     """Rebuild a run's model from its config.json alone and load its best (or last) weights."""
     cfg = run.config()
     try:
-        model = create_model(cfg["arch"], cfg.get("kernel"))
-    except (KeyError, Exception) as exc:  # a hand-edited config can break in many ways
+        arch = str(cfg["arch"])
+        model = create_model(arch, registry.options_from(arch, cfg))
+    except Exception as exc:  # a hand-edited config can break in many ways
         raise RunError(f"{run.file('config.json')}: cannot rebuild the model ({exc}); retrain the run") from exc
     load_weights(model, run.file(BEST if which == "best" else LAST))
     return model.eval()
@@ -57,7 +59,8 @@ def load_state(run: Run) -> dict[str, Any]:
     """Read train_state.pt with weights_only=True (no arbitrary unpickling)."""
     path = run.file(STATE)
     if not path.exists():
-        raise RunError(f"{path}: no training state to resume from; start the run again without --resume")
+        raise RunError(f"{path}: no training state to resume from; start the run again without "
+                       f"{ref('resume')}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files

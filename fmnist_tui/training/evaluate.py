@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .checkpoints import model_from_run
+from .device import resolve_device
 from ..core.data import load_dataset
 from ..core.metrics import classification_report
 from ..core.runs import Run
@@ -58,7 +59,8 @@ def evaluate_model(model: nn.Module, images: np.ndarray, labels: np.ndarray,
 
 
 def evaluate_run(run: Run, data_dir: Path | None = None, device: str = "cpu") -> dict[str, Any]:
-    """Re-evaluate a run's best weights on the test set."""
+    """Re-evaluate a run's best weights on the test set (on `device`: cpu, cuda or auto)."""
+    where = resolve_device(device)  # a missing GPU is one clear error, before any work
     model = model_from_run(run, "best")
     ds = load_dataset(data_dir)
-    return evaluate_model(model, ds.test_images, ds.test_labels, device)
+    return evaluate_model(model, ds.test_images, ds.test_labels, where)

@@ -1,14 +1,15 @@
-"""The model registry: the seed's MLP and 2-conv CNN, declared from their hyperparameters."""
+"""The models: the seed's MLP and 2-conv CNN, declared from their hyperparameters, and their measured sizes.
+
+The registry (core.registry) names the builders below; receptive fields are computed there, torch-free."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from ..core.registry import check_arch
+from ..core import registry
 
 #: Fashion-MNIST pixel statistics on [0,1] inputs; normalisation lives inside the model so that the
 #: exported graph takes plain [0,1] images (shared/DESIGN.md, ONNX contract).
@@ -64,25 +65,20 @@ class CNN(nn.Module):
         return self.head(self.pool(a2))
 
 
-@dataclass(frozen=True)
-class ArchSpec:
-    """One registry entry: how to build the model (its valid kernels live in registry.ARCHS)."""
-
-    name: str
-    build: Callable[[int | None], nn.Module]
-    description: str
+def build_mlp() -> MLP:
+    """The registry's builder for `mlp`."""
+    return MLP()
 
 
-REGISTRY: dict[str, ArchSpec] = {
-    "mlp": ArchSpec("mlp", lambda k: MLP(), "784-256-128-10 multilayer perceptron"),
-    "cnn": ArchSpec("cnn", lambda k: CNN(k or 3), "2-conv CNN, 32 and 64 channels, k×k kernels"),
-}
+def build_cnn(kernel: int = 3) -> CNN:
+    """The registry's builder for `cnn`."""
+    return CNN(kernel)
 
 
-def create_model(arch: str, kernel: int | None = None) -> nn.Module:
-    """Build a fresh model from the registry (initialised from torch's current RNG)."""
-    kernel = check_arch(arch, kernel)
-    return REGISTRY[arch].build(kernel)
+def create_model(arch: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+    """Build a fresh model from the registry, like timm's (`create_model("cnn", kernel=5)`), initialised from
+    torch's current RNG."""
+    return registry.get(arch).build({**(options or {}), **kwargs})
 
 
 def count_params(model: nn.Module) -> int:
@@ -110,15 +106,3 @@ def count_macs(model: nn.Module) -> int:
         for h in handles:
             h.remove()
     return total
-
-
-def receptive_field(model: nn.Module) -> int:
-    """Receptive field (pixels per side) of one unit after the last conv layer; 28 (all) for an MLP."""
-    if not isinstance(model, CNN):
-        return 28
-    rf, jump = 1, 1
-    # the layers in forward order, as (kernel, stride): conv1, pool, conv2
-    for kernel, stride in ((model.kernel, 1), (2, 2), (model.kernel, 1)):
-        rf += (kernel - 1) * jump
-        jump *= stride
-    return rf

@@ -26,8 +26,10 @@ from .. import __version__
 from .checkpoints import load_state, load_weights, save_state, save_weights
 from ..core.config import TrainConfig
 from ..core.data import Dataset, dataset_fingerprint, load_dataset
+from .device import resolve_bf16, resolve_device
 from .distributed import World
-from ..core.errors import RunError
+from ..core.errors import RunError, ref
+from ..core.registry import option_names
 from .evaluate import evaluate_model, predict_logits, to_input
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
 from ..core.fsutil import check_writable, write_json
@@ -44,24 +46,6 @@ class TrainResult:
     run: Run
     summary: dict[str, Any] | None
     interrupted: bool
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA when present, else CPU; 'cuda' without a GPU is a RunError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RunError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    return torch.device(name)
-
-
-def resolve_bf16(device: torch.device, precision: str) -> bool:
-    """Whether to train under bf16 autocast: forced by 'bf16', chosen by 'auto' where it is fast."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
 def lr_at(step: int, segments: list[dict[str, float]]) -> float:
@@ -117,7 +101,7 @@ def resume_config(run_dir: Path, epochs: int | None = None, device: str | None =
     """The saved config of a run folder, with the few options that may change on resume applied."""
     run = Run(Path(run_dir))
     if not run.file(CONFIG).exists():
-        raise RunError(f"{run_dir}: no run to resume (no config.json); start it without --resume")
+        raise RunError(f"{run_dir}: no run to resume (no config.json); start it without {ref('resume')}")
     try:
         cfg = TrainConfig.from_dict(run.config())
     except Exception as exc:  # a damaged config.json may fail validation in many ways
@@ -165,13 +149,13 @@ class Trainer:
         self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
         self._load_tensors()
         torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.arch, cfg.kernel)
+        self.model = create_model(cfg.arch, cfg.options)
         self.params, self.macs = count_params(self.model), count_macs(self.model)
         self.model.to(self.device)
         # channels_last: the layout bf16 convolutions run fastest in. Not for the weights under DDP on
         # CUDA: there cuDNN hands back their gradients in the default layout, which DDP's buckets
         # (made in the weights' layout) warn about at every step; the inputs stay channels_last.
-        self.channels_last = cfg.arch != "mlp"
+        self.channels_last = cfg.spec.has_convs
         if self.channels_last and not (world and self.device.type == "cuda"):
             self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay,
@@ -186,18 +170,20 @@ class Trainer:
         try:
             check_writable(run.path.parent)
         except OSError as exc:
-            raise RunError(f"--out {run.path.parent} is not writable ({exc.strerror or exc}); choose another --out") from exc
+            raise RunError(f"{ref('out')} {run.path.parent} is not writable ({exc.strerror or exc}); choose another "
+                           f"{ref('out')}") from exc
         has_run = run.file(CONFIG).exists()
         if self.resume and not has_run:
-            raise RunError(f"{run.path}: no run to resume; start it without --resume")
+            raise RunError(f"{run.path}: no run to resume; start it without {ref('resume')}")
         if not self.resume and has_run:
             if run.finished:
                 raise RunError(f"run {run.name!r} in {run.path.parent} already finished; extend it with "
-                               f"--resume --epochs N, or choose another --name")
-            raise RunError(f"run {run.name!r} in {run.path.parent} was interrupted; continue it with --resume, "
-                           f"or choose another --name")
+                               f"{ref('resume')} and a larger {ref('epochs')}, or choose another {ref('name')}")
+            raise RunError(f"run {run.name!r} in {run.path.parent} was interrupted; continue it with {ref('resume')}, "
+                           f"or choose another {ref('name')}")
         if not has_run and run.path.exists() and any(run.path.iterdir()):
-            raise RunError(f"{run.path} exists and is not an fmnist run folder; choose another --name or --out")
+            raise RunError(f"{run.path} exists and is not an fmnist run folder; choose another {ref('name')} or "
+                           f"{ref('out')}")
 
     def _load_tensors(self) -> None:
         cfg, ds = self.cfg, self.ds
@@ -225,13 +211,18 @@ class Trainer:
             state["segments"].append({"start": done_total * self.batches, "end": self.cfg.epochs * self.batches,
                                       "peak": self.cfg.peak_lr / 10, "warmup": self.cfg.warmup})
         elif self.cfg.epochs < done_total:
-            raise RunError(f"run {self.run_.name!r} is planned for {done_total} epochs; --epochs can only extend it")
+            raise RunError(f"run {self.run_.name!r} is planned for {done_total} epochs; {ref('epochs')} can only "
+                           "extend it")
         if state["epoch_done"] >= self.cfg.epochs and self.run_.finished:
             raise RunError(f"run {self.run_.name!r} already finished {state['epoch_done']} epochs; "
-                           f"pass --epochs N with N > {state['epoch_done']} to extend it")
+                           f"set {ref('epochs')} above {state['epoch_done']} to extend it")
         torch.set_rng_state(state["torch_rng"])
         state["rows"] = self.run_.metrics()[: state["epoch_done"]]
         return state
+
+    def _options(self) -> dict[str, Any]:
+        """Every registered option, this arch's values (None where it has none), as config.json holds them."""
+        return {name: self.cfg.options.get(name) for name in option_names()}
 
     def _write_config(self) -> None:
         record = {**self.cfg.to_dict(), "run": self.run_.name, "params": self.params, "macs": self.macs,
@@ -358,7 +349,7 @@ class Trainer:
         report = evaluate_model(self.model, self.ds.test_images, self.ds.test_labels, self.device)
         seen = len(self.train_y) * state["epoch_done"]
         summary = {
-            **report, "run": self.run_.name, "arch": self.cfg.arch, "kernel": self.cfg.kernel, "seed": self.cfg.seed,
+            **report, "run": self.run_.name, "arch": self.cfg.arch, **self._options(), "seed": self.cfg.seed,
             "params": self.params, "macs": self.macs, "epochs": state["epoch_done"],
             "best_epoch": state["best_epoch"], "best_val_accuracy": state["best_val_acc"],
             "train_seconds": round(state["train_seconds"], 3),

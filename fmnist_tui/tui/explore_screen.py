@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
+from ..core import registry
 from ..core.data import CLASSES, Dataset, class_counts
 from ..core.errors import FmnistError
 from ..core.runs import BEST, Run, list_runs
@@ -34,7 +35,7 @@ def cnn_runs(root: Any) -> list[Run]:
     runs = []
     for run in list_runs(root):
         try:
-            if run.file(BEST).exists() and run.config().get("arch") != "mlp":
+            if run.file(BEST).exists() and registry.has_convs(run.config().get("arch")):
                 runs.append(run)
         except FmnistError:
             continue

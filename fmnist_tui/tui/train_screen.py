@@ -17,16 +17,27 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressBar, Select, Static
 
-from ..core.config import TrainConfig
-from ..core.errors import FmnistError, UsageError
+from ..core import registry
+from ..core.config import TrainConfig, default
+from ..core.errors import ConfigError, FmnistError
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
-from ..core.registry import ARCHS
 from .messages import RunsChanged, TrainerEvent, TrainingEnded
 from .services import Services, Settings
 from .widgets import CurvesPlot, heatmap
 
 UI_INTERVAL = 0.5  # seconds between batch updates sent to the UI (each costs the trainer a little GIL time)
 EPOCH_COLUMNS = ("ep", "tr_loss", "tr_acc", "va_loss", "va_acc", "sec")
+
+
+#: config setting → the id of the form field that sets it, where the two differ
+FORM_IDS = {"batch_size": "batch", "hflip": "augment"}
+#: actions and settings an error may name, as this screen shows them
+ACTIONS = {"resume": "Resume (r)", "out": "the runs folder", "data_dir": "the dataset folder"}
+
+
+def setting_name(setting: str) -> str:
+    """How the Train tab names a setting an error refers to: its form field, or its button."""
+    return ACTIONS.get(setting) or f"the {FORM_IDS.get(setting, setting)} field"
 
 
 def _field(label: str, widget: Widget) -> Horizontal:
@@ -40,7 +51,7 @@ def _int_or_none(text: str, what: str) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise UsageError(f"{what} must be a whole number, got {text!r}") from None
+        raise ConfigError(what, f"must be a whole number, got {text!r}") from None
 
 
 def _default(value: int | None, default: int) -> int:
@@ -72,18 +83,17 @@ class TrainPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
-                yield _field("arch", Select([(a, a) for a in ARCHS], value="cnn", allow_blank=False,
-                                            compact=True, id="arch"))
-                yield _field("kernel", Select([(str(k), k) for k in ARCHS["cnn"]], value=3, allow_blank=False,
-                                              compact=True, id="kernel"))
-                yield _field("epochs", Input("15", type="integer", compact=True, id="epochs"))
-                yield _field("seed", Input("0", type="integer", compact=True, id="seed"))
-                yield _field("batch", Input("128", type="integer", compact=True, id="batch"))
+                yield _field("arch", Select([(a, a) for a in registry.REGISTRY], value=default("arch"),
+                                            allow_blank=False, compact=True, id="arch"))
+                yield from self._option_fields(registry.get(default("arch")))
+                yield _field("epochs", Input(str(default("epochs")), type="integer", compact=True, id="epochs"))
+                yield _field("seed", Input(str(default("seed")), type="integer", compact=True, id="seed"))
+                yield _field("batch", Input(str(default("batch_size")), type="integer", compact=True, id="batch"))
                 yield _field("lr", Input(placeholder="auto", type="number", compact=True, id="lr"))
                 yield _field("subset", Input(placeholder="all", type="integer", compact=True, id="subset"))
                 yield _field("threads", Input(placeholder="auto", type="integer", compact=True, id="threads"))
                 yield _field("name", Input(placeholder="auto", compact=True, id="name"))
-                yield Checkbox("augment (h-flip)", value=True, compact=True, id="augment")
+                yield Checkbox("augment (h-flip)", value=default("hflip"), compact=True, id="augment")
                 with Horizontal(id="train-buttons"):
                     yield Button("Start", id="start", variant="success", compact=True)
                     yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
@@ -104,9 +114,28 @@ class TrainPane(Vertical):
         self.query_one("#run-info", Static).update(
             f"Set the recipe and press Start (s).\nRuns go to {self.settings.runs}/.")
 
+    @staticmethod
+    def _option_fields(spec: registry.ArchSpec) -> ComposeResult:
+        """One field per architecture option of the registry (a pick list where it has valid values),
+        enabled for the architectures that take it."""
+        for name in registry.option_names():
+            option = spec.option(name) or registry.options_named(name)[0][1]
+            if option.choices:
+                widget: Widget = Select([(str(v), v) for v in option.choices], value=option.default,
+                                        allow_blank=False, compact=True, id=name)
+            else:
+                widget = Input(str(option.default), compact=True, id=name)
+            widget.disabled = spec.option(name) is None
+            yield _field(name, widget)
+
     @on(Select.Changed, "#arch")
     def _arch_changed(self, event: Select.Changed) -> None:
-        self.query_one("#kernel", Select).disabled = not ARCHS.get(str(event.value))
+        spec = registry.get(str(event.value))
+        for name in registry.option_names():
+            option, widget = spec.option(name), self.query_one(f"#{name}")
+            widget.disabled = option is None
+            if isinstance(widget, Select) and option is not None and widget.value not in option.choices:
+                widget.value = option.default  # another arch's value of a shared option
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
@@ -122,40 +151,59 @@ class TrainPane(Vertical):
 
     # --- actions ------------------------------------------------------------------------------
     def form_config(self) -> TrainConfig:
-        """The TrainConfig the form describes; UsageError names a bad field."""
+        """The TrainConfig the form describes; a ConfigError names the bad setting."""
         arch = str(self.query_one("#arch", Select).value)
         augment = self.query_one("#augment", Checkbox).value
         lr_text = self.query_one("#lr", Input).value.strip()
         try:
             lr = float(lr_text) if lr_text and lr_text != "auto" else None
         except ValueError:
-            raise UsageError(f"lr must be a number or 'auto', got {lr_text!r}") from None
+            raise ConfigError("lr", f"must be a number or 'auto', got {lr_text!r}") from None
         values = {key: _int_or_none(self.query_one(f"#{key}", Input).value, key)
                   for key in ("epochs", "seed", "batch", "subset", "threads")}
+        spec = registry.get(arch)
+        options = {o.name: self._option_value(o.name) for o in spec.options}
         return TrainConfig(
-            arch=arch, kernel=self.query_one("#kernel", Select).value if ARCHS[arch] else None,
-            epochs=_default(values["epochs"], 15), seed=_default(values["seed"], 0),
-            batch_size=_default(values["batch"], 128), lr=lr,
+            arch=arch, options=options,
+            epochs=_default(values["epochs"], default("epochs")), seed=_default(values["seed"], default("seed")),
+            batch_size=_default(values["batch"], default("batch_size")), lr=lr,
             subset=values["subset"], threads=values["threads"], name=self.query_one("#name", Input).value.strip() or None,
             hflip=augment, out=str(self.settings.runs),
             data_dir=str(self.settings.data_dir) if self.settings.data_dir else None)
+
+    def _option_value(self, name: str) -> Any:
+        widget = self.query_one(f"#{name}")
+        if isinstance(widget, Select):
+            return widget.value
+        return str(getattr(widget, "value", "")).strip() or None  # typed by the registry's check
 
     def start(self, resume: bool = False) -> None:
         """Start (or resume) the training the form describes, unless one is running."""
         if self.running:
             self.notify("A training is already running; stop it first (x).", severity="warning")
             return
+        for widget in self.query("#train-form .invalid"):
+            widget.remove_class("invalid")
         try:
             cfg = self.form_config()
             if resume:
                 cfg = self.services.resume_config(cfg.run_dir, cfg.epochs, cfg.threads)
         except FmnistError as exc:
-            self.notify(str(exc), title="Cannot start", severity="error")
+            self.notify(exc.render(setting_name), title="Cannot start", severity="error")
+            self._mark_invalid(exc)
             return
         self._stop.clear()
         self._set_running(True)
         self.query_one("#progress-text", Static).update(f"{cfg.run_name}: loading torch and the dataset…")
         self.worker = self._train_worker(cfg, resume)
+
+    def _mark_invalid(self, exc: FmnistError) -> None:
+        """Put the focus on the form field a ConfigError names (it stays marked until the next Start)."""
+        field_id = FORM_IDS.get(getattr(exc, "field", ""), getattr(exc, "field", ""))
+        widgets = self.query(f"#train-form #{field_id}") if field_id else []
+        for widget in widgets:
+            widget.add_class("invalid")
+            widget.focus()
 
     def stop(self) -> None:
         """Ask the trainer to stop after the current batch; it saves its state for Resume."""
@@ -175,7 +223,7 @@ class TrainPane(Vertical):
         try:
             result = self.services.train(cfg, self._emit, self._stop.is_set, resume)
         except FmnistError as exc:
-            self.post_message(TrainingEnded(cfg.run_name, False, str(exc)))
+            self.post_message(TrainingEnded(cfg.run_name, False, exc.render(setting_name)))
         except Exception as exc:  # noqa: BLE001 - anything else still must not kill the app
             self.post_message(TrainingEnded(cfg.run_name, False, f"{type(exc).__name__}: {exc}"))
         else:

@@ -1,0 +1,117 @@
+"""A study's plan: the grid of training configs (architecture × option values × seed), each run's status,
+and the `fmnist train` command line that trains or resumes it.
+
+Each training is an ordinary run in the runs folder, so a finished run is reused, an interrupted one
+resumed, and any other command (evaluate, export, report) can read it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..core import registry
+from ..core.config import TrainConfig, recipe_of
+from ..core.errors import ConfigError, RunError, ref
+from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, Run
+from .results import Group, group_records, load_records
+
+#: statuses of a planned run: reuse it, resume it, start it over (nothing resumable), or train it
+DONE, RESUME, RESTART, NEW = "done", "resume", "restart", "new"
+STATUSES = (DONE, RESUME, RESTART, NEW)
+
+
+def option_grid(arch: str, grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of `arch`'s options over the values `grid` lists for them (its default for an option
+    the grid leaves out); values another architecture takes but this one does not are skipped."""
+    combos: list[dict[str, Any]] = [{}]
+    for option in registry.get(arch).options:
+        values = [v for v in dict.fromkeys(grid.get(option.name, [option.default])) if _valid(option, v, arch)]
+        combos = [{**c, option.name: v} for c in combos for v in values]
+    return combos
+
+
+def _valid(option: registry.Option, value: Any, arch: str) -> bool:
+    try:
+        option.check(value, arch)
+        return True
+    except ConfigError:
+        return False
+
+
+def check_grid(archs: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> None:
+    """A ConfigError for an unknown arch, or a grid value that no planned architecture takes."""
+    if not archs:
+        raise ConfigError("archs", "is empty", f"valid: {', '.join(registry.REGISTRY)}")
+    for arch in archs:
+        if arch not in registry.REGISTRY:
+            raise ConfigError("archs", f"names unknown arch {arch!r}", f"valid: {', '.join(registry.REGISTRY)}")
+    for name, values in grid.items():
+        takers = [(spec, o) for spec, o in registry.options_named(name) if spec.name in archs]
+        bad = [v for v in values if not any(_valid(o, v, spec.name) for spec, o in takers)] if takers else []
+        if bad or not values:
+            valid = sorted({v for _, o in takers for v in o.choices})
+            raise ConfigError(f"{name}s", f"{','.join(map(str, bad)) or '(none)'} not valid",
+                              f"valid: {','.join(map(str, valid))}")
+
+
+def plan(archs: Sequence[str], grid: Mapping[str, Sequence[Any]], seeds: int, epochs: int, out: Path,
+         subset: int | None = None, data_dir: Path | None = None, device: str = "auto") -> list[TrainConfig]:
+    """The grid's training configs: every arch × its option values in `grid` × seeds 0..seeds−1, one recipe."""
+    if seeds < 1:
+        raise ConfigError("seeds", f"must be at least 1 (the number of seeds per config), got {seeds}")
+    check_grid(archs, grid)
+    return [TrainConfig(arch=arch, options=options, epochs=epochs, seed=seed, subset=subset, out=str(out),
+                        data_dir=str(data_dir) if data_dir else None, device=device)
+            for arch in dict.fromkeys(archs) for options in option_grid(arch, grid) for seed in range(seeds)]
+
+
+def status(cfg: TrainConfig) -> str:
+    """DONE, RESUME, RESTART or NEW for a planned run; RunError if the folder holds a different recipe."""
+    run = Run(cfg.run_dir)
+    if not run.file(CONFIG).exists():
+        return NEW
+    saved, wanted = recipe_of(run.config()) or {}, cfg.recipe()
+    differ = [k for k in wanted if str(saved.get(k)) != str(wanted[k])]
+    if differ:
+        diffs = ", ".join(f"{k} {saved.get(k)} ≠ {wanted[k]}" for k in differ)
+        raise RunError(f"run {run.name!r} in {run.path.parent} has another recipe ({diffs}); pass another "
+                       f"{ref('runs')} folder for this study, or move that run away")
+    if run.finished:
+        return DONE
+    return RESUME if run.file(STATE).exists() else RESTART
+
+
+def clear_unresumable(run: Run) -> None:
+    """A run stopped before it saved any state holds nothing to resume: remove its files so it can start over."""
+    for name in (CONFIG, METRICS, LAST, BEST):
+        run.file(name).unlink(missing_ok=True)
+
+
+def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
+    """The `fmnist train` command line of one planned run."""
+    cmd = [sys.executable, "-m", "fmnist_tui", "train", "--out", cfg.out, "--name", cfg.run_name,
+           "--threads", str(threads), "--device", cfg.device]
+    if resume:
+        return cmd + ["--resume"]
+    cmd += ["--arch", cfg.arch, "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)]
+    for name, value in cfg.options.items():
+        cmd += [f"--{name.replace('_', '-')}", str(value)]
+    if cfg.subset:
+        cmd += ["--subset", str(cfg.subset)]
+    if cfg.data_dir:
+        cmd += ["--data-dir", cfg.data_dir]
+    return cmd
+
+
+def collect(configs: list[TrainConfig]) -> tuple[list[Group], list[str]]:
+    """The finished planned runs, grouped by config, and warnings about planned runs that are not finished."""
+    names = {c.run_name for c in configs}
+    roots = sorted({c.out for c in configs})
+    records, warnings = [], []
+    for root in roots:
+        recs, warns = load_records(Path(root))
+        records += [r for r in recs if r.run.name in names]
+        warnings += [w for w in warns if any(w.startswith(f"skipped {n}:") for n in names)]
+    return group_records(records), warnings

@@ -1,0 +1,89 @@
+"""Adding an architecture is one change in one place: a toy architecture registered here shows up in
+`fmnist train --help`, trains under its own run name, appears in the TUI's form and in a study plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from fmnist_tui.cli import build_app
+from fmnist_tui.core import registry
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.errors import ConfigError
+from fmnist_tui.study.plan import plan
+
+from .tui_support import sync
+
+runner = CliRunner()
+
+
+def build_toy(width: int = 8):  # type: ignore[no-untyped-def]
+    """A one-hidden-layer network of `width` units (the toy's builder, named in its spec)."""
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+@pytest.fixture
+def toy() -> Iterator[registry.ArchSpec]:
+    spec = registry.register(registry.ArchSpec(
+        "toy", "a toy MLP for the registry test", f"{__name__}:build_toy",
+        options=(registry.Option("width", int, 8, "Hidden units of the toy.", choices=(8, 16), tag="w{}"),)))
+    yield spec
+    registry.unregister("toy")
+
+
+def test_toy_is_in_train_help_and_trains_under_its_own_name(toy: registry.ArchSpec, tiny_data: Path,
+                                                            tmp_path: Path) -> None:
+    app = build_app()
+    shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    assert "mlp|cnn|toy" in shown.output and "--width" in shown.output and "toy: 8, 16 (default 8)" in shown.output
+    refused = runner.invoke(app, ["train", "--arch", "toy", "--width", "12"])
+    assert refused.exit_code == 2 and "valid: 8, 16" in refused.output
+    refused = runner.invoke(app, ["train", "--arch", "mlp", "--width", "16"])
+    assert refused.exit_code == 2 and "--width does not apply to arch mlp" in refused.output
+    done = runner.invoke(app, ["train", "--arch", "toy", "--width", "16", "--epochs", "1", "--subset", "64",
+                               "--threads", "1", "--out", str(tmp_path / "runs"), "--data-dir", str(tiny_data)])
+    assert done.exit_code == 0, done.output
+    config = json.loads((tmp_path / "runs" / "toy-w16-s0" / "config.json").read_text())
+    assert config["arch"] == "toy" and config["width"] == 16 and config["params"] == 784 * 16 + 16 + 16 * 10 + 10
+    listed = runner.invoke(app, ["results", "--runs", str(tmp_path / "runs"), "--format", "json"])
+    assert listed.exit_code == 0 and json.loads(listed.output)["table"][0]["config"] == "toy-w16"
+
+
+def test_toy_appears_in_a_study_plan(toy: registry.ArchSpec, tmp_path: Path) -> None:
+    names = [c.run_name for c in plan(["mlp", "toy"], {"width": [8, 16]}, 1, 1, tmp_path)]
+    assert names == ["mlp-s0", "toy-s0", "toy-w16-s0"]
+    with pytest.raises(ConfigError, match="widths 32 not valid; valid: 8,16"):
+        plan(["toy"], {"width": [32]}, 1, 1, tmp_path)
+    dry = runner.invoke(build_app(), ["experiment", "--archs", "toy", "--seeds", "2", "--runs", str(tmp_path),
+                                      "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "toy-s0: new" in dry.output and "toy-s1: new" in dry.output
+    assert TrainConfig.create(arch="toy", width=16).label == "toy-w16"
+
+
+@sync
+async def test_toy_is_in_the_tui_form(toy: registry.ArchSpec, tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    from fmnist_tui.tui import create_app
+    from fmnist_tui.tui.train_screen import TrainPane
+
+    app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        arch = app.query_one("#arch", Select)
+        assert ("toy", "toy") in [(str(label), value) for label, value in arch._options]
+        width = app.query_one("#width", Select)
+        assert width.disabled  # the default arch (cnn) has no width
+        arch.value = "toy"
+        await pilot.pause()
+        assert not width.disabled and app.query_one("#kernel", Select).disabled
+        width.value = 16
+        cfg = app.query_one(TrainPane).form_config()
+        assert cfg.arch == "toy" and cfg.options == {"width": 16} and cfg.run_name == "toy-w16-s0"
