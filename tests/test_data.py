@@ -34,7 +34,7 @@ def test_explicit_dir_is_strict_and_lists_ways(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(DataError) as err:
         data.find_dataset(tmp_path)
     msg = str(err.value)
-    assert "--data-dir" in msg and "apt-get install -y dataset-fashion-mnist" in msg and "FMNIST_DATA" in msg
+    assert f"data_dir {tmp_path}" in msg and "apt-get install -y dataset-fashion-mnist" in msg and "FMNIST_DATA" in msg
 
 
 def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -144,4 +144,4 @@ def test_report_cli_without_runs(cli_env: dict[str, str], tmp_path: Path, monkey
     assert_png(tmp_path / "r" / "class_distribution.png")
     assert "## Not drawn" in (tmp_path / "r" / "report.md").read_text()
     res = runner.invoke(app, ["report", "--out", str(tmp_path / "r"), "--figure", "pie"])
-    assert res.exit_code == 2 and "unknown --figure pie" in res.stderr
+    assert res.exit_code == 2 and "--figure pie is unknown" in res.stderr

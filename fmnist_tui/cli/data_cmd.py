@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from ..core.data import CLASSES, SHA256, class_counts, load_dataset
-from .common import DataDirOpt, JsonOpt, console, handle_errors, print_json
+from ..core.errors import phrase
+from .common import DataDirOpt, JsonOpt, console, flag, handle_errors, print_json
 
 
 @handle_errors
@@ -24,12 +25,15 @@ def data(
     files = {name: {"path": str(path), "sha256": ds.sha256[name], "verified": ds.sha256[name] == SHA256[name]}
              for name, path in ds.source.files.items()}
     if json_out:
-        print_json({"folder": str(ds.source.folder), "via": ds.source.via, "files": files,
+        print_json({"folder": str(ds.source.folder), "via": phrase(ds.source.via, flag), "files": files,
                     "classes": list(CLASSES), "counts": counts})
         return
-    console.print(f"dataset: [bold]{ds.source.folder}[/] (found via {ds.source.via})", highlight=False)
+    console.print(f"dataset: [bold]{ds.source.folder}[/] (found via {phrase(ds.source.via, flag)})", highlight=False)
     for name, f in files.items():
-        console.print(f"  [green]✓[/] {name:<24} sha256 {f['sha256'][:16]}… verified  {f['path']}", highlight=False)
+        # a hash that does not match only loads with FMNIST_VERIFY=0: then it was not checked, not verified
+        mark = "[green]✓[/] " if f["verified"] else "  "
+        state = "verified" if f["verified"] else "not checked (FMNIST_VERIFY=0)"
+        console.print(f"  {mark}{name:<24} sha256 {f['sha256'][:16]}… {state}  {f['path']}", highlight=False)
     table = Table("class", "train", "val", "test", "total", title="images per class", title_justify="left")
     for i, cls in enumerate(CLASSES):
         row = [counts[s][i] for s in ("train", "val", "test")]

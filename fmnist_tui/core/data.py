@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, ref
 
 CLASSES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -35,7 +35,7 @@ VAL_FRACTION = 6       # 1 in 6 of each class: 10,000 validation images, 1,000 o
 HOW_TO_GET = (
     "Fashion-MNIST not found. Get it one of these ways: "
     "(1) as root: apt-get install -y dataset-fashion-mnist (installs to /usr/share/datasets/fashion-mnist); "
-    "(2) put the four IDX files (.gz or raw) in a folder and pass --data-dir DIR or set FMNIST_DATA=DIR; "
+    f"(2) put the four IDX files (.gz or raw) in a folder and give it as {ref('data_dir')} or set FMNIST_DATA=DIR; "
     "(3) online: run `fmnist data --download` to fetch them into ~/.cache/fmnist."
 )
 
@@ -70,8 +70,8 @@ def _locate_files(folder: Path) -> dict[str, Path] | None:
 
 
 def find_dataset(data_dir: Path | None = None, download: bool = False) -> DataSource:
-    """Search in the documented order; an explicit --data-dir or $FMNIST_DATA is used strictly."""
-    explicit = [(Path(data_dir), "--data-dir")] if data_dir else []
+    """Search in the documented order; an explicit data folder or $FMNIST_DATA is used strictly."""
+    explicit = [(Path(data_dir), ref("data_dir"))] if data_dir else []
     if not explicit and os.environ.get("FMNIST_DATA"):
         explicit = [(Path(os.environ["FMNIST_DATA"]), "$FMNIST_DATA")]
     if explicit:

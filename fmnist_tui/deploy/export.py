@@ -20,7 +20,7 @@ from torch import nn
 from .. import __version__
 from ..training.checkpoints import model_from_run
 from ..core.data import CLASSES, Dataset, dataset_fingerprint, load_dataset
-from ..core.errors import FmnistError
+from ..core.errors import FmnistError, ref
 from ..core.fsutil import atomic_path, check_writable, write_json
 from ..inference.session import ModelError, OnnxClassifier
 from ..core.runs import Run
@@ -94,7 +94,7 @@ def validate_run(run: Run, dataset: Dataset) -> dict[str, Any]:
     hashes = run.config().get("dataset_sha256")
     if hashes and dataset_fingerprint(hashes) != dataset_fingerprint(dataset.sha256):
         raise ExportError(f"run {run.name!r} was trained on another dataset than {dataset.source.folder}; "
-                          "export it with the dataset it was trained on (--data-dir)")
+                          f"export it with the dataset it was trained on ({ref('data_dir')})")
     return summary
 
 
@@ -202,7 +202,7 @@ def export_run(run: Run, out_dir: Path, dataset: Dataset | None = None,
     try:
         check_writable(out_dir)
     except OSError as exc:
-        raise ExportError(f"{out_dir}: cannot write there ({exc.strerror or exc}); pass --out DIR") from exc
+        raise ExportError(f"{out_dir}: cannot write there ({exc.strerror or exc}); choose another {ref('out')}") from exc
     model = model_from_run(run, "best").to("cpu", torch.float32)
     target = out_dir / f"{run.name}.onnx"
     metadata = build_metadata(run)

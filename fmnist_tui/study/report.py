@@ -12,7 +12,7 @@ import numpy as np
 from . import figures
 from ..core import registry
 from ..core.data import CLASSES, Dataset, load_dataset
-from ..core.errors import FmnistError, RunError, UsageError
+from ..core.errors import ConfigError, FmnistError, RunError, UsageError
 from ..core.fsutil import write_text
 from ..core.metrics import most_confused
 from .results import Group, group_records, load_records
@@ -93,7 +93,7 @@ class ReportBuilder:
         """Draw the requested figures (all by default); a figure that cannot be drawn is skipped with its reason."""
         unknown = [w for w in which or [] if w not in FIGURES]
         if unknown:
-            raise UsageError(f"unknown --figure {', '.join(unknown)}; valid: {', '.join(FIGURES)}")
+            raise ConfigError("figure", f"{', '.join(unknown)} is unknown", f"valid: {', '.join(FIGURES)}")
         self.out.mkdir(parents=True, exist_ok=True)
         report = Report()
         for name in which or list(FIGURES):
@@ -221,7 +221,7 @@ def _span(values: list[int]) -> str:
 def pick_test_image(ds: Dataset, index: int) -> tuple[np.ndarray, str]:
     """A test image and its class name; a UsageError names the valid range."""
     if not 0 <= index < len(ds.test_labels):
-        raise UsageError(f"--test-index {index} is out of range; valid: 0–{len(ds.test_labels) - 1}")
+        raise ConfigError("test_index", f"{index} is out of range", f"valid: 0–{len(ds.test_labels) - 1}")
     return ds.test_images[index], CLASSES[int(ds.test_labels[index])]
 
 
