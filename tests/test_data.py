@@ -84,3 +84,47 @@ def test_fingerprint_depends_on_every_hash() -> None:
     base = dict(data.SHA256)
     changed = {**base, "t10k-labels-idx1-ubyte": "0" * 64}
     assert data.dataset_fingerprint(base) != data.dataset_fingerprint(changed)
+
+
+def test_a_missing_file_is_named(tiny_data: Path) -> None:
+    (tiny_data / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte \\(raw or .gz\\) not found"):
+        data.load_dataset(tiny_data)
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tiny_data: Path) -> None:
+    """A valid header and body followed by 512 MB of zeros (0.5 MB compressed): refused as padded, and
+    reading it never holds more than the declared size in memory."""
+    import tracemalloc
+    import zlib
+
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 10)
+    head = b"\0\0\x08\x01" + len(labels).to_bytes(4, "big")
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip container
+    bomb = packer.compress(head + labels.tobytes())
+    zeros = bytes(1 << 20)
+    bomb += b"".join(packer.compress(zeros) for _ in range(512)) + packer.flush()
+    (tiny_data / "t10k-labels-idx1-ubyte.gz").write_bytes(bomb)
+    assert len(bomb) < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: truncated or padded"):
+            data.load_dataset(tiny_data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"peak {peak / 2**20:.0f} MiB while refusing a bomb"
+
+
+def test_a_header_declaring_too_much_is_refused_before_reading(tiny_data: Path) -> None:
+    """A 10 GB sparse IDX file whose header declares a billion images: refused from its 16-byte header."""
+    path = tiny_data / "train-images-idx3-ubyte"
+    (tiny_data / "train-images-idx3-ubyte.gz").unlink()
+    with open(path, "wb") as fh:
+        fh.write(b"\0\0\x08\x03" + (10**9).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+        fh.truncate(10 * 2**30)
+    with pytest.raises(DataError, match=r"declares shape \[1000000000, 28, 28\], not Fashion-MNIST's"):
+        data.load_dataset(tiny_data)
+    path.write_bytes(b"\0\0\x08\x03" + (60).to_bytes(4, "big") + (32).to_bytes(4, "big") * 2)
+    with pytest.raises(DataError, match=r"declares shape \[60, 32, 32\]"):
+        data.load_dataset(tiny_data)

@@ -28,6 +28,13 @@ SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 
+#: Fashion-MNIST's shape of each file: the largest accepted (other IDX datasets of the same image size may hold
+#: fewer items, with FMNIST_VERIFY=0). A header declaring more is refused before the body is read.
+SHAPES: dict[str, tuple[int, ...]] = {
+    "train-images-idx3-ubyte": (60_000, 28, 28), "train-labels-idx1-ubyte": (60_000,),
+    "t10k-images-idx3-ubyte": (10_000, 28, 28), "t10k-labels-idx1-ubyte": (10_000,),
+}
+
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_SEED = 20240917  # fixed forever: the validation split never moves with the training seed
 VAL_FRACTION = 6       # 1 in 6 of each class: 10,000 validation images, 1,000 of each class
@@ -55,8 +62,8 @@ class DataSource:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def _locate_files(folder: Path) -> dict[str, Path] | None:
-    """Map each IDX name to an existing raw or .gz file in `folder`, or None if any is missing."""
+def _locate_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """Each IDX name → an existing raw or .gz file in `folder`; and the names of the files not there."""
     found: dict[str, Path] = {}
     for name in SHA256:
         for candidate in (folder / name, folder / f"{name}.gz", folder / "FashionMNIST" / "raw" / name,
@@ -64,9 +71,7 @@ def _locate_files(folder: Path) -> dict[str, Path] | None:
             if candidate.is_file():
                 found[name] = candidate
                 break
-        else:
-            return None
-    return found
+    return found, [name for name in SHA256 if name not in found]
 
 
 def find_dataset(data_dir: Path | None = None, download: bool = False) -> DataSource:
@@ -76,13 +81,13 @@ def find_dataset(data_dir: Path | None = None, download: bool = False) -> DataSo
         explicit = [(Path(os.environ["FMNIST_DATA"]), "$FMNIST_DATA")]
     if explicit:
         folder, via = explicit[0]
-        files = _locate_files(folder)
-        if files is None:
-            raise DataError(f"{via} {folder}: the four Fashion-MNIST IDX files are not all there. " + HOW_TO_GET)
+        files, missing = _locate_files(folder)
+        if missing:
+            raise DataError(f"{via} {folder}: {', '.join(missing)} (raw or .gz) not found there. " + HOW_TO_GET)
         return DataSource(folder, via, files)
     for folder, via in ((SYSTEM_DIR, "Debian package dataset-fashion-mnist"), (cache_dir(), "user cache")):
-        files = _locate_files(folder)
-        if files is not None:
+        files, missing = _locate_files(folder)
+        if not missing:
             return DataSource(folder, via, files)
     if download:
         return _download_into_cache()
@@ -101,19 +106,41 @@ def _download_into_cache() -> DataSource:
         FashionMNIST(str(target), train=False, download=True)
     except Exception as exc:  # network errors come in many types; all mean the same to the user
         raise DataError(f"download failed ({type(exc).__name__}: {exc}). " + HOW_TO_GET) from exc
-    files = _locate_files(target)
-    if files is None:
+    files, missing = _locate_files(target)
+    if missing:
         raise DataError("download finished but the files are not in the cache. " + HOW_TO_GET)
     return DataSource(target, "downloaded by torchvision", files)
 
 
-def read_bytes(path: Path) -> bytes:
-    """Return the decompressed bytes of a raw or gzip IDX file; a truncated file is a DataError."""
+def read_bytes(path: Path, largest: tuple[int, ...] | None = None) -> bytes:
+    """The decompressed bytes of a raw or gzip IDX file, read no further than its header declares.
+
+    The header is checked first (against `largest`, the biggest shape accepted, when given), then at
+    most the declared body plus one byte is read: a gzip that inflates to gigabytes or a huge sparse
+    file is refused after reading a few bytes, never loaded. A damaged file is a DataError naming it."""
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        with open(path, "rb") as raw:
+            packed = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if packed else open(path, "rb")) as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08:
+                return head + fh.read(16)  # parse_idx names what is wrong with it
+            dims = fh.read(4 * head[3])
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(len(dims) // 4))
+            _check_shape(path, shape, largest)
+            size = int(np.prod(shape)) if shape else 0
+            return head + dims + fh.read(size + 1)  # one byte more shows a padded file to parse_idx
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot be read ({exc}); the file is damaged, reinstall or re-download it") from exc
+
+
+def _check_shape(path: Path, shape: tuple[int, ...], largest: tuple[int, ...] | None) -> None:
+    """Refuse a header whose shape is not Fashion-MNIST's (fewer items allowed) before its body is read."""
+    if largest is None:
+        return
+    if len(shape) != len(largest) or shape[1:] != largest[1:] or not 0 < shape[0] <= largest[0]:
+        raise DataError(f"{path}: its header declares shape {list(shape)}, not Fashion-MNIST's {list(largest)} "
+                        f"(at most {largest[0]:,} items); the file is damaged or another dataset, replace it")
 
 
 def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
@@ -177,7 +204,7 @@ def load_dataset(data_dir: Path | None = None, verify: bool | None = None, downl
     arrays: dict[str, np.ndarray] = {}
     hashes: dict[str, str] = {}
     for name, path in source.files.items():
-        data = read_bytes(path)
+        data = read_bytes(path, SHAPES[name])
         digest = hashlib.sha256(data).hexdigest()
         if verify and digest != SHA256[name]:
             raise DataError(f"{path}: SHA-256 {digest[:12]}… does not match Fashion-MNIST's {name} "
