@@ -137,6 +137,22 @@ def test_parity_failure_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_pat
     assert list(out.iterdir()) == []
 
 
+def test_a_manifest_that_cannot_be_replaced_publishes_neither(synthetic_env: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    runs, _ = synthetic_env
+    out = tmp_path / "export"
+    (out / "manifest.json").mkdir(parents=True)  # a folder where the manifest should be: it cannot be replaced
+    result = runner.invoke(app, ["export", "mlp-s0", "--runs", str(runs), "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "manifest.json: cannot write the manifest" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]  # no model, no temporary file
+    (out / "manifest.json").rmdir()
+    (out / "manifest.json").write_text('{"models": [[[[' + "[" * 100_000 + "]" * 100_000 + "]]]]}")  # nested deep
+    result = runner.invoke(app, ["export", "mlp-s0", "--runs", str(runs), "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output  # a damaged manifest is rebuilt
+    assert [m["file"] for m in json.loads((out / "manifest.json").read_text())["models"]] == ["mlp-s0.onnx"]
+
+
 def test_unfinished_run_and_usage_errors(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
     runs, _ = synthetic_env
     run = copy_run(runs / "mlp-s0", tmp_path / "runs" / "mlp-s0")

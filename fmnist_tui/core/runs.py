@@ -52,8 +52,17 @@ class Run:
         path = self.file(METRICS)
         if not path.exists():
             return []
-        with open(path, newline="") as fh:
-            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+        try:
+            with open(path, newline="") as fh:
+                rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if k in METRIC_COLUMNS}
+                        for row in csv.DictReader(fh)]
+        except (OSError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
+            raise RunError(f"{path}: the metrics file is corrupted ({type(exc).__name__}: {exc}); retrain the "
+                           "run") from None
+        if any(set(row) != set(METRIC_COLUMNS) for row in rows):
+            raise RunError(f"{path}: the metrics file lacks some of its columns ({', '.join(METRIC_COLUMNS)}); "
+                           "retrain the run")
+        return rows
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -62,6 +71,8 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
                        f"{ref('resume')})")
     try:
         data = json.loads(path.read_text())
+    except RecursionError:  # a hostile file nested thousands of levels deep
+        raise RunError(f"{path}: the {what} file is corrupted (nested too deeply); retrain the run") from None
     except (OSError, ValueError) as exc:
         raise RunError(f"{path}: the {what} file is corrupted ({exc}); retrain or resume the run") from exc
     if not isinstance(data, dict):

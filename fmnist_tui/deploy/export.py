@@ -21,7 +21,7 @@ from .. import __version__
 from ..training.checkpoints import model_from_run
 from ..core.data import CLASSES, Dataset, dataset_fingerprint, load_dataset
 from ..core.errors import FmnistError, ref
-from ..core.fsutil import atomic_path, check_writable, write_json
+from ..core.fsutil import atomic_path, check_writable, write_bytes, write_json
 from ..inference.session import ModelError, OnnxClassifier
 from ..core.runs import Run
 
@@ -207,17 +207,34 @@ def export_run(run: Run, out_dir: Path, dataset: Dataset | None = None,
     target = out_dir / f"{run.name}.onnx"
     metadata = build_metadata(run)
     device = str(run.config().get("device", "cpu"))  # where summary.json's test accuracy was measured
-    with atomic_path(target) as tmp:  # on any failure the temporary file is removed: nothing is left
-        step(f"exporting {run.name} (dynamo exporter, opset {OPSET}, dynamic batch)")
-        export_onnx(model, tmp, metadata)
-        step("onnx.checker full check passed; comparing onnxruntime with PyTorch")
-        figures = verify(tmp, model, dataset, float(summary["test_accuracy"]), device)
-        digest, size = sha256_file(tmp), tmp.stat().st_size
-    report = ExportReport(run=run.name, path=str(target), sha256=digest, bytes=size, opset=OPSET,
-                          summary_accuracy=float(summary["test_accuracy"]), summary_device=device,
-                          seconds=round(time.perf_counter() - t0, 2), **figures)
-    update_manifest(out_dir, report, metadata)
+    manifest = out_dir / MANIFEST
+    before = manifest.read_bytes() if manifest.is_file() else None
+    try:
+        with atomic_path(target) as tmp:  # on any failure the temporary file is removed: nothing is left
+            step(f"exporting {run.name} (dynamo exporter, opset {OPSET}, dynamic batch)")
+            export_onnx(model, tmp, metadata)
+            step("onnx.checker full check passed; comparing onnxruntime with PyTorch")
+            figures = verify(tmp, model, dataset, float(summary["test_accuracy"]), device)
+            report = ExportReport(run=run.name, path=str(target), sha256=sha256_file(tmp), bytes=tmp.stat().st_size,
+                                  opset=OPSET, summary_accuracy=float(summary["test_accuracy"]), summary_device=device,
+                                  seconds=round(time.perf_counter() - t0, 2), **figures)
+            # the manifest first, then the model renamed into place: both are published or neither
+            update_manifest(out_dir, report, metadata)
+    except BaseException:
+        _restore(manifest, before)
+        raise
     return report
+
+
+def _restore(path: Path, content: bytes | None) -> None:
+    """Put a file back as it was (absent if it was), after a failed publication."""
+    try:
+        if content is None:
+            path.unlink(missing_ok=True)
+        elif not path.is_file() or path.read_bytes() != content:
+            write_bytes(path, content)
+    except OSError:
+        pass  # the export's own error is the one to report
 
 
 def update_manifest(out_dir: Path, report: ExportReport, metadata: dict[str, str]) -> Path:
@@ -227,7 +244,7 @@ def update_manifest(out_dir: Path, report: ExportReport, metadata: dict[str, str
     if path.is_file():
         try:
             entries = list(json.loads(path.read_text()).get("models", []))
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             entries = []  # a damaged manifest is rebuilt from what is exported from now on
     name = Path(report.path).name
     entry = {"file": name, "sha256": report.sha256, "bytes": report.bytes, "run": report.run,
@@ -238,5 +255,9 @@ def update_manifest(out_dir: Path, report: ExportReport, metadata: dict[str, str
              "fmnist_version": metadata["fmnist_version"]}
     kept = [e for e in entries if isinstance(e, dict) and e.get("file") != name and (out_dir / str(e.get("file"))).is_file()]
     models = sorted(kept + [entry], key=lambda e: str(e["file"]))
-    write_json(path, {"fmnist_version": __version__, "models": models})
+    try:
+        write_json(path, {"fmnist_version": __version__, "models": models})
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write the manifest ({exc.strerror or exc}); make it a writable file "
+                          f"or choose another {ref('out')} (no model was published)") from None
     return path
