@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import RunError, ref
 from .fsutil import write_text
@@ -63,6 +66,30 @@ class Run:
             raise RunError(f"{path}: the metrics file lacks some of its columns ({', '.join(METRIC_COLUMNS)}); "
                            "retrain the run")
         return rows
+
+
+LOCK = ".lock"
+
+
+@contextmanager
+def locked(run: Run) -> Iterator[None]:
+    """Hold the run folder for this process while it trains: an OS file lock (flock), so it dies with the
+    process and a killed training never leaves a stale lock. A second process gets a RunError naming
+    the holder's PID."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise RunError(f"run {run.name!r} in {run.path.parent} is being trained by another process (PID "
+                           f"{holder}); wait for it to finish, or choose another {ref('name')}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
