@@ -56,7 +56,7 @@ def test_study_figures(tmp_path: Path) -> None:
     rows += [{"arch": "cnn", "kernel": k, "params": p, "macs": 10 ** 6 * k, "n": 3, "test_acc_mean": 0.92 - k / 1000,
               "test_acc_ci_low": 0.91 - k / 1000, "test_acc_ci_high": 0.93 - k / 1000}
              for k, p in ((7, 504842), (3, 421642), (5, 454922))]
-    drawn = figures.kernel_study(rows, tmp_path / "k.png")
+    drawn = figures.kernel_study(rows, tmp_path / "k.png", baseline="mlp")
     assert [r["kernel"] for r in drawn] == [3, 5, 7, None]        # CNN points in kernel order, then the MLP band
     means = figures.per_class_accuracy({"mlp": np.full((3, 10), 0.8), "cnn-k3": np.full((2, 10), 0.9)}, tmp_path / "p.png")
     assert np.allclose(means["cnn-k3"], 0.9)

@@ -121,10 +121,11 @@ def confusion(cm: Sequence[Sequence[int]], path: Path, title: str) -> tuple[np.n
     return counts, norm
 
 
-def kernel_study(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
-    """Test accuracy (mean, 95% CI error bars) against kernel size, parameters on each point; the MLP as a band."""
+def kernel_study(rows: list[dict[str, Any]], path: Path, baseline: str) -> list[dict[str, Any]]:
+    """Test accuracy (mean, 95% CI error bars) against kernel size, parameters on each point; the `baseline`
+    config (the MLP) as a band."""
     cnn = sorted((r for r in rows if r.get("kernel")), key=lambda r: r["kernel"])
-    mlp = next((r for r in rows if r["arch"] == "mlp"), None)
+    mlp = next((r for r in rows if r["config"] == baseline), None)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if cnn:
         k = [r["kernel"] for r in cnn]

@@ -18,7 +18,7 @@ from ..core.metrics import most_confused
 from .results import Group, group_records, load_records
 from ..core.runs import Run, resolve_run
 from .analysis import Study, study_markdown
-from .kernel import analyse
+from .kernel import MLP, analyse
 
 #: figure name → file name, in report order
 FIGURES: dict[str, str] = {
@@ -150,7 +150,7 @@ class ReportBuilder:
         return Section("Mean image per class", png, text, means)
 
     def _kernels(self, png: Path) -> Section:
-        drawn = figures.kernel_study(self.study.rows, png)
+        drawn = figures.kernel_study(self.study.rows, png, baseline=MLP)
         recipes = sorted({f"{r['epochs']} epochs" + (f" on a {r['subset']:,}-image subset" if r.get("subset") else "")
                           for r in self.study.rows})
         runs = ", ".join(name for g in self.study.groups.values() for name in g.row()["runs"])
