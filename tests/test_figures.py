@@ -51,9 +51,9 @@ def test_confusion_and_tile(tmp_path: Path) -> None:
 
 
 def test_study_figures(tmp_path: Path) -> None:
-    rows = [{"arch": "mlp", "kernel": None, "params": 235146, "macs": 234752, "n": 3, "test_acc_mean": 0.89,
+    rows = [{"config": "mlp", "arch": "mlp", "kernel": None, "params": 235146, "macs": 234752, "n": 3, "test_acc_mean": 0.89,
              "test_acc_ci_low": 0.88, "test_acc_ci_high": 0.90}]
-    rows += [{"arch": "cnn", "kernel": k, "params": p, "macs": 10 ** 6 * k, "n": 3, "test_acc_mean": 0.92 - k / 1000,
+    rows += [{"config": f"cnn-k{k}", "arch": "cnn", "kernel": k, "params": p, "macs": 10 ** 6 * k, "n": 3, "test_acc_mean": 0.92 - k / 1000,
               "test_acc_ci_low": 0.91 - k / 1000, "test_acc_ci_high": 0.93 - k / 1000}
              for k, p in ((7, 504842), (3, 421642), (5, 454922))]
     drawn = figures.kernel_study(rows, tmp_path / "k.png", baseline="mlp")
