@@ -16,10 +16,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DirectoryTree, Input, Select, Static
 
+from ..inference.prediction import Prediction
 from .services import Settings
 from .widgets import bars, fit_size, pixels
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 TOP_K = 5
 
 
@@ -27,6 +27,9 @@ class ImageTree(DirectoryTree):
     """A directory tree that lists folders and image files only (no hidden ones)."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        # imported here: Pillow's decoders load in the tree's loader thread, not on the app's start-up path
+        from ..inference.preprocess import IMAGE_SUFFIXES
+
         return [p for p in paths if not p.name.startswith(".")
                 and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
 
@@ -137,8 +140,9 @@ class ClassifyPane(Vertical):
             self.app.call_from_thread(self.notify, f"{path.name}: {exc}", title="Cannot classify",
                                       severity="error")
             return
+        prediction = Prediction.from_row(probs, clf.classes, TOP_K)
         result = {"path": str(path), "image": image, "input": x, "probs": probs, "seconds": seconds,
-                  "top": clf.top_k(probs, TOP_K), "model": model.name}
+                  "prediction": prediction, "top": prediction.top_k_json(), "model": model.name}
         self.app.call_from_thread(self._show, result)
 
     def _show(self, result: dict[str, Any]) -> None:
@@ -150,7 +154,7 @@ class ClassifyPane(Vertical):
                                                                 fit_size(image.width, image.height, cols, 14)))
         self.query_one("#input-title", Static).update("model input 28×28")
         self.query_one("#image-input", Static).update(pixels(result["input"]))
-        top = [(t["label"], t["probability"]) for t in result["top"]]
+        top = [(t.label, t.probability) for t in result["prediction"].top_k]
         width = self.query_one("#classify-result").content_size.width - 12 - 7 - 1  # label+gap, percentage
         self.query_one("#topk", Static).update(bars(top, width=max(3, min(width, 20)), label_width=11))
         timing = f"{result['seconds'] * 1000:.1f} ms" if self.settings.timings else "(timing hidden)"
