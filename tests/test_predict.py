@@ -97,7 +97,7 @@ def test_fail_fast_stops_at_the_first_bad_file(folder_of_100: Path, model_file: 
 
 def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Path, model_file: Path) -> None:
     """Past FilePreprocessor.MIN_FILES the files are split over forked helpers: same output, same order."""
-    from fmnist_tui.inference.preprocess import FilePreprocessor
+    from fmnist_tui.inference.files import FilePreprocessor
 
     rng = np.random.default_rng(1)
     for i in range(FilePreprocessor.MIN_FILES + 44):
@@ -114,7 +114,8 @@ def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Pa
 def test_a_helper_that_dies_has_its_share_done_by_the_parent(tmp_path: Path) -> None:
     import signal
 
-    from fmnist_tui.inference.preprocess import FilePreprocessor, preprocess
+    from fmnist_tui.inference.files import FilePreprocessor
+    from fmnist_tui.inference.preprocess import preprocess
 
     paths = []
     for i in range(FilePreprocessor.MIN_FILES):

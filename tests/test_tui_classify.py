@@ -1,15 +1,19 @@
-"""Pilot tests of the Classify tab: models from export/, a good image, a bad image, no models."""
+"""Pilot tests of the Classify tab: models from export/, a good image, a bad image, no models, a slow model."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from fmnist_tui.core.data import CLASSES
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.classify_screen import ClassifyPane
+from fmnist_tui.tui.services import Services
 from textual.widgets import Input, Select
-from tests.tui_support import garment_png, screen_text, sync, tiny_onnx, wait_workers
+from tests.tui_support import garment_png, screen_text, sync, tiny_onnx, wait_until, wait_workers
 
 
 @pytest.fixture
@@ -101,3 +105,58 @@ async def test_no_models_shows_how_to_export(tmp_path: Path) -> None:
         garment = garment_png(tmp_path / "g.png")
         await submit(pilot, garment)
         assert any("No model to classify with" in n.message for n in app._notifications)
+
+
+class SlowFirstClassifier:
+    """A fake model: its first call waits until the test releases it and answers Trouser; later calls
+    answer Sandal at once."""
+
+    classes = list(CLASSES)
+    metadata = {"arch": "fake"}
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+        self.first_answered = threading.Event()
+
+    def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        probs = np.full((len(batch), 10), 0.01, dtype=np.float32)
+        if self.calls == 1:
+            self.release.wait(30)
+            probs[:, CLASSES.index("Trouser")] = 0.91
+            self.first_answered.set()
+        else:
+            probs[:, CLASSES.index("Sandal")] = 0.91
+        return probs
+
+
+@sync
+async def test_a_slow_earlier_image_never_paints_over_a_newer_one(tmp_path: Path) -> None:
+    first, second = garment_png(tmp_path / "first.png"), garment_png(tmp_path / "second.png")
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "fake.onnx").write_bytes(b"the fake classifier never reads it")
+    model = SlowFirstClassifier()
+    app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path,
+                     services=Services(classifier=lambda path: model))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        pane = app.query_one(ClassifyPane)
+        field = app.query_one("#image-path", Input)
+        field.value = str(first)
+        field.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: model.calls == 1, 30, "the first image to reach the model")
+        field.value = str(second)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.last is not None, 30, "the second image's result")
+        model.release.set()   # now the first image's answer comes, late
+        await wait_until(pilot, model.first_answered.is_set, 30, "the first image's answer")
+        await pilot.pause(0.5)  # time for a stale result to reach the screen, if it were let through
+        assert pane.last is not None and pane.last["path"] == str(second)
+        assert pane.last["prediction"].label == "Sandal"
+        lines = screen_text(app).splitlines()
+        assert any("second.png (56×56)" in line for line in lines)
+        assert not any("first.png (56×56)" in line for line in lines)
+        assert any("Sandal" in line and "91.0%" in line for line in lines)
+        assert not any("Trouser" in line and "91.0%" in line for line in lines)

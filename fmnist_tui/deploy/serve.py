@@ -17,7 +17,7 @@ import signal
 import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Protocol
+from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 from starlette.applications import Starlette
@@ -28,23 +28,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.errors import FmnistError
+from ..inference.prediction import Prediction
 from ..inference.preprocess import ImageError, preprocess
+from ..inference.session import Classifier
 
 MAX_BODY = 6 * 1024 * 1024   # SageMaker real-time endpoints accept at most 6 MB per request
 IMAGE_TYPES = ("image/png", "image/jpeg")
 NPY, JSON_TYPE = "application/x-npy", "application/json"
 CONTENT_TYPES = (*IMAGE_TYPES, NPY, JSON_TYPE)
 log = logging.getLogger("fmnist.serve")
-
-
-class Classifier(Protocol):
-    """What the server needs of a model (inference.OnnxClassifier)."""
-
-    classes: list[str]
-
-    def predict_proba(self, batch: np.ndarray) -> np.ndarray: ...
-
-    def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[dict[str, Any]]: ...
 
 
 class ServeError(FmnistError):
@@ -170,14 +162,7 @@ def media_type(request: Request) -> str:
 # --- the app ---------------------------------------------------------------------------------
 def predictions(model: Classifier, batch: np.ndarray, k: int) -> list[dict[str, Any]]:
     """One JSON object per image: label, index, probability, all probabilities, top-k."""
-    probs = model.predict_proba(batch)
-    out = []
-    for row in probs:
-        index = int(np.argmax(row))
-        out.append({"label": model.classes[index], "index": index, "probability": float(row[index]),
-                    "probabilities": {name: float(p) for name, p in zip(model.classes, row)},
-                    "top_k": model.top_k(row, k)})
-    return out
+    return [Prediction.from_row(row, model.classes, k).serve_json() for row in model.predict_proba(batch)]
 
 
 def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_BODY) -> Starlette:

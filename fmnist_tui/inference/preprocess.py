@@ -12,7 +12,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Union
+from typing import Union
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
@@ -20,16 +20,21 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin  # noqa: F401
 from PIL import PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
-from .. import cpu_count
 from ..core.errors import FmnistError
 
-if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-
-#: Decoders Image.open may try (its others are never tried).
-_OPENERS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
-#: Formats accepted. MPO (phone cameras' multi-picture JPEG) comes out of the JPEG decoder.
-ALLOWED_FORMATS: tuple[str, ...] = _OPENERS + ("MPO",)
+#: The formats accepted, each with the file suffixes that name it: the one list that the decoder,
+#: `fmnist predict`'s folder scan and the TUI's file tree all read.
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "GIF": (".gif",), "BMP": (".bmp",), "WEBP": (".webp",),
+    "TIFF": (".tif", ".tiff"), "MPO": (".mpo",),
+}
+#: Formats accepted.
+ALLOWED_FORMATS: tuple[str, ...] = tuple(FORMAT_SUFFIXES)
+#: Suffixes of the files a folder scan or a file picker offers (lower case, with the dot).
+IMAGE_SUFFIXES: frozenset[str] = frozenset(s for suffixes in FORMAT_SUFFIXES.values() for s in suffixes)
+#: Decoders Image.open may try (its others are never tried). MPO (phone cameras' multi-picture
+#: JPEG) has no opener of its own: the JPEG decoder recognises it.
+_OPENERS: tuple[str, ...] = tuple(f for f in ALLOWED_FORMATS if f != "MPO")
 #: Largest image accepted, in pixels (64 MP: above any phone camera); checked from the header, before decoding.
 MAX_PIXELS = 64 * 1024 * 1024
 #: Largest file accepted, in bytes.
@@ -229,123 +234,3 @@ def preprocess(source: Source) -> np.ndarray:
     """A file path or encoded bytes → the model's float32 [28,28] input. Raises ImageError with the reason."""
     return to_model_input(open_image(source))
 
-
-Prepared = tuple[str, Union[np.ndarray, None], Union[str, None]]
-#: Files a helper process sends back at a time.
-CHUNK = 32
-
-
-def _prepare(path: str) -> Prepared:
-    try:
-        return path, preprocess(path), None
-    except ImageError as exc:
-        return path, None, str(exc)
-
-
-def _helper(paths: list[str], start: int, conn: "Connection") -> None:
-    """A forked helper process: preprocess its share of the files, sending (position, results) per chunk."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no traceback per helper
-    try:
-        for lo in range(0, len(paths), CHUNK):
-            conn.send((start + lo, [_prepare(p) for p in paths[lo:lo + CHUNK]]))
-        conn.close()
-    except BaseException:  # noqa: BLE001 - the parent redoes the rest of the share and reports any error itself
-        os._exit(1)
-
-
-def default_workers() -> int:
-    """Processes for many files: one per core this process may use, at most 8."""
-    return max(1, min(cpu_count(), 8))
-
-
-def _total_bytes(paths: list[str], enough: int) -> int:
-    total = 0
-    for path in paths:
-        try:
-            total += os.stat(path).st_size
-        except OSError:
-            pass  # reported with its reason when the file is read
-        if total >= enough:
-            break
-    return total
-
-
-class FilePreprocessor:
-    """Preprocess many files, split over this process and forked helper processes.
-
-    The files are cut into one contiguous share per process: this process does the first share
-    and, between its own files, takes in the chunks the helpers send back, so that the caller can
-    classify them meanwhile. Helpers start only when the work pays for them: many files, or many
-    bytes to decode (photos). A helper that dies has the rest of its share done here.
-    Use as a context manager, entered BEFORE any thread starts (an onnxruntime session has a
-    thread pool): the helpers are forked, which is only safe from a single-threaded process."""
-
-    #: Split the work only for at least this many files...
-    MIN_FILES = 256
-    #: ...or this many bytes in all (photos: decoding dominates).
-    MIN_BYTES = 4 * 1024 * 1024
-    #: Own files done between two looks at the helpers' pipes.
-    POLL_EVERY = 8
-
-    def __init__(self, paths: list[str], workers: int | None = None) -> None:
-        import multiprocessing
-
-        workers = min(default_workers() if workers is None else workers, len(paths))
-        self.paths = paths
-        self.own = len(paths)
-        #: receiving end → [next position expected, end of the share, process]
-        self.helpers: dict[Any, list[Any]] = {}
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return
-        if len(paths) < self.MIN_FILES and _total_bytes(paths, self.MIN_BYTES) < self.MIN_BYTES:
-            return
-        context = multiprocessing.get_context("fork")
-        bounds = [round(i * len(paths) / workers) for i in range(workers + 1)]
-        self.own = bounds[1]
-        for lo, hi in zip(bounds[1:-1], bounds[2:]):
-            receiving, sending = context.Pipe(duplex=False)
-            process = context.Process(target=_helper, args=(paths[lo:hi], lo, sending), daemon=True)
-            process.start()
-            sending.close()
-            self.helpers[receiving] = [lo, hi, process]
-
-    def __enter__(self) -> "FilePreprocessor":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for receiving, (_, _, process) in self.helpers.items():
-            receiving.close()
-            if process.is_alive():
-                process.terminate()  # an early stop (Ctrl-C, an error): nothing is left running
-            process.join()
-        self.helpers.clear()
-
-    def __iter__(self) -> Iterator[tuple[int, Prepared]]:
-        """(position in `paths`, (path, input, None) or (path, None, reason)) for every file.
-
-        In order when there are no helpers; otherwise in the order the work gets done."""
-        for position in range(self.own):
-            yield position, _prepare(self.paths[position])
-            if self.helpers and position % self.POLL_EVERY == self.POLL_EVERY - 1:
-                yield from self._collect(block=False)
-        while self.helpers:
-            yield from self._collect(block=True)
-
-    def _collect(self, block: bool) -> Iterator[tuple[int, Prepared]]:
-        from multiprocessing.connection import wait
-
-        for receiving in wait(list(self.helpers), timeout=None if block else 0):
-            share = self.helpers[receiving]
-            try:
-                start, done = receiving.recv()
-            except (EOFError, OSError):  # finished, or died (killed, out of memory): do the rest here
-                receiving.close()
-                share[2].join()
-                del self.helpers[receiving]
-                for position in range(share[0], share[1]):
-                    yield position, _prepare(self.paths[position])
-                continue
-            share[0] = start + len(done)
-            yield from enumerate(done, start)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,6 +19,15 @@ PACKAGE_EXPORT = Path(__file__).resolve().parents[2] / "export"
 
 class ModelError(FmnistError):
     """A model file that is missing, not ONNX, or not a Fashion-MNIST classifier."""
+
+
+class Classifier(Protocol):
+    """What `predict`, `serve` and the TUI need of a model: OnnxClassifier, or a fake in tests."""
+
+    classes: list[str]
+    metadata: dict[str, str]
+
+    def predict_proba(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 def default_model_path() -> Path:
@@ -109,8 +118,3 @@ class OnnxClassifier:
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
-        """The k most probable classes of one row, best first: [{label, probability}]."""
-        order = np.argsort(-np.asarray(probs_row), kind="stable")[: max(1, k)]
-        return [{"label": self.classes[i], "probability": float(probs_row[i])} for i in order]

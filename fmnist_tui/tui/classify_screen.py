@@ -1,7 +1,8 @@
 """The Classify tab: pick an image file, see it and the 28×28 input the model sees, and the top classes.
 
 Inference is onnxruntime on CPU through the same preprocessing as `fmnist predict` (no torch);
-it runs in a thread, and a bad image or model becomes a notification, never a crash.
+it runs in a thread that a newer request overtakes, and a bad image or model becomes a
+notification, never a crash.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DirectoryTree, Input, Select, Static
+from textual.worker import Worker, get_current_worker
 
-from .services import Settings
+from ..inference.prediction import Prediction
+from ..inference.session import Classifier
+from .services import Services, Settings
 from .widgets import bars, fit_size, pixels
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 TOP_K = 5
 
 
@@ -27,6 +30,9 @@ class ImageTree(DirectoryTree):
     """A directory tree that lists folders and image files only (no hidden ones)."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        # imported here: Pillow's decoders load in the tree's loader thread, not on the app's start-up path
+        from ..inference.preprocess import IMAGE_SUFFIXES
+
         return [p for p in paths if not p.name.startswith(".")
                 and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
 
@@ -34,10 +40,11 @@ class ImageTree(DirectoryTree):
 class ClassifyPane(Vertical):
     """Files on the left, the image and the model input in the middle, model and top-k on the right."""
 
-    def __init__(self, settings: Settings, services: Any = None, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, services: Services | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self._classifiers: dict[Path, Any] = {}
+        self.services = services or Services()
+        self._classifiers: dict[Path, Classifier] = {}
         self.last: dict[str, Any] | None = None  # the latest result, for tests and the palette
 
     def compose(self) -> ComposeResult:
@@ -96,11 +103,10 @@ class ClassifyPane(Vertical):
         kernel = f" k={meta['kernel']}" if meta.get("kernel") else ""
         self.query_one("#model-info", Static).update(f"{meta.get('arch', '?')}{kernel}{acc_text}")
 
-    def _classifier(self, path: Path) -> Any:
-        from ..inference.session import OnnxClassifier
-
+    def _classifier(self, path: Path) -> Classifier:
+        """The model file's classifier, made once (loading a session takes longer than classifying)."""
         if path not in self._classifiers:
-            self._classifiers[path] = OnnxClassifier(path)
+            self._classifiers[path] = self.services.classifier(path)
         return self._classifiers[path]
 
     @on(DirectoryTree.FileSelected, "#image-tree")
@@ -126,6 +132,7 @@ class ClassifyPane(Vertical):
     def _classify_worker(self, path: Path, model: Path) -> None:
         from ..inference.preprocess import open_image, to_model_input
 
+        worker = get_current_worker()
         try:
             image = open_image(path)
             x = to_model_input(image)
@@ -134,12 +141,23 @@ class ClassifyPane(Vertical):
             probs = np.asarray(clf.predict_proba(x[None, None].astype(np.float32)))[0]
             seconds = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - a bad image or model is a notification, not a crash
-            self.app.call_from_thread(self.notify, f"{path.name}: {exc}", title="Cannot classify",
-                                      severity="error")
+            if not worker.is_cancelled:  # the user has moved on: an old image's error is not news
+                self.app.call_from_thread(self.notify, f"{path.name}: {exc}", title="Cannot classify",
+                                          severity="error")
             return
+        prediction = Prediction.from_row(probs, clf.classes, TOP_K)
         result = {"path": str(path), "image": image, "input": x, "probs": probs, "seconds": seconds,
-                  "top": clf.top_k(probs, TOP_K), "model": model.name}
-        self.app.call_from_thread(self._show, result)
+                  "prediction": prediction, "top": prediction.top_k_json(), "model": model.name}
+        # exclusive=True only marks this worker cancelled when a newer one starts (a thread cannot
+        # be stopped), so a slow earlier image must not paint over the newer one's result
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show_if_current, worker, result)
+
+    def _show_if_current(self, worker: Worker[None], result: dict[str, Any]) -> None:
+        # checked again here, on the app's thread where newer workers start: one may have started
+        # between the worker's own check and this call
+        if not worker.is_cancelled:
+            self._show(result)
 
     def _show(self, result: dict[str, Any]) -> None:
         self.last = result
@@ -150,7 +168,7 @@ class ClassifyPane(Vertical):
                                                                 fit_size(image.width, image.height, cols, 14)))
         self.query_one("#input-title", Static).update("model input 28×28")
         self.query_one("#image-input", Static).update(pixels(result["input"]))
-        top = [(t["label"], t["probability"]) for t in result["top"]]
+        top = [(t.label, t.probability) for t in result["prediction"].top_k]
         width = self.query_one("#classify-result").content_size.width - 12 - 7 - 1  # label+gap, percentage
         self.query_one("#topk", Static).update(bars(top, width=max(3, min(width, 20)), label_width=11))
         timing = f"{result['seconds'] * 1000:.1f} ms" if self.settings.timings else "(timing hidden)"

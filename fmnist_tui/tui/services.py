@@ -16,6 +16,7 @@ from ..core.config import TrainConfig
 from ..core.data import Dataset
 from ..core.events import Callback
 from ..core.runs import Run
+from ..inference.session import Classifier, OnnxClassifier  # light: onnxruntime loads with the first model
 
 
 def _train(cfg: TrainConfig, on_event: Callback, should_stop: Callable[[], bool], resume: bool) -> Any:
@@ -42,6 +43,10 @@ def _feature_maps(run: Run, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return run_feature_maps(run, image)
 
 
+def _classifier(model: Path) -> Classifier:
+    return OnnxClassifier(model)
+
+
 @dataclass
 class Settings:
     """Where the TUI reads and writes: run folders, exported models, images to classify, the dataset."""
@@ -61,3 +66,5 @@ class Services:
     resume_config: Callable[[Path, int | None, int | None], TrainConfig] = field(default=_resume_config)
     load_dataset: Callable[[Path | None], Dataset] = field(default=_load_dataset)
     feature_maps: Callable[[Run, np.ndarray], tuple[np.ndarray, np.ndarray]] = field(default=_feature_maps)
+    #: a model file → its classifier (the Classify tab keeps one per file)
+    classifier: Callable[[Path], Classifier] = field(default=_classifier)
