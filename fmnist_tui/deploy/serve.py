@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..core.errors import FmnistError
+from ..core.errors import FmnistError, ref
 from ..inference.prediction import Prediction
 from ..inference.preprocess import ImageError, preprocess
 from ..inference.session import Classifier
@@ -227,8 +227,10 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-            raise ServeError(f"port {port} on {host} is already in use; stop the other server or pass --port") from exc
-        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port") from exc
+            raise ServeError(f"port {port} on {host} is already in use; stop the other server or choose another "
+                             f"{ref('port')}") from exc
+        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check {ref('host')} and "
+                         f"{ref('port')}") from exc
     sock.set_inheritable(True)
     return sock
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..core.data import CLASSES
-from ..core.errors import FmnistError
+from ..core.errors import FmnistError, ref
 
 DEFAULT_MODEL = "cnn-k3-s0.onnx"
 #: The repository's export/ folder, next to the package: the shipped models, whatever the working directory.
@@ -71,7 +71,7 @@ class OnnxClassifier:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise ModelError(f"{self.path}: model file not found; pass --model FILE.onnx, set $FMNIST_MODEL, "
+            raise ModelError(f"{self.path}: model file not found; choose another {ref('model')}, set $FMNIST_MODEL, "
                              "or rebuild the shipped models with `make models`")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
