@@ -6,11 +6,14 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DATA   := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-fast setup data models bench clean help
+.PHONY: run test test-fast lint typecheck setup data models bench clean help
 
 help:
 	@echo "make run    set up (venv, package, dataset) and train the CNN 3x3 with the default recipe"
-	@echo "make test   set up and run the test suite"
+	@echo "make test   set up, lint, type-check and run the whole test suite"
+	@echo "make test-fast  the tests that take no real data and no long work (under a minute)"
+	@echo "make lint   ruff: lint rules and formatting (checks only; ruff format fixes the layout)"
+	@echo "make typecheck  mypy (strict on the torch-free core, inference and server)"
 	@echo "make models retrain the shipped models and re-export export/*.onnx"
 	@echo "make bench  run the benchmarks in bench/"
 
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: these builds install from this machine's disk (no multi-GB download)
 	$(PIP) install --quiet -c constraints.txt "torch==2.14.1" "torchvision==0.29.1"
-	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	$(PIP) install --quiet -c constraints.txt -e ".[train,test,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -41,11 +44,19 @@ run: data
 	else $(PY) -m fmnist_tui train --arch cnn --kernel 3 --seed 0 --out checkpoints --name cnn-k3-s0; fi
 	$(PY) -m fmnist_tui evaluate $(RUN)
 
-test: data
+test: lint typecheck data
 	$(PY) -m pytest -q
 
+# everything but the tests marked realdata or slow (training, subprocesses, terminals)
 test-fast: setup
 	$(PY) -m pytest -q -m "not realdata and not slow"
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: setup
+	$(PY) -m mypy
 
 # The shipped models: one seed of the kernel study's plan (fmnist experiment's default grid), trained with the
 # default recipe (finished runs reused, a half-done one resumed), then exported and verified into export/.
@@ -56,4 +67,4 @@ bench: data
 	$(PY) bench/train_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

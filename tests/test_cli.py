@@ -61,6 +61,7 @@ def test_data_json_counts(tiny_data: Path) -> None:
     assert info["via"] == "--data-dir" and info["counts"]["train"] == [25] * 10 and info["counts"]["test"] == [10] * 10
 
 
+@pytest.mark.slow
 def test_train_evaluate_and_refusals(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     common = ["--data-dir", str(tiny_data), "--out", str(out), "--threads", "1"]
@@ -88,6 +89,7 @@ def test_train_evaluate_and_refusals(tiny_data: Path, tmp_path: Path) -> None:
     assert res.exit_code == 1 and "not writable" in res.output
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_state_exits_130_and_resume_finishes(cli_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "fmnist_tui", "train", "--arch", "cnn", "--epochs", "30", "--batch-size", "16",

@@ -57,6 +57,7 @@ def stop_after(batches: int):
     return should_stop
 
 
+@pytest.mark.slow
 def test_status_of_runs(tiny_data: Path, tmp_path: Path) -> None:
     from fmnist_tui.training.trainer import train
 
@@ -82,6 +83,7 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
 TINY = ["--archs", "mlp", "--epochs", "1", "--seeds", "2", "--subset", "64", "--runs", "runs", "--out", "out"]
 
 
+@pytest.mark.slow
 def test_experiment_trains_then_reuses(cli_env: dict[str, str], tmp_path: Path) -> None:
     res = run_cli([*TINY, "--jobs", "2"], cli_env, tmp_path)
     assert res.returncode == 0, res.stderr
@@ -102,6 +104,7 @@ def test_experiment_trains_then_reuses(cli_env: dict[str, str], tmp_path: Path) 
     assert doc["experiment"]["trained"] == [] and sorted(doc["experiment"]["reused"]) == ["mlp-s0", "mlp-s1"]
 
 
+@pytest.mark.slow
 def test_experiment_resumes_interrupted_runs(cli_env: dict[str, str], tiny_data: Path, tmp_path: Path) -> None:
     from fmnist_tui.training.trainer import train
 
@@ -141,6 +144,7 @@ def test_ctrl_c_stops_children_with_state_saved(cli_env: dict[str, str], tmp_pat
     assert "mlp-s0: resume" in dry.stdout
 
 
+@pytest.mark.slow
 def test_experiment_bad_input(cli_env: dict[str, str], tmp_path: Path) -> None:
     res = run_cli(["--seeds", "0"], cli_env, tmp_path)
     assert res.returncode == 2 and "--seeds must be at least 1" in res.stderr and "Traceback" not in res.stderr

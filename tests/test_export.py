@@ -21,6 +21,8 @@ from fmnist_tui.inference.session import OnnxClassifier
 from fmnist_tui.core.runs import Run
 from fmnist_tui.training.trainer import train
 
+pytestmark = pytest.mark.slow  # every test here trains (the module's runs) and exports
+
 runner = CliRunner()
 
 

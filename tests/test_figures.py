@@ -27,6 +27,7 @@ def assert_png(path: Path, min_size: tuple[int, int] = (200, 150)) -> None:
         assert np.asarray(img.convert("L")).std() > 5          # not a blank canvas
 
 
+@pytest.mark.slow
 def test_dataset_figures_data(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 12)
@@ -136,6 +137,7 @@ def test_featuremaps_cli(real_runs: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "out of range" in res.stderr
 
 
+@pytest.mark.slow
 def test_report_cli_without_runs(cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FMNIST_DATA", cli_env["FMNIST_DATA"])
     runner = CliRunner()

@@ -65,6 +65,7 @@ def folder_of_100(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_folder_of_100_with_4_bad_files(folder_of_100: Path, model_file: Path) -> None:
     res = run_predict([str(folder_of_100), "--model", str(model_file), "--format", "json", "--batch-size", "32"])
     assert res.returncode == 1
@@ -86,6 +87,7 @@ def test_folder_of_100_with_4_bad_files(folder_of_100: Path, model_file: Path) -
     assert "4 of 100 inputs failed" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_fail_fast_stops_at_the_first_bad_file(folder_of_100: Path, model_file: Path) -> None:
     res = run_predict([str(folder_of_100 / "good00.png"), str(folder_of_100 / "bad-empty.png"),
                        str(folder_of_100 / "good02.png"), "--model", str(model_file), "--format", "json", "--fail-fast"])
@@ -95,6 +97,7 @@ def test_fail_fast_stops_at_the_first_bad_file(folder_of_100: Path, model_file: 
     assert "--fail-fast" in res.stderr
 
 
+@pytest.mark.slow
 def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Path, model_file: Path) -> None:
     """Past FilePreprocessor.MIN_FILES the files are split over forked helpers: same output, same order."""
     from fmnist_tui.inference.files import FilePreprocessor
@@ -111,6 +114,7 @@ def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Pa
     assert [r["path"] for r in rows] == sorted((r["path"] for r in rows), key=lambda p: p.split(os.sep))
 
 
+@pytest.mark.slow
 def test_a_helper_that_dies_has_its_share_done_by_the_parent(tmp_path: Path) -> None:
     import signal
 
@@ -133,6 +137,7 @@ def test_a_helper_that_dies_has_its_share_done_by_the_parent(tmp_path: Path) -> 
         assert path == paths[n] and reason is None and np.array_equal(x, preprocess(paths[n]))
 
 
+@pytest.mark.slow
 def test_csv_table_globs_and_show_input(tmp_path: Path, model_file: Path) -> None:
     for i in range(3):
         save_png(tmp_path / f"shoe{i}.png", garment())
@@ -154,6 +159,7 @@ def test_csv_table_globs_and_show_input(tmp_path: Path, model_file: Path) -> Non
     assert f"{tmp_path / 'missing.png'}: no such file" in res.stderr
 
 
+@pytest.mark.slow
 def test_json_show_input_is_the_28x28_input(tmp_path: Path, model_file: Path) -> None:
     from fmnist_tui.inference.preprocess import preprocess
 
@@ -163,6 +169,7 @@ def test_json_show_input_is_the_28x28_input(tmp_path: Path, model_file: Path) ->
     assert np.allclose(np.array(row["input"]), preprocess(tmp_path / "a.png"), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_batched_and_single_predictions_agree(tmp_path: Path, model_file: Path) -> None:
     from fmnist_tui.inference.session import OnnxClassifier
     from fmnist_tui.inference.preprocess import preprocess
@@ -176,6 +183,7 @@ def test_batched_and_single_predictions_agree(tmp_path: Path, model_file: Path) 
         assert row["probability"] == pytest.approx(float(probs.max()), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_model_errors_are_one_clear_line(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
@@ -197,6 +205,7 @@ def test_model_errors_are_one_clear_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and message in lines[0] and str(model) in lines[0]
 
 
+@pytest.mark.slow
 def test_predict_imports_no_torch(tmp_path: Path, model_file: Path) -> None:
     save_png(tmp_path / "a.png", garment())
     res = run_predict([str(tmp_path / "a.png"), "--model", str(model_file)], python_flags=("-X", "importtime"))
@@ -225,6 +234,7 @@ needs_shipped = pytest.mark.skipif(not SHIPPED_K3.is_file(),
                                    reason=f"{SHIPPED_K3} does not exist yet: build it with `make models`")
 
 
+@pytest.mark.slow
 @needs_shipped
 def test_shipped_model_gets_the_photos_right(tmp_path: Path) -> None:
     with open(PHOTOS / "labels.csv", newline="") as fh:
@@ -237,6 +247,7 @@ def test_shipped_model_gets_the_photos_right(tmp_path: Path) -> None:
     assert not wrong, f"misclassified (expected, got): {wrong}"
 
 
+@pytest.mark.slow
 @needs_shipped
 @pytest.mark.realdata
 def test_test_set_pngs_round_trip_to_the_tensor_prediction(tmp_path: Path) -> None:

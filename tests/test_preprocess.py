@@ -190,6 +190,7 @@ def test_test_set_pngs_round_trip_to_the_tensor_input() -> None:
     assert same.mean() >= 0.995, f"{(~same).sum()} of {len(images)} differ"
 
 
+@pytest.mark.slow
 def test_preprocess_module_imports_no_torch() -> None:
     import subprocess
 

@@ -32,6 +32,7 @@ def test_real_dataset_verifies_and_splits() -> None:
     assert [a + b for a, b in zip(counts["train"], counts["val"])] == [6000] * 10
 
 
+@pytest.mark.slow
 def test_small_real_training_run_folder(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     result = runner.invoke(app, ["train", "--arch", "cnn", "--kernel", "3", "--subset", "2048", "--epochs", "2",

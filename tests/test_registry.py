@@ -37,6 +37,7 @@ def toy() -> Iterator[registry.ArchSpec]:
     registry.unregister("toy")
 
 
+@pytest.mark.slow
 def test_toy_is_in_train_help_and_trains_under_its_own_name(toy: registry.ArchSpec, tiny_data: Path,
                                                             tmp_path: Path) -> None:
     app = build_app()

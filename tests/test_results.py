@@ -115,6 +115,7 @@ def test_markdown_and_csv(grid: Path) -> None:
     assert float(parsed[1]["test_acc_mean"]) == pytest.approx(rows[1]["test_acc_mean"]) and parsed[1]["latency_ms"] == ""
 
 
+@pytest.mark.slow
 def test_results_cli_formats(grid: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(app, ["results", "--runs", str(grid), "--format", "json"])

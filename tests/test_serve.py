@@ -107,6 +107,7 @@ def npy(array: np.ndarray) -> bytes:
 
 
 # --- 200 -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ping_is_503_until_the_model_is_loaded(model_path: Path) -> None:
     gate = threading.Event()
 
@@ -137,6 +138,7 @@ def test_ping_stays_503_when_loading_fails() -> None:
     assert status == 503 and body["status"] == "failed" and "disk gone" in body["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_one_image_matches_predict(server: ServerThread, model_path: Path, images: np.ndarray, fmt: str) -> None:
     body = encode(images[4], fmt)
@@ -149,6 +151,7 @@ def test_one_image_matches_predict(server: ServerThread, model_path: Path, image
     assert pred["label"] == pred["top_k"][0]["label"] and len(pred["top_k"]) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(10, 28, 28), (10, 1, 28, 28)])
 def test_npy_batch(server: ServerThread, model_path: Path, images: np.ndarray, shape: tuple[int, ...]) -> None:
     status, doc = server.request("POST", "/invocations", npy(images.reshape(shape)), "application/x-npy")
@@ -157,6 +160,7 @@ def test_npy_batch(server: ServerThread, model_path: Path, images: np.ndarray, s
     assert [p["index"] for p in doc["predictions"]] == expected.argmax(1).tolist()
 
 
+@pytest.mark.slow
 def test_json_instances_arrays_and_base64(server: ServerThread, images: np.ndarray) -> None:
     doc = {"instances": [(images[0] / 255).tolist(), {"b64": base64.b64encode(encode(images[1], "PNG")).decode()}]}
     status, out = server.request("POST", "/invocations", json.dumps(doc).encode(), "application/json; charset=utf-8")
@@ -195,6 +199,7 @@ def _read_response(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+@pytest.mark.slow
 def test_413_from_content_length_before_the_body_is_sent(server: ServerThread) -> None:
     head = (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
             f"Content-Length: {MAX_BODY + 1}\r\n\r\n").encode()
@@ -204,6 +209,7 @@ def test_413_from_content_length_before_the_body_is_sent(server: ServerThread) -
     assert time.monotonic() - t0 < 10
 
 
+@pytest.mark.slow
 def test_413_for_a_chunked_body_stops_reading_at_the_limit(server: ServerThread) -> None:
     head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
@@ -213,6 +219,7 @@ def test_413_for_a_chunked_body_stops_reading_at_the_limit(server: ServerThread)
     assert answer.startswith(b"HTTP/1.1 413")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ctype", ["text/plain", "image/gif", None])
 def test_415_unsupported_content_type(server: ServerThread, ctype: str | None) -> None:
     status, doc = server.request("POST", "/invocations", b"abc", ctype)
@@ -225,6 +232,7 @@ def _object_npy() -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("body", "ctype", "words"), [
     (b"not a png", "image/png", "image/png"),
     (_object_npy(), "application/x-npy", "npy"),                               # pickled: never loaded
@@ -243,6 +251,7 @@ def test_400_bad_input_is_a_json_error(server: ServerThread, body: bytes, ctype:
     assert status == 400 and words in doc["error"] and "Traceback" not in doc["error"]
 
 
+@pytest.mark.slow
 def test_404_and_405_are_json(server: ServerThread) -> None:
     assert server.request("GET", "/nowhere")[0] == 404
     assert server.request("GET", "/invocations")[0] == 405
@@ -276,6 +285,7 @@ def _start(model: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line.split("http://127.0.0.1:")[1].split()[0])
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(model_path: Path, images: np.ndarray) -> None:
     proc, port = _start(model_path)
     try:
@@ -295,6 +305,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(model_path: Path, im
         proc.wait()
 
 
+@pytest.mark.slow
 def test_port_in_use_is_one_line_and_exit_1(model_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -307,6 +318,7 @@ def test_port_in_use_is_one_line_and_exit_1(model_path: Path) -> None:
     assert len(lines) == 1 and f"port {port}" in lines[0] and "in use" in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", [b"not an onnx file", None])
 def test_invalid_model_refuses_to_start(tmp_path: Path, content: bytes | None) -> None:
     path = tmp_path / "bad.onnx"
@@ -318,6 +330,7 @@ def test_invalid_model_refuses_to_start(tmp_path: Path, content: bytes | None) -
     assert "serving" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_serving_path_does_not_import_torch() -> None:
     code = ("import sys, fmnist_tui.deploy.serve, fmnist_tui.cli.serve_cmd, fmnist_tui.inference.session; "
             "sys.exit('torch' in sys.modules)")

@@ -27,6 +27,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> None:
     events: list[object] = []
     result = train(cfg_for(tmp_path, tiny_data, epochs=2), events.append)
@@ -47,11 +48,13 @@ def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> Non
     assert kinds.count(BatchProgress) == 2 * 8
 
 
+@pytest.mark.slow
 def test_learns_the_synthetic_task(tmp_path: Path, tiny_data: Path) -> None:
     s = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=8, lr=3e-3)).summary
     assert s is not None and s["test_accuracy"] >= 0.9
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_metrics(tmp_path: Path, tiny_data: Path) -> None:
     a = train(cfg_for(tmp_path, tiny_data, name="a")).run
     b = train(cfg_for(tmp_path, tiny_data, name="b")).run
@@ -62,6 +65,7 @@ def test_same_seed_same_weights_and_metrics(tmp_path: Path, tiny_data: Path) -> 
     assert digest(a.file("last.safetensors")) != digest(c.file("last.safetensors"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_after", [5, 8, 13])  # mid-epoch, at an epoch boundary, in the second epoch
 def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Path, stop_after: int) -> None:
     straight = train(cfg_for(tmp_path, tiny_data, name="straight")).run
@@ -85,6 +89,7 @@ def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Pat
     assert [r["train_loss"] for r in straight.metrics()] == [r["train_loss"] for r in resumed.run.metrics()]
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_overwritten_and_can_be_extended(tmp_path: Path, tiny_data: Path) -> None:
     run = train(cfg_for(tmp_path, tiny_data, epochs=2)).run
     before = {p.name: digest(p) for p in run.path.iterdir()}

@@ -11,6 +11,8 @@ from fmnist_tui.tui.modals import HelpScreen
 from textual.command import CommandPalette
 from tests.tui_support import screen_text, sync, wait_workers
 
+pytestmark = pytest.mark.slow  # every test here starts the app (1–3 s) or a process
+
 
 @sync
 async def test_starts_empty_with_hints_on_every_tab(tiny_data: Path, tmp_path: Path) -> None:

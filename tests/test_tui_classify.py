@@ -38,6 +38,7 @@ async def submit(pilot, path: Path) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 @sync
 async def test_classify_an_image_and_switch_models(folders: dict[str, Path]) -> None:
     app = create_app(runs=folders["runs"], export=folders["export"], images=folders["images"])
@@ -64,6 +65,7 @@ async def test_classify_an_image_and_switch_models(folders: dict[str, Path]) -> 
         assert pane.last["model"] == "tiny-b.onnx" and not (pane.last["probs"] == first).all()
 
 
+@pytest.mark.slow
 @sync
 async def test_bad_image_is_a_notification_not_a_crash(folders: dict[str, Path]) -> None:
     app = create_app(runs=folders["runs"], export=folders["export"], images=folders["images"])
@@ -78,6 +80,7 @@ async def test_bad_image_is_a_notification_not_a_crash(folders: dict[str, Path])
         assert app.query_one(ClassifyPane).last is None and app.is_running
 
 
+@pytest.mark.slow
 @sync
 async def test_tree_lists_images_only_and_selecting_one_classifies(folders: dict[str, Path]) -> None:
     app = create_app(runs=folders["runs"], export=folders["export"], images=folders["images"])

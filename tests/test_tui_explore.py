@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.tui import create_app
@@ -48,6 +49,7 @@ async def test_missing_dataset_says_how_to_get_it(tmp_path: Path, monkeypatch) -
         assert "Cannot load the dataset" in screen_text(app)
 
 
+@pytest.mark.slow
 @sync
 async def test_feature_maps_of_a_real_tiny_run(tiny_data: Path, tmp_path: Path) -> None:
     from fmnist_tui.training.trainer import train
@@ -67,6 +69,7 @@ async def test_feature_maps_of_a_real_tiny_run(tiny_data: Path, tmp_path: Path) 
         assert "cnn-k5-s0, test image" in screen_text(app)
 
 
+@pytest.mark.slow
 @sync
 async def test_feature_map_errors_are_notifications(tiny_data: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"

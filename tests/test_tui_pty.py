@@ -40,6 +40,7 @@ class Tmux:
         return self("has-session", "-t", "tui").returncode == 0
 
 
+@pytest.mark.slow
 def test_real_tui_in_a_terminal(tmp_path: Path, cli_env: dict[str, str]) -> None:
     status = tmp_path / "exit-status"
     command = " ".join(shlex.quote(a) for a in [

@@ -29,6 +29,7 @@ def table_column(app, index: int) -> list[str]:
     return [str(table.get_row_at(r)[index]) for r in range(table.row_count)]
 
 
+@pytest.mark.slow
 @sync
 async def test_groups_sorting_and_details(runs: Path, tmp_path: Path) -> None:
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path)

@@ -36,6 +36,7 @@ def test_train_idle(snap_compare, root: Path) -> None:
     assert snap_compare(make_app(root), terminal_size=SIZE)
 
 
+@pytest.mark.slow
 def test_train_live(snap_compare, root: Path) -> None:
     """The live view fed with fixed trainer events: curves, epoch table, progress line."""
 
@@ -53,6 +54,7 @@ def test_train_live(snap_compare, root: Path) -> None:
     assert snap_compare(make_app(root), terminal_size=SIZE, run_before=feed)
 
 
+@pytest.mark.slow
 def test_results(snap_compare, root: Path) -> None:
     fake_run(root / "runs", "cnn", 3, 0, 0.90)
     fake_run(root / "runs", "cnn", 3, 1, 0.92)
@@ -61,10 +63,12 @@ def test_results(snap_compare, root: Path) -> None:
     assert snap_compare(make_app(root), terminal_size=SIZE, press=["2"])
 
 
+@pytest.mark.slow
 def test_results_empty(snap_compare, root: Path) -> None:
     assert snap_compare(make_app(root), terminal_size=SIZE, press=["2"])
 
 
+@pytest.mark.slow
 def test_classify(snap_compare, root: Path) -> None:
     tiny_onnx(root / "export" / "tiny.onnx")
     garment_png(root / "images" / "trouser.png")
@@ -83,6 +87,7 @@ def test_classify(snap_compare, root: Path) -> None:
     assert snap_compare(make_app(root), terminal_size=SIZE, run_before=classify)
 
 
+@pytest.mark.slow
 def test_explore(snap_compare, root: Path, tiny_data: Path) -> None:
     async def explore(pilot) -> None:
         await pilot.press("4")

@@ -29,6 +29,7 @@ async def fill(pilot, **values: str) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 @sync
 async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
@@ -61,6 +62,7 @@ async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) ->
         await wait_until(pilot, lambda: not pane.running, 60, "the second stop")
 
 
+@pytest.mark.slow
 @sync
 async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
@@ -82,6 +84,7 @@ async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Pa
         assert "mlp" in screen_text(app)      # results refreshed when the training ended
 
 
+@pytest.mark.slow
 @sync
 async def test_bad_form_value_is_a_notification(tiny_data: Path, tmp_path: Path) -> None:
     app = train_app(tmp_path, tiny_data)
@@ -103,6 +106,7 @@ async def test_bad_form_value_is_a_notification(tiny_data: Path, tmp_path: Path)
         assert not app.query_one(TrainPane).running
 
 
+@pytest.mark.slow
 @sync
 async def test_quit_while_training_asks_then_stops_and_saves(tiny_data: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"

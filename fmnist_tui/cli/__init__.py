@@ -75,6 +75,21 @@ def __getattr__(name: str) -> Any:
 def main() -> None:
     """Console-script entry point: builds only the command named on the line (all of them for --help)."""
     first = sys.argv[1] if len(sys.argv) > 1 else None
+    try:
+        _run(first)
+    except ModuleNotFoundError as exc:  # the base install has no torch: say which extra, not a traceback
+        from ..core.extras import missing_extra
+
+        missing = missing_extra(exc, f"fmnist {first}" if first in COMMANDS else "this command")
+        if missing is None:
+            raise
+        from .common import fail
+
+        fail(str(missing))
+        sys.exit(1)
+
+
+def _run(first: str | None) -> None:
     app = build_app(only=first if first in COMMANDS else None)
     if first != "predict":
         app()

@@ -69,7 +69,9 @@ def flag(setting: str) -> str:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    from rich.markup import escape  # a message is text: `fmnist-tui[train]` or a path `a[1].png` is no markup
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if code == EXIT_USAGE:
         err_console.print("Try the command with --help for the valid options.")
     return typer.Exit(code)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, ref
+from .extras import INSTALL_TRAIN
 
 CLASSES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -98,8 +99,8 @@ def _download_into_cache() -> DataSource:
     """Search step 5: torchvision's downloader (needs internet)."""
     try:
         from torchvision.datasets import FashionMNIST
-    except ImportError as exc:  # pragma: no cover - torchvision is a dependency
-        raise DataError(f"download needs torchvision ({exc}). " + HOW_TO_GET) from exc
+    except ImportError as exc:  # the base install has no torchvision
+        raise DataError(f"download needs torchvision, in the [train] extra: {INSTALL_TRAIN}. " + HOW_TO_GET) from exc
     target = cache_dir()
     try:
         FashionMNIST(str(target), train=True, download=True)

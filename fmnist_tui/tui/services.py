@@ -15,16 +15,19 @@ import numpy as np
 from ..core.config import TrainConfig
 from ..core.data import Dataset
 from ..core.events import Callback
+from ..core.extras import needs_train_extra
 from ..core.runs import Run
 from ..inference.session import Classifier, OnnxClassifier  # light: onnxruntime loads with the first model
 
 
+@needs_train_extra("Training")
 def _train(cfg: TrainConfig, on_event: Callback, should_stop: Callable[[], bool], resume: bool) -> Any:
     from ..training.trainer import train  # torch loads here, in the worker thread
 
     return train(cfg, on_event, should_stop, resume=resume)
 
 
+@needs_train_extra("Resuming a training")
 def _resume_config(run_dir: Path, epochs: int | None, threads: int | None) -> TrainConfig:
     from ..training.trainer import resume_config
 
@@ -37,6 +40,7 @@ def _load_dataset(data_dir: Path | None) -> Dataset:
     return load_dataset(data_dir)
 
 
+@needs_train_extra("Computing feature maps")
 def _feature_maps(run: Run, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from ..study.featuremaps import run_feature_maps
 
