@@ -1,9 +1,10 @@
-"""The CLI as a user meets it: exit codes, one-line errors, no tracebacks, Ctrl-C and resume."""
+"""The CLI as a user meets it: exit codes, one-line errors, no tracebacks, Ctrl-C and resume, output to a log."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
+from fmnist_tui.core.data import CLASSES
 
 runner = CliRunner()
 
@@ -109,3 +111,78 @@ def test_ctrl_c_saves_state_exits_130_and_resume_finishes(cli_env: dict[str, str
     assert "resuming at epoch" in done.stdout
     assert json.loads((out / "cut" / "summary.json").read_text())["finished"] is True
     assert os.path.exists(out / "cut" / "best.safetensors")
+
+
+# --- output that is not a terminal: a log file or a pipe ------------------------------------------
+NUMBER = r"[\d,]+(\.\d+)?"
+EPOCH = rf"epoch +\d+/(?P<of>\d+)  train loss {NUMBER} acc {NUMBER}  val loss {NUMBER} acc {NUMBER}  {NUMBER}s  " \
+        rf"{NUMBER} img/s(  best)?"
+#: every line `fmnist train` prints, whole: a line broken mid-way matches none of them
+TRAIN_LINES = [rf"\S+: training of \d+ · {NUMBER} params · {NUMBER} M MACs · \S+ \(\S+\) · \d+ batches/epoch → \S+",
+               EPOCH, rf"done: test accuracy {NUMBER}% \(best epoch \d+, val {NUMBER}%\) in {NUMBER}s of training → \S+",
+               r"next: fmnist evaluate \S+ · fmnist export \S+"]
+
+
+@pytest.fixture
+def pipe_env(cli_env: dict[str, str]) -> dict[str, str]:
+    """cli_env as a log or a pipe sees it: no $COLUMNS, and nothing that turns colour on or off; a TERM
+    that has colours, so ANSI codes would show if the CLI took the pipe for a terminal."""
+    env = {k: v for k, v in cli_env.items() if k not in ("COLUMNS", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    return {**env, "TERM": "xterm-256color"}
+
+
+def run_logged(args: list[str], env: dict[str, str], log: Path | None = None) -> str:
+    """Run `fmnist ARGS` with stdout to the file `log` (else a pipe) and stderr to a pipe; its stdout, checked
+    for what only a terminal should get."""
+    with open(log or os.devnull, "w") as file:
+        done = subprocess.run([sys.executable, "-m", "fmnist_tui", *args], env=env, text=True, timeout=300,
+                              stdout=file if log else subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    text = log.read_text() if log else done.stdout
+    assert done.returncode == 0, done.stderr + text
+    for junk in ("\r", "\x1b"):
+        assert junk not in text + done.stderr, f"{junk!r} in the output"
+    assert "" not in text.splitlines(), "a blank line (a progress bar's leftovers?)"
+    return text
+
+
+def test_train_to_a_log_file_is_one_whole_line_per_epoch(pipe_env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "a-folder-name-long-enough-that-the-lines-pass-eighty-columns" / "runs"
+    text = run_logged(["train", "--arch", "mlp", "--epochs", "3", "--threads", "1", "--out", str(out)], pipe_env,
+                      tmp_path / "train.log")
+    lines = text.splitlines()
+    assert len(lines) == 6 and max(map(len, lines)) > 80, text
+    for line in lines:
+        assert any(re.fullmatch(pattern, line) for pattern in TRAIN_LINES), f"a broken or unknown line: {line!r}"
+    assert [re.fullmatch(EPOCH, line) is not None for line in lines] == [False, True, True, True, False, False]
+
+
+def test_evaluate_and_export_to_a_pipe_keep_lines_and_class_names_whole(pipe_env: dict[str, str],
+                                                                        tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run_logged(["train", "--arch", "mlp", "--epochs", "1", "--threads", "1", "--out", str(runs)], pipe_env)
+    text = run_logged(["evaluate", "mlp-s0", "--runs", str(runs)], pipe_env)
+    lines = text.splitlines()
+    assert "…" not in text                                  # nothing truncated to fit a column
+    assert any(re.fullmatch(r" *true \\ pred" + "".join(rf" +{j}" for j in range(10)) + " *", line) for line in lines)
+    for i, name in enumerate(CLASSES):                      # in full, in the per-class table and as a matrix row
+        assert any(re.fullmatch(rf"│ {re.escape(name)} +│" + rf" +{NUMBER} │" * 4, line) for line in lines), name
+        row = next(line for line in lines if line.strip().startswith(f"{i} {name} "))
+        assert len(row.split()) == len(name.split()) + 1 + 10, row
+    assert next(line for line in lines if line.startswith("most confused: ")).count("↔") == 3
+    text = run_logged(["export", "mlp-s0", "--runs", str(runs), "--out", str(tmp_path / "export"), "--threads", "1"],
+                      pipe_env)
+    assert re.search(r"^exported mlp-s0 → \S+\.onnx \(.*sha256 \w+…\) in [\d.]+s$", text, re.MULTILINE), text
+    assert re.search(r"^  onnxruntime vs PyTorch on .* top-1 agreement [\d.]+%$", text, re.MULTILINE), text
+    assert re.search(r"^manifest: \S+ · next: fmnist predict IMAGE --model \S+\.onnx$", text, re.MULTILINE), text
+
+
+def test_experiment_to_a_log_file_forwards_whole_epoch_lines(pipe_env: dict[str, str], tmp_path: Path) -> None:
+    args = ["experiment", "--archs", "mlp", "--seeds", "1", "--epochs", "2", "--subset", "64", "--no-latency",
+            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    lines = run_logged(args, pipe_env, tmp_path / "experiment.log").splitlines()
+    epochs = [line for line in lines if line.startswith("  mlp-s0: epoch ")]
+    assert len(epochs) == 2 and all(re.fullmatch(rf"  mlp-s0: {EPOCH}", line) for line in epochs), lines
+    assert any(re.fullmatch(r"wall time [\d.]+s \(1 trained, 0 reused\) → \S+results\.md, \S+, \S+", line)
+               for line in lines)
+    table = [line for line in lines if line.startswith(tuple("┏┃┡│└"))]
+    assert table and all(line.endswith(tuple("┓┃┩│┘")) for line in table)  # a wrapped table row would end mid-cell

@@ -20,6 +20,8 @@ async def test_starts_empty_with_hints_on_every_tab(tiny_data: Path, tmp_path: P
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.active_tab == "train" and "Start" in screen_text(app)
         await pilot.press("2")
+        await wait_workers(app)         # Results reads the run folders in a worker
+        await pilot.pause()
         assert app.active_tab == "results" and "No finished runs" in screen_text(app)
         await pilot.press("3")
         assert app.active_tab == "classify" and "No models in" in screen_text(app)

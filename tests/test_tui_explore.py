@@ -9,10 +9,10 @@ import pytest
 
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.tui import create_app
-from fmnist_tui.tui.explore_screen import ExplorePane
+from fmnist_tui.tui.explore_screen import ExplorePane, counts_table
 from fmnist_tui.tui.services import Services
 from fmnist_tui.tui.widgets import Mosaic
-from textual.widgets import Select
+from textual.widgets import Select, Static
 from tests.tui_support import fake_run, screen_text, sync, wait_workers
 
 
@@ -38,6 +38,21 @@ async def test_dataset_samples_and_class_picker(tiny_data: Path, tmp_path: Path)
         await pilot.press("f")          # no run: a notification, not a crash
         await pilot.pause()
         assert any("No CNN run" in n.message for n in app._notifications)
+
+
+@sync
+async def test_class_counts_fit_the_side_panel_at_80_columns(tiny_data: Path, tmp_path: Path) -> None:
+    app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_explore(pilot)
+        counts = app.query_one("#explore-counts", Static)
+        counts.scroll_visible(animate=False)
+        await pilot.pause()
+        lines = counts_table(pane.dataset).splitlines()
+        assert len(lines) == 11 and max(map(len, lines)) <= counts.content_region.width
+        assert counts.size.height == len(lines)        # one screen row per line: nothing wrapped
+        text = screen_text(app)
+        assert "class train   val  test" in text and "Boot     25     5    10" in text
 
 
 @sync

@@ -1,15 +1,17 @@
-"""Pilot tests of the Results tab on synthetic run folders: grouping, sorting, details of a row."""
+"""Pilot tests of the Results tab on synthetic run folders: grouping, sorting, details of a row, loading in a thread."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
-from fmnist_tui.tui import create_app
+from fmnist_tui.study.results import RunRecord, load_records
+from fmnist_tui.tui import create_app, results_screen
 from fmnist_tui.tui.results_screen import ResultsPane
 from textual.widgets import DataTable
-from tests.tui_support import fake_run, screen_text, sync
+from tests.tui_support import fake_run, screen_text, sync, wait_until, wait_workers
 
 
 @pytest.fixture
@@ -35,6 +37,7 @@ async def test_groups_sorting_and_details(runs: Path, tmp_path: Path) -> None:
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
+        await wait_workers(app)         # the runs are read in a worker thread
         await pilot.pause()
         assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
         assert table_column(app, 1) == ["0", "0,1", "0"]
@@ -63,8 +66,49 @@ async def test_header_click_sorts(runs: Path, tmp_path: Path) -> None:
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
+        await wait_workers(app)
         table = app.query_one("#results-table", DataTable)
         table.post_message(DataTable.HeaderSelected(table, table.ordered_columns[2].key, 2, table.ordered_columns[2].label))
         await pilot.pause()
         assert app.query_one(ResultsPane).sort_key == "params"
         assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
+
+
+@sync
+async def test_loading_is_off_the_ui_thread_and_the_newest_load_wins(runs: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow first load (say, a slow disk) leaves the UI answering keys and showing "loading…"; a newer load
+    that finishes first is painted, and the older one, finishing last, must not paint over it."""
+    older_root = tmp_path / "older"
+    fake_run(older_root, "mlp", None, 5, 0.80)
+    older, newer = load_records(older_root), load_records(runs)
+    gates = [threading.Event(), threading.Event()]  # the first and second loads wait on these
+    calls: list[Path] = []
+
+    def slow_loader(root: Path) -> tuple[list[RunRecord], list[str]]:
+        index = len(calls)
+        calls.append(root)
+        if index < len(gates):
+            assert gates[index].wait(30), "the test never released this load"
+        return older if index == 0 else newer
+
+    monkeypatch.setattr(results_screen, "load_records", slow_loader)
+    app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: len(calls) == 1, 10, "the first load to start")
+            await pilot.press("2")      # answered while the first load blocks; starts a second load
+            assert app.active_tab == "results"
+            await wait_until(pilot, lambda: len(calls) == 2, 10, "the second load to start")
+            table = app.query_one("#results-table", DataTable)
+            assert table.loading and "loading…" in screen_text(app)
+            gates[1].set()              # the newer load finishes first...
+            await wait_until(pilot, lambda: not table.loading, 10, "the newer load to paint")
+            assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
+            gates[0].set()              # ...then the older one, which must not paint
+            await wait_workers(app)     # not app.workers.wait_for_complete(): DirectoryTree's loader never ends
+            await pilot.pause()
+            assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"] and "4 runs in 3 groups" in screen_text(app)
+    finally:
+        for gate in gates:
+            gate.set()

@@ -54,18 +54,25 @@ def test_train_live(snap_compare, root: Path) -> None:
     assert snap_compare(make_app(root), terminal_size=SIZE, run_before=feed)
 
 
+async def show_results(pilot) -> None:
+    """The Results tab once its worker has read the run folders."""
+    await pilot.press("2")
+    await wait_workers(pilot.app)
+    await pilot.pause()
+
+
 @pytest.mark.slow
 def test_results(snap_compare, root: Path) -> None:
     fake_run(root / "runs", "cnn", 3, 0, 0.90)
     fake_run(root / "runs", "cnn", 3, 1, 0.92)
     fake_run(root / "runs", "cnn", 5, 0, 0.93)
     fake_run(root / "runs", "mlp", None, 0, 0.85)
-    assert snap_compare(make_app(root), terminal_size=SIZE, press=["2"])
+    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=show_results)
 
 
 @pytest.mark.slow
 def test_results_empty(snap_compare, root: Path) -> None:
-    assert snap_compare(make_app(root), terminal_size=SIZE, press=["2"])
+    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=show_results)
 
 
 @pytest.mark.slow

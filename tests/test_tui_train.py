@@ -12,7 +12,7 @@ from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.modals import ConfirmScreen
 from fmnist_tui.tui.train_screen import TrainPane
 from textual.widgets import DataTable, Input, Select
-from tests.tui_support import screen_text, sync, wait_until
+from tests.tui_support import screen_text, sync, wait_until, wait_workers
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -80,6 +80,7 @@ async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Pa
         assert "done: test accuracy" in text and "true  Tsh" in text
         assert Run(runs / "mlp-s3").finished
         await pilot.press("2")
+        await wait_workers(app)               # Results reads the run folders in a worker
         await pilot.pause()
         assert "mlp" in screen_text(app)      # results refreshed when the training ended
 

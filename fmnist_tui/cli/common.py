@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+#: the width of a console that writes to a file or a pipe (unless $COLUMNS says otherwise): room for tables
+#: that need it; tables that need less stay as narrow as their content
+PIPE_WIDTH = 240
+
+
 class LazyConsole:
     """A rich Console made on first use: commands that print no rich output (predict --format csv,
     the JSON modes) do not pay for importing rich at start-up."""
@@ -30,11 +36,23 @@ class LazyConsole:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(**self._options)
+            self._console = for_pipes(Console(**self._options))
         return self._console
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.get(), name)
+
+
+def for_pipes(console: Console) -> Console:
+    """Fit a console that does not write to a terminal (a log file, a pipe) for line-based reading: rich
+    would guess 80 columns there and break long lines mid-way; instead every print stays one line
+    (soft wrap) and tables get PIPE_WIDTH columns. Colours are already off there (rich sends no ANSI
+    codes to a non-terminal)."""
+    if not console.is_terminal:
+        console.soft_wrap = True
+        if not os.environ.get("COLUMNS", "").isdigit():  # an explicit $COLUMNS still wins, as in rich
+            console.width = PIPE_WIDTH
+    return console
 
 
 console = LazyConsole()

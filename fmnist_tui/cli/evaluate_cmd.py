@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
 
 from ..core.data import CLASSES
 from ..core.runs import resolve_run
@@ -17,20 +18,28 @@ def render_report(name: str, report: dict[str, Any]) -> None:
     """Print an evaluation report as rich tables."""
     console.print(f"[bold]{name}[/]: test accuracy [bold]{report['test_accuracy']:.2%}[/] "
                   f"on {sum(r['support'] for r in report['per_class']):,} images", highlight=False)
-    per = Table("class", title="per class", title_justify="left")
+    per = Table(Column("class", no_wrap=True), title="per class", title_justify="left")
     for col in ("precision", "recall", "F1", "support"):
         per.add_column(col, justify="right")
     for r in report["per_class"]:
         per.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"]))
     console.print(per)
-    cm = Table("true \\ pred", title="confusion matrix (rows: true class)", title_justify="left")
-    for c in CLASSES:
-        cm.add_column(c[:7], justify="right")
-    for i, row in enumerate(report["confusion_matrix"]):
-        cm.add_row(CLASSES[i], *[f"[bold]{v}[/]" if i == j else (str(v) if v else "·") for j, v in enumerate(row)])
-    console.print(cm)
+    console.print(confusion_table(report["confusion_matrix"]))
     console.print("most confused: " + "; ".join(f"{p['a']} ↔ {p['b']} {p['total']} ({p['a_as_b']} + {p['b_as_a']})"
                                               for p in report["most_confused"]), highlight=False)
+
+
+def confusion_table(matrix: list[list[int]]) -> Table:
+    """The confusion matrix with numbered predicted-class columns: the rows say which number is which class
+    in full, so no name is cut to fit a column ("Ankle b") and the table fits 80 columns."""
+    cm = Table(Column("true \\ pred", no_wrap=True), box=box.SIMPLE_HEAD, show_edge=False, title_justify="left",
+               title="confusion matrix (columns numbered as the rows)")
+    for j in range(len(CLASSES)):
+        cm.add_column(str(j), justify="right")
+    for i, row in enumerate(matrix):
+        cm.add_row(f"{i} {CLASSES[i]}", *[f"[bold]{v}[/]" if i == j else (str(v) if v else "·")
+                                          for j, v in enumerate(row)])
+    return cm
 
 
 @handle_errors

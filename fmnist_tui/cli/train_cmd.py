@@ -1,4 +1,4 @@
-"""`fmnist train`: train (or resume) one run, with a rich progress bar and a line per epoch."""
+"""`fmnist train`: train (or resume) one run, with a rich progress bar (in a terminal) and a line per epoch."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ def _positive(value: Optional[int]) -> Optional[int]:
 
 
 class ProgressView:
-    """Renders trainer events: a progress bar per epoch and one summary line per epoch."""
+    """Renders trainer events: a progress bar per epoch (in a terminal) and one summary line per epoch."""
 
     def __init__(self) -> None:
+        out = console.get()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[ips]:>7,.0f} img/s"),
-            TimeRemainingColumn(), console=console.get(), transient=True,
+            TimeRemainingColumn(), console=out, transient=True,
+            disable=not out.is_terminal,  # a log or a pipe gets the epoch lines only, no bar redraws
         )
         self.task: Any = None
 

@@ -22,11 +22,14 @@ SAMPLES = 12  # sample images shown per class
 
 
 def counts_table(ds: Dataset) -> str:
-    """Images per class in each split (short class names, so it fits the side panel)."""
-    train, val, test = (class_counts(ds.split(s)[1]) for s in ("train", "val", "test"))
-    lines = [f"{'class':<5}{'train':>7}{'val':>7}{'test':>7}"]
+    """Images per class in each split, in columns just wide enough for the widest count (one space between),
+    so that it fits the side panel at 80 columns instead of wrapping."""
+    splits = ("train", "val", "test")
+    counts = [[f"{n:,}" for n in class_counts(ds.split(s)[1])] for s in splits]
+    width = 1 + max(len(cell) for cell in (*splits, *(c for column in counts for c in column)))
+    lines = [f"{'class':<5}" + "".join(f"{split:>{width}}" for split in splits)]
     for i, name in enumerate(SHORT):
-        lines.append(f"{name:<5}{train[i]:>7,}{val[i]:>7,}{test[i]:>7,}")
+        lines.append(f"{name:<5}" + "".join(f"{column[i]:>{width}}" for column in counts))
     return "\n".join(lines)
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
+from textual.worker import Worker, get_current_worker
 
 from ..core.data import CLASSES
-from ..study.results import Group, group_records, load_records
 from ..core.runs import Run
+from ..study.results import Group, group_records, load_records
 from .services import Settings
 from .widgets import CurvesPlot, bars, heatmap, mean_rows
 
@@ -26,6 +28,9 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "time": ("time s", lambda r: r["train_seconds_mean"]),
 }
 
+#: (summary.json path, mtime in ns) of every run folder: what decides whether a reload has anything new
+Signature = tuple[tuple[str, int], ...]
+
 
 def _metrics(run: Run) -> list[dict[str, float]]:
     """A run's metrics rows; a damaged metrics.csv shows as no curve rather than an error."""
@@ -33,6 +38,22 @@ def _metrics(run: Run) -> list[dict[str, float]]:
         return run.metrics()
     except (OSError, KeyError, TypeError, ValueError):
         return []
+
+
+def _signature(root: Path) -> Signature:
+    """Run folders and their summary times: cheap to read, changes whenever a run finishes."""
+    summaries = sorted(root.glob("*/summary.json")) if root.is_dir() else []
+    return tuple((str(p), p.stat().st_mtime_ns) for p in summaries)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a load worker hands the UI thread: the grouped runs and what to say about them."""
+
+    signature: Signature
+    runs: int
+    groups: list[Group]
+    warnings: list[str]
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -50,13 +71,13 @@ class ResultsPane(Vertical):
         self.settings = settings
         self.groups: list[Group] = []
         self.sort_key, self.reverse = "config", False
-        self._seen: tuple | None = None
+        self.shown: Loaded | None = None  # the load on screen
 
     def compose(self) -> ComposeResult:
         with Horizontal():
             with Vertical(id="results-left"):
                 yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
-                yield Static("", id="results-hint")
+                yield Static(f"loading… (reading {self.settings.runs}/)", id="results-hint")
             with VerticalScroll(id="results-detail"):
                 yield Static("", id="detail-title")
                 yield Static("", id="per-class")
@@ -69,30 +90,58 @@ class ResultsPane(Vertical):
         table = self.query_one("#results-table", DataTable)
         for key, (header, _) in COLUMNS.items():
             table.add_column(header, key=key)
+        table.loading = True
         self.reload()
 
-    def _signature(self) -> tuple:
-        """Run folders and their summary times: cheap to read, changes whenever a run finishes."""
-        summaries = sorted(Path(self.settings.runs).glob("*/summary.json")) if Path(self.settings.runs).is_dir() else []
-        return tuple((str(p), p.stat().st_mtime_ns) for p in summaries)
-
     def reload(self, force: bool = True) -> None:
-        """Re-read the run folders; with force=False only if a summary appeared or changed since last time."""
-        signature = self._signature()
-        if not force and signature == self._seen:
+        """Re-read the run folders in a thread; with force=False only if a summary appeared or changed since
+        the last load. A newer reload cancels an older one still reading, so the older never paints."""
+        seen = None if force or self.shown is None else self.shown.signature
+        self._load_worker(Path(self.settings.runs), seen)
+
+    @work(thread=True, exclusive=True, group="results-load", exit_on_error=False)
+    def _load_worker(self, root: Path, seen: Signature | None) -> None:
+        """Read and group the runs off the UI thread: hundreds of run folders (or a slow disk) take seconds."""
+        worker = get_current_worker()
+        try:
+            signature = _signature(root)
+            if signature == seen:
+                self.app.call_from_thread(self._loaded, worker, None)  # nothing new: end a loading state
+                return
+            self.app.call_from_thread(self._loading, worker)
+            records, warnings = load_records(root)
+            loaded = Loaded(signature, len(records), group_records(records), warnings)
+        except OSError as exc:  # an unreadable folder is a message, not a table stuck in "loading…"
+            loaded = Loaded((), 0, [], [f"cannot read {root}: {exc}"])
+        if not worker.is_cancelled:  # a newer load is under way: spare the UI thread a stale repaint
+            self.app.call_from_thread(self._loaded, worker, loaded)
+
+    def _loading(self, worker: Worker[None]) -> None:
+        if not worker.is_cancelled:
+            self.query_one("#results-table", DataTable).loading = True
+            self.query_one("#results-hint", Static).update(f"loading… (reading {self.settings.runs}/)")
+
+    def _loaded(self, worker: Worker[None], loaded: Loaded | None) -> None:
+        """Paint a finished load (None: the one on screen is still current), unless a newer load was started
+        meanwhile. This runs on the UI thread, where reloads cancel workers, so the check cannot race."""
+        if worker.is_cancelled:
             return
-        self._seen = signature
-        records, warnings = load_records(self.settings.runs)
-        self.groups = group_records(records)
+        self.query_one("#results-table", DataTable).loading = False
+        if loaded is not None:
+            self.shown, self.groups = loaded, loaded.groups
+            if loaded.warnings:
+                self.notify("\n".join(loaded.warnings), title="Some runs were skipped", severity="warning")
+            self._fill()
+        self._update_hint()
+
+    def _update_hint(self) -> None:
         hint = self.query_one("#results-hint", Static)
         if not self.groups:
             hint.update(f"No finished runs in {self.settings.runs}/ yet.\nTrain one on the Train tab (1) "
                         f"or with `fmnist train`.")
         else:
-            hint.update(f"{len(records)} runs in {len(self.groups)} groups · Enter/click: details · o: sort")
-        if warnings:
-            self.notify("\n".join(warnings), title="Some runs were skipped", severity="warning")
-        self._fill()
+            runs = self.shown.runs if self.shown else 0
+            hint.update(f"{runs} runs in {len(self.groups)} groups · Enter/click: details · o: sort")
 
     def sort_by(self, key: str) -> None:
         """Sort by column `key`; the same key again reverses the order."""
