@@ -127,14 +127,20 @@ def group_records(records: list[RunRecord]) -> list[Group]:
         arch = str(rec.config.get("arch", "?"))
         options = registry.options_from(arch, rec.config) if arch in registry.REGISTRY else {}
         groups.setdefault(key, Group(arch, options)).records.append(rec)
-    return sorted(groups.values(), key=config_order)
+    return sorted(groups.values(), key=lambda g: config_order(g.arch, g.options))
 
 
-def config_order(g: Group) -> tuple[Any, ...]:
-    """Registry order of architectures (the seed's mlp first), then option values, then the label."""
+def config_order(arch: str, options: dict[str, Any]) -> tuple[Any, ...]:
+    """Registry order of architectures (the seed's mlp first), then their option values."""
     archs = list(registry.REGISTRY)
-    rank = archs.index(g.arch) if g.arch in archs else len(archs)
-    return (rank, g.arch, tuple(str(v).zfill(8) for v in g.options.values()), g.label)
+    rank = archs.index(arch) if arch in archs else len(archs)
+    return (rank, arch, tuple(str(v).zfill(8) for v in options.values()))
+
+
+def row_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """`config_order` of a table row (`Group.row()`), for views that sort rows."""
+    arch = str(row.get("arch"))
+    return config_order(arch, registry.options_from(arch, row) if arch in registry.REGISTRY else {})
 
 
 def study_groups(groups: list[Group]) -> dict[str, Group]:

@@ -14,14 +14,15 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, get_current_worker
 
 from ..core.data import CLASSES
+from ..core.errors import FmnistError
 from ..core.runs import Run
-from ..study.results import Group, group_records, load_records
+from ..study.results import Group, group_records, load_records, row_order
 from .services import Settings
 from .widgets import CurvesPlot, bars, heatmap, mean_rows
 
 #: column key → (header, sort key of a Group.row() dict)
 COLUMNS: dict[str, tuple[str, Any]] = {
-    "config": ("config", lambda r: (r["arch"] != "mlp", r["arch"], r["kernel"] or 0)),
+    "config": ("config", row_order),
     "seeds": ("seeds", lambda r: r["n"]),
     "params": ("params", lambda r: r["params"] or 0),
     "acc": ("test acc %", lambda r: r["test_acc_mean"]),
@@ -36,7 +37,7 @@ def _metrics(run: Run) -> list[dict[str, float]]:
     """A run's metrics rows; a damaged metrics.csv shows as no curve rather than an error."""
     try:
         return run.metrics()
-    except (OSError, KeyError, TypeError, ValueError):
+    except (FmnistError, OSError, KeyError, TypeError, ValueError):
         return []
 
 
