@@ -74,6 +74,7 @@ class Format(str, Enum):
 
 
 #: `--device` of every command: the config's devices (auto: CUDA when present, else the CPU)
+# (mypy wants an Enum's members spelled out; these come from the config's DEVICES, their one home)
 Device = Enum("Device", {name: name for name in DEVICES}, type=str)  # type: ignore[misc]
 
 #: settings whose command-line flag is not `--<setting>`

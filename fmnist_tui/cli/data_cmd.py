@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,7 +22,7 @@ def data(
     """Find and verify Fashion-MNIST, and count the images of each class in train / val / test."""
     ds = load_dataset(data_dir, download=download)
     counts = {split: class_counts(ds.split(split)[1]) for split in ("train", "val", "test")}
-    files = {name: {"path": str(path), "sha256": ds.sha256[name], "verified": ds.sha256[name] == SHA256[name]}
+    files: dict[str, dict[str, Any]] = {name: {"path": str(path), "sha256": ds.sha256[name], "verified": ds.sha256[name] == SHA256[name]}
              for name, path in ds.source.files.items()}
     if json_out:
         print_json({"folder": str(ds.source.folder), "via": phrase(ds.source.via, flag), "files": files,

@@ -47,7 +47,7 @@ def evaluate(
     run: Annotated[str, typer.Argument(help="Run name (in --runs) or run folder.")],
     runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
     json_out: JsonOpt = False,
-    device: Annotated[Device, typer.Option(help="Where to run the model (auto: CUDA when present).")] = "cpu",
+    device: Annotated[Device, typer.Option(help="Where to run the model (auto: CUDA when present).")] = Device("cpu"),
     data_dir: DataDirOpt = None,
 ) -> None:
     """Evaluate a run's best weights on the 10,000 test images."""

@@ -72,7 +72,7 @@ def experiment(
         Path("reports/experiment"),
     onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for the latency "
                                                 "column.")] = Path("export"),
-    device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = Device("auto"),
     latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Measure onnxruntime latency per config, "
                                           "exporting a run into <out>/onnx/ when --onnx-dir has none.")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and each run's status; train "

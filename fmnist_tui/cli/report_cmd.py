@@ -43,9 +43,9 @@ def report(
 
 @handle_errors
 def featuremaps(
+    run: Annotated[str, typer.Option("--run", help="A CNN run (name in --runs, or folder).")],
     image: Annotated[Optional[Path], typer.Argument(help="An image file (any size; brought to 28×28).",
                                                     exists=True, dir_okay=False)] = None,
-    run: Annotated[str, typer.Option("--run", help="A CNN run (name in --runs, or folder).")] = ...,
     test_index: Annotated[Optional[int], typer.Option(help="Use this test-set image instead of IMAGE.")] = None,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("reports/feature_maps.png"),
     runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
@@ -65,7 +65,7 @@ def featuremaps(
         from ..inference.preprocess import preprocess  # the one preprocessing of predict, the TUI and the server
 
         pixels, what = preprocess(image), image.name
-    else:
+    elif test_index is not None:
         pixels, label = pick_test_image(load_dataset(data_dir), test_index)
         what = f"test image #{test_index} ({label})"
     section = draw_feature_maps(found, pixels, out, what)

@@ -38,11 +38,11 @@ def render_study(study: Study) -> None:
     if study.comparisons:
         diffs = Table("difference", "mean (points)", "95% CI", "p", "seeds", title="paired over seeds",
                       title_justify="left")
-        for c in study.comparisons:
-            t = c.test
+        for comp in study.comparisons:
+            t = comp.test
             ci = "—" if t.n < 2 else f"[{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
             p = "—" if t.p_value != t.p_value else f"{t.p_value:.3f}"
-            diffs.add_row(c.name, f"{100 * t.mean_diff:+.2f}", ci, p, str(t.n))
+            diffs.add_row(comp.name, f"{100 * t.mean_diff:+.2f}", ci, p, str(t.n))
         console.print(diffs)
     if study.per_class and study.per_class_pair:
         a, b = study.per_class_pair

@@ -18,6 +18,7 @@ from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from .common import DataDirOpt, Device, console, err_console, handle_errors
 
+# (mypy wants an Enum's members spelled out; these come from the config's PRECISIONS, their one home)
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
 
 

@@ -23,8 +23,8 @@ def forwarded_args(ctx: typer.Context, skip: tuple[str, ...] = LAUNCH_OPTIONS) -
         if source is None or source.name == "DEFAULT":
             continue
         value = ctx.params.get(param.name)
-        if param.is_flag:
-            flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
+        if getattr(param, "is_flag", False):
+            flag = param.opts[0] if value else next(iter(param.secondary_opts), None)
             args += [flag] if flag else []
         elif value is not None:
             args += [param.opts[0], str(value.value if isinstance(value, Enum) else value)]

@@ -233,4 +233,4 @@ def dataset_fingerprint(hashes: dict[str, str]) -> str:
 
 def class_counts(labels: np.ndarray) -> list[int]:
     """Number of images per class, in class order."""
-    return np.bincount(labels, minlength=len(CLASSES)).tolist()
+    return [int(c) for c in np.bincount(labels, minlength=len(CLASSES))]

@@ -29,7 +29,7 @@ def per_class(cm: np.ndarray) -> list[dict[str, Any]]:
 
 def most_confused(cm: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
     """The k unordered class pairs with the most mistakes between them (both directions summed)."""
-    pairs = []
+    pairs: list[dict[str, Any]] = []
     for i in range(len(cm)):
         for j in range(i + 1, len(cm)):
             pairs.append({"a": CLASSES[i], "b": CLASSES[j], "a_as_b": int(cm[i, j]), "b_as_a": int(cm[j, i]),

@@ -90,7 +90,8 @@ class ArchSpec:
     def build(self, options: Options) -> "nn.Module":
         """A fresh model (torch is imported here, by the builder's module)."""
         module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)(**self.resolve(options))
+        model: nn.Module = getattr(importlib.import_module(module), function)(**self.resolve(options))
+        return model
 
 
 def _names(options: tuple[Option, ...]) -> str:

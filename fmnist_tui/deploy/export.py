@@ -111,6 +111,8 @@ def export_onnx(model: nn.Module, path: Path, metadata: dict[str, str], opset: i
                                     external_data=False)
     except Exception as exc:  # the exporter raises many types; all mean "this model did not export"
         raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    if program is None:  # only with dynamo=False, which this exporter never asks for
+        raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
     onnx.helper.set_model_props(proto, metadata)
     proto.doc_string = f"fmnist {metadata.get('run', '')}: Fashion-MNIST classifier, input [N,1,28,28] in [0,1]"

@@ -13,6 +13,7 @@ import binascii
 import io
 import json
 import logging
+import math
 import signal
 import socket
 from contextlib import asynccontextmanager
@@ -240,7 +241,7 @@ def run(app: Starlette, sock: socket.socket, access_log: bool = False, grace_s: 
     import uvicorn
 
     config = uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log,
-                            timeout_graceful_shutdown=grace_s, server_header=False)
+                            timeout_graceful_shutdown=math.ceil(grace_s), server_header=False)
     server = uvicorn.Server(config)
     received: list[int] = []
     # uvicorn re-raises the stop signal after its graceful shutdown; these handlers receive it then

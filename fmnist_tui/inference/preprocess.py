@@ -118,7 +118,8 @@ def _to_gray(img: Image.Image) -> np.ndarray:
         arr = np.asarray(img, dtype=np.float32)
         # 16-bit (or 32-bit) samples: scale by the type's range, not by clipping at 255
         scale = 1.0 if img.mode == "F" and arr.max(initial=0) <= 1 else (65535.0 if arr.max(initial=0) > 255 else 255.0)
-        return np.clip(arr / scale, 0, 1)
+        clipped: np.ndarray = np.clip(arr / scale, 0, 1)
+        return clipped
     has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info)
     if not has_alpha:
         return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.float32) / 255.0
@@ -131,7 +132,8 @@ def _to_gray(img: Image.Image) -> np.ndarray:
     weight = alpha.sum()
     object_level = float((gray * alpha).sum() / weight) if weight > 0 else 0.0
     ground = 0.0 if object_level > 0.5 else 1.0
-    return gray * alpha + ground * (1.0 - alpha)
+    composed: np.ndarray = gray * alpha + ground * (1.0 - alpha)
+    return composed
 
 
 def _reduce(gray: np.ndarray) -> np.ndarray:

@@ -110,11 +110,13 @@ class OnnxClassifier:
             raise ModelError(f"input batch has shape {list(x.shape)}, expected [N,1,28,28] or [N,28,28]")
         if self.input_rank == 3:
             x = x[:, 0]
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        logits: np.ndarray = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        return logits
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities [N,10] (softmax of the logits)."""
         z = self.logits(batch).astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        probs: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return probs

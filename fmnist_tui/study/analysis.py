@@ -53,10 +53,10 @@ def compare(ga: Group, gb: Group, values: str = "test_accuracy", cls: int | None
 
 def verdict(claim: str, needed: tuple[tuple[str, str], ...], found: dict[str, Comparison]) -> dict[str, Any]:
     """supported (every difference significantly > 0), contradicted (one significantly < 0), else not supported."""
-    comps = [found.get(f"{a} − {b}") for a, b in needed]
-    if any(c is None for c in comps):
-        missing = [f"{a} − {b}" for (a, b), c in zip(needed, comps) if c is None]
+    missing = [f"{a} − {b}" for a, b in needed if f"{a} − {b}" not in found]
+    if missing:
         return {"claim": claim, "verdict": "not tested", "detail": f"needs {', '.join(missing)} (runs with shared seeds)"}
+    comps = [found[f"{a} − {b}"] for a, b in needed]
     worse = [c for c in comps if c.test.significant and c.test.mean_diff < 0]
     if worse:
         word = "contradicted"

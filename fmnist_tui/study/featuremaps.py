@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, cast
 
 import numpy as np
 
@@ -33,8 +33,10 @@ def feature_maps(model: "nn.Module", image: np.ndarray) -> tuple[np.ndarray, np.
         x = x / 255.0
     if x.shape != (28, 28):
         raise UsageError(f"feature maps need a 28×28 image, got shape {x.shape}")
+    # nn.Module's __getattr__ is typed Tensor | Module: say what `features` is
+    extract = cast("Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]", model.eval().features)
     with torch.no_grad():
-        a1, a2 = model.eval().features(torch.from_numpy(x)[None, None])
+        a1, a2 = extract(torch.from_numpy(x)[None, None])
     return a1[0].numpy(), a2[0].numpy()
 
 

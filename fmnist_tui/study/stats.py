@@ -135,7 +135,7 @@ def paired_t_test(a: Sequence[float], b: Sequence[float], confidence: float = CO
     if len(a) != len(b):
         raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    s = summarize(d, confidence)
+    s = summarize(d.tolist(), confidence)
     if s.n < 2:
         return PairedTest(s.n, s.mean, math.nan, math.nan, math.nan, math.nan, math.nan)
     if s.std == 0.0:  # identical differences: no spread, the sign alone decides

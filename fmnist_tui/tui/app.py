@@ -68,7 +68,7 @@ class FmnistApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Tab-specific bindings show only on their tab; Stop is greyed out unless a training runs."""
         tab = TAB_ACTIONS.get(action)
-        if tab is None or not self.is_mounted:
+        if tab is None or not self.query("#tabs"):  # before the tabs exist (App.is_mounted is another thing)
             return True
         if tab != self.active_tab:
             return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -200,7 +200,7 @@ class TrainPane(Vertical):
     def _mark_invalid(self, exc: FmnistError) -> None:
         """Put the focus on the form field a ConfigError names (it stays marked until the next Start)."""
         field_id = FORM_IDS.get(getattr(exc, "field", ""), getattr(exc, "field", ""))
-        widgets = self.query(f"#train-form #{field_id}") if field_id else []
+        widgets: Iterable[Widget] = self.query(f"#train-form #{field_id}") if field_id else ()
         for widget in widgets:
             widget.add_class("invalid")
             widget.focus()

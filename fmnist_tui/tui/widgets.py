@@ -146,9 +146,9 @@ class CurvesPlot(PlotextPlot):
         self.metric = metric
         self.rows: list[dict[str, float]] = []
         self._version = 0
-        self._cache: tuple[Any, RenderableType] | None = None
+        self._cache: tuple[Any, Any] | None = None  # (key, what plotext rendered)
 
-    def render(self) -> RenderableType:
+    def render(self) -> Any:  # the parent's renderable, whatever Textual's version calls it
         """plotext rebuilds the whole chart on every render; reuse it until the data, size or theme change."""
         key = (self._version, self.size, self.app.theme)
         if self._cache is None or self._cache[0] != key:
@@ -168,5 +168,5 @@ class CurvesPlot(PlotextPlot):
             epochs = [int(r["epoch"]) for r in self.rows]
             plt.plot(epochs, [r[f"train_{self.metric}"] for r in self.rows], label="train", marker="braille")
             plt.plot(epochs, [r[f"val_{self.metric}"] for r in self.rows], label="val", marker="braille")
-            plt.xticks(sorted(set(epochs))[:: max(1, len(epochs) // 5)])
+            plt.xticks([float(e) for e in sorted(set(epochs))[:: max(1, len(epochs) // 5)]])
         self.refresh()
