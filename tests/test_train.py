@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.errors import RunError
 from fmnist_tui.core.events import BatchProgress, EpochEnd, Finished, Interrupted, RunStarted
 from fmnist_tui.core.runs import METRIC_COLUMNS
-from fmnist_tui.training.trainer import augment, lr_at, resume_config, train
+from fmnist_tui.training.recipe import Segment, augment, lr_at
+from fmnist_tui.training.state import STATE_VERSION, load_state, save_state
+from fmnist_tui.training.trainer import resume_config, train
 
 
 def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:
@@ -117,7 +122,61 @@ def test_augment_flip_and_shift() -> None:
 
 
 def test_schedule_warms_up_then_decays() -> None:
-    seg = [{"start": 0, "end": 100, "peak": 1.0, "warmup": 0.1}]
+    seg = [Segment(start=0, end=100, peak=1.0, warmup=0.1)]
     lrs = [lr_at(s, seg) for s in range(100)]
     assert lrs[9] == pytest.approx(1.0) and lrs[0] < 0.2 and lrs[-1] < 1e-3
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_state_round_trips_through_its_file(tmp_path: Path, tiny_data: Path) -> None:
+    run = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)).run
+    saved = load_state(run)
+    assert saved.state.epoch_done == 1 and saved.state.step == 8 and saved.state.segments[0].end == 8
+    copy = tmp_path / "copy.pt"
+    save_state(copy, saved)
+    raw, again = torch.load(run.file("train_state.pt"), weights_only=True), torch.load(copy, weights_only=True)
+    assert raw["version"] == STATE_VERSION and set(raw) == set(again) and raw["partial"] == again["partial"]
+
+
+def _bad_state(raw: dict[str, Any], case: str) -> object:
+    """A train_state.pt payload that a resume must refuse with one line."""
+    if case == "older":
+        return {**raw, "version": STATE_VERSION - 1}
+    if case == "newer":
+        return {**raw, "version": STATE_VERSION + 1}
+    if case == "missing key":
+        return {k: v for k, v in raw.items() if k != "segments"}
+    if case == "wrong type":
+        return {**raw, "partial": {**raw["partial"], "seen": "250"}}
+    return {"empty": {}, "list": [1, 2, 3]}[case]
+
+
+@pytest.mark.parametrize("case,needles", [
+    ("older", [f"training state version {STATE_VERSION - 1} is older than the version {STATE_VERSION}",
+               "resume it with the fmnist that wrote it, or retrain it under another --name"]),
+    ("newer", [f"training state version {STATE_VERSION + 1} is newer than the version {STATE_VERSION}",
+               "upgrade fmnist to resume it"]),
+    ("empty", ["training state has the wrong shape ('version' is missing); retrain the run"]),
+    ("list", ["training state has the wrong shape (the file holds a list, not a dict); retrain the run"]),
+    ("missing key", ["wrong shape ('segments' is missing)"]),
+    ("wrong type", ["wrong shape ('partial.seen' is a str, expected int)"]),
+])
+def test_resume_refuses_a_foreign_or_misshapen_state_in_one_line(
+        tmp_path: Path, tiny_data: Path, case: str, needles: list[str]) -> None:
+    cfg = cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)
+    state_file = train(cfg).run.file("train_state.pt")
+    torch.save(_bad_state(torch.load(state_file, weights_only=True), case), state_file)
+    result = CliRunner().invoke(app, ["train", "--resume", "--epochs", "2", "--out", cfg.out, "--name", cfg.run_name])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and lines[0].startswith(f"error: {state_file}: "), result.output
+    assert all(needle in lines[0] for needle in needles) and "Traceback" not in result.output
+
+
+def test_resume_refuses_an_optimizer_state_that_does_not_fit(tmp_path: Path, tiny_data: Path) -> None:
+    run = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)).run
+    raw = torch.load(run.file("train_state.pt"), weights_only=True)
+    torch.save({**raw, "optimizer": {}}, run.file("train_state.pt"))
+    with pytest.raises(RunError, match="wrong shape \\(optimizer or RNG state does not fit"):
+        train(resume_config(run.path, epochs=2), resume=True)
+    assert [r["epoch"] for r in run.metrics()] == [1]  # nothing was trained or written
