@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.errors import RunError
 from fmnist_tui.core.events import BatchProgress, EpochEnd, Finished, Interrupted, RunStarted
 from fmnist_tui.core.runs import METRIC_COLUMNS
+from fmnist_tui.training import trainer
 from fmnist_tui.training.recipe import Segment, augment, lr_at
 from fmnist_tui.training.state import STATE_VERSION, load_state, save_state
 from fmnist_tui.training.trainer import resume_config, train
@@ -49,7 +51,20 @@ def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> Non
     assert sum(map(sum, s["confusion_matrix"])) == 100
     kinds = [type(e) for e in events]
     assert kinds[0] is RunStarted and kinds[-1] is Finished and kinds.count(EpochEnd) == 2
-    assert kinds.count(BatchProgress) == 2 * 8
+    assert kinds.count(BatchProgress) == 2 * math.ceil(8 / trainer.SYNC_EVERY)  # 8 batches an epoch
+
+
+def test_progress_comes_once_per_sync_with_the_mean_loss_since_the_last(
+        tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "SYNC_EVERY", 3)
+    events: list[object] = []
+    run = train(cfg_for(tmp_path, tiny_data, epochs=1), events.append).run
+    progress = [e for e in events if isinstance(e, BatchProgress)]
+    assert [e.batch for e in progress] == [3, 6, 8]  # every 3 steps, and always the epoch's last batch
+    n = run.config()["train_images"]
+    images = [min(e.batch * 32, n) - min(p * 32, n) for e, p in zip(progress, [0, 3, 6])]
+    weighted = sum(e.loss * k for e, k in zip(progress, images)) / n
+    assert weighted == pytest.approx(run.metrics()[0]["train_loss"], rel=1e-9)
 
 
 def test_learns_the_synthetic_task(tmp_path: Path, tiny_data: Path) -> None:
@@ -67,8 +82,13 @@ def test_same_seed_same_weights_and_metrics(tmp_path: Path, tiny_data: Path) -> 
     assert digest(a.file("last.safetensors")) != digest(c.file("last.safetensors"))
 
 
-@pytest.mark.parametrize("stop_after", [5, 8, 13])  # mid-epoch, at an epoch boundary, in the second epoch
-def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Path, stop_after: int) -> None:
+@pytest.mark.parametrize("stop_after,sync_every", [
+    (5, 16), (8, 16), (13, 16),  # mid-epoch before any read of the sums, at an epoch boundary, in the second epoch
+    (5, 3), (12, 3),             # between two reads: the steps since the last read must be saved too
+])
+def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Path, stop_after: int, sync_every: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "SYNC_EVERY", sync_every)
     straight = train(cfg_for(tmp_path, tiny_data, name="straight")).run
     calls = {"n": 0}
 

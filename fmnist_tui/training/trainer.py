@@ -2,8 +2,9 @@
 
 Speed comes from keeping the whole dataset as one uint8 tensor on the device and building each
 batch by indexing it (augmentation included), with bf16 autocast and channels_last where the
-hardware supports them. The recipe (schedule, augmentation) lives in `recipe`, the resumable
-position in `state`.
+hardware supports them, and from keeping host syncs out of the hot loop: the loss and accuracy sums
+stay on the device and are read once every `SYNC_EVERY` steps. The recipe (schedule, augmentation)
+lives in `recipe`, the resumable position in `state`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from ..core.fsutil import check_writable, write_json
 from .models import count_macs, count_params, create_model
 from .recipe import EpochPlan, augment, epoch_plan, extension_segment, first_segment, lr_at
 from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
-from .state import SavedState, TrainState, load_state, save_state, wrong_shape
+from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
+
+#: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
+#: events: rare enough that the device runs ahead of Python, often enough for a live progress bar.
+#: The last batch of an epoch is always read.
+SYNC_EVERY = 16
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -75,6 +82,39 @@ def resume_config(run_dir: Path, epochs: int | None = None, device: str | None =
     if threads is not None:
         changes["threads"] = threads
     return cfg.with_changes(**changes)
+
+
+class RunningSums:
+    """The epoch's plain loss and correct count, summed on the device step by step and read only at a
+    sync, so the loop never waits for the device (nor, under DDP, for the other ranks) in between.
+
+    The sums run over the whole epoch, starting from the saved ones on a resume, so a resumed epoch
+    adds exactly the numbers a straight one does, in the same order (float64: no rounding drift).
+    """
+
+    def __init__(self, part: EpochSums, device: torch.device, world: World | None) -> None:
+        carries = world is None or world.is_main  # the saved sums are the whole job's: one rank carries them
+        self.loss = torch.tensor(part.loss_sum if carries else 0.0, dtype=torch.float64, device=device)
+        self.correct = torch.tensor(part.correct if carries else 0, dtype=torch.int64, device=device)
+        self.world = world
+        self.seen_at_sync = part.seen
+
+    @torch.no_grad()
+    def add(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Add one batch (this rank's share of it under DDP); queued on the device, no sync."""
+        self.loss.add_(F.cross_entropy(logits, y, reduction="sum"))
+        self.correct.add_((logits.argmax(1) == y).sum())
+
+    def sync(self, part: EpochSums) -> float:
+        """Read the job's sums into `part` (one host sync; one all-reduce under DDP, which every rank
+        must call at the same batch); returns the mean loss per image since the previous sync."""
+        both = torch.stack([self.loss, self.correct.to(torch.float64)])  # one read for both
+        if self.world:
+            both = self.world.reduce_sum(both)
+        loss, correct = both.tolist()
+        mean = (loss - part.loss_sum) / max(1, part.seen - self.seen_at_sync)
+        part.loss_sum, part.correct, self.seen_at_sync = loss, int(correct), part.seen
+        return mean
 
 
 class Trainer:
@@ -209,27 +249,28 @@ class Trainer:
         """Run the remaining batches of `epoch`; False if stopped (state then holds the position)."""
         size, part = self.cfg.batch_size, state.partial
         plan = epoch_plan(self.cfg, epoch, len(self.train_y)).to(self.device)
+        sums = RunningSums(part, self.device, self.world)
         self.model.train()
         t0, base_seconds = time.perf_counter(), part.train_seconds
         for b in range(state.batch_done, self.batches):
-            if self._stop_requested():
+            if self._stop_requested():  # every batch, so a stop lands at once (the read below is every N)
+                sums.sync(part)  # the saved sums must include the steps since the last read
                 part.train_seconds = base_seconds + time.perf_counter() - t0
                 return False
             idx = plan.perm[b * size:(b + 1) * size]
-            plain, correct = self._step(idx, plan, state)
+            self._step(idx, plan, state, sums)
             state.batch_done = b + 1
-            part.loss_sum += plain
-            part.correct += correct
             part.seen += len(idx)
-            elapsed = base_seconds + time.perf_counter() - t0
-            self.emit(BatchProgress(epoch, self.cfg.epochs, b + 1, self.batches, plain / len(idx),
-                                    part.seen / max(elapsed, 1e-9)))
+            if (b + 1) % SYNC_EVERY == 0 or b + 1 == self.batches:
+                mean_loss = sums.sync(part)
+                elapsed = base_seconds + time.perf_counter() - t0
+                self.emit(BatchProgress(epoch, self.cfg.epochs, b + 1, self.batches, mean_loss,
+                                        part.seen / max(elapsed, 1e-9)))
         part.train_seconds = base_seconds + time.perf_counter() - t0
         return True
 
-    def _step(self, idx: torch.Tensor, plan: EpochPlan, state: TrainState) -> tuple[float, int]:
-        """One optimisation step on the global batch `idx` (this rank's share of it under DDP); returns
-        the batch's plain loss sum and correct count over all ranks."""
+    def _step(self, idx: torch.Tensor, plan: EpochPlan, state: TrainState, sums: RunningSums) -> None:
+        """One optimisation step on the global batch `idx` (this rank's share of it under DDP)."""
         cfg, n_batch = self.cfg, len(idx)
         if self.world:
             idx = self.world.shard(idx)
@@ -251,13 +292,7 @@ class Trainer:
         loss.backward()
         self.opt.step()
         state.step += 1
-        with torch.no_grad():
-            plain = F.cross_entropy(logits, y, reduction="sum").item()
-            correct = int((logits.argmax(1) == y).sum().item())
-        if self.world:  # every rank keeps the global counts, so any rank's state is the job's
-            plain, correct_f = self.world.sum([plain, correct])
-            correct = int(correct_f)
-        return plain, correct
+        sums.add(logits.detach(), y)
 
     def _stop_requested(self) -> bool:
         """`should_stop()`, agreed by all ranks in a DDP job so that they stop at the same batch."""
