@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.errors import RunError
 from fmnist_tui.core.events import BatchProgress, EpochEnd, Finished, Interrupted, RunStarted
 from fmnist_tui.core.runs import METRIC_COLUMNS
-from fmnist_tui.training.trainer import augment, lr_at, resume_config, train
+from fmnist_tui.training import trainer
+from fmnist_tui.training.recipe import Segment, augment, lr_at
+from fmnist_tui.training.state import STATE_VERSION, load_state, save_state
+from fmnist_tui.training.trainer import resume_config, train
 
 
 def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:
@@ -45,7 +52,20 @@ def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> Non
     assert sum(map(sum, s["confusion_matrix"])) == 100
     kinds = [type(e) for e in events]
     assert kinds[0] is RunStarted and kinds[-1] is Finished and kinds.count(EpochEnd) == 2
-    assert kinds.count(BatchProgress) == 2 * 8
+    assert kinds.count(BatchProgress) == 2 * math.ceil(8 / trainer.SYNC_EVERY)  # 8 batches an epoch
+
+
+def test_progress_comes_once_per_sync_with_the_mean_loss_since_the_last(
+        tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "SYNC_EVERY", 3)
+    events: list[object] = []
+    run = train(cfg_for(tmp_path, tiny_data, epochs=1), events.append).run
+    progress = [e for e in events if isinstance(e, BatchProgress)]
+    assert [e.batch for e in progress] == [3, 6, 8]  # every 3 steps, and always the epoch's last batch
+    n = run.config()["train_images"]
+    images = [min(e.batch * 32, n) - min(p * 32, n) for e, p in zip(progress, [0, 3, 6])]
+    weighted = sum(e.loss * k for e, k in zip(progress, images)) / n
+    assert weighted == pytest.approx(run.metrics()[0]["train_loss"], rel=1e-9)
 
 
 @pytest.mark.slow
@@ -66,8 +86,13 @@ def test_same_seed_same_weights_and_metrics(tmp_path: Path, tiny_data: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_after", [5, 8, 13])  # mid-epoch, at an epoch boundary, in the second epoch
-def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Path, stop_after: int) -> None:
+@pytest.mark.parametrize("stop_after,sync_every", [
+    (5, 16), (8, 16), (13, 16),  # mid-epoch before any read of the sums, at an epoch boundary, in the second epoch
+    (5, 3), (12, 3),             # between two reads: the steps since the last read must be saved too
+])
+def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Path, stop_after: int, sync_every: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "SYNC_EVERY", sync_every)
     straight = train(cfg_for(tmp_path, tiny_data, name="straight")).run
     calls = {"n": 0}
 
@@ -122,7 +147,61 @@ def test_augment_flip_and_shift() -> None:
 
 
 def test_schedule_warms_up_then_decays() -> None:
-    seg = [{"start": 0, "end": 100, "peak": 1.0, "warmup": 0.1}]
+    seg = [Segment(start=0, end=100, peak=1.0, warmup=0.1)]
     lrs = [lr_at(s, seg) for s in range(100)]
     assert lrs[9] == pytest.approx(1.0) and lrs[0] < 0.2 and lrs[-1] < 1e-3
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_state_round_trips_through_its_file(tmp_path: Path, tiny_data: Path) -> None:
+    run = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)).run
+    saved = load_state(run)
+    assert saved.state.epoch_done == 1 and saved.state.step == 8 and saved.state.segments[0].end == 8
+    copy = tmp_path / "copy.pt"
+    save_state(copy, saved)
+    raw, again = torch.load(run.file("train_state.pt"), weights_only=True), torch.load(copy, weights_only=True)
+    assert raw["version"] == STATE_VERSION and set(raw) == set(again) and raw["partial"] == again["partial"]
+
+
+def _bad_state(raw: dict[str, Any], case: str) -> object:
+    """A train_state.pt payload that a resume must refuse with one line."""
+    if case == "older":
+        return {**raw, "version": STATE_VERSION - 1}
+    if case == "newer":
+        return {**raw, "version": STATE_VERSION + 1}
+    if case == "missing key":
+        return {k: v for k, v in raw.items() if k != "segments"}
+    if case == "wrong type":
+        return {**raw, "partial": {**raw["partial"], "seen": "250"}}
+    return {"empty": {}, "list": [1, 2, 3]}[case]
+
+
+@pytest.mark.parametrize("case,needles", [
+    ("older", [f"training state version {STATE_VERSION - 1} is older than the version {STATE_VERSION}",
+               "resume it with the fmnist that wrote it, or retrain it under another --name"]),
+    ("newer", [f"training state version {STATE_VERSION + 1} is newer than the version {STATE_VERSION}",
+               "upgrade fmnist to resume it"]),
+    ("empty", ["training state has the wrong shape ('version' is missing); retrain the run"]),
+    ("list", ["training state has the wrong shape (the file holds a list, not a dict); retrain the run"]),
+    ("missing key", ["wrong shape ('segments' is missing)"]),
+    ("wrong type", ["wrong shape ('partial.seen' is a str, expected int)"]),
+])
+def test_resume_refuses_a_foreign_or_misshapen_state_in_one_line(
+        tmp_path: Path, tiny_data: Path, case: str, needles: list[str]) -> None:
+    cfg = cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)
+    state_file = train(cfg).run.file("train_state.pt")
+    torch.save(_bad_state(torch.load(state_file, weights_only=True), case), state_file)
+    result = CliRunner().invoke(app, ["train", "--resume", "--epochs", "2", "--out", cfg.out, "--name", cfg.run_name])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and lines[0].startswith(f"error: {state_file}: "), result.output
+    assert all(needle in lines[0] for needle in needles) and "Traceback" not in result.output
+
+
+def test_resume_refuses_an_optimizer_state_that_does_not_fit(tmp_path: Path, tiny_data: Path) -> None:
+    run = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)).run
+    raw = torch.load(run.file("train_state.pt"), weights_only=True)
+    torch.save({**raw, "optimizer": {}}, run.file("train_state.pt"))
+    with pytest.raises(RunError, match="wrong shape \\(optimizer or RNG state does not fit"):
+        train(resume_config(run.path, epochs=2), resume=True)
+    assert [r["epoch"] for r in run.metrics()] == [1]  # nothing was trained or written

@@ -27,7 +27,8 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class BatchProgress:
-    """One optimisation step done; `loss` is the batch's cross-entropy."""
+    """Training reached `batch` of the epoch. Sent every few steps (when the trainer reads its running
+    sums) and at the epoch's last batch; `loss` is the mean cross-entropy per image since the last one."""
 
     epoch: int
     epochs: int

@@ -1,9 +1,8 @@
-"""Weights (safetensors, never pickle) and resumable training state for run folders."""
+"""Weights of run folders (safetensors, never pickle), and a run's model rebuilt from its folder alone."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -11,10 +10,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..core import registry
-from ..core.errors import RunError, ref
+from ..core.errors import RunError
 from ..core.fsutil import atomic_path
 from .models import create_model
-from ..core.runs import BEST, LAST, STATE, Run
+from ..core.runs import BEST, LAST, Run
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -48,20 +47,3 @@ def model_from_run(run: Run, which: str = "best") -> nn.Module:
     load_weights(model, run.file(BEST if which == "best" else LAST))
     return model.eval()
 
-
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the resumable training state atomically (tensors and plain containers only)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_state(run: Run) -> dict[str, Any]:
-    """Read train_state.pt with weights_only=True (no arbitrary unpickling)."""
-    path = run.file(STATE)
-    if not path.exists():
-        raise RunError(f"{path}: no training state to resume from; start the run again without "
-                       f"{ref('resume')}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for damaged files
-        raise RunError(f"{path}: corrupted training state ({type(exc).__name__}); retrain the run") from exc

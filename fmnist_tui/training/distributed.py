@@ -55,6 +55,14 @@ class World:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.tolist()
 
+    def reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum of a tensor over all ranks, as a new tensor (`values` is left as it is)."""
+        import torch.distributed as dist
+
+        total = values.detach().to(self._comm_device, copy=True)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
     def any(self, flag: bool) -> bool:
         """True on every rank if any rank says True (so all ranks stop at the same batch)."""
         return self.sum([1.0 if flag else 0.0])[0] > 0

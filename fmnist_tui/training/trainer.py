@@ -2,17 +2,18 @@
 
 Speed comes from keeping the whole dataset as one uint8 tensor on the device and building each
 batch by indexing it (augmentation included), with bf16 autocast and channels_last where the
-hardware supports them. Every random choice of epoch e comes from a generator seeded by
-(seed, e), so an interrupted run resumes to exactly the weights a straight run would have.
+hardware supports them, and from keeping host syncs out of the hot loop: the loss and accuracy sums
+stay on the device and are read once every `SYNC_EVERY` steps. The recipe (schedule, augmentation)
+lives in `recipe`, the resumable position in `state`.
 """
 
 from __future__ import annotations
 
-import math
 from importlib import metadata
+import math
 import platform
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,10 +21,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .. import __version__
-from .checkpoints import load_state, load_weights, save_state, save_weights
+from .checkpoints import load_weights, save_weights
 from ..core.config import TrainConfig
 from ..core.data import Dataset, dataset_fingerprint, load_dataset
 from .device import resolve_bf16, resolve_device
@@ -34,9 +34,14 @@ from .evaluate import evaluate_model, predict_logits, to_input
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
 from ..core.fsutil import check_writable, write_json
 from .models import count_macs, count_params, create_model
+from .recipe import EpochPlan, augment, epoch_plan, extension_segment, first_segment, lr_at
 from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
+from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
 
-STATE_VERSION = 1
+#: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
+#: events: rare enough that the device runs ahead of Python, often enough for a live progress bar.
+#: The last batch of an epoch is always read.
+SYNC_EVERY = 16
 
 
 @dataclass(frozen=True)
@@ -46,43 +51,6 @@ class TrainResult:
     run: Run
     summary: dict[str, Any] | None
     interrupted: bool
-
-
-def lr_at(step: int, segments: list[dict[str, float]]) -> float:
-    """Learning rate at a global step: each segment warms up linearly, then follows a cosine to zero."""
-    for seg in segments:
-        start, end = int(seg["start"]), int(seg["end"])
-        if start <= step < end:
-            length = end - start
-            warm = max(1, int(seg["warmup"] * length)) if seg["warmup"] > 0 else 0
-            pos = step - start
-            if pos < warm:
-                return seg["peak"] * (0.1 + 0.9 * (pos + 1) / warm)
-            progress = (pos - warm) / max(1, length - warm)
-            return seg["peak"] * 0.5 * (1 + math.cos(math.pi * progress))
-    return 0.0
-
-
-def epoch_plan(cfg: TrainConfig, epoch: int, n: int) -> dict[str, torch.Tensor]:
-    """Order, flips and shifts of epoch `epoch`: a pure function of (seed, epoch)."""
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    plan = {"perm": torch.randperm(n, generator=gen)}
-    plan["flip"] = (torch.rand(n, generator=gen) < 0.5) if cfg.hflip else torch.zeros(n, dtype=torch.bool)
-    s = cfg.shift
-    plan["shift"] = torch.randint(-s, s + 1, (n, 2), generator=gen) if s else torch.zeros(n, 2, dtype=torch.long)
-    return plan
-
-
-def augment(images: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor, pad: int) -> torch.Tensor:
-    """Flip and shift uint8 images [B,28,28] in one gather (zero fill, as the background is black)."""
-    b, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
-    ar_h = torch.arange(h, device=images.device)
-    ar_w = torch.arange(w, device=images.device)
-    rows = ar_h[None, :] + pad + shift[:, 0:1]                                   # [B,28]
-    cols = torch.where(flip[:, None], (w - 1) - ar_w[None, :], ar_w[None, :]) + pad + shift[:, 1:2]
-    batch = torch.arange(b, device=images.device)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]]
 
 
 def _versions() -> dict[str, str]:
@@ -116,15 +84,38 @@ def resume_config(run_dir: Path, epochs: int | None = None, device: str | None =
     return cfg.with_changes(**changes)
 
 
-def _empty_partial() -> dict[str, Any]:
-    """Running sums of the epoch in progress (kept in train_state.pt for a mid-epoch resume)."""
-    return {"loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0}
+class RunningSums:
+    """The epoch's plain loss and correct count, summed on the device step by step and read only at a
+    sync, so the loop never waits for the device (nor, under DDP, for the other ranks) in between.
 
+    The sums run over the whole epoch, starting from the saved ones on a resume, so a resumed epoch
+    adds exactly the numbers a straight one does, in the same order and in float64 (as the Python
+    floats of the per-batch loop did): metrics.csv comes out bit for bit the same either way.
+    """
 
-def _next_epoch(state: dict[str, Any], epoch: int) -> None:
-    """Mark `epoch` done and start the next one's running sums from zero."""
-    state["epoch_done"], state["batch_done"] = epoch, 0
-    state["partial"] = _empty_partial()
+    def __init__(self, part: EpochSums, device: torch.device, world: World | None) -> None:
+        carries = world is None or world.is_main  # the saved sums are the whole job's: one rank carries them
+        self.loss = torch.tensor(part.loss_sum if carries else 0.0, dtype=torch.float64, device=device)
+        self.correct = torch.tensor(part.correct if carries else 0, dtype=torch.int64, device=device)
+        self.world = world
+        self.seen_at_sync = part.seen
+
+    @torch.no_grad()
+    def add(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Add one batch (this rank's share of it under DDP); queued on the device, no sync."""
+        self.loss.add_(F.cross_entropy(logits, y, reduction="sum"))
+        self.correct.add_((logits.argmax(1) == y).sum())
+
+    def sync(self, part: EpochSums) -> float:
+        """Read the job's sums into `part` (one host sync; one all-reduce under DDP, which every rank
+        must call at the same batch); returns the mean loss per image since the previous sync."""
+        both = torch.stack([self.loss, self.correct.to(torch.float64)])  # one read for both
+        if self.world:
+            both = self.world.reduce_sum(both)
+        loss, correct = both.tolist()
+        mean = (loss - part.loss_sum) / max(1, part.seen - self.seen_at_sync)
+        part.loss_sum, part.correct, self.seen_at_sync = loss, int(correct), part.seen
+        return mean
 
 
 class Trainer:
@@ -146,6 +137,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = world.device if world else resolve_device(cfg.device)
         self.bf16 = resolve_bf16(self.device, cfg.precision)
+        self.autocast: AbstractContextManager[Any] = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext())
         self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
         self._load_tensors()
         torch.manual_seed(cfg.seed)
@@ -166,7 +159,7 @@ class Trainer:
     # --- set-up -------------------------------------------------------------------------------
     def _check_folder(self) -> None:
         """Refuse to overwrite: a run folder is only reused with --resume."""
-        run, cfg = self.run_, self.cfg
+        run = self.run_
         try:
             check_writable(run.path.parent)
         except OSError as exc:
@@ -186,38 +179,38 @@ class Trainer:
                            f"{ref('out')}")
 
     def _load_tensors(self) -> None:
+        """The train and validation splits (or their first `subset` images) as tensors on the device."""
         cfg, ds = self.cfg, self.ds
         n_train = min(cfg.subset, len(ds.train_labels)) if cfg.subset else len(ds.train_labels)
         n_val = min(cfg.subset, len(ds.val_labels)) if cfg.subset else len(ds.val_labels)
-        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+
+        def as_t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
         self.train_x, self.train_y = as_t(ds.train_images[:n_train]), as_t(ds.train_labels[:n_train])
         self.val_x, self.val_y = as_t(ds.val_images[:n_val]), as_t(ds.val_labels[:n_val])
 
-    def _fresh_state(self) -> dict[str, Any]:
-        segment = {"start": 0, "end": self.cfg.epochs * self.batches, "peak": self.cfg.peak_lr,
-                   "warmup": self.cfg.warmup}
-        return {"version": STATE_VERSION, "epoch_done": 0, "batch_done": 0, "step": 0, "segments": [segment],
-                "partial": _empty_partial(),
-                "best_val_acc": -1.0, "best_epoch": 0, "train_seconds": 0.0, "rows": []}
-
-    def _restore(self) -> dict[str, Any]:
+    def _restore(self) -> TrainState:
         """Load weights, optimizer and position; append an extension segment if epochs grew."""
-        state = load_state(self.run_)
+        saved = load_state(self.run_)
+        state = saved.state
         load_weights(self.model, self.run_.file(LAST))
-        self.opt.load_state_dict(state["optimizer"])
-        done_total = state["segments"][-1]["end"] // self.batches
+        try:
+            self.opt.load_state_dict(saved.optimizer)
+            torch.set_rng_state(saved.torch_rng)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # torch checks these loosely
+            problem = f"optimizer or RNG state does not fit: {str(exc).strip() or type(exc).__name__}"
+            raise wrong_shape(self.run_.file(STATE), problem.splitlines()[0]) from exc
+        done_total = state.segments[-1].end // self.batches
         if self.cfg.epochs > done_total:
-            # extending: a warm restart at a tenth of the peak, cosine over the added epochs
-            state["segments"].append({"start": done_total * self.batches, "end": self.cfg.epochs * self.batches,
-                                      "peak": self.cfg.peak_lr / 10, "warmup": self.cfg.warmup})
+            state.segments.append(extension_segment(self.cfg, done_total, self.batches))
         elif self.cfg.epochs < done_total:
             raise RunError(f"run {self.run_.name!r} is planned for {done_total} epochs; {ref('epochs')} can only "
                            "extend it")
-        if state["epoch_done"] >= self.cfg.epochs and self.run_.finished:
-            raise RunError(f"run {self.run_.name!r} already finished {state['epoch_done']} epochs; "
-                           f"set {ref('epochs')} above {state['epoch_done']} to extend it")
-        torch.set_rng_state(state["torch_rng"])
-        state["rows"] = self.run_.metrics()[: state["epoch_done"]]
+        if state.epoch_done >= self.cfg.epochs and self.run_.finished:
+            raise RunError(f"run {self.run_.name!r} already finished {state.epoch_done} epochs; "
+                           f"set {ref('epochs')} above {state.epoch_done} to extend it")
+        state.rows = self.run_.metrics()[: state.epoch_done]
         return state
 
     def _options(self) -> dict[str, Any]:
@@ -237,123 +230,119 @@ class Trainer:
         """Train to the configured number of epochs, or until `should_stop()` says so."""
         if self.is_main:
             self.run_.path.mkdir(parents=True, exist_ok=True)
-        state = self._restore() if self.resume else self._fresh_state()
+        state = self._restore() if self.resume else TrainState([first_segment(self.cfg, self.batches)])
         if self.is_main:
             self._write_config()
         self.emit(RunStarted(self.run_.path, self.run_.name, self.cfg.to_dict(), self.params, self.macs,
-                             str(self.device), "bf16" if self.bf16 else "fp32", state["epoch_done"] + 1,
-                             self.cfg.epochs, self.batches, self.resume, list(state["rows"])))
-        for epoch in range(state["epoch_done"] + 1, self.cfg.epochs + 1):
+                             str(self.device), "bf16" if self.bf16 else "fp32", state.epoch_done + 1,
+                             self.cfg.epochs, self.batches, self.resume, list(state.rows)))
+        for epoch in range(state.epoch_done + 1, self.cfg.epochs + 1):
             if not self._train_epoch(epoch, state):
                 if self.is_main:
                     self._save_state(state)
-                self.emit(Interrupted(self.run_.path, epoch, state["batch_done"]))
+                self.emit(Interrupted(self.run_.path, epoch, state.batch_done))
                 return TrainResult(self.run_, None, True)
             self._end_epoch(epoch, state)
         summary = self._finish(state) if self.is_main else None
         return TrainResult(self.run_, summary, False)
 
-    def _train_epoch(self, epoch: int, state: dict[str, Any]) -> bool:
+    def _train_epoch(self, epoch: int, state: TrainState) -> bool:
         """Run the remaining batches of `epoch`; False if stopped (state then holds the position)."""
-        cfg, part = self.cfg, state["partial"]
-        plan = {k: v.to(self.device) for k, v in epoch_plan(cfg, epoch, len(self.train_y)).items()}
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        size, part = self.cfg.batch_size, state.partial
+        plan = epoch_plan(self.cfg, epoch, len(self.train_y)).to(self.device)
+        sums = RunningSums(part, self.device, self.world)
         self.model.train()
-        t0 = time.perf_counter()
-        base_seconds = part["train_seconds"]
-        for b in range(state["batch_done"], self.batches):
-            if self._stop_requested():
-                part["train_seconds"] = base_seconds + time.perf_counter() - t0
+        t0, base_seconds = time.perf_counter(), part.train_seconds
+        for b in range(state.batch_done, self.batches):
+            if self._stop_requested():  # every batch, so a stop lands at once (the read below is every N)
+                sums.sync(part)  # the saved sums must include the steps since the last read
+                part.train_seconds = base_seconds + time.perf_counter() - t0
                 return False
-            idx = plan["perm"][b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            n_batch = len(idx)
-            if self.world:
-                idx = self.world.shard(idx)
-            x = to_input(augment(self.train_x[idx], plan["flip"][idx], plan["shift"][idx], cfg.shift))
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = self.train_y[idx]
-            for group in self.opt.param_groups:
-                group["lr"] = lr_at(state["step"], state["segments"])
-            with autocast:
-                logits = self.net(x)
-            logits = logits.float()
-            if self.world:  # sum over this shard / global batch × ranks: DDP's gradient mean is then the batch mean
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing, reduction="sum")
-                loss = loss * (self.world.size / n_batch)
-            else:
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            state["step"] += 1
-            state["batch_done"] = b + 1
-            with torch.no_grad():
-                plain = F.cross_entropy(logits, y, reduction="sum").item()
-                correct = int((logits.argmax(1) == y).sum().item())
-            if self.world:  # every rank keeps the global counts, so any rank's state is the job's
-                plain, correct_f = self.world.sum([plain, correct])
-                correct = int(correct_f)
-            part["loss_sum"] += plain
-            part["correct"] += correct
-            part["seen"] += n_batch
-            elapsed = base_seconds + time.perf_counter() - t0
-            self.emit(BatchProgress(epoch, cfg.epochs, b + 1, self.batches, plain / n_batch,
-                                    part["seen"] / max(elapsed, 1e-9)))
-        part["train_seconds"] = base_seconds + time.perf_counter() - t0
+            idx = plan.perm[b * size:(b + 1) * size]
+            self._step(idx, plan, state, sums)
+            state.batch_done = b + 1
+            part.seen += len(idx)
+            if (b + 1) % SYNC_EVERY == 0 or b + 1 == self.batches:
+                mean_loss = sums.sync(part)
+                elapsed = base_seconds + time.perf_counter() - t0
+                self.emit(BatchProgress(epoch, self.cfg.epochs, b + 1, self.batches, mean_loss,
+                                        part.seen / max(elapsed, 1e-9)))
+        part.train_seconds = base_seconds + time.perf_counter() - t0
         return True
+
+    def _step(self, idx: torch.Tensor, plan: EpochPlan, state: TrainState, sums: RunningSums) -> None:
+        """One optimisation step on the global batch `idx` (this rank's share of it under DDP)."""
+        cfg, n_batch = self.cfg, len(idx)
+        if self.world:
+            idx = self.world.shard(idx)
+        x = to_input(augment(self.train_x[idx], plan.flip[idx], plan.shift[idx], cfg.shift))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.train_y[idx]
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(state.step, state.segments)
+        with self.autocast:
+            logits = self.net(x)
+        logits = logits.float()
+        if self.world:  # sum over this shard / global batch × ranks: DDP's gradient mean is then the batch mean
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing, reduction="sum")
+            loss = loss * (self.world.size / n_batch)
+        else:
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        state.step += 1
+        sums.add(logits.detach(), y)
 
     def _stop_requested(self) -> bool:
         """`should_stop()`, agreed by all ranks in a DDP job so that they stop at the same batch."""
         stop = self.should_stop()
         return self.world.any(stop) if self.world else stop
 
-    def _end_epoch(self, epoch: int, state: dict[str, Any]) -> None:
+    def _end_epoch(self, epoch: int, state: TrainState) -> None:
         """Validate, save weights, metrics and state (the state last: it is the commit point)."""
         if not self.is_main:  # other ranks only keep their position; rank 0 validates and writes
-            _next_epoch(state, epoch)
+            state.next_epoch(epoch)
             return
         t0 = time.perf_counter()
-        part = state["partial"]
+        part = state.partial
         logits = predict_logits(self.model, self.val_x, bf16=self.bf16)
         val_loss = F.cross_entropy(logits, self.val_y).item()
         val_acc = (logits.argmax(1) == self.val_y).float().mean().item()
-        seconds = part["train_seconds"] + time.perf_counter() - t0
-        row = {"epoch": epoch, "train_loss": part["loss_sum"] / part["seen"], "train_acc": part["correct"] / part["seen"],
-               "val_loss": val_loss, "val_acc": val_acc, "lr": lr_at(max(0, state["step"] - 1), state["segments"]),
-               "seconds": round(seconds, 3), "images_per_s": round(part["seen"] / max(part["train_seconds"], 1e-9), 1)}
-        is_best = val_acc > state["best_val_acc"]
+        seconds = part.train_seconds + time.perf_counter() - t0
+        row = {"epoch": epoch, "train_loss": part.loss_sum / part.seen, "train_acc": part.correct / part.seen,
+               "val_loss": val_loss, "val_acc": val_acc, "lr": lr_at(max(0, state.step - 1), state.segments),
+               "seconds": round(seconds, 3), "images_per_s": round(part.seen / max(part.train_seconds, 1e-9), 1)}
+        is_best = val_acc > state.best_val_acc
         save_weights(self.model, self.run_.file(LAST))
         if is_best:
             save_weights(self.model, self.run_.file(BEST))
-            state["best_val_acc"], state["best_epoch"] = val_acc, epoch
-        state["rows"].append(row)
-        write_metrics(self.run_.file(METRICS), state["rows"])
-        state["train_seconds"] += part["train_seconds"]
-        _next_epoch(state, epoch)
+            state.best_val_acc, state.best_epoch = val_acc, epoch
+        state.rows.append(row)
+        write_metrics(self.run_.file(METRICS), state.rows)
+        state.train_seconds += part.train_seconds
+        state.next_epoch(epoch)
         self._save_state(state)
         self.emit(EpochEnd(epoch, self.cfg.epochs, row, is_best))
 
-    def _save_state(self, state: dict[str, Any]) -> None:
-        if state["batch_done"]:  # mid-epoch: the weights of this very step
+    def _save_state(self, state: TrainState) -> None:
+        if state.batch_done:  # mid-epoch: the weights of this very step
             save_weights(self.model, self.run_.file(LAST))
-        saved = {k: v for k, v in state.items() if k != "rows"}
-        saved["optimizer"] = self.opt.state_dict()
-        saved["torch_rng"] = torch.get_rng_state()
-        save_state(self.run_.file(STATE), saved)
+        save_state(self.run_.file(STATE), SavedState(state, self.opt.state_dict(), torch.get_rng_state()))
 
-    def _finish(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, state: TrainState) -> dict[str, Any]:
         """Test accuracy, once, from the best weights chosen on validation."""
         load_weights(self.model, self.run_.file(BEST))
         self.model.to(self.device)
         report = evaluate_model(self.model, self.ds.test_images, self.ds.test_labels, self.device)
-        seen = len(self.train_y) * state["epoch_done"]
+        seen = len(self.train_y) * state.epoch_done
         summary = {
             **report, "run": self.run_.name, "arch": self.cfg.arch, **self._options(), "seed": self.cfg.seed,
-            "params": self.params, "macs": self.macs, "epochs": state["epoch_done"],
-            "best_epoch": state["best_epoch"], "best_val_accuracy": state["best_val_acc"],
-            "train_seconds": round(state["train_seconds"], 3),
-            "images_per_s": round(seen / max(state["train_seconds"], 1e-9), 1),
+            "params": self.params, "macs": self.macs, "epochs": state.epoch_done,
+            "best_epoch": state.best_epoch, "best_val_accuracy": state.best_val_acc,
+            "train_seconds": round(state.train_seconds, 3),
+            "images_per_s": round(seen / max(state.train_seconds, 1e-9), 1),
             "device": str(self.device), "bf16_autocast": self.bf16, "finished": True,
         }
         write_json(self.run_.file(SUMMARY), summary)
