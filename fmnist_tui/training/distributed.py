@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..core.errors import RunError, UsageError
 
@@ -88,10 +88,10 @@ class World:
         return self.device if self.backend == "nccl" else torch.device("cpu")
 
 
-def in_worker(env: dict[str, str] | None = None) -> bool:
+def in_worker(env: Mapping[str, str] | None = None) -> bool:
     """True when this process was started by torchrun (or another launcher setting its variables)."""
-    env = os.environ if env is None else env
-    return all(k in env for k in WORKER_ENV)
+    found = os.environ if env is None else env
+    return all(k in found for k in WORKER_ENV)
 
 
 def init_world(device: str) -> World | None:
@@ -118,8 +118,8 @@ def init_world(device: str) -> World | None:
         world_device = torch.device("cpu")
     backend = "nccl" if cuda else "gloo"
     if not dist.is_initialized():
-        kwargs = {"device_id": world_device} if cuda else {}
-        dist.init_process_group(backend, rank=rank, world_size=size, **kwargs)
+        # device_id binds the process group to this rank's GPU (nccl); gloo takes none
+        dist.init_process_group(backend, rank=rank, world_size=size, device_id=world_device if cuda else None)
     return World(rank, size, local, world_device, backend)
 
 

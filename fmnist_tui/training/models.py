@@ -19,6 +19,9 @@ MEAN, STD = 0.2860, 0.3530
 class Normalize(nn.Module):
     """(x - mean) / std with constant buffers (not parameters: counts stay the seed's)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: float = MEAN, std: float = STD) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
@@ -95,7 +98,7 @@ def count_macs(model: nn.Module) -> int:
         if isinstance(module, nn.Conv2d):
             per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
             total += output[0].numel() * per_output
-        else:
+        elif isinstance(module, nn.Linear):
             total += module.in_features * module.out_features
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
