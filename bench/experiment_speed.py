@@ -29,8 +29,19 @@ def run_mode(jobs: int, grid: list[str], work: Path) -> dict:
     """Run the experiment with `--jobs jobs` into a fresh folder; wall time includes process start-up."""
     runs, out = work / f"runs-j{jobs}", work / f"out-j{jobs}"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = [sys.executable, "-m", "fmnist_tui", "experiment", *grid, "--jobs", str(jobs), "--runs", str(runs),
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_tui",
+        "experiment",
+        *grid,
+        "--jobs",
+        str(jobs),
+        "--runs",
+        str(runs),
+        "--out",
+        str(out),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -38,10 +49,14 @@ def run_mode(jobs: int, grid: list[str], work: Path) -> dict:
         sys.exit(f"--jobs {jobs} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     doc = json.loads((out / "results.json").read_text())
     exp = doc["experiment"]
-    return {"jobs": jobs, "threads_per_training": exp["threads"], "wall_seconds": round(wall, 1),
-            "trainings": len(exp["trained"]), "mean_run_seconds": round(sum(exp["run_seconds"].values()) /
-                                                                        max(1, len(exp["run_seconds"])), 1),
-            "accuracy": {r["config"]: round(r["test_acc_mean"], 4) for r in doc["table"]}}
+    return {
+        "jobs": jobs,
+        "threads_per_training": exp["threads"],
+        "wall_seconds": round(wall, 1),
+        "trainings": len(exp["trained"]),
+        "mean_run_seconds": round(sum(exp["run_seconds"].values()) / max(1, len(exp["run_seconds"])), 1),
+        "accuracy": {r["config"]: round(r["test_acc_mean"], 4) for r in doc["table"]},
+    }
 
 
 def main() -> None:
@@ -51,7 +66,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("--keep", type=Path, help="keep the runs in this folder instead of a temporary one")
     args, extra = ap.parse_known_args()
-    grid = QUICK if args.quick else extra          # anything else is passed on to `fmnist experiment`
+    grid = QUICK if args.quick else extra  # anything else is passed on to `fmnist experiment`
     work = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"grid: {' '.join(grid) or '(the default experiment)'} · {cores} cores", flush=True)
@@ -60,8 +75,11 @@ def main() -> None:
         for jobs in (int(j) for j in args.modes.split(",")):
             res = run_mode(jobs, grid, work)
             results.append(res)
-            print(f"--jobs {jobs} × {res['threads_per_training']} threads: {res['wall_seconds']:8.1f} s wall for "
-                  f"{res['trainings']} trainings (mean {res['mean_run_seconds']:.1f} s each)", flush=True)
+            print(
+                f"--jobs {jobs} × {res['threads_per_training']} threads: {res['wall_seconds']:8.1f} s wall for "
+                f"{res['trainings']} trainings (mean {res['mean_run_seconds']:.1f} s each)",
+                flush=True,
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

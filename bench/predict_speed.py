@@ -28,9 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmnist_tui.inference.session import OnnxClassifier, list_models  # noqa: E402
+from fmnist_tui.inference.session import OnnxClassifier, list_models  # noqa: E402 - after sys.path points at the repository
 
-NAIVE_SCRIPT = '''
+NAIVE_SCRIPT = """
 import sys, numpy as np, torch
 from pathlib import Path
 from PIL import Image
@@ -44,15 +44,16 @@ for path in sorted(Path(sys.argv[2]).glob("*.png")):
     x = torch.from_numpy(np.asarray(img, dtype=np.float32)).reshape(1, 1, 28, 28) / 255
     with torch.no_grad():
         print(path, CLASSES[int(model(x).argmax())])
-'''
+"""
 
 
 def test_images(n: int) -> np.ndarray:
     """n real test images as uint8 [n,28,28] (random ones if the dataset is not installed)."""
     try:
         from fmnist_tui.core.data import load_dataset
+
         return load_dataset().test_images[:n]
-    except Exception as exc:  # the benchmark still runs on random inputs, and says so
+    except Exception as exc:  # noqa: BLE001 - the benchmark still runs on random inputs, and says so
         print(f"(dataset unavailable: {exc}; using random images)")
         return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
 
@@ -77,7 +78,7 @@ def throughput(fn, x: np.ndarray, batch: int, repeats: int) -> float:
     for _ in range(repeats):
         t0 = time.perf_counter()
         for i in range(0, len(x) - batch + 1, batch):
-            fn(x[i:i + batch])
+            fn(x[i : i + batch])
         best = min(best, time.perf_counter() - t0)
     return (len(x) // batch) * batch / best
 
@@ -92,8 +93,9 @@ def bench_model(path: Path, runs: Path, x: np.ndarray, threads: int, calls: int,
         print(f"({path.stem}: no run at {run}; PyTorch eager skipped)")
         return row
     import torch
-    from fmnist_tui.training.checkpoints import model_from_run
+
     from fmnist_tui.core.runs import Run
+    from fmnist_tui.training.checkpoints import model_from_run
 
     torch.set_num_threads(threads)
     model = model_from_run(Run(run))
@@ -103,6 +105,7 @@ def bench_model(path: Path, runs: Path, x: np.ndarray, threads: int, calls: int,
 
         def eager(batch: np.ndarray) -> object:
             return model(torch.from_numpy(batch))
+
         row["torch_b1_median_us"], row["torch_b1_p99_us"] = latency_us(eager, x, calls)
         row["torch_b256_img_s"] = throughput(eager, x, 256, repeats)
     row["ort_over_torch_b256"] = row["ort_b256_img_s"] / row["torch_b256_img_s"]
@@ -130,11 +133,21 @@ def bench_end_to_end(model: Path, run: Path, images: np.ndarray, threads: int, r
             Image.fromarray(im).save(folder / f"{i:04d}.png")
         naive = Path(tmp) / "naive.py"
         naive.write_text(NAIVE_SCRIPT.format(threads=threads))
-        predict = [sys.executable, "-m", "fmnist_tui", "predict", "--model", str(model), "--threads", str(threads),
-                   "--format", "csv"]
+        predict = [
+            sys.executable,
+            "-m",
+            "fmnist_tui",
+            "predict",
+            "--model",
+            str(model),
+            "--threads",
+            str(threads),
+            "--format",
+            "csv",
+        ]
         out = {"files": len(images)}
-        out["predict_folder_s"] = wall(predict + [str(folder)], repeats, env)
-        out["predict_one_s"] = wall(predict + [str(folder / "0000.png")], max(repeats, 5), env)
+        out["predict_folder_s"] = wall([*predict, str(folder)], repeats, env)
+        out["predict_one_s"] = wall([*predict, str(folder / "0000.png")], max(repeats, 5), env)
         if (run / "best.safetensors").is_file():
             out["naive_folder_s"] = wall([sys.executable, str(naive), str(run), str(folder)], repeats, env)
             out["speedup_vs_naive"] = out["naive_folder_s"] / out["predict_folder_s"]
@@ -142,27 +155,37 @@ def bench_end_to_end(model: Path, run: Path, images: np.ndarray, threads: int, r
 
 
 def report(rows: list[dict], e2e: dict) -> None:
-    print(f"\n{'model':<12}{'ORT b1 median':>15}{'ORT b1 p99':>12}{'ORT b256':>13}{'torch b1 med':>14}"
-          f"{'torch b256':>13}{'ORT/torch':>11}{'parity':>10}")
+    print(
+        f"\n{'model':<12}{'ORT b1 median':>15}{'ORT b1 p99':>12}{'ORT b256':>13}{'torch b1 med':>14}"
+        f"{'torch b256':>13}{'ORT/torch':>11}{'parity':>10}"
+    )
     for r in rows:
-        print(f"{r['model']:<12}{r['ort_b1_median_us']:>12.1f} µs{r['ort_b1_p99_us']:>9.1f} µs"
-              f"{r['ort_b256_img_s']:>9,.0f} i/s{r.get('torch_b1_median_us', float('nan')):>11.1f} µs"
-              f"{r.get('torch_b256_img_s', float('nan')):>9,.0f} i/s{r.get('ort_over_torch_b256', float('nan')):>10.1f}×"
-              f"{r.get('parity_max_abs_logit_diff', float('nan')):>10.1e}")
-    print(f"\nfmnist predict over {e2e['files']:,} PNGs (process start included): {e2e['predict_folder_s']:.2f} s; "
-          f"naive PyTorch script: {e2e.get('naive_folder_s', float('nan')):.2f} s "
-          f"→ {e2e.get('speedup_vs_naive', float('nan')):.1f}× faster")
+        print(
+            f"{r['model']:<12}{r['ort_b1_median_us']:>12.1f} µs{r['ort_b1_p99_us']:>9.1f} µs"
+            f"{r['ort_b256_img_s']:>9,.0f} i/s{r.get('torch_b1_median_us', float('nan')):>11.1f} µs"
+            f"{r.get('torch_b256_img_s', float('nan')):>9,.0f} i/s{r.get('ort_over_torch_b256', float('nan')):>10.1f}×"
+            f"{r.get('parity_max_abs_logit_diff', float('nan')):>10.1e}"
+        )
+    print(
+        f"\nfmnist predict over {e2e['files']:,} PNGs (process start included): {e2e['predict_folder_s']:.2f} s; "
+        f"naive PyTorch script: {e2e.get('naive_folder_s', float('nan')):.2f} s "
+        f"→ {e2e.get('speedup_vs_naive', float('nan')):.1f}× faster"
+    )
     print(f"fmnist predict one.png: {e2e['predict_one_s']:.3f} s wall")
     print("\ntargets:")
     for r in rows:
         ratio = r.get("ort_over_torch_b256")
         if ratio is not None:
             print(f"  {r['model']}: ORT ≥ 5× PyTorch eager at batch 256: {ratio:.1f}× {'✓' if ratio >= 5 else '✗'}")
-        print(f"  {r['model']}: batch-1 median ≤ 50 µs: {r['ort_b1_median_us']:.1f} µs "
-              f"{'✓' if r['ort_b1_median_us'] <= 50 else '✗'}")
+        print(
+            f"  {r['model']}: batch-1 median ≤ 50 µs: {r['ort_b1_median_us']:.1f} µs "
+            f"{'✓' if r['ort_b1_median_us'] <= 50 else '✗'}"
+        )
     if "speedup_vs_naive" in e2e:
-        print(f"  predict folder ≥ 5× faster than the naive script: {e2e['speedup_vs_naive']:.1f}× "
-              f"{'✓' if e2e['speedup_vs_naive'] >= 5 else '✗'}")
+        print(
+            f"  predict folder ≥ 5× faster than the naive script: {e2e['speedup_vs_naive']:.1f}× "
+            f"{'✓' if e2e['speedup_vs_naive'] >= 5 else '✗'}"
+        )
     print(f"  predict one.png < 0.5 s: {e2e['predict_one_s']:.3f} s {'✓' if e2e['predict_one_s'] < 0.5 else '✗'}")
 
 
@@ -179,12 +202,15 @@ def main() -> None:
         sys.exit(f"no .onnx files in {args.models}: build them with `make models` (or pass --models DIR)")
     calls, repeats, files, e2e_repeats = (300, 2, 200, 1) if args.quick else (2000, 5, 1000, 3)
     x = test_images(max(files, 2560 if not args.quick else 1024)).astype(np.float32)[:, None] / 255.0
-    print(f"{len(models)} model(s) from {args.models}; {args.threads} thread(s); "
-          f"{'quick' if args.quick else 'full'} mode; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"{len(models)} model(s) from {args.models}; {args.threads} thread(s); "
+        f"{'quick' if args.quick else 'full'} mode; python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
     rows = [bench_model(m, args.runs, x, args.threads, calls, repeats) for m in models]
     k3 = next((m for m in models if m.stem == "cnn-k3-s0"), models[0])
-    e2e = bench_end_to_end(k3, args.runs / k3.stem, (x[:files, 0] * 255).round().astype(np.uint8), args.threads,
-                           e2e_repeats)
+    e2e = bench_end_to_end(
+        k3, args.runs / k3.stem, (x[:files, 0] * 255).round().astype(np.uint8), args.threads, e2e_repeats
+    )
     report(rows, e2e)
     if args.json:
         args.json.write_text(json.dumps({"models": rows, "end_to_end": e2e}, indent=2) + "\n")

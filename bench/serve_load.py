@@ -40,7 +40,7 @@ class Tally:
     ok: int = 0
     client_errors: int = 0
     server_errors: int = 0
-    failures: int = 0          # connection errors: no status at all
+    failures: int = 0  # connection errors: no status at all
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, status: int | None, seconds: float) -> None:
@@ -62,7 +62,7 @@ def test_images(n: int) -> np.ndarray:
         from fmnist_tui.core.data import load_dataset
 
         return load_dataset().test_images[:n]
-    except Exception:  # any reason the dataset is missing: synthetic pixels exercise the same code
+    except Exception:  # noqa: BLE001 - any reason the dataset is missing: synthetic pixels exercise the same code
         return np.random.default_rng(0).integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
 
 
@@ -81,8 +81,13 @@ def npy_bytes(array: np.ndarray) -> bytes:
 def start_server(model: Path, timeout: float = 60.0) -> tuple[subprocess.Popen[str], int]:
     """The server subprocess and the port it picked (read from its start-up line)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "400"}
-    proc = subprocess.Popen([sys.executable, "-m", "fmnist_tui", "serve", "--model", str(model), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fmnist_tui", "serve", "--model", str(model), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     if "http://127.0.0.1:" not in line:
         proc.kill()
@@ -138,11 +143,16 @@ def load_phase(port: int, bodies: list[bytes], ctype: str, clients: int, seconds
 
 def summary(tally: Tally, wall: float, images_per_request: int) -> dict[str, float | int]:
     lat = np.array(tally.latencies) * 1000
-    return {"requests": tally.ok, "requests_per_s": round(tally.ok / wall, 1),
-            "images_per_s": round(tally.ok * images_per_request / wall, 1),
-            "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
-            "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
-            "4xx": tally.client_errors, "5xx": tally.server_errors, "connection_errors": tally.failures}
+    return {
+        "requests": tally.ok,
+        "requests_per_s": round(tally.ok / wall, 1),
+        "images_per_s": round(tally.ok * images_per_request / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+        "4xx": tally.client_errors,
+        "5xx": tally.server_errors,
+        "connection_errors": tally.failures,
+    }
 
 
 def main() -> None:
@@ -171,18 +181,26 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
-    result = {"model": str(args.model), "seconds_per_phase": seconds, "cpu_count": os.cpu_count(),
-              "png": {"clients": args.clients, **summary(single, wall1, 1)},
-              "npy": {"clients": args.npy_clients, "batch": args.npy_batch, **summary(batched, wall2, args.npy_batch)},
-              "server_exit_code_after_sigterm": code}
+    result = {
+        "model": str(args.model),
+        "seconds_per_phase": seconds,
+        "cpu_count": os.cpu_count(),
+        "png": {"clients": args.clients, **summary(single, wall1, 1)},
+        "npy": {"clients": args.npy_clients, "batch": args.npy_batch, **summary(batched, wall2, args.npy_batch)},
+        "server_exit_code_after_sigterm": code,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         p, n = result["png"], result["npy"]
-        print(f"PNG, {p['clients']} clients × {seconds:.0f} s: {p['requests_per_s']} req/s · p50 {p['p50_ms']} ms · "
-              f"p99 {p['p99_ms']} ms · 5xx {p['5xx']} · 4xx {p['4xx']} · connection errors {p['connection_errors']}")
-        print(f"x-npy [{n['batch']},28,28], {n['clients']} clients: {n['requests_per_s']} req/s = "
-              f"{n['images_per_s']:,} images/s · p50 {n['p50_ms']} ms · p99 {n['p99_ms']} ms · 5xx {n['5xx']}")
+        print(
+            f"PNG, {p['clients']} clients × {seconds:.0f} s: {p['requests_per_s']} req/s · p50 {p['p50_ms']} ms · "
+            f"p99 {p['p99_ms']} ms · 5xx {p['5xx']} · 4xx {p['4xx']} · connection errors {p['connection_errors']}"
+        )
+        print(
+            f"x-npy [{n['batch']},28,28], {n['clients']} clients: {n['requests_per_s']} req/s = "
+            f"{n['images_per_s']:,} images/s · p50 {n['p50_ms']} ms · p99 {n['p99_ms']} ms · 5xx {n['5xx']}"
+        )
         print(f"server exit code after SIGTERM: {code}")
     bad = single.server_errors + batched.server_errors + single.failures + batched.failures
     sys.exit(1 if bad or code != 0 else 0)

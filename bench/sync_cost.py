@@ -39,11 +39,21 @@ def cpu_kind() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.machine())
+    name = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+        platform.machine(),
+    )
     flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    has = [label for flag, label in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
-                                     ("amx_bf16", "AMX BF16")) if flag in flags]
+    has = [
+        label
+        for flag, label in (
+            ("avx2", "AVX2"),
+            ("avx512f", "AVX-512"),
+            ("avx512_bf16", "AVX-512 BF16"),
+            ("amx_bf16", "AMX BF16"),
+        )
+        if flag in flags
+    ]
     return f"{name} ({', '.join(has) or 'no AVX2'}; {os.cpu_count()} logical CPUs)"
 
 
@@ -53,8 +63,9 @@ def export_code(ref: str, into: Path) -> Path:
         if not (Path(ref) / "fmnist_tui").is_dir():
             sys.exit(f"--before {ref}: no fmnist_tui/ package in that folder")
         return Path(ref)
-    proc = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "fmnist_tui"],
-                          capture_output=True, check=False)
+    proc = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "fmnist_tui"], capture_output=True, check=False
+    )
     if proc.returncode != 0:
         sys.exit(f"--before {ref}: not a folder, and git cannot export it ({proc.stderr.decode().strip()})")
     with tarfile.open(fileobj=BytesIO(proc.stdout)) as tar:
@@ -64,8 +75,23 @@ def export_code(ref: str, into: Path) -> Path:
 
 def epoch_seconds(code: Path, model: str, out: Path, name: str, threads: int, subset: int | None) -> float:
     """One `fmnist train` epoch with the package in `code`; its metrics.csv `seconds`."""
-    cmd = [sys.executable, "-m", "fmnist_tui", "train", *MODELS[model], "--epochs", "1", "--threads", str(threads),
-           "--device", "cpu", "--out", str(out), "--name", name]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_tui",
+        "train",
+        *MODELS[model],
+        "--epochs",
+        "1",
+        "--threads",
+        str(threads),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--name",
+        name,
+    ]
     if subset:
         cmd += ["--subset", str(subset)]
     env = {**os.environ, "PYTHONPATH": str(code)}
@@ -76,8 +102,9 @@ def epoch_seconds(code: Path, model: str, out: Path, name: str, threads: int, su
         return float(next(csv.DictReader(fh))["seconds"])
 
 
-def measure(model: str, codes: dict[str, Path], out: Path, pairs: int, threads: int,
-            subset: int | None) -> dict[str, list[float]]:
+def measure(
+    model: str, codes: dict[str, Path], out: Path, pairs: int, threads: int, subset: int | None
+) -> dict[str, list[float]]:
     """Seconds per epoch of each version, pairs run in alternating order (before-after, after-before, …)."""
     times: dict[str, list[float]] = {label: [] for label in codes}
     for i in range(pairs):
@@ -104,18 +131,25 @@ def main() -> None:
         out = Path(tmp) / "runs"
         out.mkdir()
         print(f"CPU: {cpu_kind()}")
-        print(f"torch {torch.__version__}, {args.threads} threads, device cpu; before = {args.before}, "
-              f"after = {ROOT}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(
+            f"torch {torch.__version__}, {args.threads} threads, device cpu; before = {args.before}, "
+            f"after = {ROOT}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        )
         print(f"one epoch of {args.subset or 50_000:,} training images + validation, seconds from metrics.csv")
         results = {m: measure(m, codes, out, args.pairs, args.threads, args.subset) for m in args.models}
-    print(f"load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared machine: compare the "
-          "medians, and the minima as the least disturbed runs)")
-    print(f"\n{'model':<8} {'before s/epoch':>14} {'after s/epoch':>13} {'before/after':>12}   (medians of "
-          f"{args.pairs}; min before / after)")
+    print(
+        f"load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared machine: compare the "
+        "medians, and the minima as the least disturbed runs)"
+    )
+    print(
+        f"\n{'model':<8} {'before s/epoch':>14} {'after s/epoch':>13} {'before/after':>12}   (medians of "
+        f"{args.pairs}; min before / after)"
+    )
     for model, times in results.items():
         b, a = statistics.median(times["before"]), statistics.median(times["after"])
-        print(f"{model:<8} {b:14.2f} {a:13.2f} {b / a:11.3f}×   ({min(times['before']):.2f} / "
-              f"{min(times['after']):.2f})")
+        print(
+            f"{model:<8} {b:14.2f} {a:13.2f} {b / a:11.3f}×   ({min(times['before']):.2f} / {min(times['after']):.2f})"
+        )
 
 
 if __name__ == "__main__":

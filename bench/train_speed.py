@@ -24,9 +24,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fmnist_tui.core.config import TrainConfig  # noqa: E402
-from fmnist_tui.core.data import find_dataset, load_dataset  # noqa: E402
-from fmnist_tui.training.trainer import train  # noqa: E402
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.data import find_dataset, load_dataset
+from fmnist_tui.training.trainer import train
 
 CONFIGS = [("mlp", None), ("cnn", 3), ("cnn", 5), ("cnn", 7)]
 
@@ -42,8 +42,10 @@ def seed_loaders(workdir: Path) -> tuple:
         with opener(path, "rb") as src, open(raw / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
     tf = transforms.ToTensor()
-    return (datasets.FashionMNIST(str(workdir), train=True, download=False, transform=tf),
-            datasets.FashionMNIST(str(workdir), train=False, download=False, transform=tf))
+    return (
+        datasets.FashionMNIST(str(workdir), train=True, download=False, transform=tf),
+        datasets.FashionMNIST(str(workdir), train=False, download=False, transform=tf),
+    )
 
 
 #: where both recipes run (--device); the seed's loop moves each batch there, as a seed user on a GPU would
@@ -58,14 +60,25 @@ def seed_model(arch: str, kernel: int | None) -> nn.Module:
 
 def _seed_model(arch: str, kernel: int | None) -> nn.Module:
     if arch == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
+        )
     k = kernel or 3
-    return nn.Sequential(nn.Conv2d(1, 32, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 32, k, padding=k // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, k, padding=k // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(3136, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
 
 
-def seed_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tuple[float, int]:  # noqa: ANN001
+def seed_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tuple[float, int]:
     """One epoch of the seed's loop; returns (seconds, images)."""
     from torch.utils.data import DataLoader
 
@@ -87,22 +100,37 @@ def seed_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tup
 
 
 @torch.no_grad()
-def seed_test_accuracy(model: nn.Module, test_set) -> float:  # noqa: ANN001
+def seed_test_accuracy(model: nn.Module, test_set) -> float:
     from torch.utils.data import DataLoader
 
     model.eval()
-    correct = sum(int((model(x.to(DEVICE)).argmax(1).cpu() == y).sum()) for x, y in DataLoader(test_set, batch_size=1000))
+    correct = sum(
+        int((model(x.to(DEVICE)).argmax(1).cpu() == y).sum()) for x, y in DataLoader(test_set, batch_size=1000)
+    )
     return correct / len(test_set)
 
 
-def ours(arch: str, kernel: int | None, epochs: int, out: Path, subset: int | None, dataset,  # noqa: ANN001
-         lr: float | None = None) -> dict:
-    cfg = TrainConfig.create(arch=arch, kernel=kernel, epochs=epochs, subset=subset, out=str(out), lr=lr, device=DEVICE.type,
-                      name=f"{arch}-{kernel}-{epochs}-{time.monotonic_ns()}")
+def ours(
+    arch: str, kernel: int | None, epochs: int, out: Path, subset: int | None, dataset, lr: float | None = None
+) -> dict:
+    cfg = TrainConfig.create(
+        arch=arch,
+        kernel=kernel,
+        epochs=epochs,
+        subset=subset,
+        out=str(out),
+        lr=lr,
+        device=DEVICE.type,
+        name=f"{arch}-{kernel}-{epochs}-{time.monotonic_ns()}",
+    )
     result = train(cfg, dataset=dataset)
     rows = result.run.metrics()
-    return {"epoch_seconds": rows[0]["seconds"], "images": len(dataset.train_labels) if not subset else subset,
-            "train_seconds": result.summary["train_seconds"], "test_accuracy": result.summary["test_accuracy"]}
+    return {
+        "epoch_seconds": rows[0]["seconds"],
+        "images": subset if subset else len(dataset.train_labels),
+        "train_seconds": result.summary["train_seconds"],
+        "test_accuracy": result.summary["test_accuracy"],
+    }
 
 
 def main() -> None:
@@ -111,14 +139,22 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.91, help="test accuracy for the time-to-accuracy race")
     ap.add_argument("--no-race", action="store_true", help="skip the time-to-accuracy comparison")
     ap.add_argument("--no-table", action="store_true", help="skip the per-epoch table")
-    ap.add_argument("--sweep-default", action="store_true",
-                    help="race the default recipe too, with 2, 3, 4 … epoch budgets (slower)")
-    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
-                    help="where both recipes train (default cpu; auto: CUDA when present)")
+    ap.add_argument(
+        "--sweep-default",
+        action="store_true",
+        help="race the default recipe too, with 2, 3, 4 … epoch budgets (slower)",
+    )
+    ap.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="where both recipes train (default cpu; auto: CUDA when present)",
+    )
     args = ap.parse_args()
     global DEVICE
-    DEVICE = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    DEVICE = torch.device(
+        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     max_batches, subset = (40, 2560) if args.quick else (None, None)
     dataset = load_dataset()
     tmp = Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
@@ -127,21 +163,37 @@ def main() -> None:
         if args.no_table:
             CONFIGS.clear()
         where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        print(f"torch {torch.__version__} on {where}; seed epoch = 60,000 images at batch 64; "
-              f"ours = {len(dataset.train_labels):,} train images + 10,000 validation")
-        print(f"{'config':<8} {'seed s/epoch':>12} {'ours s/epoch':>12} {'epoch ratio':>11} "
-              f"{'seed img/s':>10} {'ours img/s':>10} {'img/s ratio':>11}")
+        print(
+            f"torch {torch.__version__} on {where}; seed epoch = 60,000 images at batch 64; "
+            f"ours = {len(dataset.train_labels):,} train images + 10,000 validation"
+        )
+        print(
+            f"{'config':<8} {'seed s/epoch':>12} {'ours s/epoch':>12} {'epoch ratio':>11} "
+            f"{'seed img/s':>10} {'ours img/s':>10} {'img/s ratio':>11}"
+        )
         for arch, kernel in CONFIGS:
             model = seed_model(arch, kernel)
             s_sec, s_n = seed_epoch(model, train_set, torch.optim.Adam(model.parameters(), 1e-3), max_batches)
             o = ours(arch, kernel, 1, tmp / "runs", subset, dataset)
             label = f"{arch}-k{kernel}" if kernel else arch
-            print(f"{label:<8} {s_sec:12.2f} {o['epoch_seconds']:12.2f} {s_sec / o['epoch_seconds']:10.2f}× "
-                  f"{s_n / s_sec:10,.0f} {o['images'] / o['train_seconds']:10,.0f} "
-                  f"{(o['images'] / o['train_seconds']) / (s_n / s_sec):10.2f}×", flush=True)
+            print(
+                f"{label:<8} {s_sec:12.2f} {o['epoch_seconds']:12.2f} {s_sec / o['epoch_seconds']:10.2f}× "
+                f"{s_n / s_sec:10,.0f} {o['images'] / o['train_seconds']:10,.0f} "
+                f"{(o['images'] / o['train_seconds']) / (s_n / s_sec):10.2f}×",
+                flush=True,
+            )
         if not args.no_race:
-            race(args.target, train_set, test_set, dataset, tmp / "runs", max_batches, subset, 2 if args.quick else 15,
-                 args.sweep_default)
+            race(
+                args.target,
+                train_set,
+                test_set,
+                dataset,
+                tmp / "runs",
+                max_batches,
+                subset,
+                2 if args.quick else 15,
+                args.sweep_default,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -151,8 +203,9 @@ def main() -> None:
 FAST = (3, 6e-3)
 
 
-def race(target: float, train_set, test_set, dataset, out: Path, max_batches, subset,  # noqa: ANN001
-         max_epochs: int, sweep_default: bool) -> None:
+def race(
+    target: float, train_set, test_set, dataset, out: Path, max_batches, subset, max_epochs: int, sweep_default: bool
+) -> None:
     """Training time until test accuracy ≥ target on cnn k=3: the seed recipe epoch by epoch; ours as
     `--epochs 3 --lr 6e-3` (and, with --sweep-default, the default recipe with growing epoch budgets)."""
     model = seed_model("cnn", 3)
@@ -170,14 +223,20 @@ def race(target: float, train_set, test_set, dataset, out: Path, max_batches, su
         for epochs, lr in plan:
             o = ours("cnn", 3, epochs, out, subset, dataset, lr)
             our_total, our_acc = o["train_seconds"], o["test_accuracy"]
-            print(f"  ours --epochs {epochs}{f' --lr {lr:g}' if lr else ''}: test {our_acc:.4f} "
-                  f"after {our_total:.1f}s of training", flush=True)
+            print(
+                f"  ours --epochs {epochs}{f' --lr {lr:g}' if lr else ''}: test {our_acc:.4f} "
+                f"after {our_total:.1f}s of training",
+                flush=True,
+            )
             if our_acc >= target:
                 break
         if plan:
             ok = seed_acc >= target and our_acc >= target
-            print(f"time to {target:.0%} on cnn-k3, ours ({label}): seed {seed_total:.1f}s, ours {our_total:.1f}s → "
-                  f"{seed_total / our_total:.2f}× faster" + ("" if ok else " (target not reached by both)"), flush=True)
+            print(
+                f"time to {target:.0%} on cnn-k3, ours ({label}): seed {seed_total:.1f}s, ours {our_total:.1f}s → "
+                f"{seed_total / our_total:.2f}× faster" + ("" if ok else " (target not reached by both)"),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

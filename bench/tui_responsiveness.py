@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmnist_tui.core.runs import Run  # noqa: E402
+from fmnist_tui.core.runs import Run  # noqa: E402 - after sys.path points at the repository
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,17 +77,22 @@ async def run_tui(args: argparse.Namespace, runs: Path) -> tuple[dict[str, Any],
         show_tab(tab)
         app.call_after_refresh(lambda: rendered.append(time.perf_counter()))
 
-    app.action_show_tab = timed_show_tab  # type: ignore[method-assign]
+    app.action_show_tab = timed_show_tab  # type: ignore[method-assign]  # times the real action, then calls it
     latencies: list[float] = []
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(TrainPane)
-        values = {"epochs": args.epochs, "batch": args.batch_size, "subset": args.subset, "threads": args.threads,
-                  "name": "tui"}
+        values = {
+            "epochs": args.epochs,
+            "batch": args.batch_size,
+            "subset": args.subset,
+            "threads": args.threads,
+            "name": "tui",
+        }
         for key, value in values.items():
             app.query_one(f"#{key}", Input).value = "" if value is None else str(value)
         app.set_focus(None)
         await pilot.press("s")
-        while pane.started is None and pane.running:       # torch import and data loading: not measured
+        while pane.started is None and pane.running:  # torch import and data loading: not measured
             await pilot.pause(0.05)
         key = "2"
         while pane.running:
@@ -114,18 +119,35 @@ def main() -> None:
         sys.exit("the training ended before any key could be measured; use more --epochs or a larger --subset")
     ms = sorted(1000 * x for x in latencies) or [float("nan")]
     result = {
-        "settings": {"epochs": args.epochs, "subset": args.subset, "threads": args.threads,
-                     "batch_size": args.batch_size, "interval_s": args.interval, "device": tui.get("device")},
-        "key_latency_ms": {"median": round(statistics.median(ms), 1), "p90": round(ms[math.ceil(0.9 * len(ms)) - 1], 1),
-                           "max": round(ms[-1], 1), "presses": len(latencies)},
-        "images_per_s": {"cli": cli["images_per_s"], "tui": tui["images_per_s"],
-                         "tui_vs_cli": round(tui["images_per_s"] / cli["images_per_s"], 3)},
+        "settings": {
+            "epochs": args.epochs,
+            "subset": args.subset,
+            "threads": args.threads,
+            "batch_size": args.batch_size,
+            "interval_s": args.interval,
+            "device": tui.get("device"),
+        },
+        "key_latency_ms": {
+            "median": round(statistics.median(ms), 1),
+            "p90": round(ms[math.ceil(0.9 * len(ms)) - 1], 1),
+            "max": round(ms[-1], 1),
+            "presses": len(latencies),
+        },
+        "images_per_s": {
+            "cli": cli["images_per_s"],
+            "tui": tui["images_per_s"],
+            "tui_vs_cli": round(tui["images_per_s"] / cli["images_per_s"], 3),
+        },
     }
-    result["pass"] = {"latency_under_100ms": result["key_latency_ms"]["median"] < 100,
-                      "throughput_within_15pct": result["images_per_s"]["tui_vs_cli"] >= 0.85}
+    result["pass"] = {
+        "latency_under_100ms": result["key_latency_ms"]["median"] < 100,
+        "throughput_within_15pct": result["images_per_s"]["tui_vs_cli"] >= 0.85,
+    }
     lat, ips = result["key_latency_ms"], result["images_per_s"]
-    print(f"key latency while training: median {lat['median']} ms · p90 {lat['p90']} ms · max {lat['max']} ms "
-          f"({lat['presses']} presses)")
+    print(
+        f"key latency while training: median {lat['median']} ms · p90 {lat['p90']} ms · max {lat['max']} ms "
+        f"({lat['presses']} presses)"
+    )
     print(f"images/s: CLI {ips['cli']:,.0f} · TUI {ips['tui']:,.0f} · TUI/CLI {ips['tui_vs_cli']:.3f}")
     print(json.dumps(result, indent=2))
     if args.json:

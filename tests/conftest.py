@@ -31,7 +31,7 @@ def synthetic_images(labels: np.ndarray, seed: int) -> np.ndarray:
     images = rng.integers(0, 40, size=(len(labels), 28, 28)).astype(np.uint8)
     for i, c in enumerate(labels):
         r = 2 + 2 * int(c)
-        images[i, r:r + 3, 4:24] = 220
+        images[i, r : r + 3, 4:24] = 220
     return images
 
 
@@ -58,8 +58,15 @@ def tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def cli_env(tiny_data: Path) -> dict[str, str]:
     """Environment for subprocess CLI runs on the synthetic dataset."""
     env = dict(os.environ)
-    env.update({"FMNIST_VERIFY": "0", "FMNIST_DATA": str(tiny_data), "PYTHONPATH": str(ROOT),
-                "COLUMNS": "200", "NO_COLOR": "1"})
+    env.update(
+        {
+            "FMNIST_VERIFY": "0",
+            "FMNIST_DATA": str(tiny_data),
+            "PYTHONPATH": str(ROOT),
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+    )
     return env
 
 

@@ -20,17 +20,20 @@ from fmnist_tui.core.data import CLASSES
 runner = CliRunner()
 
 
-def invoke(*args: str, env: dict[str, str] | None = None):  # noqa: ANN201 - click Result
+def invoke(*args: str, env: dict[str, str] | None = None):
     return runner.invoke(app, list(args), env=env)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--arch", "vit"], "'vit' is not one of"),
-    (["--kernel", "4"], "valid: 3, 5, 7"),
-    (["--arch", "mlp", "--kernel", "3"], "does not apply"),
-    (["--epochs", "0"], "positive"),
-    (["--batch-size", "-1"], "positive"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--arch", "vit"], "'vit' is not one of"),
+        (["--kernel", "4"], "valid: 3, 5, 7"),
+        (["--arch", "mlp", "--kernel", "3"], "does not apply"),
+        (["--epochs", "0"], "positive"),
+        (["--batch-size", "-1"], "positive"),
+    ],
+)
 def test_usage_errors_exit_2(args: list[str], needle: str, tiny_data: Path, tmp_path: Path) -> None:
     result = invoke("train", *args, "--data-dir", str(tiny_data), "--out", str(tmp_path / "runs"))
     assert result.exit_code == 2, result.output
@@ -94,8 +97,24 @@ def test_train_evaluate_and_refusals(tiny_data: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_saves_state_exits_130_and_resume_finishes(cli_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "fmnist_tui", "train", "--arch", "cnn", "--epochs", "30", "--batch-size", "16",
-           "--threads", "1", "--out", str(out), "--name", "cut"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_tui",
+        "train",
+        "--arch",
+        "cnn",
+        "--epochs",
+        "30",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--name",
+        "cut",
+    ]
     proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "cut" / "metrics.csv").exists() and time.monotonic() < deadline:
@@ -105,7 +124,19 @@ def test_ctrl_c_saves_state_exits_130_and_resume_finishes(cli_env: dict[str, str
     assert proc.returncode == 130, stderr
     assert "fmnist train --resume" in stderr and "Traceback" not in stderr + stdout
     assert (out / "cut" / "train_state.pt").exists()
-    resume = [sys.executable, "-m", "fmnist_tui", "train", "--resume", "--out", str(out), "--name", "cut", "--threads", "1"]
+    resume = [
+        sys.executable,
+        "-m",
+        "fmnist_tui",
+        "train",
+        "--resume",
+        "--out",
+        str(out),
+        "--name",
+        "cut",
+        "--threads",
+        "1",
+    ]
     done = subprocess.run(resume, env=cli_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming at epoch" in done.stdout
@@ -115,12 +146,17 @@ def test_ctrl_c_saves_state_exits_130_and_resume_finishes(cli_env: dict[str, str
 
 # --- output that is not a terminal: a log file or a pipe ------------------------------------------
 NUMBER = r"[\d,]+(\.\d+)?"
-EPOCH = rf"epoch +\d+/(?P<of>\d+)  train loss {NUMBER} acc {NUMBER}  val loss {NUMBER} acc {NUMBER}  {NUMBER}s  " \
-        rf"{NUMBER} img/s(  best)?"
+EPOCH = (
+    rf"epoch +\d+/(?P<of>\d+)  train loss {NUMBER} acc {NUMBER}  val loss {NUMBER} acc {NUMBER}  {NUMBER}s  "
+    rf"{NUMBER} img/s(  best)?"
+)
 #: every line `fmnist train` prints, whole: a line broken mid-way matches none of them
-TRAIN_LINES = [rf"\S+: training of \d+ · {NUMBER} params · {NUMBER} M MACs · \S+ \(\S+\) · \d+ batches/epoch → \S+",
-               EPOCH, rf"done: test accuracy {NUMBER}% \(best epoch \d+, val {NUMBER}%\) in {NUMBER}s of training → \S+",
-               r"next: fmnist evaluate \S+ · fmnist export \S+"]
+TRAIN_LINES = [
+    rf"\S+: training of \d+ · {NUMBER} params · {NUMBER} M MACs · \S+ \(\S+\) · \d+ batches/epoch → \S+",
+    EPOCH,
+    rf"done: test accuracy {NUMBER}% \(best epoch \d+, val {NUMBER}%\) in {NUMBER}s of training → \S+",
+    r"next: fmnist evaluate \S+ · fmnist export \S+",
+]
 
 
 @pytest.fixture
@@ -135,8 +171,15 @@ def run_logged(args: list[str], env: dict[str, str], log: Path | None = None) ->
     """Run `fmnist ARGS` with stdout to the file `log` (else a pipe) and stderr to a pipe; its stdout, checked
     for what only a terminal should get."""
     with open(log or os.devnull, "w") as file:
-        done = subprocess.run([sys.executable, "-m", "fmnist_tui", *args], env=env, text=True, timeout=300,
-                              stdout=file if log else subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "fmnist_tui", *args],
+            env=env,
+            text=True,
+            timeout=300,
+            stdout=file if log else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
     text = log.read_text() if log else done.stdout
     assert done.returncode == 0, done.stderr + text
     for junk in ("\r", "\x1b"):
@@ -147,8 +190,11 @@ def run_logged(args: list[str], env: dict[str, str], log: Path | None = None) ->
 
 def test_train_to_a_log_file_is_one_whole_line_per_epoch(pipe_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "a-folder-name-long-enough-that-the-lines-pass-eighty-columns" / "runs"
-    text = run_logged(["train", "--arch", "mlp", "--epochs", "3", "--threads", "1", "--out", str(out)], pipe_env,
-                      tmp_path / "train.log")
+    text = run_logged(
+        ["train", "--arch", "mlp", "--epochs", "3", "--threads", "1", "--out", str(out)],
+        pipe_env,
+        tmp_path / "train.log",
+    )
     lines = text.splitlines()
     assert len(lines) == 6 and max(map(len, lines)) > 80, text
     for line in lines:
@@ -156,33 +202,50 @@ def test_train_to_a_log_file_is_one_whole_line_per_epoch(pipe_env: dict[str, str
     assert [re.fullmatch(EPOCH, line) is not None for line in lines] == [False, True, True, True, False, False]
 
 
-def test_evaluate_and_export_to_a_pipe_keep_lines_and_class_names_whole(pipe_env: dict[str, str],
-                                                                        tmp_path: Path) -> None:
+def test_evaluate_and_export_to_a_pipe_keep_lines_and_class_names_whole(
+    pipe_env: dict[str, str], tmp_path: Path
+) -> None:
     runs = tmp_path / "runs"
     run_logged(["train", "--arch", "mlp", "--epochs", "1", "--threads", "1", "--out", str(runs)], pipe_env)
     text = run_logged(["evaluate", "mlp-s0", "--runs", str(runs)], pipe_env)
     lines = text.splitlines()
-    assert "…" not in text                                  # nothing truncated to fit a column
+    assert "…" not in text  # nothing truncated to fit a column
     assert any(re.fullmatch(r" *true \\ pred" + "".join(rf" +{j}" for j in range(10)) + " *", line) for line in lines)
-    for i, name in enumerate(CLASSES):                      # in full, in the per-class table and as a matrix row
+    for i, name in enumerate(CLASSES):  # in full, in the per-class table and as a matrix row
         assert any(re.fullmatch(rf"│ {re.escape(name)} +│" + rf" +{NUMBER} │" * 4, line) for line in lines), name
         row = next(line for line in lines if line.strip().startswith(f"{i} {name} "))
         assert len(row.split()) == len(name.split()) + 1 + 10, row
     assert next(line for line in lines if line.startswith("most confused: ")).count("↔") == 3
-    text = run_logged(["export", "mlp-s0", "--runs", str(runs), "--out", str(tmp_path / "export"), "--threads", "1"],
-                      pipe_env)
+    text = run_logged(
+        ["export", "mlp-s0", "--runs", str(runs), "--out", str(tmp_path / "export"), "--threads", "1"], pipe_env
+    )
     assert re.search(r"^exported mlp-s0 → \S+\.onnx \(.*sha256 \w+…\) in [\d.]+s$", text, re.MULTILINE), text
     assert re.search(r"^  onnxruntime vs PyTorch on .* top-1 agreement [\d.]+%$", text, re.MULTILINE), text
     assert re.search(r"^manifest: \S+ · next: fmnist predict IMAGE --model \S+\.onnx$", text, re.MULTILINE), text
 
 
 def test_experiment_to_a_log_file_forwards_whole_epoch_lines(pipe_env: dict[str, str], tmp_path: Path) -> None:
-    args = ["experiment", "--archs", "mlp", "--seeds", "1", "--epochs", "2", "--subset", "64", "--no-latency",
-            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    args = [
+        "experiment",
+        "--archs",
+        "mlp",
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--subset",
+        "64",
+        "--no-latency",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     lines = run_logged(args, pipe_env, tmp_path / "experiment.log").splitlines()
     epochs = [line for line in lines if line.startswith("  mlp-s0: epoch ")]
     assert len(epochs) == 2 and all(re.fullmatch(rf"  mlp-s0: {EPOCH}", line) for line in epochs), lines
-    assert any(re.fullmatch(r"wall time [\d.]+s \(1 trained, 0 reused\) → \S+results\.md, \S+, \S+", line)
-               for line in lines)
+    assert any(
+        re.fullmatch(r"wall time [\d.]+s \(1 trained, 0 reused\) → \S+results\.md, \S+, \S+", line) for line in lines
+    )
     table = [line for line in lines if line.startswith(tuple("┏┃┡│└"))]
     assert table and all(line.endswith(tuple("┓┃┩│┘")) for line in table)  # a wrapped table row would end mid-cell

@@ -57,7 +57,7 @@ def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_hash_mismatch_names_the_file(tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: SHA-256"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: SHA-256"):
         data.load_dataset(tiny_data, verify=True)
     ds = data.load_dataset(tiny_data, verify=False)
     assert ds.train_images.dtype == np.uint8 and ds.train_images.shape[1:] == (28, 28)
@@ -66,7 +66,7 @@ def test_hash_mismatch_names_the_file(tiny_data: Path, monkeypatch: pytest.Monke
 def test_truncated_gzip_names_the_file(tiny_data: Path) -> None:
     path = tiny_data / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz"):
         data.load_dataset(tiny_data, verify=False)
 
 
@@ -74,7 +74,7 @@ def test_split_is_fixed_stratified_and_disjoint(tiny_data: Path) -> None:
     a, b = data.load_dataset(tiny_data), data.load_dataset(tiny_data)
     np.testing.assert_array_equal(a.val_images, b.val_images)
     np.testing.assert_array_equal(a.train_labels, b.train_labels)
-    assert data.class_counts(a.val_labels) == [5] * 10      # 1 in 6 of 30 per class
+    assert data.class_counts(a.val_labels) == [5] * 10  # 1 in 6 of 30 per class
     assert data.class_counts(a.train_labels) == [25] * 10
     train_idx, val_idx = data.split_indices(np.repeat(np.arange(10), 60))
     assert not set(train_idx) & set(val_idx) and len(train_idx) + len(val_idx) == 600
@@ -88,7 +88,7 @@ def test_fingerprint_depends_on_every_hash() -> None:
 
 def test_a_missing_file_is_named(tiny_data: Path) -> None:
     (tiny_data / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte \\(raw or .gz\\) not found"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte \(raw or \.gz\) not found"):
         data.load_dataset(tiny_data)
 
 
@@ -108,7 +108,7 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(tiny_data: Path) -> None:
     assert len(bomb) < 1 << 20
     tracemalloc.start()
     try:
-        with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: truncated or padded"):
+        with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: truncated or padded"):
             data.load_dataset(tiny_data)
         peak = tracemalloc.get_traced_memory()[1]
     finally:

@@ -21,8 +21,9 @@ def test_evaluate_on_cuda_without_a_gpu_is_one_line(tmp_path: Path) -> None:
     (run / "config.json").write_text(json.dumps({"arch": "cnn", "kernel": 3}))
     res = runner.invoke(app, ["evaluate", "cnn-k3-s0", "--runs", str(tmp_path / "runs"), "--device", "cuda"])
     assert res.exit_code == 1
-    assert res.stderr.strip().splitlines() == ["error: --device cuda: no CUDA device is available here; use cpu or "
-                                               "auto"]
+    assert res.stderr.strip().splitlines() == [
+        "error: --device cuda: no CUDA device is available here; use cpu or auto"
+    ]
     assert "Traceback" not in res.output
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.errors import RunError, UsageError
-from fmnist_tui.study.plan import DONE, NEW, RESTART, RESUME, plan, status, train_command
 from fmnist_tui.core.runs import Run
+from fmnist_tui.study.plan import DONE, NEW, RESTART, RESUME, plan, status, train_command
 
 
 def test_default_grid() -> None:
@@ -27,7 +27,10 @@ def test_default_grid() -> None:
 
 
 def test_narrowed_grid_and_bad_values() -> None:
-    assert [c.run_name for c in plan(["cnn"], {"kernel": [5]}, 2, 1, Path("x"), subset=64)] == ["cnn-k5-s0", "cnn-k5-s1"]
+    assert [c.run_name for c in plan(["cnn"], {"kernel": [5]}, 2, 1, Path("x"), subset=64)] == [
+        "cnn-k5-s0",
+        "cnn-k5-s1",
+    ]
     assert plan(["cnn"], {"kernel": [5]}, 1, 1, Path("x"), subset=64)[0].subset == 64
     with pytest.raises(UsageError, match="seeds must be at least 1"):
         plan(["mlp"], {"kernel": [3]}, 0, 1, Path("x"))
@@ -54,6 +57,7 @@ def stop_after(batches: int):
     def should_stop() -> bool:
         calls["n"] += 1
         return calls["n"] > batches
+
     return should_stop
 
 
@@ -61,14 +65,23 @@ def stop_after(batches: int):
 def test_status_of_runs(tiny_data: Path, tmp_path: Path) -> None:
     from fmnist_tui.training.trainer import train
 
-    cfg = TrainConfig.create(arch="mlp", kernel=None, epochs=2, seed=0, subset=64, out=str(tmp_path / "r"),
-                      data_dir=str(tiny_data), threads=1, batch_size=32)
+    cfg = TrainConfig.create(
+        arch="mlp",
+        kernel=None,
+        epochs=2,
+        seed=0,
+        subset=64,
+        out=str(tmp_path / "r"),
+        data_dir=str(tiny_data),
+        threads=1,
+        batch_size=32,
+    )
     assert status(cfg) == NEW
     assert train(cfg, should_stop=stop_after(3)).interrupted
     assert status(cfg) == RESUME
     train(cfg, resume=True)
     assert status(cfg) == DONE
-    with pytest.raises(RunError, match="another recipe.*epochs 2 ≠ 3"):
+    with pytest.raises(RunError, match=r"another recipe.*epochs 2 ≠ 3"):
         status(cfg.with_changes(epochs=3))
     Run(cfg.run_dir).file("summary.json").unlink()
     Run(cfg.run_dir).file("train_state.pt").unlink()
@@ -76,8 +89,14 @@ def test_status_of_runs(tiny_data: Path, tmp_path: Path) -> None:
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fmnist_tui", "experiment", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist_tui", "experiment", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 TINY = ["--archs", "mlp", "--epochs", "1", "--seeds", "2", "--subset", "64", "--runs", "runs", "--out", "out"]
@@ -99,7 +118,7 @@ def test_experiment_trains_then_reuses(cli_env: dict[str, str], tmp_path: Path) 
     before = summary.stat().st_mtime_ns
     again = run_cli(TINY, cli_env, tmp_path)
     assert again.returncode == 0, again.stderr
-    assert summary.stat().st_mtime_ns == before                       # finished runs are reused, not retrained
+    assert summary.stat().st_mtime_ns == before  # finished runs are reused, not retrained
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["experiment"]["trained"] == [] and sorted(doc["experiment"]["reused"]) == ["mlp-s0", "mlp-s1"]
 
@@ -116,8 +135,11 @@ def test_experiment_resumes_interrupted_runs(cli_env: dict[str, str], tiny_data:
     (runs / "mlp-s1" / "config.json").write_text(json.dumps(cfg.with_changes(seed=1).to_dict()))
     dry = run_cli([*TINY[:-4], "--epochs", "2", "--runs", "runs", "--out", "out", "--dry-run"], cli_env, tmp_path)
     assert "mlp-s0: resume" in dry.stdout and "mlp-s1: restart" in dry.stdout, dry.stdout + dry.stderr
-    res = run_cli([*TINY[:-4], "--epochs", "2", "--runs", "runs", "--out", "out", "--jobs", "1", "--no-latency"],
-                  cli_env, tmp_path)
+    res = run_cli(
+        [*TINY[:-4], "--epochs", "2", "--runs", "runs", "--out", "out", "--jobs", "1", "--no-latency"],
+        cli_env,
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "mlp-s0: resuming" in res.stdout and "mlp-s1: restarting" in res.stdout
     assert "resuming at epoch 2 of 2" in (tmp_path / "out" / "logs" / "mlp-s0.log").read_text()
@@ -128,8 +150,14 @@ def test_experiment_resumes_interrupted_runs(cli_env: dict[str, str], tiny_data:
 @pytest.mark.slow
 def test_ctrl_c_stops_children_with_state_saved(cli_env: dict[str, str], tmp_path: Path) -> None:
     args = ["--archs", "mlp", "--epochs", "400", "--seeds", "1", "--runs", "runs", "--out", "out"]
-    proc = subprocess.Popen([sys.executable, "-m", "fmnist_tui", "experiment", *args], env=cli_env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fmnist_tui", "experiment", *args],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log = tmp_path / "out" / "logs" / "mlp-s0.log"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (log.exists() and "epoch   2/400" in log.read_text()):

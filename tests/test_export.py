@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT, make_tiny_dataset
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.data import CLASSES, load_dataset
+from fmnist_tui.core.runs import Run
 from fmnist_tui.deploy.export import PARITY_MIN_IMAGES, ExportError, export_run, sha256_file
 from fmnist_tui.inference.session import OnnxClassifier
-from fmnist_tui.core.runs import Run
 from fmnist_tui.training.trainer import train
+from tests.conftest import ROOT, make_tiny_dataset
 
 pytestmark = pytest.mark.slow  # every test here trains (the module's runs) and exports
 
@@ -34,8 +34,17 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     with pytest.MonkeyPatch.context() as mp:  # only while training: tests set their own environment
         mp.setenv("FMNIST_VERIFY", "0")
         for arch, kernel in (("cnn", 3), ("mlp", None)):
-            train(TrainConfig.create(arch=arch, kernel=kernel, epochs=1, subset=256, threads=1, out=str(base / "runs"),
-                              data_dir=str(data)))
+            train(
+                TrainConfig.create(
+                    arch=arch,
+                    kernel=kernel,
+                    epochs=1,
+                    subset=256,
+                    threads=1,
+                    out=str(base / "runs"),
+                    data_dir=str(data),
+                )
+            )
     yield base / "runs", data
 
 
@@ -56,8 +65,9 @@ def copy_run(src: Path, dst: Path) -> Run:
 def test_export_cli_writes_a_verified_self_describing_model(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
     runs, _ = synthetic_env
     out = tmp_path / "export"
-    result = runner.invoke(app, ["export", "cnn-k3-s0", "mlp-s0", "--runs", str(runs), "--out", str(out),
-                                 "--threads", "1"])
+    result = runner.invoke(
+        app, ["export", "cnn-k3-s0", "mlp-s0", "--runs", str(runs), "--out", str(out), "--threads", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert "onnx.checker (full check): passed" in result.output
     assert f"onnxruntime vs PyTorch on {PARITY_MIN_IMAGES:,} images" in result.output
@@ -104,8 +114,9 @@ def test_accuracy_mismatch_fails_and_leaves_no_file(synthetic_env: tuple[Path, P
 
 
 @pytest.mark.parametrize("device, off, exported", [("cpu", 1, False), ("cuda", 1, True), ("cuda", 6, False)])
-def test_a_gpu_evaluated_summary_may_differ_by_a_few_images(synthetic_env: tuple[Path, Path], tmp_path: Path,
-                                                            device: str, off: int, exported: bool) -> None:
+def test_a_gpu_evaluated_summary_may_differ_by_a_few_images(
+    synthetic_env: tuple[Path, Path], tmp_path: Path, device: str, off: int, exported: bool
+) -> None:
     """A run evaluated on a GPU: its summary may be a borderline image or two away from the CPU's count."""
     runs, _ = synthetic_env
     run = copy_run(runs / "cnn-k3-s0", tmp_path / "runs" / "cnn-k3-s0")
@@ -125,8 +136,9 @@ def test_a_gpu_evaluated_summary_may_differ_by_a_few_images(synthetic_env: tuple
         assert list(out.iterdir()) == []
 
 
-def test_parity_failure_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parity_failure_leaves_no_file(
+    synthetic_env: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import fmnist_tui.deploy.export as exporter
 
     runs, data = synthetic_env
@@ -139,8 +151,7 @@ def test_parity_failure_leaves_no_file(synthetic_env: tuple[Path, Path], tmp_pat
     assert list(out.iterdir()) == []
 
 
-def test_a_manifest_that_cannot_be_replaced_publishes_neither(synthetic_env: tuple[Path, Path],
-                                                             tmp_path: Path) -> None:
+def test_a_manifest_that_cannot_be_replaced_publishes_neither(synthetic_env: tuple[Path, Path], tmp_path: Path) -> None:
     runs, _ = synthetic_env
     out = tmp_path / "export"
     (out / "manifest.json").mkdir(parents=True)  # a folder where the manifest should be: it cannot be replaced
@@ -182,8 +193,10 @@ def test_tiny_real_run_exports_with_equal_test_accuracy(tmp_path: Path, monkeypa
     monkeypatch.delenv("FMNIST_DATA", raising=False)
     monkeypatch.delenv("FMNIST_VERIFY", raising=False)
     ds = load_dataset()
-    result = train(TrainConfig.create(arch="cnn", kernel=3, epochs=1, subset=256, threads=1, out=str(tmp_path / "runs")),
-                   dataset=ds)
+    result = train(
+        TrainConfig.create(arch="cnn", kernel=3, epochs=1, subset=256, threads=1, out=str(tmp_path / "runs")),
+        dataset=ds,
+    )
     report = export_run(result.run, tmp_path / "export", ds)
     assert report.test_images == report.parity_images == 10_000
     assert report.max_abs_diff <= 1e-4 and report.top1_agreement == 1.0

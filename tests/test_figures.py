@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmnist_tui.study import figures
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
-from fmnist_tui.core.data import CLASSES, SYSTEM_DIR, load_dataset
+from fmnist_tui.core.data import SYSTEM_DIR, load_dataset
+from fmnist_tui.study import figures
 from fmnist_tui.study.report import FIGURES, ReportBuilder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -24,7 +24,7 @@ def assert_png(path: Path, min_size: tuple[int, int] = (200, 150)) -> None:
     assert data[:8] == PNG_MAGIC and len(data) > 2000, path
     with Image.open(path) as img:
         assert img.size[0] >= min_size[0] and img.size[1] >= min_size[1]
-        assert np.asarray(img.convert("L")).std() > 5          # not a blank canvas
+        assert np.asarray(img.convert("L")).std() > 5  # not a blank canvas
 
 
 @pytest.mark.slow
@@ -52,17 +52,45 @@ def test_confusion_and_tile(tmp_path: Path) -> None:
 
 
 def test_study_figures(tmp_path: Path) -> None:
-    rows = [{"config": "mlp", "arch": "mlp", "kernel": None, "params": 235146, "macs": 234752, "n": 3, "test_acc_mean": 0.89,
-             "test_acc_ci_low": 0.88, "test_acc_ci_high": 0.90}]
-    rows += [{"config": f"cnn-k{k}", "arch": "cnn", "kernel": k, "params": p, "macs": 10 ** 6 * k, "n": 3, "test_acc_mean": 0.92 - k / 1000,
-              "test_acc_ci_low": 0.91 - k / 1000, "test_acc_ci_high": 0.93 - k / 1000}
-             for k, p in ((7, 504842), (3, 421642), (5, 454922))]
+    rows = [
+        {
+            "config": "mlp",
+            "arch": "mlp",
+            "kernel": None,
+            "params": 235146,
+            "macs": 234752,
+            "n": 3,
+            "test_acc_mean": 0.89,
+            "test_acc_ci_low": 0.88,
+            "test_acc_ci_high": 0.90,
+        }
+    ]
+    rows += [
+        {
+            "config": f"cnn-k{k}",
+            "arch": "cnn",
+            "kernel": k,
+            "params": p,
+            "macs": 10**6 * k,
+            "n": 3,
+            "test_acc_mean": 0.92 - k / 1000,
+            "test_acc_ci_low": 0.91 - k / 1000,
+            "test_acc_ci_high": 0.93 - k / 1000,
+        }
+        for k, p in ((7, 504842), (3, 421642), (5, 454922))
+    ]
     drawn = figures.kernel_study(rows, tmp_path / "k.png", baseline="mlp")
-    assert [r["kernel"] for r in drawn] == [3, 5, 7, None]        # CNN points in kernel order, then the MLP band
-    means = figures.per_class_accuracy({"mlp": np.full((3, 10), 0.8), "cnn-k3": np.full((2, 10), 0.9)}, tmp_path / "p.png")
+    assert [r["kernel"] for r in drawn] == [3, 5, 7, None]  # CNN points in kernel order, then the MLP band
+    means = figures.per_class_accuracy(
+        {"mlp": np.full((3, 10), 0.8), "cnn-k3": np.full((2, 10), 0.9)}, tmp_path / "p.png"
+    )
     assert np.allclose(means["cnn-k3"], 0.9)
-    hist = {"r": [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_acc": 0.5 + e / 10,
-                   "val_acc": 0.5 + e / 11} for e in (1, 2, 3)]}
+    hist = {
+        "r": [
+            {"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_acc": 0.5 + e / 10, "val_acc": 0.5 + e / 11}
+            for e in (1, 2, 3)
+        ]
+    }
     assert figures.training_curves(hist, tmp_path / "t.png") == hist
     for name in ("k", "p", "t"):
         assert_png(tmp_path / f"{name}.png")
@@ -125,7 +153,9 @@ def test_featuremaps_cli(real_runs: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert_png(tmp_path / "f.png")
     Image.fromarray(255 - load_dataset().test_images[5]).resize((90, 90)).save(tmp_path / "shirt.png")  # dark on light
-    res = runner.invoke(app, [*base, "--run", "cnn-k3-s0", str(tmp_path / "shirt.png"), "--out", str(tmp_path / "g.png")])
+    res = runner.invoke(
+        app, [*base, "--run", "cnn-k3-s0", str(tmp_path / "shirt.png"), "--out", str(tmp_path / "g.png")]
+    )
     assert res.exit_code == 0 and "32×28×28" in res.stdout
     res = runner.invoke(app, [*base, "--run", "mlp-s0", "--test-index", "0"])
     assert res.exit_code == 2 and "no conv layers" in res.stderr

@@ -15,7 +15,7 @@ from tests.test_preprocess import garment
 
 def test_the_suffix_list_is_the_allowed_formats_own() -> None:
     assert tuple(FORMAT_SUFFIXES) == ALLOWED_FORMATS
-    assert IMAGE_SUFFIXES == {s for suffixes in FORMAT_SUFFIXES.values() for s in suffixes}
+    assert {s for suffixes in FORMAT_SUFFIXES.values() for s in suffixes} == IMAGE_SUFFIXES
     registered = Image.registered_extensions()
     for fmt, suffixes in FORMAT_SUFFIXES.items():
         for suffix in suffixes:
@@ -32,7 +32,7 @@ def mixed_folder(tmp_path: Path) -> Path:
         for suffix in suffixes:
             picture.save(folder / f"{fmt.lower()}{suffix}", fmt)
         picture.save(folder / f"{fmt.lower()}-upper{suffixes[0].upper()}", fmt)
-    picture.save(folder / "gray.pgm", "PPM")   # the TUI used to offer these, which predict refuses
+    picture.save(folder / "gray.pgm", "PPM")  # the TUI used to offer these, which predict refuses
     picture.save(folder / "color.ppm", "PPM")
     (folder / "notes.txt").write_text("not an image")
     return folder
@@ -59,4 +59,5 @@ def test_tree_folder_scan_and_decoder_agree(mixed_folder: Path) -> None:
 def test_an_empty_folder_names_the_suffixes(tmp_path: Path) -> None:
     (tmp_path / "photo.pgm").write_bytes(b"P5 1 1 255 \x00")
     assert list(expand_inputs([str(tmp_path)])) == [
-        (str(tmp_path), f"folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")]
+        (str(tmp_path), f"folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    ]

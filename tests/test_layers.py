@@ -33,6 +33,12 @@ def test_torch_free_layers_import_no_torch() -> None:
     found = json.loads(out.stdout)
     modules = set(found["modules"])
     # the walk sees the real packages (an empty walk would pass vacuously)
-    assert {"fmnist_tui.inference.preprocess", "fmnist_tui.inference.session", "fmnist_tui.inference.files",
-            "fmnist_tui.inference.classify", "fmnist_tui.inference.prediction", "fmnist_tui.core.data"} <= modules
+    assert {
+        "fmnist_tui.inference.preprocess",
+        "fmnist_tui.inference.session",
+        "fmnist_tui.inference.files",
+        "fmnist_tui.inference.classify",
+        "fmnist_tui.inference.prediction",
+        "fmnist_tui.core.data",
+    } <= modules
     assert found["torch"] == [], f"{found['torch_by']} imports torch: import it lazily, where it is used"

@@ -11,8 +11,9 @@ from fmnist_tui.core.errors import ConfigError
 from fmnist_tui.training.models import CNN, count_macs, count_params, create_model
 
 
-@pytest.mark.parametrize("arch,kernel,params", [("mlp", None, 235_146), ("cnn", 3, 421_642),
-                                                ("cnn", 5, 454_922), ("cnn", 7, 504_842)])
+@pytest.mark.parametrize(
+    "arch,kernel,params", [("mlp", None, 235_146), ("cnn", 3, 421_642), ("cnn", 5, 454_922), ("cnn", 7, 504_842)]
+)
 def test_parameter_counts_match_the_seed(arch: str, kernel: int | None, params: int) -> None:
     model = create_model(arch, {"kernel": kernel})
     assert count_params(model) == params
@@ -57,11 +58,15 @@ def test_every_spec_builds_its_model_and_states_its_receptive_field(arch: str) -
 def test_registry_errors_and_names() -> None:
     assert list(registry.REGISTRY)[:2] == ["mlp", "cnn"]
     assert registry.get("cnn").resolve({}) == {"kernel": 3} and isinstance(create_model("cnn"), CNN)
-    for arch, options, field, match in (("vit", {}, "arch", "valid: mlp, cnn"),
-                                        ("cnn", {"kernel": 4}, "kernel", "valid: 3, 5, 7"),
-                                        ("mlp", {"kernel": 3}, "kernel", "does not apply")):
+    for arch, options, field, match in (
+        ("vit", {}, "arch", "valid: mlp, cnn"),
+        ("cnn", {"kernel": 4}, "kernel", "valid: 3, 5, 7"),
+        ("mlp", {"kernel": 3}, "kernel", "does not apply"),
+    ):
         with pytest.raises(ConfigError, match=match) as caught:
             registry.get(arch).resolve(options)
         assert caught.value.field == field
     assert registry.run_name("cnn", {"kernel": 5}, 2) == "cnn-k5-s2" and registry.run_name("mlp", {}, 0) == "mlp-s0"
-    assert registry.label("cnn", {"kernel": 3}) == "cnn-k3" and registry.has_convs("cnn") and not registry.has_convs("mlp")
+    assert (
+        registry.label("cnn", {"kernel": 3}) == "cnn-k3" and registry.has_convs("cnn") and not registry.has_convs("mlp")
+    )

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
 from fmnist_tui.core.data import CLASSES
+from tests.conftest import ROOT
 from tests.test_preprocess import garment, png_header_only
 
 PHOTOS = ROOT / "tests" / "photos"
@@ -36,11 +36,18 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_predict(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-                python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def run_predict(
+    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, python_flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **(env or {}))
-    return subprocess.run([sys.executable, *python_flags, "-m", "fmnist_tui", "predict", *args], capture_output=True,
-                          text=True, cwd=cwd, env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, *python_flags, "-m", "fmnist_tui", "predict", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=120,
+    )
 
 
 def save_png(path: Path, array: np.ndarray) -> None:
@@ -89,8 +96,18 @@ def test_folder_of_100_with_4_bad_files(folder_of_100: Path, model_file: Path) -
 
 @pytest.mark.slow
 def test_fail_fast_stops_at_the_first_bad_file(folder_of_100: Path, model_file: Path) -> None:
-    res = run_predict([str(folder_of_100 / "good00.png"), str(folder_of_100 / "bad-empty.png"),
-                       str(folder_of_100 / "good02.png"), "--model", str(model_file), "--format", "json", "--fail-fast"])
+    res = run_predict(
+        [
+            str(folder_of_100 / "good00.png"),
+            str(folder_of_100 / "bad-empty.png"),
+            str(folder_of_100 / "good02.png"),
+            "--model",
+            str(model_file),
+            "--format",
+            "json",
+            "--fail-fast",
+        ]
+    )
     assert res.returncode == 1
     rows = json.loads(res.stdout)
     assert [Path(r["path"]).name for r in rows] == ["good00.png", "bad-empty.png"]
@@ -106,7 +123,7 @@ def test_helper_processes_give_the_same_rows_in_the_same_order(folder_of_100: Pa
     for i in range(FilePreprocessor.MIN_FILES + 44):
         save_png(folder_of_100 / f"thumb{i:03d}.png", rng.integers(0, 256, (28, 28), dtype=np.uint8))
     args = [str(folder_of_100), "--model", str(model_file), "--format", "csv", "--batch-size", "64"]
-    one, two = run_predict(args + ["--workers", "1"]), run_predict(args + ["--workers", "2"])
+    one, two = run_predict([*args, "--workers", "1"]), run_predict([*args, "--workers", "2"])
     assert one.returncode == two.returncode == 1
     assert two.stdout == one.stdout and two.stderr == one.stderr
     rows = list(csv.DictReader(io.StringIO(two.stdout)))
@@ -171,8 +188,8 @@ def test_json_show_input_is_the_28x28_input(tmp_path: Path, model_file: Path) ->
 
 @pytest.mark.slow
 def test_batched_and_single_predictions_agree(tmp_path: Path, model_file: Path) -> None:
-    from fmnist_tui.inference.session import OnnxClassifier
     from fmnist_tui.inference.preprocess import preprocess
+    from fmnist_tui.inference.session import OnnxClassifier
 
     for i in range(10):
         save_png(tmp_path / f"g{i}.png", garment(box=(10 + 5 * i, 10, 80 + 5 * i, 100 + 3 * i)))
@@ -196,8 +213,11 @@ def test_model_errors_are_one_clear_line(tmp_path: Path) -> None:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 32, 32])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), wrong)
-    cases = {tmp_path / "absent.onnx": "model file not found", not_onnx: "not a valid ONNX model",
-             wrong: "expected float [N,1,28,28]"}
+    cases = {
+        tmp_path / "absent.onnx": "model file not found",
+        not_onnx: "not a valid ONNX model",
+        wrong: "expected float [N,1,28,28]",
+    }
     for model, message in cases.items():
         res = run_predict([str(tmp_path / "a.png"), "--model", str(model)])
         assert res.returncode == 1, model
@@ -230,8 +250,9 @@ def test_default_model_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert list_models(tmp_path / "absent") == []
 
 
-needs_shipped = pytest.mark.skipif(not SHIPPED_K3.is_file(),
-                                   reason=f"{SHIPPED_K3} does not exist yet: build it with `make models`")
+needs_shipped = pytest.mark.skipif(
+    not SHIPPED_K3.is_file(), reason=f"{SHIPPED_K3} does not exist yet: build it with `make models`"
+)
 
 
 @pytest.mark.slow

@@ -21,9 +21,12 @@ def test_best_class_and_top_k_in_order() -> None:
     pred = Prediction.from_row(row((7, 0.6), (5, 0.25)), CLASSES, k=3)
     assert (pred.label, pred.index) == ("Sneaker", 7)
     assert pred.probability == float(np.float32(0.6)) and type(pred.probability) is float
-    assert pred.top_k == (Ranked("Sneaker", float(np.float32(0.6))), Ranked("Sandal", float(np.float32(0.25))),
-                          Ranked("T-shirt/top", float(np.float32(0.01))))  # ties: the lower index first
-    assert len(Prediction.from_row(row(), CLASSES, k=0).top_k) == 1      # at least one class
+    assert pred.top_k == (
+        Ranked("Sneaker", float(np.float32(0.6))),
+        Ranked("Sandal", float(np.float32(0.25))),
+        Ranked("T-shirt/top", float(np.float32(0.01))),
+    )  # ties: the lower index first
+    assert len(Prediction.from_row(row(), CLASSES, k=0).top_k) == 1  # at least one class
     assert len(Prediction.from_row(row(), CLASSES, k=10).top_k) == 10
 
 
@@ -34,18 +37,32 @@ def test_ties_pick_the_lowest_index_like_argmax() -> None:
 
 def test_predict_and_serve_shapes() -> None:
     pred = Prediction.from_row(row((1, 0.91)), CLASSES, k=2)
-    top = [{"label": "Trouser", "probability": pred.probability},
-           {"label": "T-shirt/top", "probability": float(np.float32(0.01))}]
+    top = [
+        {"label": "Trouser", "probability": pred.probability},
+        {"label": "T-shirt/top", "probability": float(np.float32(0.01))},
+    ]
     predicted = pred.predict_json("a.png")
     assert list(predicted) == ["path", "label", "index", "probability", "top_k", "error"]
-    assert predicted == {"path": "a.png", "label": "Trouser", "index": 1, "probability": pred.probability,
-                         "top_k": top, "error": None}
+    assert predicted == {
+        "path": "a.png",
+        "label": "Trouser",
+        "index": 1,
+        "probability": pred.probability,
+        "top_k": top,
+        "error": None,
+    }
     served = pred.serve_json()
     assert list(served) == ["label", "index", "probability", "probabilities", "top_k"]
     assert list(served["probabilities"]) == list(CLASSES) and served["probabilities"]["Trouser"] == pred.probability
     assert served["top_k"] == top
     failed = failed_predict_json("b.png", "empty file (0 bytes)")
     assert list(failed) == list(predicted)
-    assert failed == {"path": "b.png", "label": None, "index": None, "probability": None, "top_k": [],
-                      "error": "empty file (0 bytes)"}
+    assert failed == {
+        "path": "b.png",
+        "label": None,
+        "index": None,
+        "probability": None,
+        "top_k": [],
+        "error": "empty file (0 bytes)",
+    }
     json.dumps([predicted, served, failed])  # plain Python values only

@@ -17,8 +17,10 @@ from fmnist_tui.inference.preprocess import MAX_PIXELS, ImageError, open_image, 
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width×height pixels but holds no pixel data (a decompression-bomb probe)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
@@ -29,8 +31,11 @@ def encode(img: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
     return buf.getvalue()
 
 
-def garment(size: tuple[int, int] = (200, 150), box: tuple[int, int, int, int] = (60, 30, 120, 130),
-            light_background: bool = True) -> np.ndarray:
+def garment(
+    size: tuple[int, int] = (200, 150),
+    box: tuple[int, int, int, int] = (60, 30, 120, 130),
+    light_background: bool = True,
+) -> np.ndarray:
     """A uint8 photo: a dark shaded rectangle (the garment) on white, or its negative."""
     img = np.full((size[1], size[0]), 250, np.uint8)
     x0, y0, x1, y1 = box
@@ -44,6 +49,7 @@ def bbox(x: np.ndarray, level: float = 0.05) -> tuple[int, int, int, int]:
 
 
 # --- opening ----------------------------------------------------------------------------------
+
 
 def test_refuses_empty_text_and_truncated_files(tmp_path: Path) -> None:
     (tmp_path / "empty.png").write_bytes(b"")
@@ -95,10 +101,11 @@ def test_first_frame_of_an_animation() -> None:
 
 # --- to the model's input ---------------------------------------------------------------------
 
+
 def test_output_contract_and_light_background_inverted() -> None:
     x = preprocess(encode(Image.fromarray(garment())))
     assert x.dtype == np.float32 and x.shape == (28, 28)
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
     assert x[0, 0] == 0.0 and x[14, 14] > 0.5  # light garment on black, like Fashion-MNIST
 
 
@@ -122,11 +129,15 @@ def all_modes() -> dict[str, bytes]:
     rgba = base.convert("RGBA")
     rgba.putalpha(Image.fromarray(np.where(garment() < 200, 255, 0).astype(np.uint8)))
     return {
-        "L": encode(base), "RGB": encode(base.convert("RGB"), "JPEG", quality=95),
-        "P": encode(base.convert("P")), "1": encode(base.point(lambda v: 255 if v > 128 else 0).convert("1")),
-        "RGBA cut-out": encode(rgba), "LA": encode(rgba.convert("LA")),
+        "L": encode(base),
+        "RGB": encode(base.convert("RGB"), "JPEG", quality=95),
+        "P": encode(base.convert("P")),
+        "1": encode(base.point(lambda v: 255 if v > 128 else 0).convert("1")),
+        "RGBA cut-out": encode(rgba),
+        "LA": encode(rgba.convert("LA")),
         "I;16": encode(Image.fromarray(garment().astype(np.uint16) * 257)),
-        "CMYK": encode(base.convert("CMYK"), "JPEG", quality=95), "TIFF": encode(base, "TIFF"),
+        "CMYK": encode(base.convert("CMYK"), "JPEG", quality=95),
+        "TIFF": encode(base, "TIFF"),
         "WEBP": encode(base, "WEBP", lossless=True),
     }
 

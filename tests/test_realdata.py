@@ -29,14 +29,30 @@ def test_real_dataset_verifies_and_splits() -> None:
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)["counts"]
     assert counts["val"] == [1000] * 10 and counts["test"] == [1000] * 10
-    assert [a + b for a, b in zip(counts["train"], counts["val"])] == [6000] * 10
+    assert [a + b for a, b in zip(counts["train"], counts["val"], strict=False)] == [6000] * 10
 
 
 @pytest.mark.slow
 def test_small_real_training_run_folder(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    result = runner.invoke(app, ["train", "--arch", "cnn", "--kernel", "3", "--subset", "2048", "--epochs", "2",
-                                 "--out", str(out), "--threads", "1"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--arch",
+            "cnn",
+            "--kernel",
+            "3",
+            "--subset",
+            "2048",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run = out / "cnn-k3-s0"
     cfg = json.loads((run / "config.json").read_text())

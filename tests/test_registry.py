@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from torch import nn
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import build_app
@@ -21,25 +22,30 @@ from .tui_support import sync
 runner = CliRunner()
 
 
-def build_toy(width: int = 8):  # type: ignore[no-untyped-def]
+def build_toy(width: int = 8) -> nn.Module:
     """A one-hidden-layer network of `width` units (the toy's builder, named in its spec)."""
-    from torch import nn
 
     return nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, 10))
 
 
 @pytest.fixture
 def toy() -> Iterator[registry.ArchSpec]:
-    spec = registry.register(registry.ArchSpec(
-        "toy", "a toy MLP for the registry test", f"{__name__}:build_toy",
-        options=(registry.Option("width", int, 8, "Hidden units of the toy.", choices=(8, 16), tag="w{}"),)))
+    spec = registry.register(
+        registry.ArchSpec(
+            "toy",
+            "a toy MLP for the registry test",
+            f"{__name__}:build_toy",
+            options=(registry.Option("width", int, 8, "Hidden units of the toy.", choices=(8, 16), tag="w{}"),),
+        )
+    )
     yield spec
     registry.unregister("toy")
 
 
 @pytest.mark.slow
-def test_toy_is_in_train_help_and_trains_under_its_own_name(toy: registry.ArchSpec, tiny_data: Path,
-                                                            tmp_path: Path) -> None:
+def test_toy_is_in_train_help_and_trains_under_its_own_name(
+    toy: registry.ArchSpec, tiny_data: Path, tmp_path: Path
+) -> None:
     app = build_app()
     shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0
@@ -48,8 +54,26 @@ def test_toy_is_in_train_help_and_trains_under_its_own_name(toy: registry.ArchSp
     assert refused.exit_code == 2 and "valid: 8, 16" in refused.output
     refused = runner.invoke(app, ["train", "--arch", "mlp", "--width", "16"])
     assert refused.exit_code == 2 and "--width does not apply to arch mlp" in refused.output
-    done = runner.invoke(app, ["train", "--arch", "toy", "--width", "16", "--epochs", "1", "--subset", "64",
-                               "--threads", "1", "--out", str(tmp_path / "runs"), "--data-dir", str(tiny_data)])
+    done = runner.invoke(
+        app,
+        [
+            "train",
+            "--arch",
+            "toy",
+            "--width",
+            "16",
+            "--epochs",
+            "1",
+            "--subset",
+            "64",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "runs"),
+            "--data-dir",
+            str(tiny_data),
+        ],
+    )
     assert done.exit_code == 0, done.output
     config = json.loads((tmp_path / "runs" / "toy-w16-s0" / "config.json").read_text())
     assert config["arch"] == "toy" and config["width"] == 16 and config["params"] == 784 * 16 + 16 + 16 * 10 + 10
@@ -62,8 +86,9 @@ def test_toy_appears_in_a_study_plan(toy: registry.ArchSpec, tmp_path: Path) -> 
     assert names == ["mlp-s0", "toy-s0", "toy-w16-s0"]
     with pytest.raises(ConfigError, match="widths 32 not valid; valid: 8,16"):
         plan(["toy"], {"width": [32]}, 1, 1, tmp_path)
-    dry = runner.invoke(build_app(), ["experiment", "--archs", "toy", "--seeds", "2", "--runs", str(tmp_path),
-                                      "--dry-run"])
+    dry = runner.invoke(
+        build_app(), ["experiment", "--archs", "toy", "--seeds", "2", "--runs", str(tmp_path), "--dry-run"]
+    )
     assert dry.exit_code == 0, dry.output
     assert "toy-s0: new" in dry.output and "toy-s1: new" in dry.output
     assert TrainConfig.create(arch="toy", width=16).label == "toy-w16"

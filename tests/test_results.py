@@ -14,14 +14,21 @@ from typer.testing import CliRunner
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.data import CLASSES
-from fmnist_tui.study.results import group_records, load_records, to_csv, to_markdown
 from fmnist_tui.study.kernel import analyse
+from fmnist_tui.study.results import group_records, load_records, to_csv, to_markdown
 
 PARAMS = {"mlp": 235146, "cnn-k3": 421642, "cnn-k5": 454922, "cnn-k7": 504842}
 
 
-def fake_run(root: Path, arch: str, kernel: int | None, seed: int, acc: float,
-             recalls: list[float] | None = None, epochs: int = 15) -> Path:
+def fake_run(
+    root: Path,
+    arch: str,
+    kernel: int | None,
+    seed: int,
+    acc: float,
+    recalls: list[float] | None = None,
+    epochs: int = 15,
+) -> Path:
     """A finished run folder with a hand-made config.json and summary.json (no training)."""
     cfg = TrainConfig.create(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root))
     folder = cfg.run_dir
@@ -29,9 +36,17 @@ def fake_run(root: Path, arch: str, kernel: int | None, seed: int, acc: float,
     (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
     recalls = recalls if recalls is not None else [acc] * 10
     label = f"cnn-k{kernel}" if kernel else arch
-    summary = {"test_accuracy": acc, "finished": True, "params": PARAMS[label], "macs": 1000, "train_seconds": 60.0,
-               "per_class": [{"class": c, "recall": r, "precision": r, "f1": r, "support": 1000}
-                             for c, r in zip(CLASSES, recalls)]}
+    summary = {
+        "test_accuracy": acc,
+        "finished": True,
+        "params": PARAMS[label],
+        "macs": 1000,
+        "train_seconds": 60.0,
+        "per_class": [
+            {"class": c, "recall": r, "precision": r, "f1": r, "support": 1000}
+            for c, r in zip(CLASSES, recalls, strict=False)
+        ],
+    }
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -40,14 +55,14 @@ def fake_run(root: Path, arch: str, kernel: int | None, seed: int, acc: float,
 def grid(tmp_path: Path) -> Path:
     """Three seeds of four configs: k3 reliably +0.5 over k5, k5 ≈ k7 (noise), every CNN ≫ mlp."""
     root = tmp_path / "checkpoints"
-    seed_effect = [0.0, 0.004, -0.003]          # a spread between seeds larger than the k3−k5 gap
+    seed_effect = [0.0, 0.004, -0.003]  # a spread between seeds larger than the k3−k5 gap
     noise = [0.002, -0.001, -0.0015]
     for s in range(3):
         base = 0.915 + seed_effect[s]
         mlp_recalls = [0.80] * 10
         cnn_recalls = [0.80] * 10
         for name in ("Shirt", "Coat", "Pullover", "T-shirt/top"):
-            cnn_recalls[CLASSES.index(name)] = 0.85 + 0.001 * s     # convolution helps these
+            cnn_recalls[CLASSES.index(name)] = 0.85 + 0.001 * s  # convolution helps these
         fake_run(root, "mlp", None, s, base - 0.03, mlp_recalls)
         fake_run(root, "cnn", 3, s, base + 0.005 + 0.0002 * s, cnn_recalls)
         fake_run(root, "cnn", 5, s, base, cnn_recalls)
@@ -62,11 +77,27 @@ def test_groups_and_rows(grid: Path) -> None:
     assert [g.label for g in groups] == ["mlp", "cnn-k3", "cnn-k5", "cnn-k7"]
     row = groups[1].row()
     # the keys the TUI reads stay; the study adds its own
-    for key in ("config", "arch", "kernel", "seeds", "n", "params", "macs", "test_acc_mean", "test_acc_std",
-                "train_seconds_mean", "runs", "receptive_field", "test_acc_ci_low", "test_acc_ci_high"):
+    for key in (
+        "config",
+        "arch",
+        "kernel",
+        "seeds",
+        "n",
+        "params",
+        "macs",
+        "test_acc_mean",
+        "test_acc_std",
+        "train_seconds_mean",
+        "runs",
+        "receptive_field",
+        "test_acc_ci_low",
+        "test_acc_ci_high",
+    ):
         assert key in row
     accs = groups[1].accuracies
-    assert row["test_acc_mean"] == pytest.approx(np.mean(accs)) and row["test_acc_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert row["test_acc_mean"] == pytest.approx(np.mean(accs)) and row["test_acc_std"] == pytest.approx(
+        np.std(accs, ddof=1)
+    )
     assert row["test_acc_ci_low"] < row["test_acc_mean"] < row["test_acc_ci_high"]
 
 
@@ -85,7 +116,7 @@ def test_bad_run_folders_are_skipped_with_a_warning(grid: Path) -> None:
 def test_study_verdicts_follow_the_numbers(grid: Path) -> None:
     study = analyse(group_records(load_records(grid)[0]))
     by_claim = {v["claim"]: v["verdict"] for v in study.verdicts}
-    assert by_claim["3×3 beats 5×5"] == "supported"           # paired over seeds, the seed spread cancels
+    assert by_claim["3×3 beats 5×5"] == "supported"  # paired over seeds, the seed spread cancels
     assert by_claim["5×5 beats 7×7"].startswith("not supported at this sample size")
     assert by_claim["every CNN beats the MLP"] == "supported"
     hard = next(v for k, v in by_claim.items() if k.startswith("convolution helps"))
@@ -109,10 +140,12 @@ def test_contradicted_and_untested(tmp_path: Path) -> None:
 def test_markdown_and_csv(grid: Path) -> None:
     rows = [g.row() for g in group_records(load_records(grid)[0])]
     md = to_markdown(rows)
-    assert md.count("\n") == 6 and "| cnn-k3 | 421,642 |" in md and "—" in md   # latency unmeasured: a dash
+    assert md.count("\n") == 6 and "| cnn-k3 | 421,642 |" in md and "—" in md  # latency unmeasured: a dash
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r["config"] for r in parsed] == ["mlp", "cnn-k3", "cnn-k5", "cnn-k7"]
-    assert float(parsed[1]["test_acc_mean"]) == pytest.approx(rows[1]["test_acc_mean"]) and parsed[1]["latency_ms"] == ""
+    assert (
+        float(parsed[1]["test_acc_mean"]) == pytest.approx(rows[1]["test_acc_mean"]) and parsed[1]["latency_ms"] == ""
+    )
 
 
 @pytest.mark.slow

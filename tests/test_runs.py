@@ -42,11 +42,17 @@ def test_deeply_nested_json_is_a_one_line_error(tmp_path: Path, which: str) -> N
     assert "Traceback" not in evaluated.output
 
 
-@pytest.mark.parametrize("metrics", ["epoch,train_loss\nx,y\n", "\x00\xff garbage \x00\n1,2,3\n",
-                                     "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s\n1,0.5\n"])
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        "epoch,train_loss\nx,y\n",
+        "\x00\xff garbage \x00\n1,2,3\n",
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s\n1,0.5\n",
+    ],
+)
 def test_garbage_metrics_is_a_one_line_error(tmp_path: Path, metrics: str) -> None:
     run = fake_run(tmp_path, json.dumps({"arch": "cnn", "kernel": 3}), metrics=metrics)
-    with pytest.raises(RunError, match="metrics.csv: the metrics file"):
+    with pytest.raises(RunError, match=r"metrics\.csv: the metrics file"):
         run.metrics()
 
 
@@ -60,19 +66,27 @@ def test_a_run_folder_is_locked_while_a_process_trains_it(tmp_path: Path) -> Non
     from fmnist_tui.core.runs import locked
 
     run = Run(tmp_path / "cnn-k3-s0")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from fmnist_tui.core.runs import Run, locked\n"
-        f"with locked(Run(Path({str(run.path)!r}))):\n    print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from fmnist_tui.core.runs import Run, locked\n"
+                f"with locked(Run(Path({str(run.path)!r}))):\n    print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(RunError, match=f"being trained by another process \\(PID {holder.pid}\\)"):
-            with locked(run):
-                pass
+        with pytest.raises(RunError, match=rf"being trained by another process \(PID {holder.pid}\)"), locked(run):
+            pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    with locked(run):  # the killed holder left no stale lock
-        with pytest.raises(RunError, match=f"PID {os.getpid()}"):
-            with locked(run):  # a second holder in the same process is refused too (flock is per open file)
-                pass
+    # the killed holder left no stale lock; a second holder in the same process is refused too (flock is per open
+    # file description)
+    with locked(run), pytest.raises(RunError, match=f"PID {os.getpid()}"), locked(run):
+        pass

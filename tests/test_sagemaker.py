@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_tui.deploy import sagemaker as sm
 from fmnist_tui.cli import app
+from fmnist_tui.deploy import sagemaker as sm
 
 
 def fake_opt_ml(root: Path, hps: dict[str, str], data: Path | None = None) -> Path:
@@ -19,7 +19,8 @@ def fake_opt_ml(root: Path, hps: dict[str, str], data: Path | None = None) -> Pa
     (root / "input" / "config").mkdir(parents=True)
     (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hps))
     (root / "input" / "config" / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
     if data is not None:
         (root / "input" / "data").mkdir(parents=True)
         (root / "input" / "data" / "training").symlink_to(data, target_is_directory=True)
@@ -29,29 +30,56 @@ def fake_opt_ml(root: Path, hps: dict[str, str], data: Path | None = None) -> Pa
 
 
 def test_hyperparameters_are_typed_from_sagemaker_strings() -> None:
-    raw = {"arch": '"cnn"', "kernel": "5", "epochs": "3", "batch-size": "64", "lr": "0.001", "hflip": "false",
-           "subset": "null", "sagemaker_program": '"x.py"', "_tuning_objective_metric": "val_acc", "name": "run-a"}
-    assert sm.parse_hyperparameters(raw) == {"arch": "cnn", "kernel": 5, "epochs": 3, "batch_size": 64,
-                                              "lr": 0.001, "hflip": False, "subset": None, "name": "run-a"}
+    raw = {
+        "arch": '"cnn"',
+        "kernel": "5",
+        "epochs": "3",
+        "batch-size": "64",
+        "lr": "0.001",
+        "hflip": "false",
+        "subset": "null",
+        "sagemaker_program": '"x.py"',
+        "_tuning_objective_metric": "val_acc",
+        "name": "run-a",
+    }
+    assert sm.parse_hyperparameters(raw) == {
+        "arch": "cnn",
+        "kernel": 5,
+        "epochs": 3,
+        "batch_size": 64,
+        "lr": 0.001,
+        "hflip": False,
+        "subset": None,
+        "name": "run-a",
+    }
 
 
-@pytest.mark.parametrize(("raw", "named"), [
-    ({"epochz": "3"}, "epochz"),
-    ({"epochs": "ten"}, "epochs"),
-    ({"epochs": "2.5"}, "epochs"),
-    ({"lr": "fast"}, "lr"),
-    ({"hflip": "maybe"}, "hflip"),
-    ({"epochs": None}, "epochs"),
-])
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"epochz": "3"}, "epochz"),
+        ({"epochs": "ten"}, "epochs"),
+        ({"epochs": "2.5"}, "epochs"),
+        ({"lr": "fast"}, "lr"),
+        ({"hflip": "maybe"}, "hflip"),
+        ({"epochs": None}, "epochs"),
+    ],
+)
 def test_bad_hyperparameter_names_its_key(raw: dict[str, str], named: str) -> None:
     with pytest.raises(sm.HyperparameterError, match=named):
         sm.parse_hyperparameters(raw)
 
 
 def test_paths_from_sm_variables_win_over_the_layout(tmp_path: Path) -> None:
-    env = {"SAGEMAKER_BASE_DIR": str(tmp_path), "SM_MODEL_DIR": str(tmp_path / "m"),
-           "SM_OUTPUT_DATA_DIR": str(tmp_path / "out" / "data"), "SM_HPS": '{"epochs": 2}', "SM_NUM_GPUS": "0",
-           "SM_HOSTS": '["algo-2", "algo-1"]', "SM_CURRENT_HOST": "algo-2"}
+    env = {
+        "SAGEMAKER_BASE_DIR": str(tmp_path),
+        "SM_MODEL_DIR": str(tmp_path / "m"),
+        "SM_OUTPUT_DATA_DIR": str(tmp_path / "out" / "data"),
+        "SM_HPS": '{"epochs": 2}',
+        "SM_NUM_GPUS": "0",
+        "SM_HOSTS": '["algo-2", "algo-1"]',
+        "SM_CURRENT_HOST": "algo-2",
+    }
     job = sm.read_job(env)
     assert job.model_dir == tmp_path / "m" and job.training is None
     assert job.hyperparameters == {"epochs": 2} and job.hp_source == "SM_HPS"
@@ -89,12 +117,19 @@ def test_training_job_writes_model_dir(tmp_path: Path, cli_env: dict[str, str], 
     """`train` as SageMaker runs it: SM_* variables, no options; the model dir gets weights and ONNX."""
     root = fake_opt_ml(tmp_path / "ml", {}, data=tiny_data)
     env = {k: v for k, v in cli_env.items() if k != "FMNIST_DATA"}  # the data must come from the channel
-    env.update({"SM_MODEL_DIR": str(root / "model"), "SM_CHANNEL_TRAINING": str(root / "input" / "data" / "training"),
-                "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"), "SM_NUM_GPUS": "0",
-                "SAGEMAKER_BASE_DIR": str(root),
-                "SM_HPS": json.dumps({"arch": "mlp", "epochs": 1, "subset": 64, "batch_size": 32, "threads": 1})})
-    proc = subprocess.run([sys.executable, "-m", "fmnist_tui", "train"], env=env, capture_output=True, text=True,
-                          timeout=300)
+    env.update(
+        {
+            "SM_MODEL_DIR": str(root / "model"),
+            "SM_CHANNEL_TRAINING": str(root / "input" / "data" / "training"),
+            "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
+            "SM_NUM_GPUS": "0",
+            "SAGEMAKER_BASE_DIR": str(root),
+            "SM_HPS": json.dumps({"arch": "mlp", "epochs": 1, "subset": 64, "batch_size": 32, "threads": 1}),
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmnist_tui", "train"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert "epoch   1/1" in proc.stdout and "SageMaker training job done" in proc.stdout
     names = sorted(p.name for p in (root / "model").iterdir())

@@ -13,18 +13,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 import uvicorn
 from PIL import Image
 
-from tests.conftest import ROOT, make_tiny_dataset, synthetic_images
-from fmnist_tui.inference.session import OnnxClassifier
-from fmnist_tui.inference.preprocess import preprocess
 from fmnist_tui.deploy.serve import MAX_BODY, bind, create_app
+from fmnist_tui.inference.preprocess import preprocess
+from fmnist_tui.inference.session import OnnxClassifier
+from tests.conftest import ROOT, make_tiny_dataset, synthetic_images
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -41,8 +42,19 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     old = os.environ.get("FMNIST_VERIFY")
     os.environ["FMNIST_VERIFY"] = "0"
     try:
-        run = train(TrainConfig.create(arch="mlp", kernel=None, epochs=1, subset=64, batch_size=32, threads=1, device="cpu",
-                                out=str(root / "runs"), data_dir=str(data))).run
+        run = train(
+            TrainConfig.create(
+                arch="mlp",
+                kernel=None,
+                epochs=1,
+                subset=64,
+                batch_size=32,
+                threads=1,
+                device="cpu",
+                out=str(root / "runs"),
+                data_dir=str(data),
+            )
+        ).run
         return Path(export_run(run, root / "export", load_dataset(data)).path)
     finally:
         os.environ.pop("FMNIST_VERIFY") if old is None else os.environ.__setitem__("FMNIST_VERIFY", old)
@@ -57,7 +69,7 @@ class ServerThread:
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical", access_log=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started and time.monotonic() < deadline:
@@ -69,8 +81,9 @@ class ServerThread:
         self.thread.join(20)
         self.sock.close()
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                ctype: str | None = None) -> tuple[int, dict[str, Any]]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, ctype: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
         try:
             conn.request(method, path, body=body, headers={"Content-Type": ctype} if ctype else {})
@@ -189,8 +202,9 @@ def _read_response(sock: socket.socket) -> bytes:
             return data
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
-                   if line.startswith(b"content-length:")), 0)
+    length = next(
+        (int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")), 0
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -201,8 +215,9 @@ def _read_response(sock: socket.socket) -> bytes:
 
 @pytest.mark.slow
 def test_413_from_content_length_before_the_body_is_sent(server: ServerThread) -> None:
-    head = (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            f"Content-Length: {MAX_BODY + 1}\r\n\r\n").encode()
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n"
+    ).encode()
     t0 = time.monotonic()
     answer = _raw_exchange(server.port, head, iter([b"\x89PNG" + b"\0" * 1000]))  # 1 KB of the promised 6 MB
     assert answer.startswith(b"HTTP/1.1 413") and b'"error"' in answer
@@ -211,8 +226,10 @@ def test_413_from_content_length_before_the_body_is_sent(server: ServerThread) -
 
 @pytest.mark.slow
 def test_413_for_a_chunked_body_stops_reading_at_the_limit(server: ServerThread) -> None:
-    head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     piece = 1 << 16
     n = MAX_BODY // piece + 1  # one chunk past the limit, then stop sending (never the terminating chunk)
     answer = _raw_exchange(server.port, head, (b"%x\r\n" % piece + b"\0" * piece + b"\r\n" for _ in range(n)))
@@ -233,19 +250,22 @@ def _object_npy() -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("body", "ctype", "words"), [
-    (b"not a png", "image/png", "image/png"),
-    (_object_npy(), "application/x-npy", "npy"),                               # pickled: never loaded
-    (npy(np.zeros((2, 28, 27), np.uint8)), "application/x-npy", "shape"),
-    (npy(np.zeros((0, 28, 28), np.uint8)), "application/x-npy", "no images"),
-    (npy(np.full((1, 28, 28), 3.0, np.float32)), "application/x-npy", "[0,1]"),
-    (b"\x93NUMPY garbage", "application/x-npy", "npy"),
-    (b"{not json", "application/json", "JSON"),
-    (b'{"data": []}', "application/json", "instances"),
-    (json.dumps({"instances": [[[0.1] * 28] * 27]}).encode(), "application/json", "shape"),
-    (json.dumps({"instances": [[1, [2]]]}).encode(), "application/json", "instances[0]"),
-    (json.dumps({"instances": [{"b64": "@@@"}]}).encode(), "application/json", "base64"),
-])
+@pytest.mark.parametrize(
+    ("body", "ctype", "words"),
+    [
+        (b"not a png", "image/png", "image/png"),
+        (_object_npy(), "application/x-npy", "npy"),  # pickled: never loaded
+        (npy(np.zeros((2, 28, 27), np.uint8)), "application/x-npy", "shape"),
+        (npy(np.zeros((0, 28, 28), np.uint8)), "application/x-npy", "no images"),
+        (npy(np.full((1, 28, 28), 3.0, np.float32)), "application/x-npy", "[0,1]"),
+        (b"\x93NUMPY garbage", "application/x-npy", "npy"),
+        (b"{not json", "application/json", "JSON"),
+        (b'{"data": []}', "application/json", "instances"),
+        (json.dumps({"instances": [[[0.1] * 28] * 27]}).encode(), "application/json", "shape"),
+        (json.dumps({"instances": [[1, [2]]]}).encode(), "application/json", "instances[0]"),
+        (json.dumps({"instances": [{"b64": "@@@"}]}).encode(), "application/json", "base64"),
+    ],
+)
 def test_400_bad_input_is_a_json_error(server: ServerThread, body: bytes, ctype: str, words: str) -> None:
     status, doc = server.request("POST", "/invocations", body, ctype)
     assert status == 400 and words in doc["error"] and "Traceback" not in doc["error"]
@@ -259,7 +279,7 @@ def test_404_and_405_are_json(server: ServerThread) -> None:
 
 def test_500_is_json_without_a_traceback() -> None:
     class Broken:
-        classes = [str(i) for i in range(10)]
+        classes: ClassVar[list[str]] = [str(i) for i in range(10)]
 
         def predict_proba(self, batch: np.ndarray) -> np.ndarray:
             raise RuntimeError("boom in the session")
@@ -278,8 +298,13 @@ def _env() -> dict[str, str]:
 
 
 def _start(model: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "fmnist_tui", "serve", "--model", str(model), "--port", "0", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fmnist_tui", "serve", "--model", str(model), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     assert "http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.stderr else "")
     return proc, int(line.split("http://127.0.0.1:")[1].split()[0])
@@ -291,9 +316,11 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(model_path: Path, im
     try:
         body = npy(images)
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
-            time.sleep(0.3)                   # the request is now in flight: head read, body half sent
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body[:100]
+            )
+            time.sleep(0.3)  # the request is now in flight: head read, body half sent
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.3)
             sock.sendall(body[100:])
@@ -311,8 +338,13 @@ def test_port_in_use_is_one_line_and_exit_1(model_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "fmnist_tui", "serve", "--model", str(model_path),
-                               "--port", str(port)], capture_output=True, text=True, env=_env(), timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "fmnist_tui", "serve", "--model", str(model_path), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=60,
+        )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"port {port}" in lines[0] and "in use" in lines[0]
@@ -324,14 +356,21 @@ def test_invalid_model_refuses_to_start(tmp_path: Path, content: bytes | None) -
     path = tmp_path / "bad.onnx"
     if content is not None:
         path.write_bytes(content)
-    proc = subprocess.run([sys.executable, "-m", "fmnist_tui", "serve", "--model", str(path), "--port", "0"],
-                          capture_output=True, text=True, env=_env(), timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmnist_tui", "serve", "--model", str(path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert proc.returncode == 1 and "bad.onnx" in proc.stderr and "Traceback" not in proc.stderr
     assert "serving" not in proc.stdout
 
 
 @pytest.mark.slow
 def test_serving_path_does_not_import_torch() -> None:
-    code = ("import sys, fmnist_tui.deploy.serve, fmnist_tui.cli.serve_cmd, fmnist_tui.inference.session; "
-            "sys.exit('torch' in sys.modules)")
+    code = (
+        "import sys, fmnist_tui.deploy.serve, fmnist_tui.cli.serve_cmd, fmnist_tui.inference.session; "
+        "sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], env=_env(), timeout=60).returncode == 0

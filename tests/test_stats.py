@@ -10,8 +10,16 @@ import pytest
 from fmnist_tui.study.stats import betainc, paired_t_test, summarize, t_cdf, t_ppf
 
 # two-sided 95% critical values t_{0.975, df} from standard tables (NIST/SEMATECH e-Handbook 1.3.6.7.2)
-T975 = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305, 4: 2.776445105, 5: 2.570581836,
-        10: 2.228138852, 30: 2.042272456, 100: 1.983971519}
+T975 = {
+    1: 12.706204736,
+    2: 4.302652730,
+    3: 3.182446305,
+    4: 2.776445105,
+    5: 2.570581836,
+    10: 2.228138852,
+    30: 2.042272456,
+    100: 1.983971519,
+}
 
 
 @pytest.mark.parametrize("df,expected", sorted(T975.items()))
@@ -26,7 +34,7 @@ def test_t_ppf_tends_to_normal() -> None:
 
 @pytest.mark.parametrize("t", [-30.0, -3.0, -0.7, 0.0, 0.25, 1.0, 4.2, 50.0])
 def test_t_cdf_closed_forms(t: float) -> None:
-    assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)   # Cauchy
+    assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)  # Cauchy
     assert t_cdf(t, 2) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
 
 
@@ -56,7 +64,7 @@ def test_bad_arguments() -> None:
 def test_summarize_mean_std_ci() -> None:
     s = summarize([0.90, 0.91, 0.92])
     assert s.n == 3 and s.mean == pytest.approx(0.91)
-    assert s.std == pytest.approx(0.01)                         # sample std (ddof 1), not population
+    assert s.std == pytest.approx(0.01)  # sample std (ddof 1), not population
     assert s.half_width == pytest.approx(T975[2] * 0.01 / math.sqrt(3), rel=1e-9)
     one = summarize([0.5])
     assert one.mean == 0.5 and math.isnan(one.std) and math.isnan(one.ci_low)
@@ -75,11 +83,11 @@ def test_paired_t_test_hand_computed() -> None:
 def test_paired_t_test_uses_pairing() -> None:
     # a large spread between seeds but a constant-ish gain within each seed: pairing finds it
     base = np.array([0.80, 0.90, 0.85, 0.88])
-    res = paired_t_test(base + [0.010, 0.011, 0.009, 0.010], base)
+    res = paired_t_test([*base, 0.01, 0.011, 0.009, 0.01], base)
     assert res.significant and res.p_value < 1e-3 and res.ci_low > 0
 
 
 def test_paired_t_test_degenerate() -> None:
-    assert paired_t_test([1, 2], [0, 1]).p_value == 0.0           # identical positive differences
+    assert paired_t_test([1, 2], [0, 1]).p_value == 0.0  # identical positive differences
     assert paired_t_test([1, 2], [1, 2]).p_value == 1.0
-    assert math.isnan(paired_t_test([1], [0]).p_value)            # one seed: no test possible
+    assert math.isnan(paired_t_test([1], [0]).p_value)  # one seed: no test possible

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ from fmnist_tui.training.trainer import resume_config, train
 
 
 def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:
-    base = dict(arch="cnn", kernel=3, epochs=3, batch_size=32, seed=0, out=str(tmp_path / "runs"),
-                data_dir=str(data), threads=1)
+    base = dict(
+        arch="cnn", kernel=3, epochs=3, batch_size=32, seed=0, out=str(tmp_path / "runs"), data_dir=str(data), threads=1
+    )
     base.update(kw)
-    return TrainConfig.create(**base)  # type: ignore[arg-type]
+    return TrainConfig.create(**base)
 
 
 def digest(path: Path) -> str:
@@ -39,7 +41,14 @@ def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> Non
     events: list[object] = []
     result = train(cfg_for(tmp_path, tiny_data, epochs=2), events.append)
     run = result.run
-    for name in ("config.json", "metrics.csv", "best.safetensors", "last.safetensors", "train_state.pt", "summary.json"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "best.safetensors",
+        "last.safetensors",
+        "train_state.pt",
+        "summary.json",
+    ):
         assert run.file(name).is_file(), name
     assert not list(run.path.glob("*.tmp")) and not list(run.path.glob(".*"))
     rows = run.metrics()
@@ -56,15 +65,16 @@ def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> Non
 
 
 def test_progress_comes_once_per_sync_with_the_mean_loss_since_the_last(
-        tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(trainer, "SYNC_EVERY", 3)
     events: list[object] = []
     run = train(cfg_for(tmp_path, tiny_data, epochs=1), events.append).run
     progress = [e for e in events if isinstance(e, BatchProgress)]
     assert [e.batch for e in progress] == [3, 6, 8]  # every 3 steps, and always the epoch's last batch
     n = run.config()["train_images"]
-    images = [min(e.batch * 32, n) - min(p * 32, n) for e, p in zip(progress, [0, 3, 6])]
-    weighted = sum(e.loss * k for e, k in zip(progress, images)) / n
+    images = [min(e.batch * 32, n) - min(p * 32, n) for e, p in zip(progress, [0, 3, 6], strict=False)]
+    weighted = sum(e.loss * k for e, k in zip(progress, images, strict=False)) / n
     assert weighted == pytest.approx(run.metrics()[0]["train_loss"], rel=1e-9)
 
 
@@ -80,18 +90,28 @@ def test_same_seed_same_weights_and_metrics(tmp_path: Path, tiny_data: Path) -> 
     b = train(cfg_for(tmp_path, tiny_data, name="b")).run
     c = train(cfg_for(tmp_path, tiny_data, name="c", seed=1)).run
     assert digest(a.file("last.safetensors")) == digest(b.file("last.safetensors"))
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in rows]  # noqa: E731
+
+    def strip(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in rows]
+
     assert strip(a.metrics()) == strip(b.metrics())
     assert digest(a.file("last.safetensors")) != digest(c.file("last.safetensors"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_after,sync_every", [
-    (5, 16), (8, 16), (13, 16),  # mid-epoch before any read of the sums, at an epoch boundary, in the second epoch
-    (5, 3), (12, 3),             # between two reads: the steps since the last read must be saved too
-])
-def test_interrupted_then_resumed_equals_straight(tmp_path: Path, tiny_data: Path, stop_after: int, sync_every: int,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "stop_after,sync_every",
+    [
+        (5, 16),
+        (8, 16),
+        (13, 16),  # mid-epoch before any read of the sums, at an epoch boundary, in the second epoch
+        (5, 3),
+        (12, 3),  # between two reads: the steps since the last read must be saved too
+    ],
+)
+def test_interrupted_then_resumed_equals_straight(
+    tmp_path: Path, tiny_data: Path, stop_after: int, sync_every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(trainer, "SYNC_EVERY", sync_every)
     straight = train(cfg_for(tmp_path, tiny_data, name="straight")).run
     calls = {"n": 0}
@@ -150,7 +170,7 @@ def test_schedule_warms_up_then_decays() -> None:
     seg = [Segment(start=0, end=100, peak=1.0, warmup=0.1)]
     lrs = [lr_at(s, seg) for s in range(100)]
     assert lrs[9] == pytest.approx(1.0) and lrs[0] < 0.2 and lrs[-1] < 1e-3
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
 
 
 def test_state_round_trips_through_its_file(tmp_path: Path, tiny_data: Path) -> None:
@@ -176,18 +196,32 @@ def _bad_state(raw: dict[str, Any], case: str) -> object:
     return {"empty": {}, "list": [1, 2, 3]}[case]
 
 
-@pytest.mark.parametrize("case,needles", [
-    ("older", [f"training state version {STATE_VERSION - 1} is older than the version {STATE_VERSION}",
-               "resume it with the fmnist that wrote it, or retrain it under another --name"]),
-    ("newer", [f"training state version {STATE_VERSION + 1} is newer than the version {STATE_VERSION}",
-               "upgrade fmnist to resume it"]),
-    ("empty", ["training state has the wrong shape ('version' is missing); retrain the run"]),
-    ("list", ["training state has the wrong shape (the file holds a list, not a dict); retrain the run"]),
-    ("missing key", ["wrong shape ('segments' is missing)"]),
-    ("wrong type", ["wrong shape ('partial.seen' is a str, expected int)"]),
-])
+@pytest.mark.parametrize(
+    "case,needles",
+    [
+        (
+            "older",
+            [
+                f"training state version {STATE_VERSION - 1} is older than the version {STATE_VERSION}",
+                "resume it with the fmnist that wrote it, or retrain it under another --name",
+            ],
+        ),
+        (
+            "newer",
+            [
+                f"training state version {STATE_VERSION + 1} is newer than the version {STATE_VERSION}",
+                "upgrade fmnist to resume it",
+            ],
+        ),
+        ("empty", ["training state has the wrong shape ('version' is missing); retrain the run"]),
+        ("list", ["training state has the wrong shape (the file holds a list, not a dict); retrain the run"]),
+        ("missing key", ["wrong shape ('segments' is missing)"]),
+        ("wrong type", ["wrong shape ('partial.seen' is a str, expected int)"]),
+    ],
+)
 def test_resume_refuses_a_foreign_or_misshapen_state_in_one_line(
-        tmp_path: Path, tiny_data: Path, case: str, needles: list[str]) -> None:
+    tmp_path: Path, tiny_data: Path, case: str, needles: list[str]
+) -> None:
     cfg = cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)
     state_file = train(cfg).run.file("train_state.pt")
     torch.save(_bad_state(torch.load(state_file, weights_only=True), case), state_file)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.command import CommandPalette
 
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.modals import HelpScreen
-from textual.command import CommandPalette
 from tests.tui_support import screen_text, sync, wait_workers
 
 pytestmark = pytest.mark.slow  # every test here starts the app (1–3 s) or a process
@@ -20,7 +20,7 @@ async def test_starts_empty_with_hints_on_every_tab(tiny_data: Path, tmp_path: P
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.active_tab == "train" and "Start" in screen_text(app)
         await pilot.press("2")
-        await wait_workers(app)         # Results reads the run folders in a worker
+        await wait_workers(app)  # Results reads the run folders in a worker
         await pilot.pause()
         assert app.active_tab == "results" and "No finished runs" in screen_text(app)
         await pilot.press("3")
@@ -57,8 +57,20 @@ async def test_command_palette_offers_every_action(tmp_path: Path) -> None:
     app = create_app(runs=tmp_path, export=tmp_path, images=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Show Train", "Show Results", "Show Classify", "Show Explore", "Start training", "Stop training",
-                "Resume training", "Sort results", "Reload runs and models", "Feature maps", "Help", "Quit"} <= titles
+        assert {
+            "Show Train",
+            "Show Results",
+            "Show Classify",
+            "Show Explore",
+            "Start training",
+            "Stop training",
+            "Resume training",
+            "Sort results",
+            "Reload runs and models",
+            "Feature maps",
+            "Help",
+            "Quit",
+        } <= titles
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
@@ -83,11 +95,17 @@ async def test_tiny_terminal_does_not_crash(tmp_path: Path, size: tuple[int, int
 def test_tui_command_help(python: str, cli_env: dict[str, str]) -> None:
     import subprocess
 
-    out = subprocess.run([python, "-m", "fmnist_tui", "tui", "--help"], env=cli_env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [python, "-m", "fmnist_tui", "tui", "--help"], env=cli_env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and "--runs" in out.stdout and "--export-dir" in out.stdout
-    bad = subprocess.run([python, "-m", "fmnist_tui", "tui", "--images", "/no/such/dir"], env=cli_env,
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [python, "-m", "fmnist_tui", "tui", "--images", "/no/such/dir"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "does not exist" in bad.stderr
 
 
@@ -95,7 +113,9 @@ def test_startup_imports_neither_torch_nor_onnxruntime(python: str, cli_env: dic
     """torch loads when a training or feature maps start, onnxruntime when Classify needs a model."""
     import subprocess
 
-    code = ("import sys; from fmnist_tui.cli import app; from fmnist_tui.tui import create_app; create_app(); "
-            "print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))")
+    code = (
+        "import sys; from fmnist_tui.cli import app; from fmnist_tui.tui import create_app; create_app(); "
+        "print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))"
+    )
     out = subprocess.run([python, "-c", code], env=cli_env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

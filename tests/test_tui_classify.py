@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
+from textual.widgets import Input, Select
 
 from fmnist_tui.core.data import CLASSES
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.classify_screen import ClassifyPane
 from fmnist_tui.tui.services import Services
-from textual.widgets import Input, Select
 from tests.tui_support import garment_png, screen_text, sync, tiny_onnx, wait_until, wait_workers
 
 
@@ -58,7 +59,7 @@ async def test_classify_an_image_and_switch_models(folders: dict[str, Path]) -> 
         assert best["label"] in text and f"{best['probability']:.1%}" in text
         assert "inference" in text and " ms" in text
         first = probs.copy()
-        picker.value = str(folders["export"] / "tiny-b.onnx")   # a new model re-classifies the image
+        picker.value = str(folders["export"] / "tiny-b.onnx")  # a new model re-classifies the image
         await pilot.pause()
         await wait_workers(app)
         await pilot.pause()
@@ -91,7 +92,7 @@ async def test_tree_lists_images_only_and_selecting_one_classifies(folders: dict
         assert "trouser.png" in text and "broken.png" in text and "notes.txt" not in text
         tree = app.query_one("#image-tree")
         tree.focus()
-        await pilot.press("down", "down")   # root → broken.png → trouser.png (sorted)
+        await pilot.press("down", "down")  # root → broken.png → trouser.png (sorted)
         await pilot.press("enter")
         await wait_workers(app)
         await pilot.pause()
@@ -114,8 +115,8 @@ class SlowFirstClassifier:
     """A fake model: its first call waits until the test releases it and answers Trouser; later calls
     answer Sandal at once."""
 
-    classes = list(CLASSES)
-    metadata = {"arch": "fake"}
+    classes: ClassVar[list[str]] = list(CLASSES)
+    metadata: ClassVar[dict[str, str]] = {"arch": "fake"}
 
     def __init__(self) -> None:
         self.calls = 0
@@ -140,8 +141,12 @@ async def test_a_slow_earlier_image_never_paints_over_a_newer_one(tmp_path: Path
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "fake.onnx").write_bytes(b"the fake classifier never reads it")
     model = SlowFirstClassifier()
-    app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path,
-                     services=Services(classifier=lambda path: model))
+    app = create_app(
+        runs=tmp_path / "runs",
+        export=tmp_path / "export",
+        images=tmp_path,
+        services=Services(classifier=lambda path: model),
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         pane = app.query_one(ClassifyPane)
@@ -153,7 +158,7 @@ async def test_a_slow_earlier_image_never_paints_over_a_newer_one(tmp_path: Path
         field.value = str(second)
         await pilot.press("enter")
         await wait_until(pilot, lambda: pane.last is not None, 30, "the second image's result")
-        model.release.set()   # now the first image's answer comes, late
+        model.release.set()  # now the first image's answer comes, late
         await wait_until(pilot, model.first_answered.is_set, 30, "the first image's answer")
         await pilot.pause(0.5)  # time for a stale result to reach the screen, if it were let through
         assert pane.last is not None and pane.last["path"] == str(second)

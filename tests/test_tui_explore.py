@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from textual.widgets import Select, Static
 
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.explore_screen import ExplorePane, counts_table
 from fmnist_tui.tui.services import Services
 from fmnist_tui.tui.widgets import Mosaic
-from textual.widgets import Select, Static
 from tests.tui_support import fake_run, screen_text, sync, wait_workers
 
 
@@ -35,7 +35,7 @@ async def test_dataset_samples_and_class_picker(tiny_data: Path, tmp_path: Path)
         await pilot.pause()
         assert "Sandal: 12 training samples" in screen_text(app)
         assert len(app.query_one("#samples", Mosaic).maps) == 12
-        await pilot.press("f")          # no run: a notification, not a crash
+        await pilot.press("f")  # no run: a notification, not a crash
         await pilot.pause()
         assert any("No CNN run" in n.message for n in app._notifications)
 
@@ -50,7 +50,7 @@ async def test_class_counts_fit_the_side_panel_at_80_columns(tiny_data: Path, tm
         await pilot.pause()
         lines = counts_table(pane.dataset).splitlines()
         assert len(lines) == 11 and max(map(len, lines)) <= counts.content_region.width
-        assert counts.size.height == len(lines)        # one screen row per line: nothing wrapped
+        assert counts.size.height == len(lines)  # one screen row per line: nothing wrapped
         text = screen_text(app)
         assert "class train   val  test" in text and "Boot     25     5    10" in text
 
@@ -70,7 +70,9 @@ async def test_feature_maps_of_a_real_tiny_run(tiny_data: Path, tmp_path: Path) 
     from fmnist_tui.training.trainer import train
 
     runs = tmp_path / "runs"
-    train(TrainConfig.create(arch="cnn", kernel=5, epochs=1, subset=64, threads=1, out=str(runs), data_dir=str(tiny_data)))
+    train(
+        TrainConfig.create(arch="cnn", kernel=5, epochs=1, subset=64, threads=1, out=str(runs), data_dir=str(tiny_data))
+    )
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_explore(pilot)
@@ -100,7 +102,9 @@ async def test_feature_map_errors_are_notifications(tiny_data: Path, tmp_path: P
         seen.append(image.shape)
         return np.ones((32, 28, 28), np.float32), np.ones((64, 14, 14), np.float32)
 
-    app = create_app(runs=runs, export=tmp_path, images=tmp_path, data_dir=tiny_data, services=Services(feature_maps=broken))
+    app = create_app(
+        runs=runs, export=tmp_path, images=tmp_path, data_dir=tiny_data, services=Services(feature_maps=broken)
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         await open_explore(pilot)
         await pilot.press("f")

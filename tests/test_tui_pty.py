@@ -43,13 +43,36 @@ class Tmux:
 @pytest.mark.slow
 def test_real_tui_in_a_terminal(tmp_path: Path, cli_env: dict[str, str]) -> None:
     status = tmp_path / "exit-status"
-    command = " ".join(shlex.quote(a) for a in [
-        sys.executable, "-m", "fmnist_tui", "tui", "--runs", str(tmp_path / "runs"),
-        "--export-dir", str(tmp_path / "export"), "--images", str(tmp_path)])
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in cli_env.items() if k in ("FMNIST_VERIFY", "FMNIST_DATA", "PYTHONPATH"))
+    command = " ".join(
+        shlex.quote(a)
+        for a in [
+            sys.executable,
+            "-m",
+            "fmnist_tui",
+            "tui",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--images",
+            str(tmp_path),
+        ]
+    )
+    env = " ".join(
+        f"{k}={shlex.quote(v)}" for k, v in cli_env.items() if k in ("FMNIST_VERIFY", "FMNIST_DATA", "PYTHONPATH")
+    )
     tmux = Tmux(f"fmnist-test-{os.getpid()}")
-    tmux("new-session", "-d", "-s", "tui", "-x", "100", "-y", "30",
-         f"env TERM=xterm-256color {env} {command}; echo $? > {shlex.quote(str(status))}")
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "tui",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        f"env TERM=xterm-256color {env} {command}; echo $? > {shlex.quote(str(status))}",
+    )
     try:
         tmux.wait_for("1 Train")
         assert "Start" in tmux.wait_for("Quit")
@@ -59,7 +82,7 @@ def test_real_tui_in_a_terminal(tmp_path: Path, cli_env: dict[str, str]) -> None
         tmux.wait_for("250 train · 50 val · 100 test images")
         tmux("send-keys", "-t", "tui", "?")
         tmux.wait_for("CLI twins")
-        tmux("send-keys", "-t", "tui", "Escape")   # alone: ESC then a key at once would read as alt+key
+        tmux("send-keys", "-t", "tui", "Escape")  # alone: ESC then a key at once would read as alt+key
         deadline = time.monotonic() + 20
         while "CLI twins" in tmux.screen() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable
 
 from fmnist_tui.study.results import RunRecord, load_records
 from fmnist_tui.tui import create_app, results_screen
 from fmnist_tui.tui.results_screen import ResultsPane
-from textual.widgets import DataTable
 from tests.tui_support import fake_run, screen_text, sync, wait_until, wait_workers
 
 
@@ -37,24 +37,24 @@ async def test_groups_sorting_and_details(runs: Path, tmp_path: Path) -> None:
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
-        await wait_workers(app)         # the runs are read in a worker thread
+        await wait_workers(app)  # the runs are read in a worker thread
         await pilot.pause()
         assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
         assert table_column(app, 1) == ["0", "0,1", "0"]
-        assert table_column(app, 3)[1] == "91.00% ± 1.41%"     # mean ± sample std over two seeds
+        assert table_column(app, 3)[1] == "91.00% ± 1.41%"  # mean ± sample std over two seeds
         assert any("skipped broken" in n.message for n in app._notifications)
         pane = app.query_one(ResultsPane)
         pane.sort_by("acc")
         await pilot.pause()
         assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
-        await pilot.press("o")          # next column after acc: time
+        await pilot.press("o")  # next column after acc: time
         assert pane.sort_key == "time" and table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
-        pane.sort_by("time")            # same key again: descending
+        pane.sort_by("time")  # same key again: descending
         await pilot.pause()
         assert table_column(app, 0) == ["cnn-k7", "cnn-k3", "mlp"]
         table = app.query_one("#results-table", DataTable)
         table.focus()
-        await pilot.press("down")       # highlight cnn-k3
+        await pilot.press("down")  # highlight cnn-k3
         await pilot.pause()
         text = screen_text(app)
         assert "cnn-k3 · runs cnn-k3-s0, cnn-k3-s1" in text
@@ -68,15 +68,18 @@ async def test_header_click_sorts(runs: Path, tmp_path: Path) -> None:
         await pilot.press("2")
         await wait_workers(app)
         table = app.query_one("#results-table", DataTable)
-        table.post_message(DataTable.HeaderSelected(table, table.ordered_columns[2].key, 2, table.ordered_columns[2].label))
+        table.post_message(
+            DataTable.HeaderSelected(table, table.ordered_columns[2].key, 2, table.ordered_columns[2].label)
+        )
         await pilot.pause()
         assert app.query_one(ResultsPane).sort_key == "params"
         assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
 
 
 @sync
-async def test_loading_is_off_the_ui_thread_and_the_newest_load_wins(runs: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_loading_is_off_the_ui_thread_and_the_newest_load_wins(
+    runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A slow first load (say, a slow disk) leaves the UI answering keys and showing "loading…"; a newer load
     that finishes first is painted, and the older one, finishing last, must not paint over it."""
     older_root = tmp_path / "older"
@@ -97,16 +100,16 @@ async def test_loading_is_off_the_ui_thread_and_the_newest_load_wins(runs: Path,
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: len(calls) == 1, 10, "the first load to start")
-            await pilot.press("2")      # answered while the first load blocks; starts a second load
+            await pilot.press("2")  # answered while the first load blocks; starts a second load
             assert app.active_tab == "results"
             await wait_until(pilot, lambda: len(calls) == 2, 10, "the second load to start")
             table = app.query_one("#results-table", DataTable)
             assert table.loading and "loading…" in screen_text(app)
-            gates[1].set()              # the newer load finishes first...
+            gates[1].set()  # the newer load finishes first...
             await wait_until(pilot, lambda: not table.loading, 10, "the newer load to paint")
             assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
-            gates[0].set()              # ...then the older one, which must not paint
-            await wait_workers(app)     # not app.workers.wait_for_complete(): DirectoryTree's loader never ends
+            gates[0].set()  # ...then the older one, which must not paint
+            await wait_workers(app)  # not app.workers.wait_for_complete(): DirectoryTree's loader never ends
             await pilot.pause()
             assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"] and "4 runs in 3 groups" in screen_text(app)
     finally:

@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from fmnist_tui.core.events import BatchProgress, EpochEnd, RunStarted
 from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.messages import TrainerEvent
 from fmnist_tui.tui.services import Services, Settings
 from fmnist_tui.tui.train_screen import TrainPane
-from textual.widgets import Input
 from tests.tui_support import fake_run, garment_png, tiny_onnx, wait_until, wait_workers
 
 SIZE = (80, 24)
@@ -42,11 +42,22 @@ def test_train_live(snap_compare, root: Path) -> None:
 
     async def feed(pilot) -> None:
         pane = pilot.app.query_one(TrainPane)
-        pane.on_trainer_event(TrainerEvent(RunStarted(Path("runs/cnn-k3-s0"), "cnn-k3-s0", {}, 421642, 4_240_000,
-                                                      "cpu", "fp32", 1, 6, 100, False)))
+        pane.on_trainer_event(
+            TrainerEvent(
+                RunStarted(Path("runs/cnn-k3-s0"), "cnn-k3-s0", {}, 421642, 4_240_000, "cpu", "fp32", 1, 6, 100, False)
+            )
+        )
         for e in range(1, 5):
-            row = {"epoch": e, "train_loss": 0.9 / e, "train_acc": 0.8 + 0.02 * e, "val_loss": 0.95 / e,
-                   "val_acc": 0.79 + 0.02 * e, "lr": 1e-3, "seconds": 4.5, "images_per_s": 11900.0}
+            row = {
+                "epoch": e,
+                "train_loss": 0.9 / e,
+                "train_acc": 0.8 + 0.02 * e,
+                "val_loss": 0.95 / e,
+                "val_acc": 0.79 + 0.02 * e,
+                "lr": 1e-3,
+                "seconds": 4.5,
+                "images_per_s": 11900.0,
+            }
             pane.on_trainer_event(TrainerEvent(EpochEnd(e, 6, row, True)))
         pane.on_trainer_event(TrainerEvent(BatchProgress(5, 6, 50, 100, 0.25, 11900.0)))
         await pilot.pause()

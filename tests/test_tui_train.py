@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable, Input, Select
 
 from fmnist_tui.core.runs import Run
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.modals import ConfirmScreen
 from fmnist_tui.tui.train_screen import TrainPane
-from textual.widgets import DataTable, Input, Select
 from tests.tui_support import screen_text, sync, wait_until, wait_workers
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -42,7 +42,7 @@ async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) ->
         await pilot.press("s")
         await wait_until(pilot, lambda: len(pane._history) >= 1, 90, "the first epoch")
         assert pane.running and "epoch" in screen_text(app)
-        await pilot.press("2")           # the UI answers keys while training
+        await pilot.press("2")  # the UI answers keys while training
         assert app.active_tab == "results"
         await pilot.press("1")
         await pilot.press("x")
@@ -80,9 +80,9 @@ async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Pa
         assert "done: test accuracy" in text and "true  Tsh" in text
         assert Run(runs / "mlp-s3").finished
         await pilot.press("2")
-        await wait_workers(app)               # Results reads the run folders in a worker
+        await wait_workers(app)  # Results reads the run folders in a worker
         await pilot.pause()
-        assert "mlp" in screen_text(app)      # results refreshed when the training ended
+        assert "mlp" in screen_text(app)  # results refreshed when the training ended
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ async def test_quit_while_training_asks_then_stops_and_saves(tiny_data: Path, tm
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen) and pane.running
-        await pilot.press("n")            # keep training
+        await pilot.press("n")  # keep training
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen) and pane.running
         await pilot.press("q")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,23 +38,47 @@ async def wait_until(pilot: Any, condition: Callable[[], bool], timeout: float =
         await pilot.pause(0.05)
 
 
-def fake_run(root: Path, arch: str, kernel: int | None, seed: int, accuracy: float, epochs: int = 3,
-             seconds: float = 12.0) -> Path:
+def fake_run(
+    root: Path, arch: str, kernel: int | None, seed: int, accuracy: float, epochs: int = 3, seconds: float = 12.0
+) -> Path:
     """A finished run folder with deterministic config, metrics and summary (no training, no torch)."""
     cfg = TrainConfig.create(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root))
     run = cfg.run_dir
     run.mkdir(parents=True)
     write_json(run / "config.json", {**cfg.to_dict(), "run": run.name, "params": 1000 + 10 * (kernel or 0)})
-    rows = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": accuracy - 0.1 / e, "val_loss": 1.1 / e,
-             "val_acc": accuracy - 0.12 / e, "lr": 1e-3, "seconds": 4.0, "images_per_s": 1000.0}
-            for e in range(1, epochs + 1)]
+    rows = [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_acc": accuracy - 0.1 / e,
+            "val_loss": 1.1 / e,
+            "val_acc": accuracy - 0.12 / e,
+            "lr": 1e-3,
+            "seconds": 4.0,
+            "images_per_s": 1000.0,
+        }
+        for e in range(1, epochs + 1)
+    ]
     write_metrics(run / "metrics.csv", rows)
     cm = np.full((10, 10), 2, dtype=np.int64)
-    np.fill_diagonal(cm, int(round(accuracy * 100)) + np.arange(10))
-    write_json(run / "summary.json", {
-        "test_accuracy": accuracy, "per_class": per_class(cm), "confusion_matrix": cm.tolist(),
-        "params": 1000 + 10 * (kernel or 0), "macs": 5000, "train_seconds": seconds, "finished": True,
-        "run": run.name, "arch": arch, "kernel": kernel, "seed": seed, "epochs": epochs})
+    np.fill_diagonal(cm, round(accuracy * 100) + np.arange(10))
+    write_json(
+        run / "summary.json",
+        {
+            "test_accuracy": accuracy,
+            "per_class": per_class(cm),
+            "confusion_matrix": cm.tolist(),
+            "params": 1000 + 10 * (kernel or 0),
+            "macs": 5000,
+            "train_seconds": seconds,
+            "finished": True,
+            "run": run.name,
+            "arch": arch,
+            "kernel": kernel,
+            "seed": seed,
+            "epochs": epochs,
+        },
+    )
     return run
 
 
@@ -80,15 +105,27 @@ def tiny_onnx(path: Path, seed: int = 0) -> Path:
     weight = numpy_helper.from_array(rng.normal(0, 0.05, (784, 10)).astype(np.float32), "W")
     bias = numpy_helper.from_array(np.linspace(-0.5, 0.5, 10, dtype=np.float32), "B")
     shape = numpy_helper.from_array(np.array([-1, 784], dtype=np.int64), "shape")
-    nodes = [helper.make_node("Reshape", ["input", "shape"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "W", "B"], ["logits"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 28, 28])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-                              initializer=[weight, bias, shape])
+    nodes = [
+        helper.make_node("Reshape", ["input", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        initializer=[weight, bias, shape],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    for key, value in {"classes": json.dumps(list(CLASSES)), "arch": "linear", "kernel": "", "params": "7850",
-                       "test_accuracy": "0.5", "run": path.stem}.items():
+    for key, value in {
+        "classes": json.dumps(list(CLASSES)),
+        "arch": "linear",
+        "kernel": "",
+        "params": "7850",
+        "test_accuracy": "0.5",
+        "run": path.stem,
+    }.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))

@@ -29,8 +29,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tui": ("tui_cmd", "tui", "View"),
 }
 
-HELP = ("A terminal lab for Fashion-MNIST: train an MLP and CNNs (3×3, 5×5, 7×7), compare them, look inside, "
-        "export to ONNX, classify images.")
+HELP = (
+    "A terminal lab for Fashion-MNIST: train an MLP and CNNs (3×3, 5×5, 7×7), compare them, look inside, "
+    "export to ONNX, classify images."
+)
 
 
 def _version(value: bool) -> None:
@@ -43,12 +45,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def build_app(only: str | None = None) -> "typer.Typer":
+def build_app(only: str | None = None) -> typer.Typer:
     """The Typer app with every command, or with the command `only` alone (what `main` runs)."""
     import typer
 
-    app = typer.Typer(name="fmnist", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                      help=HELP)
+    app = typer.Typer(
+        name="fmnist", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=HELP
+    )
     for name, (module, attr, panel) in COMMANDS.items():
         if only is None or name == only:
             func = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
@@ -57,8 +60,11 @@ def build_app(only: str | None = None) -> "typer.Typer":
             app.command(name, rich_help_panel=panel)(func)
 
     @app.callback()
-    def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                           help="Print the version and exit.")) -> None:
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
         """fmnist: see each command's --help."""
 
     return app

@@ -6,9 +6,10 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -30,9 +31,9 @@ class LazyConsole:
 
     def __init__(self, **options: Any) -> None:
         self._options = options
-        self._console: "Console | None" = None
+        self._console: Console | None = None
 
-    def get(self) -> "Console":
+    def get(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
@@ -60,9 +61,14 @@ err_console = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the Fashion-MNIST IDX files "
-                                                      "(else $FMNIST_DATA, the Debian package, ~/.cache/fmnist).",
-                                                      file_okay=False)]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder with the Fashion-MNIST IDX files (else $FMNIST_DATA, the Debian package, ~/.cache/fmnist).",
+        file_okay=False,
+    ),
+]
 RunsDirOpt = Annotated[Path, typer.Option("--runs", help="Folder holding the run folders.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -106,7 +112,7 @@ def handle_errors(func: F) -> F:
         except FmnistError as exc:
             raise fail(exc.render(flag), exc.exit_code) from None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def print_json(obj: Any) -> None:

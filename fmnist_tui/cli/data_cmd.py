@@ -16,17 +16,30 @@ from .common import DataDirOpt, JsonOpt, console, flag, handle_errors, print_jso
 def data(
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
-    download: Annotated[bool, typer.Option("--download", help="If not found locally, download with torchvision "
-                                                              "into ~/.cache/fmnist (needs internet).")] = False,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download", help="If not found locally, download with torchvision into ~/.cache/fmnist (needs internet)."
+        ),
+    ] = False,
 ) -> None:
     """Find and verify Fashion-MNIST, and count the images of each class in train / val / test."""
     ds = load_dataset(data_dir, download=download)
     counts = {split: class_counts(ds.split(split)[1]) for split in ("train", "val", "test")}
-    files: dict[str, dict[str, Any]] = {name: {"path": str(path), "sha256": ds.sha256[name], "verified": ds.sha256[name] == SHA256[name]}
-             for name, path in ds.source.files.items()}
+    files: dict[str, dict[str, Any]] = {
+        name: {"path": str(path), "sha256": ds.sha256[name], "verified": ds.sha256[name] == SHA256[name]}
+        for name, path in ds.source.files.items()
+    }
     if json_out:
-        print_json({"folder": str(ds.source.folder), "via": phrase(ds.source.via, flag), "files": files,
-                    "classes": list(CLASSES), "counts": counts})
+        print_json(
+            {
+                "folder": str(ds.source.folder),
+                "via": phrase(ds.source.via, flag),
+                "files": files,
+                "classes": list(CLASSES),
+                "counts": counts,
+            }
+        )
         return
     console.print(f"dataset: [bold]{ds.source.folder}[/] (found via {phrase(ds.source.via, flag)})", highlight=False)
     for name, f in files.items():
@@ -38,6 +51,9 @@ def data(
     for i, cls in enumerate(CLASSES):
         row = [counts[s][i] for s in ("train", "val", "test")]
         table.add_row(cls, *[f"{v:,}" for v in row], f"{sum(row):,}")
-    table.add_row("[bold]all", *[f"[bold]{sum(counts[s]):,}" for s in ("train", "val", "test")],
-                  f"[bold]{sum(map(sum, counts.values())):,}")
+    table.add_row(
+        "[bold]all",
+        *[f"[bold]{sum(counts[s]):,}" for s in ("train", "val", "test")],
+        f"[bold]{sum(map(sum, counts.values())):,}",
+    )
     console.print(table)

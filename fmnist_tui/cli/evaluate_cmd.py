@@ -16,8 +16,11 @@ from .common import DataDirOpt, Device, JsonOpt, console, handle_errors, print_j
 
 def render_report(name: str, report: dict[str, Any]) -> None:
     """Print an evaluation report as rich tables."""
-    console.print(f"[bold]{name}[/]: test accuracy [bold]{report['test_accuracy']:.2%}[/] "
-                  f"on {sum(r['support'] for r in report['per_class']):,} images", highlight=False)
+    console.print(
+        f"[bold]{name}[/]: test accuracy [bold]{report['test_accuracy']:.2%}[/] "
+        f"on {sum(r['support'] for r in report['per_class']):,} images",
+        highlight=False,
+    )
     per = Table(Column("class", no_wrap=True), title="per class", title_justify="left")
     for col in ("precision", "recall", "F1", "support"):
         per.add_column(col, justify="right")
@@ -25,20 +28,31 @@ def render_report(name: str, report: dict[str, Any]) -> None:
         per.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"]))
     console.print(per)
     console.print(confusion_table(report["confusion_matrix"]))
-    console.print("most confused: " + "; ".join(f"{p['a']} ↔ {p['b']} {p['total']} ({p['a_as_b']} + {p['b_as_a']})"
-                                              for p in report["most_confused"]), highlight=False)
+    console.print(
+        "most confused: "
+        + "; ".join(
+            f"{p['a']} ↔ {p['b']} {p['total']} ({p['a_as_b']} + {p['b_as_a']})" for p in report["most_confused"]
+        ),
+        highlight=False,
+    )
 
 
 def confusion_table(matrix: list[list[int]]) -> Table:
     """The confusion matrix with numbered predicted-class columns: the rows say which number is which class
     in full, so no name is cut to fit a column ("Ankle b") and the table fits 80 columns."""
-    cm = Table(Column("true \\ pred", no_wrap=True), box=box.SIMPLE_HEAD, show_edge=False, title_justify="left",
-               title="confusion matrix (columns numbered as the rows)")
+    cm = Table(
+        Column("true \\ pred", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title_justify="left",
+        title="confusion matrix (columns numbered as the rows)",
+    )
     for j in range(len(CLASSES)):
         cm.add_column(str(j), justify="right")
     for i, row in enumerate(matrix):
-        cm.add_row(f"{i} {CLASSES[i]}", *[f"[bold]{v}[/]" if i == j else (str(v) if v else "·")
-                                          for j, v in enumerate(row)])
+        cm.add_row(
+            f"{i} {CLASSES[i]}", *[f"[bold]{v}[/]" if i == j else (str(v) if v else "·") for j, v in enumerate(row)]
+        )
     return cm
 
 
@@ -56,8 +70,15 @@ def evaluate(
     found = resolve_run(run, runs)
     report = evaluate_run(found, data_dir, Device(device).value)
     cfg = found.config()
-    report = {"run": found.name, "path": str(found.path), "arch": cfg.get("arch"), "kernel": cfg.get("kernel"),
-              "params": cfg.get("params"), "macs": cfg.get("macs"), **report}
+    report = {
+        "run": found.name,
+        "path": str(found.path),
+        "arch": cfg.get("arch"),
+        "kernel": cfg.get("kernel"),
+        "params": cfg.get("params"),
+        "macs": cfg.get("macs"),
+        **report,
+    }
     if json_out:
         print_json(report)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,16 +37,20 @@ def parse_kernels(values: list[str]) -> list[int]:
     try:
         return [int(v) for v in split_list(values, "kernels")]
     except ValueError:
-        raise ConfigError("kernels", f"takes integers such as {','.join(map(str, KERNELS))}; got "
-                                     f"{','.join(values)!r}") from None
+        raise ConfigError(
+            "kernels", f"takes integers such as {','.join(map(str, KERNELS))}; got {','.join(values)!r}"
+        ) from None
 
 
 def print_event(event: ExperimentEvent) -> None:
     """One console line per launch, forwarded epoch line and end of a training."""
     if isinstance(event, Launched):
         verb = {"resume": "resuming", "restart": "restarting (nothing to resume)"}.get(event.status, "training")
-        console.print(f"[bold]\\[{event.index}/{event.total}] {event.name}[/]: {verb} ({event.threads} thread"
-                      f"{'s' if event.threads > 1 else ''})", highlight=False)
+        console.print(
+            f"[bold]\\[{event.index}/{event.total}] {event.name}[/]: {verb} ({event.threads} thread"
+            f"{'s' if event.threads > 1 else ''})",
+            highlight=False,
+        )
     elif isinstance(event, Output):
         console.print(f"  {event.name}: {event.line}", highlight=False, markup=False, soft_wrap=True)
     elif isinstance(event, Ended):
@@ -58,34 +62,65 @@ def print_event(event: ExperimentEvent) -> None:
 
 @handle_errors
 def experiment(
-    archs: Annotated[list[str], typer.Option("--archs", help="Architectures, comma-separated (any of the "
-                                            "registry's).")] = [",".join(ARCHS)],
-    kernels: Annotated[list[str], typer.Option("--kernels", help="Kernel sizes, comma-separated.")] =
-        [",".join(map(str, KERNELS))],
+    archs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--archs", help=f"Architectures, comma-separated (any of the registry's). [default: {','.join(ARCHS)}]"
+        ),
+    ] = None,
+    kernels: Annotated[
+        list[str] | None,
+        typer.Option("--kernels", help=f"Kernel sizes, comma-separated. [default: {','.join(map(str, KERNELS))}]"),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per config (0..N-1).")] = 3,
     epochs: Annotated[int, typer.Option(help="Epochs of every training (one recipe for all).")] = 15,
-    subset: Annotated[Optional[int], typer.Option(help="Train on the first N images, for smoke runs.")] = None,
-    jobs: Annotated[Optional[int], typer.Option(help="Trainings run at once, each with cores/jobs threads "
-                                                     "(default 2, or 1 on a 1-core machine).")] = None,
+    subset: Annotated[int | None, typer.Option(help="Train on the first N images, for smoke runs.")] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Trainings run at once, each with cores/jobs threads (default 2, or 1 on a 1-core machine)."),
+    ] = None,
     runs: Annotated[Path, typer.Option(help="Folder of the run folders (reused and resumed).")] = Path("checkpoints"),
-    out: Annotated[Path, typer.Option(help="Folder for results.md/.csv/.json and the training logs.")] =
-        Path("reports/experiment"),
-    onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for the latency "
-                                                "column.")] = Path("export"),
-    device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = Device("auto"),
-    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Measure onnxruntime latency per config, "
-                                          "exporting a run into <out>/onnx/ when --onnx-dir has none.")] = True,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and each run's status; train "
-                                                            "nothing.")] = False,
-    export: Annotated[Optional[Path], typer.Option(help="Also export every planned run to DIR/<run>.onnx (verified, "
-                                                        "with manifest.json), as `fmnist export` does.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results.md/.csv/.json and the training logs.")] = Path(
+        "reports/experiment"
+    ),
+    onnx_dir: Annotated[
+        Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for the latency column.")
+    ] = Path("export"),
+    device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = Device(
+        "auto"
+    ),
+    latency: Annotated[
+        bool,
+        typer.Option(
+            "--latency/--no-latency",
+            help="Measure onnxruntime latency per config, exporting a run into <out>/onnx/ when --onnx-dir has none.",
+        ),
+    ] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and each run's status; train nothing.")
+    ] = False,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also export every planned run to DIR/<run>.onnx (verified, "
+            "with manifest.json), as `fmnist export` does."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Train mlp and cnn k=3/5/7 over seeds with one recipe, then compare them with paired statistics."""
     if epochs < 1 or (subset is not None and subset < 1):
         raise UsageError("--epochs and --subset must be positive integers")
-    configs = plan(split_list(archs, "archs"), {"kernel": parse_kernels(kernels)}, seeds, epochs, runs, subset,
-                   data_dir, Device(device).value)
+    configs = plan(
+        split_list(archs or [",".join(ARCHS)], "archs"),
+        {"kernel": parse_kernels(kernels or [",".join(map(str, KERNELS))])},
+        seeds,
+        epochs,
+        runs,
+        subset,
+        data_dir,
+        Device(device).value,
+    )
     jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
@@ -93,8 +128,11 @@ def experiment(
     threads = max(1, cpu_count() // jobs)
     statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
     counts = {s: list(statuses.values()).count(s) for s in STATUSES}
-    console.print(f"experiment: {len(configs)} runs in {runs} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
-                  f"; {jobs} at a time × {threads} thread{'s' if threads > 1 else ''}", highlight=False)
+    console.print(
+        f"experiment: {len(configs)} runs in {runs} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
+        f"; {jobs} at a time × {threads} thread{'s' if threads > 1 else ''}",
+        highlight=False,
+    )
     if dry_run:
         for name, st in statuses.items():
             console.print(f"  {name}: {st}", highlight=False)
@@ -115,19 +153,29 @@ def experiment(
     if export is not None:
         export_planned(configs, export, data_dir)
     study = analyse(groups, measured)
-    doc = {**study.to_dict(), "experiment": {
-        "jobs": jobs, "threads": threads, "wall_seconds": round(outcome.wall_seconds, 2),
-        "trained": outcome.trained, "reused": outcome.reused,
-        "run_seconds": {k: round(v, 2) for k, v in outcome.seconds.items()}}}
+    doc = {
+        **study.to_dict(),
+        "experiment": {
+            "jobs": jobs,
+            "threads": threads,
+            "wall_seconds": round(outcome.wall_seconds, 2),
+            "trained": outcome.trained,
+            "reused": outcome.reused,
+            "run_seconds": {k: round(v, 2) for k, v in outcome.seconds.items()},
+        },
+    }
     paths = write_results(doc, study_markdown(study), to_csv(study.rows), out)
     render_study(study)
-    console.print(f"wall time {outcome.wall_seconds:.1f}s ({len(outcome.trained)} trained, {len(outcome.reused)} "
-                  f"reused) → {', '.join(map(str, paths))}", highlight=False)
+    console.print(
+        f"wall time {outcome.wall_seconds:.1f}s ({len(outcome.trained)} trained, {len(outcome.reused)} "
+        f"reused) → {', '.join(map(str, paths))}",
+        highlight=False,
+    )
     if outcome.failed:
         raise typer.Exit(1)
 
 
-def export_planned(configs: list[TrainConfig], out: Path, data_dir: Optional[Path]) -> None:
+def export_planned(configs: list[TrainConfig], out: Path, data_dir: Path | None) -> None:
     """Export every finished planned run (the shipped models: `make models`)."""
     from ..core.data import load_dataset
     from ..core.runs import Run
@@ -145,4 +193,4 @@ def _argv_tail() -> list[str]:
     import sys
 
     args = sys.argv[1:]
-    return args[args.index("experiment") + 1:] if "experiment" in args else args
+    return args[args.index("experiment") + 1 :] if "experiment" in args else args

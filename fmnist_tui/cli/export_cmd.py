@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -30,27 +30,40 @@ def _runs_to_export(names: list[str], all_runs: bool, root: Path) -> list[Run]:
 
 
 def print_report(r: Any) -> None:
-    console.print(f"[bold green]exported[/] {r.run} → {r.path} ({r.bytes / 1e6:.2f} MB, opset {r.opset}, "
-                  f"dynamic batch, sha256 {r.sha256[:12]}…) in {r.seconds:.1f}s", highlight=False)
+    console.print(
+        f"[bold green]exported[/] {r.run} → {r.path} ({r.bytes / 1e6:.2f} MB, opset {r.opset}, "
+        f"dynamic batch, sha256 {r.sha256[:12]}…) in {r.seconds:.1f}s",
+        highlight=False,
+    )
     console.print("  onnx.checker (full check): passed", highlight=False)
-    console.print(f"  onnxruntime vs PyTorch on {r.parity_images:,} images: max |Δlogit| {r.max_abs_diff:.2e} "
-                  f"(limit 1e-04), top-1 agreement {r.top1_agreement:.2%}", highlight=False)
+    console.print(
+        f"  onnxruntime vs PyTorch on {r.parity_images:,} images: max |Δlogit| {r.max_abs_diff:.2e} "
+        f"(limit 1e-04), top-1 agreement {r.top1_agreement:.2%}",
+        highlight=False,
+    )
     same = round(r.onnx_accuracy * r.test_images) == round(r.summary_accuracy * r.test_images)
-    summary = (f"= run summary {r.summary_accuracy:.2%}" if same else
-               f"on this CPU (the run summary's {r.summary_accuracy:.2%} was measured on {r.summary_device}, "
-               "whose kernels round differently)")
-    console.print(f"  test accuracy on {r.test_images:,} images: ONNX {r.onnx_accuracy:.2%} = PyTorch "
-                  f"{r.torch_accuracy:.2%} {summary}", highlight=False)
+    summary = (
+        f"= run summary {r.summary_accuracy:.2%}"
+        if same
+        else f"on this CPU (the run summary's {r.summary_accuracy:.2%} was measured on {r.summary_device}, "
+        "whose kernels round differently)"
+    )
+    console.print(
+        f"  test accuracy on {r.test_images:,} images: ONNX {r.onnx_accuracy:.2%} = PyTorch "
+        f"{r.torch_accuracy:.2%} {summary}",
+        highlight=False,
+    )
 
 
 @handle_errors
 def export(
-    runs: Annotated[Optional[list[str]], typer.Argument(help="Run names (in --runs) or run folders.",
-                                                        show_default=False)] = None,
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Run names (in --runs) or run folders.", show_default=False)
+    ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Export every finished run in --runs.")] = False,
     runs_dir: Annotated[Path, typer.Option("--runs", help="Folder holding the run folders.")] = Path("checkpoints"),
     out: Annotated[Path, typer.Option(help="Folder for the .onnx files and manifest.json.")] = Path("export"),
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.", min=1)] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.", min=1)] = None,
     json_out: JsonOpt = False,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -67,8 +80,12 @@ def export(
     reports, failed = [], 0
     for run in selected:
         try:
-            report = export_run(run, out, dataset,
-                                on_step=None if json_out else lambda m: console.print(m, style="dim", highlight=False))
+            report = export_run(
+                run,
+                out,
+                dataset,
+                on_step=None if json_out else lambda m: console.print(m, style="dim", highlight=False),
+            )
         except KeyboardInterrupt:
             raise fail(f"interrupted while exporting {run.name}; no file was left for it", EXIT_INTERRUPTED) from None
         except FmnistError as exc:
@@ -83,7 +100,9 @@ def export(
     if json_out:
         print_json([r.to_dict() for r in reports])
     elif reports:
-        console.print(f"manifest: {Path(out) / 'manifest.json'} · next: fmnist predict IMAGE --model {reports[0].path}",
-                      highlight=False)
+        console.print(
+            f"manifest: {Path(out) / 'manifest.json'} · next: fmnist predict IMAGE --model {reports[0].path}",
+            highlight=False,
+        )
     if failed:
         raise fail(f"{failed} of {len(selected)} exports failed (named above); no file was written for them")

@@ -6,7 +6,7 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -41,8 +41,9 @@ def _print_table(results: list[Row], show_input: bool) -> None:
         return
     table = Table("path", "label", "probability", "top-k", title_justify="left")
     for r, p in ok:
-        table.add_row(r.path, p.label, f"{p.probability:.1%}",
-                      ", ".join(f"{t.label} {t.probability:.1%}" for t in p.top_k))
+        table.add_row(
+            r.path, p.label, f"{p.probability:.1%}", ", ".join(f"{t.label} {t.probability:.1%}" for t in p.top_k)
+        )
     console.print(table)
     if show_input:
         for r, p in ok:
@@ -75,21 +76,37 @@ def _json_rows(results: list[Row]) -> list[dict[str, Any]]:
 
 @handle_errors
 def predict(
-    paths: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) or globs.",
-                                               show_default=False)],
-    model: Annotated[Optional[Path], typer.Option(help="ONNX model file (default: $FMNIST_MODEL, else the shipped "
-                                                       "export/cnn-k3-s0.onnx).", dir_okay=False)] = None,
+    paths: Annotated[
+        list[str], typer.Argument(help="Image files, folders (searched recursively) or globs.", show_default=False)
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="ONNX model file (default: $FMNIST_MODEL, else the shipped export/cnn-k3-s0.onnx).", dir_okay=False
+        ),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list per image.", min=1, max=10)] = 3,
     fmt: Annotated[Format, typer.Option("--format", help="table, or json / csv for scripts.")] = Format.table,
-    show_input: Annotated[bool, typer.Option("--show-input", help="Also print the 28×28 input the model saw "
-                                                                  "(table: as text art; json: an `input` field).")] = False,
+    show_input: Annotated[
+        bool,
+        typer.Option(
+            "--show-input",
+            help="Also print the 28×28 input the model saw (table: as text art; json: an `input` field).",
+        ),
+    ] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first input that fails.")] = False,
     batch_size: Annotated[int, typer.Option(help="Images per onnxruntime call.", min=1)] = 256,
-    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: all cores).",
-                                                   min=1)] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Processes that decode the images of a large batch of files "
-                                                        "(default: one per core, at most 8; 1: none).",
-                                                   min=1)] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).", min=1)
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes that decode the images of a large batch of files "
+            "(default: one per core, at most 8; 1: none).",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Classify image files (photos welcome: any size, background, format) with an exported model."""
     from ..inference.classify import classify
@@ -117,6 +134,9 @@ def predict(
     failed = sum(r.error is not None for r in results)
     if failed:
         done = len(results) - failed
-        message = (f"stopped at the first failure (--fail-fast) after {done} classified" if fail_fast
-                   else f"{failed} of {len(results)} inputs failed (named above); {done} classified")
+        message = (
+            f"stopped at the first failure (--fail-fast) after {done} classified"
+            if fail_fast
+            else f"{failed} of {len(results)} inputs failed (named above); {done} classified"
+        )
         raise FmnistError(message)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,14 +15,27 @@ from .common import DataDirOpt, console, err_console, handle_errors
 def report(
     out: Annotated[Path, typer.Option(help="Folder for the PNGs and report.md.")] = Path("reports"),
     runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
-    run: Annotated[Optional[list[str]], typer.Option("--run", help="Run(s) for the training curves, confusion "
-                   "matrix (the first) and feature maps (the first CNN); default: seed 0 of each config.")] = None,
-    figure: Annotated[Optional[list[str]], typer.Option("--figure", help="Draw only these (repeatable): "
-                      "distribution, samples, means, kernels, per-class, curves, confusion, featuremaps. "
-                      "Without it, all of them and report.md.")] = None,
+    run: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--run",
+            help="Run(s) for the training curves, confusion "
+            "matrix (the first) and feature maps (the first CNN); default: seed 0 of each config.",
+        ),
+    ] = None,
+    figure: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--figure",
+            help="Draw only these (repeatable): "
+            "distribution, samples, means, kernels, per-class, curves, confusion, featuremaps. "
+            "Without it, all of them and report.md.",
+        ),
+    ] = None,
     test_index: Annotated[int, typer.Option(help="Test image for the feature maps.")] = 0,
-    onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column.")] =
-        Path("export"),
+    onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column.")] = Path(
+        "export"
+    ),
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw the study's figures (PNG) and write report.md with the findings computed from the data."""
@@ -44,9 +57,10 @@ def report(
 @handle_errors
 def featuremaps(
     run: Annotated[str, typer.Option("--run", help="A CNN run (name in --runs, or folder).")],
-    image: Annotated[Optional[Path], typer.Argument(help="An image file (any size; brought to 28×28).",
-                                                    exists=True, dir_okay=False)] = None,
-    test_index: Annotated[Optional[int], typer.Option(help="Use this test-set image instead of IMAGE.")] = None,
+    image: Annotated[
+        Path | None, typer.Argument(help="An image file (any size; brought to 28×28).", exists=True, dir_okay=False)
+    ] = None,
+    test_index: Annotated[int | None, typer.Option(help="Use this test-set image instead of IMAGE.")] = None,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("reports/feature_maps.png"),
     runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
     data_dir: DataDirOpt = None,

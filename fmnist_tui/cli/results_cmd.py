@@ -36,8 +36,9 @@ def render_study(study: Study) -> None:
         table.add_row(*c.values())
     console.print(table)
     if study.comparisons:
-        diffs = Table("difference", "mean (points)", "95% CI", "p", "seeds", title="paired over seeds",
-                      title_justify="left")
+        diffs = Table(
+            "difference", "mean (points)", "95% CI", "p", "seeds", title="paired over seeds", title_justify="left"
+        )
         for comp in study.comparisons:
             t = comp.test
             ci = "—" if t.n < 2 else f"[{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
@@ -46,9 +47,15 @@ def render_study(study: Study) -> None:
         console.print(diffs)
     if study.per_class and study.per_class_pair:
         a, b = study.per_class_pair
-        console.print(f"per-class accuracy {a} − {b} (points): " + ", ".join(
-            f"{'[bold]' if CLASSES[i] in study.highlight else ''}{CLASSES[i]} {100 * c.test.mean_diff:+.1f}"
-            f"{'[/]' if CLASSES[i] in study.highlight else ''}" for i, c in enumerate(study.per_class)), highlight=False)
+        console.print(
+            f"per-class accuracy {a} − {b} (points): "
+            + ", ".join(
+                f"{'[bold]' if CLASSES[i] in study.highlight else ''}{CLASSES[i]} {100 * c.test.mean_diff:+.1f}"
+                f"{'[/]' if CLASSES[i] in study.highlight else ''}"
+                for i, c in enumerate(study.per_class)
+            ),
+            highlight=False,
+        )
     for v in study.verdicts:
         console.print(f"[bold]{v['claim']}[/]: {v['verdict']} — {v['detail']}", highlight=False)
 
@@ -56,10 +63,10 @@ def render_study(study: Study) -> None:
 @handle_errors
 def results(
     runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
-    onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column; "
-                                                "configs without one show '—'.")] = Path("export"),
-    fmt: Annotated[ResultsFormat, typer.Option("--format", help="table, markdown, csv or json.")] =
-        ResultsFormat.table,
+    onnx_dir: Annotated[
+        Path, typer.Option(help="Exported models (<run>.onnx) for the latency column; configs without one show '—'.")
+    ] = Path("export"),
+    fmt: Annotated[ResultsFormat, typer.Option("--format", help="table, markdown, csv or json.")] = ResultsFormat.table,
 ) -> None:
     """Accuracy mean ± std and 95% CI over seeds for every config in --runs, with paired comparisons."""
     records, warnings = load_records(runs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -41,29 +41,42 @@ def _k(value: int) -> int:
 
 @handle_errors
 def serve(
-    model: Annotated[Optional[Path], typer.Option(help="ONNX model from `fmnist export` (default: the one in "
-                                                      "/opt/ml/model if any, else $FMNIST_MODEL, else predict's "
-                                                      "default).", dir_okay=False)] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in the container).",
-                                      envvar="FMNIST_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.", callback=_port,
-                                      envvar=["SAGEMAKER_BIND_TO_PORT", "FMNIST_PORT"])] = 8080,
-    top_k: Annotated[int, typer.Option("--top-k", help="Classes listed per image under top_k.",
-                                       callback=_k)] = 3,
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request (uvicorn's access log).")]
-    = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="ONNX model from `fmnist export` (default: the one in "
+            "/opt/ml/model if any, else $FMNIST_MODEL, else predict's "
+            "default).",
+            dir_okay=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0 in the container).", envvar="FMNIST_HOST")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            help="TCP port; 0 picks a free one.", callback=_port, envvar=["SAGEMAKER_BIND_TO_PORT", "FMNIST_PORT"]
+        ),
+    ] = 8080,
+    top_k: Annotated[int, typer.Option("--top-k", help="Classes listed per image under top_k.", callback=_k)] = 3,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request (uvicorn's access log).")] = False,
 ) -> None:
     """Serve a model over HTTP as SageMaker expects: GET /ping, POST /invocations (PNG, JPEG, .npy, JSON)."""
-    from ..inference.session import OnnxClassifier
     from ..deploy.serve import bind, create_app, run
+    from ..inference.session import OnnxClassifier
 
     path = model or default_serve_model()
     classifier = OnnxClassifier(path)  # a file that is not an fmnist model stops us here, before binding
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    console.print(f"serving {path} ({classifier.metadata.get('run', '?')}) on http://{shown}:{bound_port} · "
-                  f"GET /ping · POST /invocations · SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True)
+    console.print(
+        f"serving {path} ({classifier.metadata.get('run', '?')}) on http://{shown}:{bound_port} · "
+        f"GET /ping · POST /invocations · SIGTERM or Ctrl-C stops",
+        highlight=False,
+        soft_wrap=True,
+    )
     code = run(create_app(lambda: classifier, k=top_k), sock, access_log=access_log)
     console.print("server stopped", highlight=False)
     raise typer.Exit(code)

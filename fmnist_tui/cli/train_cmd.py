@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 import shlex
 import signal
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,7 +23,7 @@ from .common import DataDirOpt, Device, console, err_console, handle_errors
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
 
 
-def _positive(value: Optional[int]) -> Optional[int]:
+def _positive(value: int | None) -> int | None:
     if value is not None and value < 1:
         raise typer.BadParameter(f"must be a positive integer, got {value}")
     return value
@@ -34,9 +35,14 @@ class ProgressView:
     def __init__(self) -> None:
         out = console.get()
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[ips]:>7,.0f} img/s"),
-            TimeRemainingColumn(), console=out, transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}"),
+            TextColumn("{task.fields[ips]:>7,.0f} img/s"),
+            TimeRemainingColumn(),
+            console=out,
+            transient=True,
             disable=not out.is_terminal,  # a log or a pipe gets the epoch lines only, no bar redraws
         )
         self.task: Any = None
@@ -47,23 +53,29 @@ class ProgressView:
         elif isinstance(event, BatchProgress):
             if self.task is None:
                 self.progress.start()
-                self.task = self.progress.add_task(f"epoch {event.epoch}/{event.epochs}", total=event.batches,
-                                                   loss=event.loss, ips=0.0)
+                self.task = self.progress.add_task(
+                    f"epoch {event.epoch}/{event.epochs}", total=event.batches, loss=event.loss, ips=0.0
+                )
             self.progress.update(self.task, completed=event.batch, loss=event.loss, ips=event.images_per_s)
         elif isinstance(event, EpochEnd):
             self._close_bar()
             r = event.row
-            console.print(f"epoch {r['epoch']:>3}/{event.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}"
-                          f"  val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}  {r['seconds']:.1f}s"
-                          f"  {r['images_per_s']:,.0f} img/s{'  [green]best[/]' if event.is_best else ''}",
-                          highlight=False)
+            console.print(
+                f"epoch {r['epoch']:>3}/{event.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}"
+                f"  val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}  {r['seconds']:.1f}s"
+                f"  {r['images_per_s']:,.0f} img/s{'  [green]best[/]' if event.is_best else ''}",
+                highlight=False,
+            )
         elif isinstance(event, (Finished, Interrupted)):
             self._close_bar()
 
     def _started(self, e: RunStarted) -> None:
         verb = f"resuming at epoch {e.start_epoch}" if e.resumed else "training"
-        console.print(f"[bold]{e.name}[/]: {verb} of {e.epochs} · {e.params:,} params · {e.macs / 1e6:.2f} M MACs"
-                      f" · {e.device} ({e.precision}) · {e.batches} batches/epoch → {e.run_dir}", highlight=False)
+        console.print(
+            f"[bold]{e.name}[/]: {verb} of {e.epochs} · {e.params:,} params · {e.macs / 1e6:.2f} M MACs"
+            f" · {e.device} ({e.precision}) · {e.batches} batches/epoch → {e.run_dir}",
+            highlight=False,
+        )
 
     def _close_bar(self) -> None:
         if self.task is not None:
@@ -80,7 +92,7 @@ class StopFlag:
         self.quiet = quiet  # DDP ranks other than 0 stop silently
         self._previous: Any = None
 
-    def __enter__(self) -> "StopFlag":
+    def __enter__(self) -> StopFlag:
         self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -102,31 +114,54 @@ class StopFlag:
 def train(
     ctx: typer.Context,
     arch: Any = default("arch"),  # Annotated with the registry's names when the command is built
-    epochs: Annotated[Optional[int], typer.Option(help=f"Epochs (default {default('epochs')}); with --resume, a "
-                                                       "larger value extends a run.", callback=_positive)] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Epochs (default {default('epochs')}); with --resume, a larger value extends a run.",
+            callback=_positive,
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size.", callback=_positive)] = default("batch_size"),
-    lr: Annotated[Optional[float], typer.Option(help=f"Peak learning rate (default {default('lr_per_128'):g} × "
-                                                     "batch/128).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help=f"Peak learning rate (default {default('lr_per_128'):g} × batch/128).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation, order and augmentation.")] = default("seed"),
     device: Annotated[Device, typer.Option(help="auto: CUDA when present, else CPU.")] = default("device"),
-    precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast where the hardware has it.")] =
-        default("precision"),
-    subset: Annotated[Optional[int], typer.Option(help="Train on the first N images (and validate on N) for smoke runs.",
-                                                  callback=_positive)] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.", callback=_positive)] = None,
+    precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast where the hardware has it.")] = default(
+        "precision"
+    ),
+    subset: Annotated[
+        int | None,
+        typer.Option(help="Train on the first N images (and validate on N) for smoke runs.", callback=_positive),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.", callback=_positive)] = None,
     out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path(default("out")),
-    name: Annotated[Optional[str], typer.Option(help="Run folder name (default <arch>[-<options>]-s<seed>, e.g. "
-                                                     "cnn-k3-s0).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run, or extend a finished one "
-                                                          "with --epochs N.")] = False,
-    shift: Annotated[int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)] =
-        default("shift"),
-    no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off all augmentation (flips and shifts).")] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Run folder name (default <arch>[-<options>]-s<seed>, e.g. cnn-k3-s0).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run, or extend a finished one with --epochs N.")
+    ] = False,
+    shift: Annotated[
+        int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)
+    ] = default("shift"),
+    no_augment: Annotated[
+        bool, typer.Option("--no-augment", help="Turn off all augmentation (flips and shifts).")
+    ] = False,
     data_dir: DataDirOpt = None,
-    nproc: Annotated[int, typer.Option(help="Train in N processes with DistributedDataParallel (torchrun, "
-                                            "this node).", callback=_positive)] = 1,
-    sagemaker: Annotated[Optional[bool], typer.Option("--sagemaker/--no-sagemaker", help="Follow SageMaker's "
-                         "training contract (default: when its environment is detected).")] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Train in N processes with DistributedDataParallel (torchrun, this node).", callback=_positive
+        ),
+    ] = 1,
+    sagemaker: Annotated[
+        bool | None,
+        typer.Option(
+            "--sagemaker/--no-sagemaker",
+            help="Follow SageMaker's training contract (default: when its environment is detected).",
+        ),
+    ] = None,
     **options: Any,
 ) -> None:
     """Train a model on Fashion-MNIST into checkpoints/<run>/ (config, metrics, weights, summary)."""
@@ -136,14 +171,27 @@ def train(
     if code is not None:
         raise typer.Exit(code)
     from ..training.distributed import init_world
-    from ..training.trainer import resume_config, train as run_training  # torch loads here, not at CLI start-up
+    from ..training.trainer import resume_config  # torch loads here, not at CLI start-up
+    from ..training.trainer import train as run_training
 
     device_name = Device(device).value
-    cfg = TrainConfig.create(arch=getattr(arch, "value", arch), epochs=epochs or default("epochs"),
-                             batch_size=batch_size, lr=lr, seed=seed, subset=subset, device=device_name,
-                             precision=Precision(precision).value, threads=threads, name=name, out=str(out),
-                             data_dir=str(data_dir) if data_dir else None, hflip=not no_augment,
-                             shift=0 if no_augment else shift, **options)
+    cfg = TrainConfig.create(
+        arch=getattr(arch, "value", arch),
+        epochs=epochs or default("epochs"),
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        subset=subset,
+        device=device_name,
+        precision=Precision(precision).value,
+        threads=threads,
+        name=name,
+        out=str(out),
+        data_dir=str(data_dir) if data_dir else None,
+        hflip=not no_augment,
+        shift=0 if no_augment else shift,
+        **options,
+    )
     if resume:
         cfg = resume_config(cfg.run_dir, epochs=epochs, device=device_name, threads=threads)
     world = init_world(device_name)  # None unless started by torchrun
@@ -161,9 +209,11 @@ def train(
         err_console.print(f"interrupted; state saved in {result.run.path}. Resume with: {again}")
         raise typer.Exit(EXIT_INTERRUPTED)
     s = result.summary or {}
-    console.print(f"[bold green]done[/]: test accuracy {s['test_accuracy']:.2%} (best epoch {s['best_epoch']}, "
-                  f"val {s['best_val_accuracy']:.2%}) in {s['train_seconds']:.1f}s of training → {result.run.path}",
-                  highlight=False)
+    console.print(
+        f"[bold green]done[/]: test accuracy {s['test_accuracy']:.2%} (best epoch {s['best_epoch']}, "
+        f"val {s['best_val_accuracy']:.2%}) in {s['train_seconds']:.1f}s of training → {result.run.path}",
+        highlight=False,
+    )
     console.print(f"next: fmnist evaluate {result.run.path} · fmnist export {result.run.path}", highlight=False)
 
 
@@ -171,8 +221,9 @@ def train(
 def _option_help(name: str) -> str:
     """The help of an architecture option, with each architecture's valid values and default."""
     takers = registry.options_named(name)
-    per_arch = "; ".join(f"{spec.name}: {', '.join(map(str, o.choices)) or o.type.__name__} (default {o.default})"
-                         for spec, o in takers)
+    per_arch = "; ".join(
+        f"{spec.name}: {', '.join(map(str, o.choices)) or o.type.__name__} (default {o.default})" for spec, o in takers
+    )
     return f"{takers[0][1].help} {per_arch}."
 
 
@@ -193,6 +244,7 @@ def command() -> Callable[..., None]:
     """`fmnist train` as the CLI registers it: `--arch` lists the registry's architectures and every
     architecture option becomes a flag (`--kernel`). Built when the CLI is, so a newly registered
     architecture or option shows up in `--help` without a change here."""
+    # (mypy wants an Enum's members spelled out; these are the registry's, read when the CLI is built)
     arch_enum = Enum("Arch", {n: n for n in registry.REGISTRY}, type=str)  # type: ignore[misc]
     params = []
     for param in inspect.signature(train, eval_str=True).parameters.values():
@@ -201,21 +253,32 @@ def command() -> Callable[..., None]:
         if param.name != "arch":
             params.append(param)
             continue
-        params.append(param.replace(annotation=Annotated[arch_enum, typer.Option(help="Architecture, from the "
-                                    "model registry.")], default=arch_enum(default("arch"))))
+        params.append(
+            param.replace(
+                annotation=Annotated[arch_enum, typer.Option(help="Architecture, from the model registry.")],
+                default=arch_enum(default("arch")),
+            )
+        )
         for name in registry.option_names():  # the architectures' options, right after --arch
             kind = registry.options_named(name)[0][1].type
-            option = typer.Option(f"--{name.replace('_', '-')}", help=_option_help(name),
-                                  callback=_option_callback(name))
-            params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                            annotation=Annotated[Optional[kind], option]))
+            option = typer.Option(
+                f"--{name.replace('_', '-')}", help=_option_help(name), callback=_option_callback(name)
+            )
+            params.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                    default=None,
+                    annotation=Annotated[kind | None, option],
+                )
+            )
 
     def run(**values: Any) -> None:
         train(**values)
 
-    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # Typer reads it as inspect does
     run.__doc__, run.__name__ = train.__doc__, "train"
     return run
 
 
-command.is_factory = True  # type: ignore[attr-defined]
+command.is_factory = True  # type: ignore[attr-defined]  # a mark build_app looks for on a command function

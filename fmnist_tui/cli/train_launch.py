@@ -38,8 +38,10 @@ def delegate(ctx: typer.Context, nproc: int, sagemaker: bool | None) -> int | No
     if sagemaker or (sagemaker is None and sm.detected(os.environ)):
         given = forwarded_args(ctx)
         if given:
-            raise UsageError(f"in SageMaker mode the hyperparameters come from hyperparameters.json, not options "
-                             f"({' '.join(given)}); drop them, or pass --no-sagemaker")
+            raise UsageError(
+                f"in SageMaker mode the hyperparameters come from hyperparameters.json, not options "
+                f"({' '.join(given)}); drop them, or pass --no-sagemaker"
+            )
         from .common import console
         from .train_cmd import ProgressView
 
@@ -54,4 +56,3 @@ def delegate(ctx: typer.Context, nproc: int, sagemaker: bool | None) -> int | No
             raise UsageError("--nproc inside a torchrun worker: launch with either torchrun or --nproc, not both")
         return launch(forwarded_args(ctx), nproc)
     return None
-

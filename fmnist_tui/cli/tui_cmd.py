@@ -12,12 +12,16 @@ from .common import DataDirOpt, handle_errors
 
 @handle_errors
 def tui(
-    runs: Annotated[Path, typer.Option("--runs", help="Folder holding the run folders (read and written).",
-                                       file_okay=False)] = Path("checkpoints"),
-    export_dir: Annotated[Path, typer.Option("--export-dir", help="Folder with the exported .onnx models.",
-                                             file_okay=False)] = Path("export"),
-    images: Annotated[Path, typer.Option("--images", help="Folder the Classify tab's file tree starts in.",
-                                         exists=True, file_okay=False)] = Path("."),
+    runs: Annotated[
+        Path, typer.Option("--runs", help="Folder holding the run folders (read and written).", file_okay=False)
+    ] = Path("checkpoints"),
+    export_dir: Annotated[
+        Path, typer.Option("--export-dir", help="Folder with the exported .onnx models.", file_okay=False)
+    ] = Path("export"),
+    images: Annotated[
+        Path,
+        typer.Option("--images", help="Folder the Classify tab's file tree starts in.", exists=True, file_okay=False),
+    ] = Path("."),
     data_dir: DataDirOpt = None,
 ) -> None:
     """Open the terminal UI: Train, Results, Classify and Explore tabs (q quits, ? helps)."""

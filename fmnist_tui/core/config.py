@@ -8,9 +8,10 @@ recipe's fields, so the files read as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import registry
 from .errors import ConfigError, FmnistError
@@ -36,19 +37,19 @@ class TrainConfig:
     options: Mapping[str, Any] = field(default_factory=dict)  # the arch's options (registry); defaults filled in
     epochs: int = 15
     batch_size: int = 128
-    lr: float | None = None          # peak learning rate; None: lr_per_128 × batch_size / 128
-    lr_per_128: float = 2e-3         # peak AdamW learning rate for a batch of 128
+    lr: float | None = None  # peak learning rate; None: lr_per_128 × batch_size / 128
+    lr_per_128: float = 2e-3  # peak AdamW learning rate for a batch of 128
     weight_decay: float = 5e-2
-    warmup: float = 0.15             # fraction of all steps spent warming up
+    warmup: float = 0.15  # fraction of all steps spent warming up
     label_smoothing: float = 0.1
     hflip: bool = True
-    shift: int = 0                   # random shift, pixels each direction (0: off; see README on why)
+    shift: int = 0  # random shift, pixels each direction (0: off; see README on why)
     seed: int = 0
-    subset: int | None = None        # train on the first N training images (and N validation images)
+    subset: int | None = None  # train on the first N training images (and N validation images)
     device: str = "auto"
-    precision: str = "auto"          # auto: bf16 autocast where the hardware has it, else fp32
-    threads: int | None = None       # torch intra-op threads; None: torch's default
-    name: str | None = None          # run folder name; None: registry.run_name (e.g. cnn-k3-s0)
+    precision: str = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    name: str | None = None  # run folder name; None: registry.run_name (e.g. cnn-k3-s0)
     out: str = "checkpoints"
     data_dir: str | None = None
 
@@ -72,10 +73,12 @@ class TrainConfig:
                 raise ConfigError(key, f"must lie in [0, 1), got {getattr(self, key)}")
         if self.shift < 0:
             raise ConfigError("shift", f"must be ≥ 0 pixels, got {self.shift}")
-        if self.name is not None and (not self.name.strip() or "/" in self.name or self.name.startswith(".")
-                                      or self.name != self.name.strip()):
-            raise ConfigError("name", f"{self.name!r} must be a plain folder name (no '/', not hidden, "
-                                      "no surrounding spaces)")
+        if self.name is not None and (
+            not self.name.strip() or "/" in self.name or self.name.startswith(".") or self.name != self.name.strip()
+        ):
+            raise ConfigError(
+                "name", f"{self.name!r} must be a plain folder name (no '/', not hidden, no surrounding spaces)"
+            )
 
     # --- derived ----------------------------------------------------------------------------------
     @property
@@ -122,7 +125,7 @@ class TrainConfig:
         return {k: v for k, v in self.to_dict().items() if k not in PLACEMENT}
 
     @classmethod
-    def create(cls, **values: Any) -> "TrainConfig":
+    def create(cls, **values: Any) -> TrainConfig:
         """A config from flat values, as the CLI and config.json have them (`arch="cnn", kernel=5, epochs=3`)."""
         known = {f.name for f in fields(cls)} - {"options"}
         arch = values.get("arch", cls.arch)
@@ -133,14 +136,14 @@ class TrainConfig:
         return cls(arch=arch, options=options, **{k: v for k, v in values.items() if k != "arch"})
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Rebuild from `to_dict` output (config.json), ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)} - {"options"}
         arch = str(data.get("arch", cls.arch))
         options = registry.options_from(arch, data)
         return cls(arch=arch, options=options, **{k: v for k, v in data.items() if k in known and k != "arch"})
 
-    def with_changes(self, **changes: Any) -> "TrainConfig":
+    def with_changes(self, **changes: Any) -> TrainConfig:
         """A validated copy with some fields replaced."""
         return replace(self, **changes)
 

@@ -17,8 +17,16 @@ from .errors import DataError, ref
 from .extras import INSTALL_TRAIN
 
 CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 #: SHA-256 of the decompressed IDX files (shared/DESIGN.md): content, not container, is verified.
@@ -32,13 +40,15 @@ SHA256: dict[str, str] = {
 #: Fashion-MNIST's shape of each file: the largest accepted (other IDX datasets of the same image size may hold
 #: fewer items, with FMNIST_VERIFY=0). A header declaring more is refused before the body is read.
 SHAPES: dict[str, tuple[int, ...]] = {
-    "train-images-idx3-ubyte": (60_000, 28, 28), "train-labels-idx1-ubyte": (60_000,),
-    "t10k-images-idx3-ubyte": (10_000, 28, 28), "t10k-labels-idx1-ubyte": (10_000,),
+    "train-images-idx3-ubyte": (60_000, 28, 28),
+    "train-labels-idx1-ubyte": (60_000,),
+    "t10k-images-idx3-ubyte": (10_000, 28, 28),
+    "t10k-labels-idx1-ubyte": (10_000,),
 }
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_SEED = 20240917  # fixed forever: the validation split never moves with the training seed
-VAL_FRACTION = 6       # 1 in 6 of each class: 10,000 validation images, 1,000 of each class
+VAL_FRACTION = 6  # 1 in 6 of each class: 10,000 validation images, 1,000 of each class
 
 HOW_TO_GET = (
     "Fashion-MNIST not found. Get it one of these ways: "
@@ -67,8 +77,12 @@ def _locate_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """Each IDX name → an existing raw or .gz file in `folder`; and the names of the files not there."""
     found: dict[str, Path] = {}
     for name in SHA256:
-        for candidate in (folder / name, folder / f"{name}.gz", folder / "FashionMNIST" / "raw" / name,
-                          folder / "FashionMNIST" / "raw" / f"{name}.gz"):
+        for candidate in (
+            folder / name,
+            folder / f"{name}.gz",
+            folder / "FashionMNIST" / "raw" / name,
+            folder / "FashionMNIST" / "raw" / f"{name}.gz",
+        ):
             if candidate.is_file():
                 found[name] = candidate
                 break
@@ -122,12 +136,12 @@ def read_bytes(path: Path, largest: tuple[int, ...] | None = None) -> bytes:
     try:
         with open(path, "rb") as raw:
             packed = raw.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if packed else open(path, "rb")) as fh:
+        with gzip.open(path, "rb") if packed else open(path, "rb") as fh:
             head = fh.read(4)
             if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08:
                 return head + fh.read(16)  # parse_idx names what is wrong with it
             dims = fh.read(4 * head[3])
-            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(len(dims) // 4))
+            shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(len(dims) // 4))
             _check_shape(path, shape, largest)
             size = int(np.prod(shape)) if shape else 0
             return head + dims + fh.read(size + 1)  # one byte more shows a padded file to parse_idx
@@ -140,8 +154,10 @@ def _check_shape(path: Path, shape: tuple[int, ...], largest: tuple[int, ...] | 
     if largest is None:
         return
     if len(shape) != len(largest) or shape[1:] != largest[1:] or not 0 < shape[0] <= largest[0]:
-        raise DataError(f"{path}: its header declares shape {list(shape)}, not Fashion-MNIST's {list(largest)} "
-                        f"(at most {largest[0]:,} items); the file is damaged or another dataset, replace it")
+        raise DataError(
+            f"{path}: its header declares shape {list(shape)}, not Fashion-MNIST's {list(largest)} "
+            f"(at most {largest[0]:,} items); the file is damaged or another dataset, replace it"
+        )
 
 
 def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
@@ -154,11 +170,13 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source}: truncated IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape)) if shape else 0
     if len(data) - header != expected:
-        raise DataError(f"{source}: truncated or padded: {len(data) - header} data bytes, shape {shape} "
-                        f"needs {expected}; reinstall or re-download the file")
+        raise DataError(
+            f"{source}: truncated or padded: {len(data) - header} data bytes, shape {shape} "
+            f"needs {expected}; reinstall or re-download the file"
+        )
     return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header).reshape(shape)
 
 
@@ -208,8 +226,10 @@ def load_dataset(data_dir: Path | None = None, verify: bool | None = None, downl
         data = read_bytes(path, SHAPES[name])
         digest = hashlib.sha256(data).hexdigest()
         if verify and digest != SHA256[name]:
-            raise DataError(f"{path}: SHA-256 {digest[:12]}… does not match Fashion-MNIST's {name} "
-                            f"({SHA256[name][:12]}…); the file is damaged or not Fashion-MNIST, replace it")
+            raise DataError(
+                f"{path}: SHA-256 {digest[:12]}… does not match Fashion-MNIST's {name} "
+                f"({SHA256[name][:12]}…); the file is damaged or not Fashion-MNIST, replace it"
+            )
         hashes[name] = digest
         arrays[name] = parse_idx(data, str(path))
     images, labels = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"].astype(np.int64)
@@ -217,9 +237,12 @@ def load_dataset(data_dir: Path | None = None, verify: bool | None = None, downl
         raise DataError(f"{source.folder}: {len(images)} training images but {len(labels)} labels")
     train_idx, val_idx = split_indices(labels)
     return Dataset(
-        source=source, sha256=hashes,
-        train_images=images[train_idx], train_labels=labels[train_idx],
-        val_images=images[val_idx], val_labels=labels[val_idx],
+        source=source,
+        sha256=hashes,
+        train_images=images[train_idx],
+        train_labels=labels[train_idx],
+        val_images=images[val_idx],
+        val_labels=labels[val_idx],
         test_images=arrays["t10k-images-idx3-ubyte"].copy(),
         test_labels=arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
     )

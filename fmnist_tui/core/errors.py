@@ -8,7 +8,7 @@ TUI as a form field or a button, SageMaker as a hyperparameter key. `str(error)`
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 #: Exit codes shared by every command (see README, "Exit codes").
 EXIT_OK = 0

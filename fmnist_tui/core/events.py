@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class BatchProgress:
 
     epoch: int
     epochs: int
-    batch: int        # 1-based, within the epoch
+    batch: int  # 1-based, within the epoch
     batches: int
     loss: float
     images_per_s: float
@@ -65,5 +66,5 @@ class Interrupted:
     batch: int
 
 
-Event = Union[RunStarted, BatchProgress, EpochEnd, Finished, Interrupted]
+Event = RunStarted | BatchProgress | EpochEnd | Finished | Interrupted
 Callback = Callable[[Event], None]

@@ -32,8 +32,15 @@ def most_confused(cm: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
     pairs: list[dict[str, Any]] = []
     for i in range(len(cm)):
         for j in range(i + 1, len(cm)):
-            pairs.append({"a": CLASSES[i], "b": CLASSES[j], "a_as_b": int(cm[i, j]), "b_as_a": int(cm[j, i]),
-                          "total": int(cm[i, j] + cm[j, i])})
+            pairs.append(
+                {
+                    "a": CLASSES[i],
+                    "b": CLASSES[j],
+                    "a_as_b": int(cm[i, j]),
+                    "b_as_a": int(cm[j, i]),
+                    "total": int(cm[i, j] + cm[j, i]),
+                }
+            )
     pairs.sort(key=lambda p: -p["total"])
     return pairs[:k]
 

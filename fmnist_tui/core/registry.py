@@ -9,8 +9,9 @@ its import path, so reading the table never imports torch.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
@@ -24,13 +25,13 @@ Options = Mapping[str, Any]
 class Option:
     """One architecture option: its type, valid values, default and how run names show it."""
 
-    name: str                           # config key (and the CLI's --name, the TUI's field)
-    type: type                          # int, float, str or bool
+    name: str  # config key (and the CLI's --name, the TUI's field)
+    type: type  # int, float, str or bool
     default: Any
     help: str
-    choices: tuple[Any, ...] = ()       # the valid values; empty: any value of `type`
-    tag: str = ""                       # run-name part with {} for the value ("k{}" → k3); "" : never named
-    always_named: bool = False          # in run names even at its default (the kernel: cnn-k3-s0)
+    choices: tuple[Any, ...] = ()  # the valid values; empty: any value of `type`
+    tag: str = ""  # run-name part with {} for the value ("k{}" → k3); "" : never named
+    always_named: bool = False  # in run names even at its default (the kernel: cnn-k3-s0)
 
     def check(self, value: Any, arch: str) -> Any:
         """The value as this option's type; ConfigError names the option and the valid values."""
@@ -60,13 +61,20 @@ class ArchSpec:
 
     name: str
     description: str
-    builder: str                                   # "module:function(**options) -> nn.Module", imported on use
+    builder: str  # "module:function(**options) -> nn.Module", imported on use
     options: tuple[Option, ...] = ()
-    has_convs: bool = False                        # has convolution layers: feature maps, channels_last
+    has_convs: bool = False  # has convolution layers: feature maps, channels_last
     receptive_field: Callable[[Options], int] = field(default=lambda options: 28)  # px per side, last conv unit
 
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if o.name == name), None)
+
+    def values(self, name: str) -> tuple[Any, ...]:
+        """The valid values of option `name` (KeyError if this arch has no such option)."""
+        option = self.option(name)
+        if option is None:
+            raise KeyError(f"{self.name} has no option {name!r}")
+        return option.choices
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
@@ -77,17 +85,19 @@ class ArchSpec:
         An option this arch does not take is a ConfigError, unless its value is None (not given)."""
         for name, value in given.items():
             if self.option(name) is None and value is not None:
-                raise ConfigError(name, f"does not apply to arch {self.name}",
-                                  f"{self.name} takes {_names(self.options)}")
-        return {o.name: o.default if given.get(o.name) is None else o.check(given[o.name], self.name)
-                for o in self.options}
+                raise ConfigError(
+                    name, f"does not apply to arch {self.name}", f"{self.name} takes {_names(self.options)}"
+                )
+        return {
+            o.name: o.default if given.get(o.name) is None else o.check(given[o.name], self.name) for o in self.options
+        }
 
     def label(self, options: Options) -> str:
         """The config's name without the seed: `cnn-k3`, `mlp` (study tables, plans and figure captions)."""
         parts = [o.name_part(options.get(o.name, o.default)) for o in self.options]
         return "-".join([self.name, *[p for p in parts if p]])
 
-    def build(self, options: Options) -> "nn.Module":
+    def build(self, options: Options) -> nn.Module:
         """A fresh model (torch is imported here, by the builder's module)."""
         module, _, function = self.builder.partition(":")
         model: nn.Module = getattr(importlib.import_module(module), function)(**self.resolve(options))
@@ -169,14 +179,18 @@ def conv_pool_rf(layers: list[tuple[int, int]]) -> int:
 
 
 # --- the seed's architectures (shared/DESIGN.md) ----------------------------------------------------
-register(ArchSpec(
-    "mlp", "784 → 256 → 128 → 10 multilayer perceptron", "fmnist_tui.training.models:build_mlp"))
+register(ArchSpec("mlp", "784 → 256 → 128 → 10 multilayer perceptron", "fmnist_tui.training.models:build_mlp"))
 
-register(ArchSpec(
-    "cnn", "conv 1→32 → pool → conv 32→64 → pool → 3136 → 128 → 10, k×k kernels",
-    "fmnist_tui.training.models:build_cnn",
-    options=(Option("kernel", int, 3, "Convolution kernel size.", choices=(3, 5, 7), tag="k{}", always_named=True),),
-    has_convs=True,
-    # conv k, pool 2, conv k (padding k//2): 3k − 1 pixels
-    receptive_field=lambda o: conv_pool_rf([(o["kernel"], 1), (2, 2), (o["kernel"], 1)]),
-))
+register(
+    ArchSpec(
+        "cnn",
+        "conv 1→32 → pool → conv 32→64 → pool → 3136 → 128 → 10, k×k kernels",
+        "fmnist_tui.training.models:build_cnn",
+        options=(
+            Option("kernel", int, 3, "Convolution kernel size.", choices=(3, 5, 7), tag="k{}", always_named=True),
+        ),
+        has_convs=True,
+        # conv k, pool 2, conv k (padding k//2): 3k − 1 pixels
+        receptive_field=lambda o: conv_pool_rf([(o["kernel"], 1), (2, 2), (o["kernel"], 1)]),
+    )
+)

@@ -7,10 +7,11 @@ import fcntl
 import io
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import RunError, ref
 from .fsutil import write_text
@@ -57,14 +58,18 @@ class Run:
             return []
         try:
             with open(path, newline="") as fh:
-                rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if k in METRIC_COLUMNS}
-                        for row in csv.DictReader(fh)]
+                rows = [
+                    {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if k in METRIC_COLUMNS}
+                    for row in csv.DictReader(fh)
+                ]
         except (OSError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
-            raise RunError(f"{path}: the metrics file is corrupted ({type(exc).__name__}: {exc}); retrain the "
-                           "run") from None
+            raise RunError(
+                f"{path}: the metrics file is corrupted ({type(exc).__name__}: {exc}); retrain the run"
+            ) from None
         if any(set(row) != set(METRIC_COLUMNS) for row in rows):
-            raise RunError(f"{path}: the metrics file lacks some of its columns ({', '.join(METRIC_COLUMNS)}); "
-                           "retrain the run")
+            raise RunError(
+                f"{path}: the metrics file lacks some of its columns ({', '.join(METRIC_COLUMNS)}); retrain the run"
+            )
         return rows
 
 
@@ -83,8 +88,10 @@ def locked(run: Run) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise RunError(f"run {run.name!r} in {run.path.parent} is being trained by another process (PID "
-                           f"{holder}); wait for it to finish, or choose another {ref('name')}") from None
+            raise RunError(
+                f"run {run.name!r} in {run.path.parent} is being trained by another process (PID "
+                f"{holder}); wait for it to finish, or choose another {ref('name')}"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -94,8 +101,7 @@ def locked(run: Run) -> Iterator[None]:
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not path.exists():
-        raise RunError(f"{path}: no {what} file; the run is incomplete (train it, or resume it with "
-                       f"{ref('resume')})")
+        raise RunError(f"{path}: no {what} file; the run is incomplete (train it, or resume it with {ref('resume')})")
     try:
         data = json.loads(path.read_text())
     except RecursionError:  # a hostile file nested thousands of levels deep
@@ -124,7 +130,9 @@ def resolve_run(ref: str | Path, root: Path = DEFAULT_ROOT) -> Run:
         if path.is_dir() and (path / CONFIG).exists():
             return Run(path)
     known = [r.name for r in list_runs(root)]
-    hint = f"known runs in {root}: {', '.join(known)}" if known else f"{root} holds no runs; train one with `fmnist train`"
+    hint = (
+        f"known runs in {root}: {', '.join(known)}" if known else f"{root} holds no runs; train one with `fmnist train`"
+    )
     raise RunError(f"unknown run {str(ref)!r}; {hint}")
 
 

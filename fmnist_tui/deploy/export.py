@@ -9,21 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import __version__
-from ..training.checkpoints import model_from_run
 from ..core.data import CLASSES, Dataset, dataset_fingerprint, load_dataset
 from ..core.errors import FmnistError, ref
 from ..core.fsutil import atomic_path, check_writable, write_bytes, write_json
-from ..inference.session import ModelError, OnnxClassifier
 from ..core.runs import Run
+from ..inference.session import ModelError, OnnxClassifier
+from ..training.checkpoints import model_from_run
 
 #: The dynamo exporter's own opset in torch 2.14 (no version conversion); onnxruntime ≥ 1.17 runs it.
 OPSET = 20
@@ -86,15 +87,19 @@ def build_metadata(run: Run) -> dict[str, str]:
 def validate_run(run: Run, dataset: Dataset) -> dict[str, Any]:
     """A finished run with a test accuracy, trained on this very dataset; returns its summary."""
     if not run.finished:
-        raise ExportError(f"run {run.name!r} has not finished (no finished summary.json); "
-                          f"finish it with `fmnist train --resume --name {run.name}` first")
+        raise ExportError(
+            f"run {run.name!r} has not finished (no finished summary.json); "
+            f"finish it with `fmnist train --resume --name {run.name}` first"
+        )
     summary = run.summary()
     if "test_accuracy" not in summary:
         raise ExportError(f"{run.file('summary.json')}: no test_accuracy; run `fmnist evaluate {run.path}`")
     hashes = run.config().get("dataset_sha256")
     if hashes and dataset_fingerprint(hashes) != dataset_fingerprint(dataset.sha256):
-        raise ExportError(f"run {run.name!r} was trained on another dataset than {dataset.source.folder}; "
-                          f"export it with the dataset it was trained on ({ref('data_dir')})")
+        raise ExportError(
+            f"run {run.name!r} was trained on another dataset than {dataset.source.folder}; "
+            f"export it with the dataset it was trained on ({ref('data_dir')})"
+        )
     return summary
 
 
@@ -106,9 +111,17 @@ def export_onnx(model: nn.Module, path: Path, metadata: dict[str, str], opset: i
     example = (torch.rand(2, 1, 28, 28),)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     try:
-        program = torch.onnx.export(model, example, dynamo=True, input_names=["input"], output_names=["logits"],
-                                    dynamic_shapes=({0: batch},), opset_version=opset, verbose=False,
-                                    external_data=False)
+        program = torch.onnx.export(
+            model,
+            example,
+            dynamo=True,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            opset_version=opset,
+            verbose=False,
+            external_data=False,
+        )
     except Exception as exc:  # the exporter raises many types; all mean "this model did not export"
         raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
     if program is None:  # only with dynamo=False, which this exporter never asks for
@@ -126,13 +139,13 @@ def export_onnx(model: nn.Module, path: Path, metadata: dict[str, str], opset: i
 @torch.no_grad()
 def _torch_logits(model: nn.Module, x: np.ndarray, batch: int = 1000) -> np.ndarray:
     model.eval()
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+    return np.concatenate([model(torch.from_numpy(x[i : i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
 def _onnx_logits(clf: OnnxClassifier, x: np.ndarray, batch: int = 1000) -> np.ndarray:
     # batch 1 first, then large batches: proves the batch axis is really dynamic
     head = [clf.logits(x[:1])] if len(x) else []
-    return np.concatenate(head + [clf.logits(x[i:i + batch]) for i in range(1, len(x), batch)])
+    return np.concatenate(head + [clf.logits(x[i : i + batch]) for i in range(1, len(x), batch)])
 
 
 def parity_inputs(dataset: Dataset) -> tuple[np.ndarray, int]:
@@ -147,8 +160,9 @@ def parity_inputs(dataset: Dataset) -> tuple[np.ndarray, int]:
     return x, len(dataset.test_images)
 
 
-def verify(path: Path, model: nn.Module, dataset: Dataset, summary_accuracy: float,
-           summary_device: str = "cpu") -> dict[str, Any]:
+def verify(
+    path: Path, model: nn.Module, dataset: Dataset, summary_accuracy: float, summary_device: str = "cpu"
+) -> dict[str, Any]:
     """Compare onnxruntime with PyTorch; raise ExportError unless every check of the issue holds.
 
     The ONNX test accuracy must equal PyTorch's on the same CPU exactly, and the run's summary.json
@@ -166,21 +180,32 @@ def verify(path: Path, model: nn.Module, dataset: Dataset, summary_accuracy: flo
     labels = dataset.test_labels
     onnx_correct = int((got[:n_test].argmax(1) == labels).sum())
     torch_correct = int((ref[:n_test].argmax(1) == labels).sum())
-    figures = {"parity_images": len(x), "max_abs_diff": max_diff, "top1_agreement": agreement,
-               "test_images": n_test, "onnx_accuracy": onnx_correct / n_test, "torch_accuracy": torch_correct / n_test}
+    figures = {
+        "parity_images": len(x),
+        "max_abs_diff": max_diff,
+        "top1_agreement": agreement,
+        "test_images": n_test,
+        "onnx_accuracy": onnx_correct / n_test,
+        "torch_accuracy": torch_correct / n_test,
+    }
     if not max_diff <= PARITY_ATOL:
-        raise ExportError(f"onnxruntime and PyTorch disagree: max |Δlogit| {max_diff:.2e} > {PARITY_ATOL:.0e} "
-                          f"over {len(x):,} images")
+        raise ExportError(
+            f"onnxruntime and PyTorch disagree: max |Δlogit| {max_diff:.2e} > {PARITY_ATOL:.0e} over {len(x):,} images"
+        )
     if agreement < 1.0:
         raise ExportError(f"top-1 agreement {agreement:.4%} < 100% over {len(x):,} images")
     if onnx_correct != torch_correct:
-        raise ExportError(f"ONNX test accuracy {onnx_correct / n_test:.4%} differs from PyTorch's on the same "
-                          f"inputs ({torch_correct / n_test:.4%})")
+        raise ExportError(
+            f"ONNX test accuracy {onnx_correct / n_test:.4%} differs from PyTorch's on the same "
+            f"inputs ({torch_correct / n_test:.4%})"
+        )
     off = abs(onnx_correct - round(summary_accuracy * n_test))
     if off and (summary_device == "cpu" or off > CROSS_DEVICE_IMAGES):
-        raise ExportError(f"ONNX test accuracy {onnx_correct / n_test:.4%} ({onnx_correct:,}/{n_test:,}) differs from "
-                          f"the run's summary.json ({summary_accuracy:.4%}, measured on {summary_device}); "
-                          "re-evaluate the run with `fmnist evaluate` or retrain it")
+        raise ExportError(
+            f"ONNX test accuracy {onnx_correct / n_test:.4%} ({onnx_correct:,}/{n_test:,}) differs from "
+            f"the run's summary.json ({summary_accuracy:.4%}, measured on {summary_device}); "
+            "re-evaluate the run with `fmnist evaluate` or retrain it"
+        )
     return figures
 
 
@@ -193,8 +218,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_run(run: Run, out_dir: Path, dataset: Dataset | None = None,
-               on_step: Callable[[str], None] | None = None) -> ExportReport:
+def export_run(
+    run: Run, out_dir: Path, dataset: Dataset | None = None, on_step: Callable[[str], None] | None = None
+) -> ExportReport:
     """Export `run` to out_dir/<run>.onnx after all checks pass, and record it in the manifest."""
     step = on_step or (lambda message: None)
     t0 = time.perf_counter()
@@ -204,7 +230,9 @@ def export_run(run: Run, out_dir: Path, dataset: Dataset | None = None,
     try:
         check_writable(out_dir)
     except OSError as exc:
-        raise ExportError(f"{out_dir}: cannot write there ({exc.strerror or exc}); choose another {ref('out')}") from exc
+        raise ExportError(
+            f"{out_dir}: cannot write there ({exc.strerror or exc}); choose another {ref('out')}"
+        ) from exc
     model = model_from_run(run, "best").to("cpu", torch.float32)
     target = out_dir / f"{run.name}.onnx"
     metadata = build_metadata(run)
@@ -217,9 +245,17 @@ def export_run(run: Run, out_dir: Path, dataset: Dataset | None = None,
             export_onnx(model, tmp, metadata)
             step("onnx.checker full check passed; comparing onnxruntime with PyTorch")
             figures = verify(tmp, model, dataset, float(summary["test_accuracy"]), device)
-            report = ExportReport(run=run.name, path=str(target), sha256=sha256_file(tmp), bytes=tmp.stat().st_size,
-                                  opset=OPSET, summary_accuracy=float(summary["test_accuracy"]), summary_device=device,
-                                  seconds=round(time.perf_counter() - t0, 2), **figures)
+            report = ExportReport(
+                run=run.name,
+                path=str(target),
+                sha256=sha256_file(tmp),
+                bytes=tmp.stat().st_size,
+                opset=OPSET,
+                summary_accuracy=float(summary["test_accuracy"]),
+                summary_device=device,
+                seconds=round(time.perf_counter() - t0, 2),
+                **figures,
+            )
             # the manifest first, then the model renamed into place: both are published or neither
             update_manifest(out_dir, report, metadata)
     except BaseException:
@@ -249,17 +285,31 @@ def update_manifest(out_dir: Path, report: ExportReport, metadata: dict[str, str
         except (OSError, ValueError, AttributeError, RecursionError):
             entries = []  # a damaged manifest is rebuilt from what is exported from now on
     name = Path(report.path).name
-    entry = {"file": name, "sha256": report.sha256, "bytes": report.bytes, "run": report.run,
-             "arch": metadata["arch"], "kernel": None if metadata["kernel"] == "none" else int(metadata["kernel"]),
-             "params": int(metadata["params"]), "test_accuracy": report.onnx_accuracy,
-             "test_images": report.test_images, "opset": report.opset, "parity_images": report.parity_images,
-             "max_abs_logit_diff": report.max_abs_diff, "dataset_sha256": metadata["dataset_sha256"],
-             "fmnist_version": metadata["fmnist_version"]}
-    kept = [e for e in entries if isinstance(e, dict) and e.get("file") != name and (out_dir / str(e.get("file"))).is_file()]
-    models = sorted(kept + [entry], key=lambda e: str(e["file"]))
+    entry = {
+        "file": name,
+        "sha256": report.sha256,
+        "bytes": report.bytes,
+        "run": report.run,
+        "arch": metadata["arch"],
+        "kernel": None if metadata["kernel"] == "none" else int(metadata["kernel"]),
+        "params": int(metadata["params"]),
+        "test_accuracy": report.onnx_accuracy,
+        "test_images": report.test_images,
+        "opset": report.opset,
+        "parity_images": report.parity_images,
+        "max_abs_logit_diff": report.max_abs_diff,
+        "dataset_sha256": metadata["dataset_sha256"],
+        "fmnist_version": metadata["fmnist_version"],
+    }
+    kept = [
+        e for e in entries if isinstance(e, dict) and e.get("file") != name and (out_dir / str(e.get("file"))).is_file()
+    ]
+    models = sorted([*kept, entry], key=lambda e: str(e["file"]))
     try:
         write_json(path, {"fmnist_version": __version__, "models": models})
     except OSError as exc:
-        raise ExportError(f"{path}: cannot write the manifest ({exc.strerror or exc}); make it a writable file "
-                          f"or choose another {ref('out')} (no model was published)") from None
+        raise ExportError(
+            f"{path}: cannot write the manifest ({exc.strerror or exc}); make it a writable file "
+            f"or choose another {ref('out')} (no model was published)"
+        ) from None
     return path

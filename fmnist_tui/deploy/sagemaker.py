@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import shutil
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..core import registry
 from ..core.config import TrainConfig
@@ -25,7 +26,6 @@ Env = Mapping[str, str]
 DEFAULT_BASE = "/opt/ml"
 #: Run-folder files copied into the model dir next to the exported <run>.onnx and its manifest.json.
 MODEL_DIR_FILES = ("config.json", "summary.json", "metrics.csv", "best.safetensors")
-
 
 
 def hyperparameter_types() -> dict[str, tuple[type, bool]]:
@@ -55,8 +55,8 @@ class Job:
     model_dir: Path
     output_dir: Path
     output_data_dir: Path
-    training: Path | None          # the `training` channel, if any (else the usual dataset search)
-    checkpoints: Path              # where the run folder lives (SageMaker syncs /opt/ml/checkpoints)
+    training: Path | None  # the `training` channel, if any (else the usual dataset search)
+    checkpoints: Path  # where the run folder lives (SageMaker syncs /opt/ml/checkpoints)
     hyperparameters: dict[str, Any]
     hp_source: str
     num_gpus: int
@@ -136,11 +136,16 @@ def read_job(env: Env) -> Job:
     hosts, current = _hosts(env)
     gpus = env.get("SM_NUM_GPUS", "")
     return Job(
-        model_dir=Path(env.get("SM_MODEL_DIR") or base / "model"), output_dir=output_dir,
+        model_dir=Path(env.get("SM_MODEL_DIR") or base / "model"),
+        output_dir=output_dir,
         output_data_dir=Path(env.get("SM_OUTPUT_DATA_DIR") or output_dir / "data"),
-        training=training if training.is_dir() else None, checkpoints=base / "checkpoints",
-        hyperparameters=hps, hp_source=source, num_gpus=int(gpus) if gpus.isdigit() else _count_gpus(),
-        hosts=hosts, current_host=current,
+        training=training if training.is_dir() else None,
+        checkpoints=base / "checkpoints",
+        hyperparameters=hps,
+        hp_source=source,
+        num_gpus=int(gpus) if gpus.isdigit() else _count_gpus(),
+        hosts=hosts,
+        current_host=current,
     )
 
 
@@ -208,11 +213,11 @@ def job_config(job: Job) -> TrainConfig:
     if "device" not in hps:
         hps["device"] = "cuda" if job.num_gpus > 0 else "cpu"
     try:
-        return TrainConfig.create(**hps, out=str(job.checkpoints),
-                                  data_dir=str(job.training) if job.training else None)
+        return TrainConfig.create(**hps, out=str(job.checkpoints), data_dir=str(job.training) if job.training else None)
     except UsageError as exc:  # the config names the setting; say it as SageMaker does, and where it came from
-        raise HyperparameterError(f"bad hyperparameter in {job.hp_source}: "
-                                  f"{exc.render(lambda key: f'hyperparameter {key!r}')}") from exc
+        raise HyperparameterError(
+            f"bad hyperparameter in {job.hp_source}: {exc.render(lambda key: f'hyperparameter {key!r}')}"
+        ) from exc
 
 
 def nprocs(job: Job, cfg: TrainConfig) -> int:
@@ -220,8 +225,9 @@ def nprocs(job: Job, cfg: TrainConfig) -> int:
     return max(1, job.num_gpus) if cfg.device in ("cuda", "auto") and job.num_gpus > 0 else 1
 
 
-def train_job(env: Env, on_event: Callable[[Any], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> int:
+def train_job(
+    env: Env, on_event: Callable[[Any], None] | None = None, should_stop: Callable[[], bool] | None = None
+) -> int:
     """Run the whole training contract; returns the exit code. Errors also go to output/failure."""
     try:
         return _train_job(env, on_event, should_stop)
@@ -230,22 +236,23 @@ def train_job(env: Env, on_event: Callable[[Any], None] | None = None,
         raise
     except Exception as exc:  # anything else is still the job's failure reason: record it, then say it once
         write_failure(env, f"{type(exc).__name__}: {exc}")
-        raise FmnistError(f"training failed ({type(exc).__name__}: {exc}); "
-                          f"the reason is in {failure_path(env)}") from exc
+        raise FmnistError(
+            f"training failed ({type(exc).__name__}: {exc}); the reason is in {failure_path(env)}"
+        ) from exc
 
 
-def _train_job(env: Env, on_event: Callable[[Any], None] | None,
-               should_stop: Callable[[], bool] | None) -> int:
-    from ..training.distributed import in_worker, init_world, launch
+def _train_job(env: Env, on_event: Callable[[Any], None] | None, should_stop: Callable[[], bool] | None) -> int:
     from ..core.runs import CONFIG, STATE, Run
+    from ..training.distributed import in_worker, init_world, launch
     from ..training.trainer import train
 
     job = read_job(env)
     cfg = job_config(job)
     hosts, n = job.hosts, nprocs(job, cfg)
     if not in_worker() and (len(hosts) > 1 or n > 1):
-        code = launch(["--sagemaker"], n, nnodes=len(hosts), node_rank=hosts.index(job.current_host),
-                      master_addr=hosts[0])
+        code = launch(
+            ["--sagemaker"], n, nnodes=len(hosts), node_rank=hosts.index(job.current_host), master_addr=hosts[0]
+        )
         if code and not failure_path(env).exists():
             write_failure(env, f"a training process failed (exit {code}); see the job's log")
         return code

@@ -16,9 +16,10 @@ import logging
 import math
 import signal
 import socket
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
@@ -33,7 +34,7 @@ from ..inference.prediction import Prediction
 from ..inference.preprocess import ImageError, preprocess
 from ..inference.session import Classifier
 
-MAX_BODY = 6 * 1024 * 1024   # SageMaker real-time endpoints accept at most 6 MB per request
+MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time endpoints accept at most 6 MB per request
 IMAGE_TYPES = ("image/png", "image/jpeg")
 NPY, JSON_TYPE = "application/x-npy", "application/json"
 CONTENT_TYPES = (*IMAGE_TYPES, NPY, JSON_TYPE)
@@ -173,7 +174,7 @@ def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_B
     def load_into_slot() -> None:
         try:
             slot.model = load()
-        except Exception as exc:  # reported by /ping and the log; the server keeps answering
+        except Exception as exc:  # noqa: BLE001 - reported by /ping and the log; the server keeps answering
             slot.error = f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", slot.error)
 
@@ -198,10 +199,11 @@ def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_B
         preds = await run_in_threadpool(lambda: predictions(model, decode(kind, body), k))
         return JSONResponse({"predictions": preds})
 
-    app = Starlette(routes=[Route("/ping", ping, methods=["GET"]),
-                            Route("/invocations", invocations, methods=["POST"])],
-                    exception_handlers={HTTPException: _http_error, Exception: _internal_error},
-                    lifespan=lifespan)
+    app = Starlette(
+        routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])],
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
+    )
     app.state.slot = slot
     return app
 
@@ -228,10 +230,12 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-            raise ServeError(f"port {port} on {host} is already in use; stop the other server or choose another "
-                             f"{ref('port')}") from exc
-        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check {ref('host')} and "
-                         f"{ref('port')}") from exc
+            raise ServeError(
+                f"port {port} on {host} is already in use; stop the other server or choose another {ref('port')}"
+            ) from exc
+        raise ServeError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); check {ref('host')} and {ref('port')}"
+        ) from exc
     sock.set_inheritable(True)
     return sock
 
@@ -240,8 +244,13 @@ def run(app: Starlette, sock: socket.socket, access_log: bool = False, grace_s: 
     """Serve until SIGTERM (exit 0, in-flight requests finished) or Ctrl-C (130)."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log,
-                            timeout_graceful_shutdown=math.ceil(grace_s), server_header=False)
+    config = uvicorn.Config(
+        app,
+        log_level="info" if access_log else "warning",
+        access_log=access_log,
+        timeout_graceful_shutdown=math.ceil(grace_s),
+        server_header=False,
+    )
     server = uvicorn.Server(config)
     received: list[int] = []
     # uvicorn re-raises the stop signal after its graceful shutdown; these handlers receive it then

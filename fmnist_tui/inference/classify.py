@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -54,11 +55,18 @@ class _Batches:
     def results(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(slot, input, probabilities) for every input sent, waiting for each batch in turn."""
         for slots, inputs, future in self.sent:
-            yield from zip(slots, inputs, future.result())
+            yield from zip(slots, inputs, future.result(), strict=False)
 
 
-def classify(items: list[tuple[str, str | None]], prepared: Iterable[tuple[int, Prepared]], clf: Classifier,
-             top_k: int, batch_size: int, fail_fast: bool, keep_input: bool) -> list[Row]:
+def classify(
+    items: list[tuple[str, str | None]],
+    prepared: Iterable[tuple[int, Prepared]],
+    clf: Classifier,
+    top_k: int,
+    batch_size: int,
+    fail_fast: bool,
+    keep_input: bool,
+) -> list[Row]:
     """Classify every input; rows come back in input order, a failure as a row with its `error`.
 
     `items` are expand_inputs' (path, problem) pairs; `prepared` yields (n, (path, input, reason))
@@ -84,6 +92,7 @@ def classify(items: list[tuple[str, str | None]], prepared: Iterable[tuple[int, 
             batches.add(slot, x)
         batches.submit()
         for slot, x, probs in batches.results():
-            rows[slot] = Row(items[slot][0], Prediction.from_row(probs, clf.classes, top_k),
-                             input=x if keep_input else None)
-    return [row for row in rows[:stop + 1] if row is not None]
+            rows[slot] = Row(
+                items[slot][0], Prediction.from_row(probs, clf.classes, top_k), input=x if keep_input else None
+            )
+    return [row for row in rows[: stop + 1] if row is not None]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -54,7 +57,7 @@ def expand_inputs(args: list[str]) -> Iterator[tuple[str, str | None]]:
 
 
 #: (path, model input, None) for a file that worked, (path, None, reason) for one that did not.
-Prepared = tuple[str, Optional[np.ndarray], Optional[str]]
+Prepared = tuple[str, np.ndarray | None, str | None]
 #: Files a helper process sends back at a time.
 CHUNK = 32
 
@@ -66,14 +69,14 @@ def _prepare(path: str) -> Prepared:
         return path, None, str(exc)
 
 
-def _helper(paths: list[str], start: int, conn: "Connection") -> None:
+def _helper(paths: list[str], start: int, conn: Connection) -> None:
     """A forked helper process: preprocess its share of the files, sending (position, results) per chunk."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no traceback per helper
     try:
         for lo in range(0, len(paths), CHUNK):
-            conn.send((start + lo, [_prepare(p) for p in paths[lo:lo + CHUNK]]))
+            conn.send((start + lo, [_prepare(p) for p in paths[lo : lo + CHUNK]]))
         conn.close()
     except BaseException:  # noqa: BLE001 - the parent redoes the rest of the share and reports any error itself
         os._exit(1)
@@ -87,10 +90,8 @@ def default_workers() -> int:
 def _total_bytes(paths: list[str], enough: int) -> int:
     total = 0
     for path in paths:
-        try:
+        with contextlib.suppress(OSError):  # reported with its reason when the file is read
             total += os.stat(path).st_size
-        except OSError:
-            pass  # reported with its reason when the file is read
         if total >= enough:
             break
     return total
@@ -128,14 +129,14 @@ class FilePreprocessor:
         context = multiprocessing.get_context("fork")
         bounds = [round(i * len(paths) / workers) for i in range(workers + 1)]
         self.own = bounds[1]
-        for lo, hi in zip(bounds[1:-1], bounds[2:]):
+        for lo, hi in itertools.pairwise(bounds):
             receiving, sending = context.Pipe(duplex=False)
             process = context.Process(target=_helper, args=(paths[lo:hi], lo, sending), daemon=True)
             process.start()
             sending.close()
             self.helpers[receiving] = [lo, hi, process]
 
-    def __enter__(self) -> "FilePreprocessor":
+    def __enter__(self) -> FilePreprocessor:
         return self
 
     def __exit__(self, *exc: object) -> None:

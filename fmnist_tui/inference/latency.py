@@ -22,5 +22,3 @@ def onnx_latency_ms(path: Path, repeats: int = 300) -> float:
         clf.predict_proba(x)
         times.append(time.perf_counter() - t0)
     return 1000.0 * float(np.median(times))
-
-

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,9 +36,14 @@ class Prediction:
         best = int(row.argmax())
         # a stable sort, so that among equal probabilities the lower index (argmax's choice) comes first
         order = np.argsort(-row, kind="stable")[: max(1, k)].tolist()
-        return cls(label=classes[best], index=best, probability=values[best],
-                   top_k=tuple(Ranked(classes[i], values[i]) for i in order),
-                   probabilities=values, classes=tuple(classes))
+        return cls(
+            label=classes[best],
+            index=best,
+            probability=values[best],
+            top_k=tuple(Ranked(classes[i], values[i]) for i in order),
+            probabilities=values,
+            classes=tuple(classes),
+        )
 
     def top_k_json(self) -> list[dict[str, Any]]:
         """top_k as documented: [{"label", "probability"}, ...], best first."""
@@ -45,13 +51,24 @@ class Prediction:
 
     def predict_json(self, path: str) -> dict[str, Any]:
         """`fmnist predict --format json`'s object for an input that was classified."""
-        return {"path": path, "label": self.label, "index": self.index, "probability": self.probability,
-                "top_k": self.top_k_json(), "error": None}
+        return {
+            "path": path,
+            "label": self.label,
+            "index": self.index,
+            "probability": self.probability,
+            "top_k": self.top_k_json(),
+            "error": None,
+        }
 
     def serve_json(self) -> dict[str, Any]:
         """`POST /invocations`'s object for one image: predict's fields plus every class's probability."""
-        return {"label": self.label, "index": self.index, "probability": self.probability,
-                "probabilities": dict(zip(self.classes, self.probabilities)), "top_k": self.top_k_json()}
+        return {
+            "label": self.label,
+            "index": self.index,
+            "probability": self.probability,
+            "probabilities": dict(zip(self.classes, self.probabilities, strict=False)),
+            "top_k": self.top_k_json(),
+        }
 
 
 def failed_predict_json(path: str, reason: str) -> dict[str, Any]:

@@ -12,21 +12,36 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
 # the decoders of ALLOWED_FORMATS, registered explicitly (Image.open only knows the formats whose plugin is loaded)
-from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin  # noqa: F401
-from PIL import PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+from PIL import (  # noqa: F401 - the *ImagePlugin modules are imported for their side effect (registration)
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageFilter,
+    ImageOps,
+    JpegImagePlugin,
+    MpoImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 from ..core.errors import FmnistError
 
 #: The formats accepted, each with the file suffixes that name it: the one list that the decoder,
 #: `fmnist predict`'s folder scan and the TUI's file tree all read.
 FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "GIF": (".gif",), "BMP": (".bmp",), "WEBP": (".webp",),
-    "TIFF": (".tif", ".tiff"), "MPO": (".mpo",),
+    "PNG": (".png",),
+    "JPEG": (".jpg", ".jpeg"),
+    "GIF": (".gif",),
+    "BMP": (".bmp",),
+    "WEBP": (".webp",),
+    "TIFF": (".tif", ".tiff"),
+    "MPO": (".mpo",),
 }
 #: Formats accepted.
 ALLOWED_FORMATS: tuple[str, ...] = tuple(FORMAT_SUFFIXES)
@@ -45,7 +60,7 @@ WORK_SIDE = 512
 #: An object's peak must stand this far above the background (fraction of full scale).
 MIN_CONTRAST = 0.04
 
-Source = Union[str, Path, bytes, bytearray]
+Source = str | Path | bytes | bytearray
 
 
 class ImageError(FmnistError):
@@ -94,12 +109,14 @@ def open_image(source: Source) -> Image.Image:
         raise _bomb_error(exc) from None
     except UnidentifiedImageError:
         raise ImageError(f"not an image, or not one of the allowed formats ({', '.join(ALLOWED_FORMATS)})") from None
-    except Exception as exc:  # a malformed header can raise nearly anything inside a decoder
+    except Exception as exc:  # noqa: BLE001 - a malformed header can raise nearly anything inside a decoder
         raise ImageError(f"cannot read the image header ({type(exc).__name__}: {exc})") from None
     width, height = img.size
     if width * height > MAX_PIXELS:
-        raise ImageError(f"declares {width}×{height} = {width * height:,} pixels, over the cap of {MAX_PIXELS:,}; "
-                         "refused before decoding (shrink the image)")
+        raise ImageError(
+            f"declares {width}×{height} = {width * height:,} pixels, over the cap of {MAX_PIXELS:,}; "
+            "refused before decoding (shrink the image)"
+        )
     if width < 1 or height < 1:
         raise ImageError(f"declares an empty size {width}×{height}")
     try:
@@ -108,7 +125,7 @@ def open_image(source: Source) -> Image.Image:
             img.draft(img.mode, (WORK_SIDE, WORK_SIDE))  # decode big JPEGs at a reduced scale (fast)
         img.load()
         return ImageOps.exif_transpose(img)
-    except Exception as exc:  # likewise for damaged pixel data: one reason line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - likewise for damaged pixel data: one reason line, never a traceback
         raise ImageError(f"cannot decode the image ({exc}); the file is damaged or truncated") from None
 
 
@@ -219,7 +236,7 @@ def _fit(crop: np.ndarray) -> np.ndarray:
     out = np.zeros((SIZE, SIZE), dtype=np.float32)
     # an odd leftover pixel goes to the top/left margin: that is where Fashion-MNIST's own centring put it
     top, left = (SIZE - crop.shape[0] + 1) // 2, (SIZE - crop.shape[1] + 1) // 2
-    out[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    out[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     return out
 
 
@@ -235,4 +252,3 @@ def to_model_input(img: Image.Image) -> np.ndarray:
 def preprocess(source: Source) -> np.ndarray:
     """A file path or encoded bytes → the model's float32 [28,28] input. Raises ImageError with the reason."""
     return to_model_input(open_image(source))
-

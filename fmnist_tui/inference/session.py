@@ -50,12 +50,16 @@ def _check_signature(session: Any, path: Path) -> None:
     """One float input [N,1,28,28] (or [N,28,28]) and one output [N,10], as DESIGN.md's contract says."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
-        raise ModelError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}; "
-                         "export the model with `fmnist export`")
+        raise ModelError(
+            f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}; "
+            "export the model with `fmnist export`"
+        )
     shape = list(inputs[0].shape)
     if inputs[0].type != "tensor(float)" or shape[1:] not in ([1, 28, 28], [28, 28]):
-        raise ModelError(f"{path}: input {inputs[0].name!r} is {inputs[0].type} {shape}, expected float "
-                         "[N,1,28,28]; this is not a Fashion-MNIST classifier (export one with `fmnist export`)")
+        raise ModelError(
+            f"{path}: input {inputs[0].name!r} is {inputs[0].type} {shape}, expected float "
+            "[N,1,28,28]; this is not a Fashion-MNIST classifier (export one with `fmnist export`)"
+        )
     out_shape = list(outputs[0].shape)
     if len(out_shape) != 2 or out_shape[1] != len(CLASSES):
         raise ModelError(f"{path}: output {outputs[0].name!r} has shape {out_shape}, expected [N,10]")
@@ -71,8 +75,10 @@ class OnnxClassifier:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise ModelError(f"{self.path}: model file not found; choose another {ref('model')}, set $FMNIST_MODEL, "
-                             "or rebuild the shipped models with `make models`")
+            raise ModelError(
+                f"{self.path}: model file not found; choose another {ref('model')}, set $FMNIST_MODEL, "
+                "or rebuild the shipped models with `make models`"
+            )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: warnings would break the one-line-per-problem rule
@@ -82,7 +88,7 @@ class OnnxClassifier:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: not a valid ONNX model ({first})") from None
         _check_signature(self.session, self.path)

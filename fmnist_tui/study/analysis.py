@@ -9,6 +9,7 @@ from ..core.data import CLASSES
 from .results import Group, to_markdown
 from .stats import PairedTest, paired_t_test
 
+
 @dataclass(frozen=True)
 class Comparison:
     """accuracy(a) − accuracy(b), paired over the seeds both configs have."""
@@ -29,8 +30,13 @@ class Comparison:
         return f"{self.name} = {100 * t.mean_diff:+.2f} points{ci} ({t.n} seed{'s' if t.n != 1 else ''})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "seeds": self.seeds, **self.test.to_dict(),
-                "significant": self.test.significant}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "seeds": self.seeds,
+            **self.test.to_dict(),
+            "significant": self.test.significant,
+        }
 
 
 def _p(p: float) -> str:
@@ -55,7 +61,11 @@ def verdict(claim: str, needed: tuple[tuple[str, str], ...], found: dict[str, Co
     """supported (every difference significantly > 0), contradicted (one significantly < 0), else not supported."""
     missing = [f"{a} − {b}" for a, b in needed if f"{a} − {b}" not in found]
     if missing:
-        return {"claim": claim, "verdict": "not tested", "detail": f"needs {', '.join(missing)} (runs with shared seeds)"}
+        return {
+            "claim": claim,
+            "verdict": "not tested",
+            "detail": f"needs {', '.join(missing)} (runs with shared seeds)",
+        }
     comps = [found[f"{a} − {b}"] for a, b in needed]
     worse = [c for c in comps if c.test.significant and c.test.mean_diff < 0]
     if worse:
@@ -74,19 +84,24 @@ class Study:
 
     rows: list[dict[str, Any]]
     comparisons: list[Comparison]
-    per_class: list[Comparison]          # CNN − MLP recall per class, in class order
+    per_class: list[Comparison]  # CNN − MLP recall per class, in class order
     verdicts: list[dict[str, Any]]
     per_class_pair: tuple[str, str] | None = None
     groups: dict[str, Group] = field(default_factory=dict)
-    highlight: tuple[str, ...] = ()      # classes the claims are about (bold in the per-class table)
+    highlight: tuple[str, ...] = ()  # classes the claims are about (bold in the per-class table)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (`--out .../results.json`)."""
         return {
-            "table": self.rows, "comparisons": [c.to_dict() for c in self.comparisons],
-            "per_class": {"a": self.per_class_pair[0], "b": self.per_class_pair[1],
-                          "classes": [{"class": CLASSES[i], **c.to_dict()} for i, c in enumerate(self.per_class)]}
-            if self.per_class_pair else None,
+            "table": self.rows,
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "per_class": {
+                "a": self.per_class_pair[0],
+                "b": self.per_class_pair[1],
+                "classes": [{"class": CLASSES[i], **c.to_dict()} for i, c in enumerate(self.per_class)],
+            }
+            if self.per_class_pair
+            else None,
             "verdicts": self.verdicts,
         }
 
@@ -95,15 +110,23 @@ def study_markdown(study: Study) -> str:
     """The study as Markdown: table, paired differences, per-class differences, verdicts."""
     out = ["## Results by config\n", to_markdown(study.rows)]
     if study.comparisons:
-        out += ["\n## Paired differences (test accuracy, points)\n",
-                "| difference | mean | 95% CI | p | seeds |", "|---|---:|---:|---:|---:|"]
+        out += [
+            "\n## Paired differences (test accuracy, points)\n",
+            "| difference | mean | 95% CI | p | seeds |",
+            "|---|---:|---:|---:|---:|",
+        ]
         out += [_diff_row(c.name, c) for c in study.comparisons]
     if study.per_class and study.per_class_pair:
         a, b = study.per_class_pair
-        out += [f"\n## Per-class accuracy, {a} − {b} (points)\n",
-                "| class | mean | 95% CI | p | seeds |", "|---|---:|---:|---:|---:|"]
-        out += [_diff_row(f"**{CLASSES[i]}**" if CLASSES[i] in study.highlight else CLASSES[i], c)
-                for i, c in enumerate(study.per_class)]
+        out += [
+            f"\n## Per-class accuracy, {a} − {b} (points)\n",
+            "| class | mean | 95% CI | p | seeds |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        out += [
+            _diff_row(f"**{CLASSES[i]}**" if CLASSES[i] in study.highlight else CLASSES[i], c)
+            for i, c in enumerate(study.per_class)
+        ]
     out += ["\n## Verdicts on the seed's claims\n"]
     out += [f"- **{v['claim']}**: {v['verdict']}. {v['detail']}" for v in study.verdicts]
     return "\n".join(out) + "\n"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -18,11 +19,13 @@ def require_convs(run: Run) -> None:
     """A UsageError unless the run's architecture has convolution layers (checked before any work)."""
     arch = str(run.config().get("arch"))
     if not registry.has_convs(arch):
-        raise UsageError(f"run {run.name!r} is an {arch}: it has no conv layers, so no feature maps; "
-                         f"pick a run of {', '.join(n for n, s in registry.REGISTRY.items() if s.has_convs)}")
+        raise UsageError(
+            f"run {run.name!r} is an {arch}: it has no conv layers, so no feature maps; "
+            f"pick a run of {', '.join(n for n, s in registry.REGISTRY.items() if s.has_convs)}"
+        )
 
 
-def feature_maps(model: "nn.Module", image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def feature_maps(model: nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """conv1 [32,28,28] and conv2 [64,14,14] activations for a 28×28 image (uint8 0–255 or float 0–1)."""
     import torch
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display needed, and no GUI backend is ever imported
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ..core.data import CLASSES  # noqa: E402
-from ..core.fsutil import write_bytes  # noqa: E402
+from ..core.data import CLASSES
+from ..core.fsutil import write_bytes
 
 SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 SPLITS = ("train", "val", "test")
@@ -109,8 +110,15 @@ def confusion(cm: Sequence[Sequence[int]], path: Path, title: str) -> tuple[np.n
         high = data.max() / 2
         for i in range(len(data)):
             for j in range(len(data)):
-                ax.text(j, i, format(data[i, j], fmt), ha="center", va="center", fontsize=7,
-                        color="white" if data[i, j] > high else "black")
+                ax.text(
+                    j,
+                    i,
+                    format(data[i, j], fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if data[i, j] > high else "black",
+                )
         ax.set_xticks(range(len(SHORT)), SHORT, rotation=45, ha="right")
         ax.set_yticks(range(len(SHORT)), SHORT)
         ax.set(xlabel="predicted", title=label)
@@ -130,12 +138,24 @@ def kernel_study(rows: list[dict[str, Any]], path: Path, baseline: str) -> list[
     if cnn:
         k = [r["kernel"] for r in cnn]
         mean = np.array([100 * r["test_acc_mean"] for r in cnn])
-        err = np.array([[100 * (r["test_acc_mean"] - r["test_acc_ci_low"]), 100 * (r["test_acc_ci_high"] - r["test_acc_mean"])]
-                        if r.get("test_acc_ci_low") is not None else [0.0, 0.0] for r in cnn]).T
+        err = np.array(
+            [
+                [100 * (r["test_acc_mean"] - r["test_acc_ci_low"]), 100 * (r["test_acc_ci_high"] - r["test_acc_mean"])]
+                if r.get("test_acc_ci_low") is not None
+                else [0.0, 0.0]
+                for r in cnn
+            ]
+        ).T
         ax.errorbar(k, mean, yerr=err, fmt="o-", capsize=5, color="C0", label="CNN (mean, 95% CI over seeds)")
-        for r, m in zip(cnn, mean):
-            ax.annotate(f"{r['params'] / 1e3:.0f}k params\n{r['macs'] / 1e6:.1f} M MACs\nn={r['n']} seeds",
-                        (r["kernel"], m), textcoords="offset points", xytext=(9, 4), fontsize=8, va="bottom")
+        for r, m in zip(cnn, mean, strict=False):
+            ax.annotate(
+                f"{r['params'] / 1e3:.0f}k params\n{r['macs'] / 1e6:.1f} M MACs\nn={r['n']} seeds",
+                (r["kernel"], m),
+                textcoords="offset points",
+                xytext=(9, 4),
+                fontsize=8,
+                va="bottom",
+            )
         ax.set_xticks(k, [f"{x}×{x}" for x in k])
         ax.set_xlim(min(k) - 1, max(k) + 1.6)
     if mlp:
@@ -176,12 +196,13 @@ def tile(maps: np.ndarray, cols: int) -> np.ndarray:
     out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
     for i in range(c):
         r, q = divmod(i, cols)
-        out[r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = maps[i]
+        out[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = maps[i]
     return out
 
 
-def feature_maps(image: np.ndarray, conv1: np.ndarray, conv2: np.ndarray, path: Path,
-                 title: str) -> tuple[np.ndarray, np.ndarray]:
+def feature_maps(
+    image: np.ndarray, conv1: np.ndarray, conv2: np.ndarray, path: Path, title: str
+) -> tuple[np.ndarray, np.ndarray]:
     """The input and every conv1 (32×28×28) and conv2 (64×14×14) channel, one colour scale per layer.
 
     conv1 is tiled 8 wide and conv2 16 wide, so both mosaics have the same width and every map is drawn
@@ -197,8 +218,10 @@ def feature_maps(image: np.ndarray, conv1: np.ndarray, conv2: np.ndarray, path: 
         ax = fig.add_subplot(grid[row, 1])
         im = ax.imshow(tile(maps, cols), cmap=cmap, vmin=0, vmax=max(float(maps.max()), 1e-6))
         dead = int((maps.reshape(len(maps), -1).max(axis=1) <= 0).sum())
-        ax.set_title(f"{name}: {maps.shape[0]} channels × {maps.shape[1]}×{maps.shape[2]} (after ReLU; "
-                     f"{dead} silent)", fontsize=10)
+        ax.set_title(
+            f"{name}: {maps.shape[0]} channels × {maps.shape[1]}×{maps.shape[2]} (after ReLU; {dead} silent)",
+            fontsize=10,
+        )
         fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
         ax.axis("off")
     ax_in.axis("off")

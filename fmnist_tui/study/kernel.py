@@ -15,7 +15,7 @@ from .results import Group, study_groups
 
 #: the study's architectures and the option it varies
 ARCHS = ("mlp", "cnn")
-KERNELS: tuple[int, ...] = registry.get("cnn").option("kernel").choices  # type: ignore[union-attr]
+KERNELS: tuple[int, ...] = registry.get("cnn").values("kernel")
 MLP = registry.label("mlp", {})
 
 
@@ -24,9 +24,12 @@ def cnn(kernel: int) -> str:
     return registry.label("cnn", {"kernel": kernel})
 
 
-#: the paired differences the study reports (a − b), in this order: kernels against each other, then each against the MLP
-PAIRS: tuple[tuple[str, str], ...] = (*((cnn(a), cnn(b)) for a, b in combinations(KERNELS, 2)),
-                                      *((cnn(k), MLP) for k in KERNELS))
+#: the paired differences the study reports (a − b), in this order: kernels against each other, then each
+#: against the MLP
+PAIRS: tuple[tuple[str, str], ...] = (
+    *((cnn(a), cnn(b)) for a, b in combinations(KERNELS, 2)),
+    *((cnn(k), MLP) for k in KERNELS),
+)
 #: the seed's claims, each as the differences that must all be positive for it to hold
 CLAIMS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("3×3 beats 5×5", ((cnn(3), cnn(5)),)),
@@ -75,5 +78,3 @@ def _per_class_verdict(pair: tuple[str, str], per_class: list[Comparison]) -> di
     ranked = sorted(range(len(per_class)), key=lambda i: -per_class[i].test.mean_diff)
     top = ", ".join(f"{CLASSES[i]} {100 * per_class[i].test.mean_diff:+.1f}" for i in ranked[:4])
     return {"claim": claim, "verdict": word, "detail": f"largest recall gains (points): {top}"}
-
-

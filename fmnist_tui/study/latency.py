@@ -10,16 +10,26 @@ from ..inference.latency import onnx_latency_ms
 from .results import Group
 
 
-def latencies(groups: list[Group], onnx_dir: Path, export_dir: Path | None = None,
-              data_dir: Path | None = None) -> tuple[dict[str, float | None], list[str]]:
+def latencies(
+    groups: list[Group], onnx_dir: Path, export_dir: Path | None = None, data_dir: Path | None = None
+) -> tuple[dict[str, float | None], list[str]]:
     """Latency per config, from `<onnx_dir>/<run>.onnx` of any of its runs (the architecture sets it, not the
     seed); without one, `export_dir` given, the config's lowest-seed run is exported there first."""
     found: dict[str, float | None] = {}
     warnings: list[str] = []
     dataset = None
     for g in groups:
-        path = next((p for r in g.records for d in (onnx_dir, export_dir) if d
-                     for p in [Path(d) / f"{r.run.name}.onnx"] if p.is_file()), None)
+        path = next(
+            (
+                p
+                for r in g.records
+                for d in (onnx_dir, export_dir)
+                if d
+                for p in [Path(d) / f"{r.run.name}.onnx"]
+                if p.is_file()
+            ),
+            None,
+        )
         try:
             if path is None and export_dir is not None:
                 from ..core.data import load_dataset

@@ -8,8 +8,9 @@ resumed, and any other command (evaluate, export, report) can read it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..core import registry
 from ..core.config import TrainConfig, recipe_of
@@ -52,19 +53,40 @@ def check_grid(archs: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> None:
         bad = [v for v in values if not any(_valid(o, v, spec.name) for spec, o in takers)] if takers else []
         if bad or not values:
             valid = sorted({v for _, o in takers for v in o.choices})
-            raise ConfigError(f"{name}s", f"{','.join(map(str, bad)) or '(none)'} not valid",
-                              f"valid: {','.join(map(str, valid))}")
+            raise ConfigError(
+                f"{name}s", f"{','.join(map(str, bad)) or '(none)'} not valid", f"valid: {','.join(map(str, valid))}"
+            )
 
 
-def plan(archs: Sequence[str], grid: Mapping[str, Sequence[Any]], seeds: int, epochs: int, out: Path,
-         subset: int | None = None, data_dir: Path | None = None, device: str = "auto") -> list[TrainConfig]:
+def plan(
+    archs: Sequence[str],
+    grid: Mapping[str, Sequence[Any]],
+    seeds: int,
+    epochs: int,
+    out: Path,
+    subset: int | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+) -> list[TrainConfig]:
     """The grid's training configs: every arch × its option values in `grid` × seeds 0..seeds−1, one recipe."""
     if seeds < 1:
         raise ConfigError("seeds", f"must be at least 1 (the number of seeds per config), got {seeds}")
     check_grid(archs, grid)
-    return [TrainConfig(arch=arch, options=options, epochs=epochs, seed=seed, subset=subset, out=str(out),
-                        data_dir=str(data_dir) if data_dir else None, device=device)
-            for arch in dict.fromkeys(archs) for options in option_grid(arch, grid) for seed in range(seeds)]
+    return [
+        TrainConfig(
+            arch=arch,
+            options=options,
+            epochs=epochs,
+            seed=seed,
+            subset=subset,
+            out=str(out),
+            data_dir=str(data_dir) if data_dir else None,
+            device=device,
+        )
+        for arch in dict.fromkeys(archs)
+        for options in option_grid(arch, grid)
+        for seed in range(seeds)
+    ]
 
 
 def status(cfg: TrainConfig) -> str:
@@ -76,8 +98,10 @@ def status(cfg: TrainConfig) -> str:
     differ = [k for k in wanted if str(saved.get(k)) != str(wanted[k])]
     if differ:
         diffs = ", ".join(f"{k} {saved.get(k)} ≠ {wanted[k]}" for k in differ)
-        raise RunError(f"run {run.name!r} in {run.path.parent} has another recipe ({diffs}); pass another "
-                       f"{ref('runs')} folder for this study, or move that run away")
+        raise RunError(
+            f"run {run.name!r} in {run.path.parent} has another recipe ({diffs}); pass another "
+            f"{ref('runs')} folder for this study, or move that run away"
+        )
     if run.finished:
         return DONE
     return RESUME if run.file(STATE).exists() else RESTART
@@ -91,10 +115,22 @@ def clear_unresumable(run: Run) -> None:
 
 def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
     """The `fmnist train` command line of one planned run."""
-    cmd = [sys.executable, "-m", "fmnist_tui", "train", "--out", cfg.out, "--name", cfg.run_name,
-           "--threads", str(threads), "--device", cfg.device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_tui",
+        "train",
+        "--out",
+        cfg.out,
+        "--name",
+        cfg.run_name,
+        "--threads",
+        str(threads),
+        "--device",
+        cfg.device,
+    ]
     if resume:
-        return cmd + ["--resume"]
+        return [*cmd, "--resume"]
     cmd += ["--arch", cfg.arch, "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)]
     for name, value in cfg.options.items():
         cmd += [f"--{name.replace('_', '-')}", str(value)]

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from . import figures
 from ..core import registry
 from ..core.data import CLASSES, Dataset, load_dataset
 from ..core.errors import ConfigError, FmnistError, RunError, UsageError
 from ..core.fsutil import write_text
 from ..core.metrics import most_confused
-from .results import Group, group_records, load_records
 from ..core.runs import Run, resolve_run
+from . import figures
 from .analysis import Study, study_markdown
 from .kernel import MLP, analyse
+from .results import Group, group_records, load_records
 
 #: figure name → file name, in report order
 FIGURES: dict[str, str] = {
-    "distribution": "class_distribution.png", "samples": "samples.png", "means": "mean_images.png",
-    "kernels": "kernel_study.png", "per-class": "per_class_accuracy.png", "curves": "training_curves.png",
-    "confusion": "confusion_matrix.png", "featuremaps": "feature_maps.png",
+    "distribution": "class_distribution.png",
+    "samples": "samples.png",
+    "means": "mean_images.png",
+    "kernels": "kernel_study.png",
+    "per-class": "per_class_accuracy.png",
+    "curves": "training_curves.png",
+    "confusion": "confusion_matrix.png",
+    "featuremaps": "feature_maps.png",
 }
 
 
@@ -51,8 +57,15 @@ class Report:
 class ReportBuilder:
     """Loads data and runs lazily, so a figure that needs neither (or only one) stays cheap."""
 
-    def __init__(self, out: Path, runs_root: Path = Path("checkpoints"), data_dir: Path | None = None,
-                 run_refs: list[str] | None = None, test_index: int = 0, onnx_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        runs_root: Path = Path("checkpoints"),
+        data_dir: Path | None = None,
+        run_refs: list[str] | None = None,
+        test_index: int = 0,
+        onnx_dir: Path | None = None,
+    ) -> None:
         self.out, self.runs_root, self.data_dir = Path(out), Path(runs_root), data_dir
         self.onnx_dir = onnx_dir
         self.run_refs, self.test_index = run_refs or [], test_index
@@ -111,9 +124,14 @@ class ReportBuilder:
 
     def draw(self, name: str) -> Section:
         drawers: dict[str, Callable[[Path], Section]] = {
-            "distribution": self._distribution, "samples": self._samples, "means": self._means,
-            "kernels": self._kernels, "per-class": self._per_class, "curves": self._curves,
-            "confusion": self._confusion, "featuremaps": self._featuremaps,
+            "distribution": self._distribution,
+            "samples": self._samples,
+            "means": self._means,
+            "kernels": self._kernels,
+            "per-class": self._per_class,
+            "curves": self._curves,
+            "confusion": self._confusion,
+            "featuremaps": self._featuremaps,
         }
         return drawers[name](self.out / FIGURES[name])
 
@@ -121,19 +139,28 @@ class ReportBuilder:
         labels = {s: self.ds.split(s)[1] for s in figures.SPLITS}
         counts = figures.class_distribution(labels, png)
         combined = np.add(counts["train"], counts["val"])
-        per = (f"every class has exactly {combined[0]:,}" if len(set(combined)) == 1
-               else f"classes range from {combined.min():,} to {combined.max():,}")
-        test = (f"every class has {counts['test'][0]:,}" if len(set(counts["test"])) == 1
-                else f"{min(counts['test']):,}–{max(counts['test']):,} per class")
-        text = (f"{sum(counts['train']):,} training, {sum(counts['val']):,} validation and {sum(counts['test']):,} test "
-                f"images. In train + validation {per} images; in the test set {test}. The validation split takes "
-                f"{_span(counts['val'])} images per class, stratified by class with a fixed seed.")
+        per = (
+            f"every class has exactly {combined[0]:,}"
+            if len(set(combined)) == 1
+            else f"classes range from {combined.min():,} to {combined.max():,}"
+        )
+        test = (
+            f"every class has {counts['test'][0]:,}"
+            if len(set(counts["test"])) == 1
+            else f"{min(counts['test']):,}–{max(counts['test']):,} per class"
+        )
+        text = (
+            f"{sum(counts['train']):,} training, {sum(counts['val']):,} validation and {sum(counts['test']):,} test "
+            f"images. In train + validation {per} images; in the test set {test}. The validation split takes "
+            f"{_span(counts['val'])} images per class, stratified by class with a fixed seed."
+        )
         return Section("Class distribution", png, text, counts)
 
     def _samples(self, png: Path) -> Section:
         picks = figures.sample_grid(self.ds.train_images, self.ds.train_labels, png)
-        return Section("Sample images", png, f"{picks.shape[1]} training images per class, drawn at random "
-                                             f"(seed 0).", picks)
+        return Section(
+            "Sample images", png, f"{picks.shape[1]} training images per class, drawn at random (seed 0).", picks
+        )
 
     def _means(self, png: Path) -> Section:
         images = np.concatenate([self.ds.train_images, self.ds.val_images])
@@ -144,32 +171,50 @@ class ReportBuilder:
         order = np.argsort(dist[iu])
         near = [(CLASSES[iu[0][k]], CLASSES[iu[1][k]], dist[iu][k]) for k in order[:3]]
         far = (CLASSES[iu[0][order[-1]]], CLASSES[iu[1][order[-1]]], dist[iu][order[-1]])
-        text = (f"Mean of all {len(labels):,} training images (train + validation) per class. The most similar mean images (RMS pixel difference, "
-                "0–255): " + "; ".join(f"{a} ↔ {b} {d:.1f}" for a, b, d in near) +
-                f". The most different: {far[0]} ↔ {far[1]} {far[2]:.1f}.")
+        text = (
+            f"Mean of all {len(labels):,} training images (train + validation) per class. The most similar mean "
+            "images (RMS pixel difference, 0–255): "
+            + "; ".join(f"{a} ↔ {b} {d:.1f}" for a, b, d in near)
+            + f". The most different: {far[0]} ↔ {far[1]} {far[2]:.1f}."
+        )
         return Section("Mean image per class", png, text, means)
 
     def _kernels(self, png: Path) -> Section:
         drawn = figures.kernel_study(self.study.rows, png, baseline=MLP)
-        recipes = sorted({f"{r['epochs']} epochs" + (f" on a {r['subset']:,}-image subset" if r.get("subset") else "")
-                          for r in self.study.rows})
+        recipes = sorted(
+            {
+                f"{r['epochs']} epochs" + (f" on a {r['subset']:,}-image subset" if r.get("subset") else "")
+                for r in self.study.rows
+            }
+        )
         runs = ", ".join(name for g in self.study.groups.values() for name in g.row()["runs"])
-        text = (f"Recipe: {'; '.join(recipes)}. Runs: {runs}. Error bars are Student-t 95% confidence intervals "
-                f"of the mean over seeds; differences are paired by seed.\n\n" + study_markdown(self.study).replace("## ", "### "))
+        text = (
+            f"Recipe: {'; '.join(recipes)}. Runs: {runs}. Error bars are Student-t 95% confidence intervals "
+            f"of the mean over seeds; differences are paired by seed.\n\n"
+            + study_markdown(self.study).replace("## ", "### ")
+        )
         return Section("Kernel-size study", png, text, drawn)
 
     def _per_class(self, png: Path) -> Section:
-        recalls = {label: np.array(list(g.per_class_recall().values())) for label, g in self.study.groups.items()
-                   if all(len(v) == len(CLASSES) for v in g.per_class_recall().values())}
+        recalls = {
+            label: np.array(list(g.per_class_recall().values()))
+            for label, g in self.study.groups.items()
+            if all(len(v) == len(CLASSES) for v in g.per_class_recall().values())
+        }
         if not recalls:
             raise RunError("no run summary has per-class results")
         means = figures.per_class_accuracy(recalls, png)
-        lines = [f"- {label}: hardest {CLASSES[int(m.argmin())]} ({100 * m.min():.1f}%), easiest "
-                 f"{CLASSES[int(m.argmax())]} ({100 * m.max():.1f}%)" for label, m in means.items()]
+        lines = [
+            f"- {label}: hardest {CLASSES[int(m.argmin())]} ({100 * m.min():.1f}%), easiest "
+            f"{CLASSES[int(m.argmax())]} ({100 * m.max():.1f}%)"
+            for label, m in means.items()
+        ]
         if len(means) > 1:
             spread = np.ptp(np.stack(list(means.values())), axis=0)
             k = int(spread.argmax())
-            lines.append(f"- the configs differ most on {CLASSES[k]}: {100 * spread[k]:.1f} points between best and worst")
+            lines.append(
+                f"- the configs differ most on {CLASSES[k]}: {100 * spread[k]:.1f} points between best and worst"
+            )
         return Section("Per-class accuracy by architecture", png, "\n".join(lines), means)
 
     def _curves(self, png: Path) -> Section:
@@ -182,9 +227,11 @@ class ReportBuilder:
         for name, rows in histories.items():
             best = max(rows, key=lambda r: r["val_acc"])
             last = rows[-1]
-            lines.append(f"- {name}: best validation accuracy {100 * best['val_acc']:.2f}% at epoch {best['epoch']} of "
-                         f"{last['epoch']}; last epoch train {100 * last['train_acc']:.2f}% vs validation "
-                         f"{100 * last['val_acc']:.2f}% (gap {100 * (last['train_acc'] - last['val_acc']):+.2f} points)")
+            lines.append(
+                f"- {name}: best validation accuracy {100 * best['val_acc']:.2f}% at epoch {best['epoch']} of "
+                f"{last['epoch']}; last epoch train {100 * last['train_acc']:.2f}% vs validation "
+                f"{100 * last['val_acc']:.2f}% (gap {100 * (last['train_acc'] - last['val_acc']):+.2f} points)"
+            )
         return Section("Training curves", png, "\n".join(lines), histories)
 
     def _confusion(self, png: Path) -> Section:
@@ -195,11 +242,13 @@ class ReportBuilder:
         counts, norm = figures.confusion(summary["confusion_matrix"], png, f"Confusion matrix of {run.name} (test set)")
         pairs = most_confused(counts)
         worst = int(np.diag(norm).argmin())
-        text = (f"{run.name}: {counts.trace():,} of {counts.sum():,} test images right "
-                f"({100 * counts.trace() / counts.sum():.2f}%); each row sums to its class's test images "
-                f"({', '.join(sorted({f'{v:,}' for v in counts.sum(axis=1)}))}). Most confused pairs: " +
-                "; ".join(f"{p['a']} ↔ {p['b']} {p['total']} ({p['a_as_b']} + {p['b_as_a']})" for p in pairs) +
-                f". Weakest class: {CLASSES[worst]} ({100 * norm[worst, worst]:.1f}% recall).")
+        text = (
+            f"{run.name}: {counts.trace():,} of {counts.sum():,} test images right "
+            f"({100 * counts.trace() / counts.sum():.2f}%); each row sums to its class's test images "
+            f"({', '.join(sorted({f'{v:,}' for v in counts.sum(axis=1)}))}). Most confused pairs: "
+            + "; ".join(f"{p['a']} ↔ {p['b']} {p['total']} ({p['a_as_b']} + {p['b_as_a']})" for p in pairs)
+            + f". Weakest class: {CLASSES[worst]} ({100 * norm[worst, worst]:.1f}% recall)."
+        )
         return Section("Confusion matrix", png, text, (counts, norm))
 
     def _best_run(self) -> Run:
@@ -232,17 +281,21 @@ def draw_feature_maps(run: Run, image: np.ndarray, png: Path, what: str) -> Sect
     conv1, conv2 = run_feature_maps(run, image)
     figures.feature_maps(image, conv1, conv2, png, f"Feature maps of {run.name} for {what}")
     silent = [int((m.reshape(len(m), -1).max(axis=1) <= 0).sum()) for m in (conv1, conv2)]
-    text = (f"{run.name} on {what}: conv1 gives {conv1.shape[0]}×{conv1.shape[1]}×{conv1.shape[2]} activations, "
-            f"conv2 {conv2.shape[0]}×{conv2.shape[1]}×{conv2.shape[2]}; {silent[0]} conv1 and {silent[1]} conv2 "
-            f"channels are zero everywhere for this image (ReLU).")
+    text = (
+        f"{run.name} on {what}: conv1 gives {conv1.shape[0]}×{conv1.shape[1]}×{conv1.shape[2]} activations, "
+        f"conv2 {conv2.shape[0]}×{conv2.shape[1]}×{conv2.shape[2]}; {silent[0]} conv1 and {silent[1]} conv2 "
+        f"channels are zero everywhere for this image (ReLU)."
+    )
     return Section("Feature maps", png, text, (conv1, conv2))
 
 
 def render_markdown(report: Report) -> str:
     """report.md: each drawn figure embedded with its computed findings; skipped ones named with the reason."""
-    out = ["# Fashion-MNIST: the kernel-size study\n",
-           "Generated by `fmnist report` from the dataset and the runs' files; every number below is computed.\n"]
-    for name, s in report.sections.items():
+    out = [
+        "# Fashion-MNIST: the kernel-size study\n",
+        "Generated by `fmnist report` from the dataset and the runs' files; every number below is computed.\n",
+    ]
+    for s in report.sections.values():
         out += [f"## {s.title}\n", f"![{s.title}]({s.png.name})\n", s.text.rstrip() + "\n"]
     if report.skipped:
         out += ["## Not drawn\n"] + [f"- {FIGURES[n]}: {reason}" for n, reason in report.skipped.items()] + [""]

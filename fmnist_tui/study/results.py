@@ -17,6 +17,7 @@ from ..core.fsutil import write_json, write_text
 from ..core.runs import SUMMARY, Run, list_runs
 from .stats import summarize
 
+
 @dataclass
 class RunRecord:
     """One finished run: its folder, config and summary."""
@@ -61,10 +62,15 @@ class Group:
         accs = self.accuracies
         first = self.records[0].summary
         return {
-            "config": self.label, "arch": self.arch, **self._option_columns(),
-            "seeds": sorted(r.config.get("seed", 0) for r in self.records), "n": len(accs),
-            "params": first.get("params"), "macs": first.get("macs"),
-            "test_acc_mean": statistics.fmean(accs), "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "config": self.label,
+            "arch": self.arch,
+            **self._option_columns(),
+            "seeds": sorted(r.config.get("seed", 0) for r in self.records),
+            "n": len(accs),
+            "params": first.get("params"),
+            "macs": first.get("macs"),
+            "test_acc_mean": statistics.fmean(accs),
+            "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "train_seconds_mean": statistics.fmean(r.summary.get("train_seconds", 0.0) for r in self.records),
             "runs": [r.run.name for r in self.records],
             **self._extra(),
@@ -79,16 +85,19 @@ class Group:
         s = summarize(self.accuracies)
         cfg = self.records[0].config
         return {
-            "epochs": cfg.get("epochs"), "subset": cfg.get("subset"),
+            "epochs": cfg.get("epochs"),
+            "subset": cfg.get("subset"),
             "receptive_field": registry.receptive_field(self.arch, self.options) or 28,
-            "test_acc_ci_low": _nan_to_none(s.ci_low), "test_acc_ci_high": _nan_to_none(s.ci_high),
+            "test_acc_ci_low": _nan_to_none(s.ci_low),
+            "test_acc_ci_high": _nan_to_none(s.ci_high),
             "train_seconds_total": sum(r.summary.get("train_seconds", 0.0) for r in self.records),
         }
 
     def per_class_recall(self) -> dict[int, list[float]]:
         """Per-class test accuracy (recall) of each seed's run, keyed by seed."""
-        return {seed: [float(c["recall"]) for c in rec.summary.get("per_class", [])]
-                for seed, rec in self.by_seed().items()}
+        return {
+            seed: [float(c["recall"]) for c in rec.summary.get("per_class", [])] for seed, rec in self.by_seed().items()
+        }
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -108,8 +117,10 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
             if run.file(SUMMARY).exists() or "config" in str(exc):
                 warnings.append(f"skipped {run.name}: {exc}")
             else:
-                warnings.append(f"skipped {run.name}: unfinished (no {SUMMARY}); finish it with "
-                                f"`fmnist train --resume --out {run.path.parent} --name {run.name}`")
+                warnings.append(
+                    f"skipped {run.name}: unfinished (no {SUMMARY}); finish it with "
+                    f"`fmnist train --resume --out {run.path.parent} --name {run.name}`"
+                )
             continue
         except (KeyError, TypeError, ValueError) as exc:
             warnings.append(f"skipped {run.name}: summary.json lacks a valid {exc}")
@@ -153,22 +164,42 @@ def study_groups(groups: list[Group]) -> dict[str, Group]:
 
 
 # --- rendering: one set of columns for the terminal, Markdown, CSV and JSON ----------------------
-COLUMNS = ("config", "params", "macs", "receptive_field", "n", "test_acc_mean", "test_acc_std",
-           "test_acc_ci_low", "test_acc_ci_high", "train_seconds_mean", "latency_ms")
+COLUMNS = (
+    "config",
+    "params",
+    "macs",
+    "receptive_field",
+    "n",
+    "test_acc_mean",
+    "test_acc_std",
+    "test_acc_ci_low",
+    "test_acc_ci_high",
+    "train_seconds_mean",
+    "latency_ms",
+)
 
 
 def format_cells(row: dict[str, Any]) -> dict[str, str]:
     """Human-readable cells of a row (accuracies as percentages; '—' for what was not measured)."""
+
     def pct(x: float | None) -> str:
         return "—" if x is None else f"{100 * x:.2f}"
 
-    ci = "—" if row.get("test_acc_ci_low") is None else f"[{pct(row['test_acc_ci_low'])}, {pct(row['test_acc_ci_high'])}]"
+    ci = (
+        "—"
+        if row.get("test_acc_ci_low") is None
+        else f"[{pct(row['test_acc_ci_low'])}, {pct(row['test_acc_ci_high'])}]"
+    )
     latency = row.get("latency_ms")
     return {
-        "config": row["config"], "params": f"{row['params']:,}" if row.get("params") else "—",
-        "MACs": f"{row['macs'] / 1e6:.2f} M" if row.get("macs") else "—", "RF": str(row.get("receptive_field", "—")),
-        "seeds": str(row["n"]), "test acc %": f"{pct(row['test_acc_mean'])} ± {pct(row['test_acc_std'])}",
-        "95% CI %": ci, "train s": f"{row['train_seconds_mean']:.1f}",
+        "config": row["config"],
+        "params": f"{row['params']:,}" if row.get("params") else "—",
+        "MACs": f"{row['macs'] / 1e6:.2f} M" if row.get("macs") else "—",
+        "RF": str(row.get("receptive_field", "—")),
+        "seeds": str(row["n"]),
+        "test acc %": f"{pct(row['test_acc_mean'])} ± {pct(row['test_acc_std'])}",
+        "95% CI %": ci,
+        "train s": f"{row['train_seconds_mean']:.1f}",
         "ORT ms/img": "—" if latency is None else f"{latency:.3f}",
     }
 
@@ -187,12 +218,19 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """CSV with the machine columns (fractions, seconds, milliseconds; empty when not measured)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=(*COLUMNS, "epochs", "subset", "seeds"), lineterminator="\n",
-                            extrasaction="ignore")
+    writer = csv.DictWriter(
+        buf, fieldnames=(*COLUMNS, "epochs", "subset", "seeds"), lineterminator="\n", extrasaction="ignore"
+    )
     writer.writeheader()
     for r in rows:
-        writer.writerow({**{k: r.get(k) for k in COLUMNS}, "epochs": r.get("epochs"), "subset": r.get("subset"),
-                         "seeds": " ".join(map(str, r["seeds"]))})
+        writer.writerow(
+            {
+                **{k: r.get(k) for k in COLUMNS},
+                "epochs": r.get("epochs"),
+                "subset": r.get("subset"),
+                "seeds": " ".join(map(str, r["seeds"])),
+            }
+        )
     return buf.getvalue()
 
 

@@ -12,9 +12,10 @@ import signal
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Union
+from typing import IO
 
 from ..core.config import TrainConfig
 from ..core.errors import ConfigError
@@ -49,7 +50,7 @@ class Ended:
     log: Path
 
 
-ExperimentEvent = Union[Launched, Output, Ended]
+ExperimentEvent = Launched | Output | Ended
 
 
 @dataclass
@@ -77,8 +78,14 @@ class Outcome:
 class Scheduler:
     """Runs train commands, `jobs` at a time, each with its log file; Ctrl-C stops them all with state saved."""
 
-    def __init__(self, jobs: int, threads: int, log_dir: Path,
-                 on_event: Callable[[ExperimentEvent], None] | None = None, poll_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        threads: int,
+        log_dir: Path,
+        on_event: Callable[[ExperimentEvent], None] | None = None,
+        poll_s: float = 0.2,
+    ) -> None:
         if jobs < 1:
             raise ConfigError("jobs", f"must be at least 1, got {jobs}")
         self.jobs, self.threads, self.log_dir, self.poll_s = jobs, threads, Path(log_dir), poll_s
@@ -113,15 +120,25 @@ class Scheduler:
         if st == RESTART:
             clear_unresumable(Run(cfg.run_dir))
         log = self.log_dir / f"{cfg.run_name}.log"
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
-               "COLUMNS": "160", "NO_COLOR": "1"}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(self.threads),
+            "MKL_NUM_THREADS": str(self.threads),
+            "COLUMNS": "160",
+            "NO_COLOR": "1",
+        }
         with open(log, "a") as fh:
             # a new session: the terminal's Ctrl-C reaches only us, and we forward exactly one SIGINT
             # (a second one would make `fmnist train` abort without saving its mid-epoch state)
-            proc = subprocess.Popen(train_command(cfg, self.threads, st == RESUME), stdout=fh,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
-        reader = open(log)
+            proc = subprocess.Popen(
+                train_command(cfg, self.threads, st == RESUME),
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        reader = open(log)  # noqa: SIM115 - kept open while the child runs; closed when it is reaped
         reader.seek(0, os.SEEK_END)
         self.running.append(_Child(cfg.run_name, proc, log, reader, time.perf_counter()))
         self.emit(Launched(cfg.run_name, st, index, total, self.threads))
@@ -167,5 +184,3 @@ class Scheduler:
                 child.proc.kill()  # it did not stop: its last completed epoch is still on disk
                 child.proc.wait()
         self._reap(outcome)
-
-

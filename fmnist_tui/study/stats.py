@@ -8,8 +8,9 @@ CDF; tests check both against closed forms (df = 1, 2) and published table value
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -12,8 +12,8 @@ from torch import nn
 from ..core import registry
 from ..core.errors import RunError
 from ..core.fsutil import atomic_path
-from .models import create_model
 from ..core.runs import BEST, LAST, Run
+from .models import create_model
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -46,4 +46,3 @@ def model_from_run(run: Run, which: str = "best") -> nn.Module:
         raise RunError(f"{run.file('config.json')}: cannot rebuild the model ({exc}); retrain the run") from exc
     load_weights(model, run.file(BEST if which == "best" else LAST))
     return model.eval()
-

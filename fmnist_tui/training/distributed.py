@@ -14,8 +14,9 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..core.errors import RunError, UsageError
 
@@ -44,7 +45,7 @@ class World:
 
     def shard(self, index: torch.Tensor) -> torch.Tensor:
         """This rank's strided share of a global batch's indices (shares differ in size by ≤ 1)."""
-        return index[self.rank::self.size]
+        return index[self.rank :: self.size]
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum of `values` over all ranks (float64, so counts stay exact)."""
@@ -82,7 +83,7 @@ class World:
             dist.destroy_process_group()
 
     @property
-    def _comm_device(self) -> "torch.device":
+    def _comm_device(self) -> torch.device:
         import torch
 
         return self.device if self.backend == "nccl" else torch.device("cpu")
@@ -110,8 +111,10 @@ def init_world(device: str) -> World | None:
         if not torch.cuda.is_available():
             raise RunError("--device cuda: no CUDA device is available here; use --device cpu or auto")
         if local >= torch.cuda.device_count():
-            raise RunError(f"local rank {local} has no GPU ({torch.cuda.device_count()} here); "
-                           f"use --nproc-per-node ≤ the number of GPUs, or --device cpu")
+            raise RunError(
+                f"local rank {local} has no GPU ({torch.cuda.device_count()} here); "
+                f"use --nproc-per-node ≤ the number of GPUs, or --device cpu"
+            )
         torch.cuda.set_device(local)
         world_device = torch.device("cuda", local)
     else:
@@ -123,8 +126,14 @@ def init_world(device: str) -> World | None:
     return World(rank, size, local, world_device, backend)
 
 
-def torchrun_command(train_args: Sequence[str], nproc: int, nnodes: int = 1, node_rank: int = 0,
-                     master_addr: str | None = None, master_port: int = 29500) -> list[str]:
+def torchrun_command(
+    train_args: Sequence[str],
+    nproc: int,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str | None = None,
+    master_port: int = 29500,
+) -> list[str]:
     """The `python -m torch.distributed.run ... -m fmnist_tui train ARGS` command line.
 
     One node: a standalone rendezvous on a free local port. Several nodes: a static rendezvous at
@@ -138,21 +147,27 @@ def torchrun_command(train_args: Sequence[str], nproc: int, nnodes: int = 1, nod
     else:
         if not master_addr:
             raise UsageError("a multi-node launch needs the master node's address")
-        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", f"--master-addr={master_addr}",
-                f"--master-port={master_port}"]
-    return cmd + ["-m", "fmnist_tui", "train", *train_args]
+        cmd += [
+            f"--nnodes={nnodes}",
+            f"--node-rank={node_rank}",
+            f"--master-addr={master_addr}",
+            f"--master-port={master_port}",
+        ]
+    return [*cmd, "-m", "fmnist_tui", "train", *train_args]
 
 
-def launch(train_args: Sequence[str], nproc: int, **rendezvous: object) -> int:
+def launch(
+    train_args: Sequence[str], nproc: int, nnodes: int = 1, node_rank: int = 0, master_addr: str | None = None
+) -> int:
     """Run `fmnist train ARGS` in `nproc` processes under torchrun; returns its exit code.
 
     Each worker prints its own errors as one line; torchrun's own report of a failed worker (a
     Python traceback of the launcher) is dropped from the output, since the worker already said why.
     """
-    cmd = torchrun_command(train_args, nproc, **rendezvous)  # type: ignore[arg-type]
+    cmd = torchrun_command(train_args, nproc, nnodes, node_rank, master_addr)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, set here to silence its warning
-    env.setdefault("LOGLEVEL", "ERROR")     # torchelastic's agent logs at WARNING otherwise
+    env.setdefault("LOGLEVEL", "ERROR")  # torchelastic's agent logs at WARNING otherwise
     interrupted: list[int] = []
     # Ctrl-C reaches every process of the terminal's group: the workers stop at the same batch and save;
     # this process only waits for them (a Python handler, not SIG_IGN, so the children keep the default)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import model_from_run
-from .device import resolve_device
 from ..core.data import load_dataset
 from ..core.metrics import classification_report
 from ..core.runs import Run
+from .checkpoints import model_from_run
+from .device import resolve_device
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
@@ -23,8 +24,7 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000,
-                   bf16: bool = False) -> torch.Tensor:
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000, bf16: bool = False) -> torch.Tensor:
     """Logits [N,10] (float32, on the images' device) for uint8 images [N,28,28]."""
     model.eval()
     device = images.device
@@ -32,7 +32,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 100
     out = []
     with autocast:
         for start in range(0, len(images), batch_size):
-            out.append(model(to_input(images[start:start + batch_size])).float())
+            out.append(model(to_input(images[start : start + batch_size])).float())
     return torch.cat(out) if out else torch.zeros(0, 10, device=device)
 
 
@@ -48,8 +48,9 @@ def strict_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def evaluate_model(model: nn.Module, images: np.ndarray, labels: np.ndarray,
-                   device: torch.device | str = "cpu") -> dict[str, Any]:
+def evaluate_model(
+    model: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
     """Full-precision test metrics (accuracy, per-class, confusion matrix) for a model."""
     model = model.to(device)
     with strict_fp32():

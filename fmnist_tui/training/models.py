@@ -4,7 +4,8 @@ The registry (core.registry) names the builders below; receptive fields are comp
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,7 +39,12 @@ class MLP(nn.Module):
         super().__init__()
         self.norm = Normalize()
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10),
+            nn.Flatten(),
+            nn.Linear(784, 256),
+            nn.ReLU(),
+            nn.Linear(256, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N,1,28,28] in [0,1]
@@ -52,8 +58,8 @@ class CNN(nn.Module):
         super().__init__()
         self.kernel = kernel
         self.norm = Normalize()
-        self.conv1 = nn.Conv2d(1, 32, kernel, padding=kernel // 2)    # [N,32,28,28]
-        self.conv2 = nn.Conv2d(32, 64, kernel, padding=kernel // 2)   # [N,64,14,14]
+        self.conv1 = nn.Conv2d(1, 32, kernel, padding=kernel // 2)  # [N,32,28,28]
+        self.conv2 = nn.Conv2d(32, 64, kernel, padding=kernel // 2)  # [N,64,14,14]
         self.pool = nn.MaxPool2d(2)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 

@@ -22,7 +22,7 @@ class Segment:
 
     start: int
     end: int
-    peak: float    # learning rate at the top of the warm-up
+    peak: float  # learning rate at the top of the warm-up
     warmup: float  # fraction of the segment's steps spent warming up
 
 
@@ -55,8 +55,8 @@ def lr_at(step: int, segments: list[Segment]) -> float:
 class EpochPlan:
     """An epoch's random choices, one entry per training image: its place in the order, flip, shift."""
 
-    perm: torch.Tensor   # [N] long: the image order
-    flip: torch.Tensor   # [N] bool, indexed by image
+    perm: torch.Tensor  # [N] long: the image order
+    flip: torch.Tensor  # [N] bool, indexed by image
     shift: torch.Tensor  # [N,2] long (rows, columns), indexed by image
 
     def to(self, device: torch.device) -> EpochPlan:
@@ -80,7 +80,7 @@ def augment(images: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor, pad: 
     padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
     ar_h = torch.arange(h, device=images.device)
     ar_w = torch.arange(w, device=images.device)
-    rows = ar_h[None, :] + pad + shift[:, 0:1]                                   # [B,28]
+    rows = ar_h[None, :] + pad + shift[:, 0:1]  # [B,28]
     cols = torch.where(flip[:, None], (w - 1) - ar_w[None, :], ar_w[None, :]) + pad + shift[:, 1:2]
     batch = torch.arange(b, device=images.device)[:, None, None]
     return padded[batch, rows[:, :, None], cols[:, None, :]]

@@ -27,7 +27,7 @@ STATE_VERSION = 1
 class EpochSums:
     """Running sums of the epoch in progress (saved for a mid-epoch resume)."""
 
-    loss_sum: float = 0.0       # plain cross-entropy (no label smoothing), summed over images
+    loss_sum: float = 0.0  # plain cross-entropy (no label smoothing), summed over images
     correct: int = 0
     seen: int = 0
     train_seconds: float = 0.0
@@ -39,8 +39,8 @@ class TrainState:
 
     segments: list[Segment]
     epoch_done: int = 0
-    batch_done: int = 0         # batches done of epoch `epoch_done + 1`
-    step: int = 0               # global optimisation steps, the schedule's clock
+    batch_done: int = 0  # batches done of epoch `epoch_done + 1`
+    step: int = 0  # global optimisation steps, the schedule's clock
     partial: EpochSums = field(default_factory=EpochSums)
     best_val_acc: float = -1.0
     best_epoch: int = 0
@@ -72,8 +72,7 @@ def load_state(run: Run) -> SavedState:
     file is a RunError naming it."""
     path = run.file(STATE)
     if not path.exists():
-        raise RunError(f"{path}: no training state to resume from; start the run again without "
-                       f"{ref('resume')}")
+        raise RunError(f"{path}: no training state to resume from; start the run again without {ref('resume')}")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
@@ -91,11 +90,15 @@ def check_version(path: Path, raw: object) -> None:
     if not isinstance(found, int) or isinstance(found, bool) or found == STATE_VERSION:
         return  # right version, or no usable version at all: the shape check names that
     if found < STATE_VERSION:
-        raise RunError(f"{path}: training state version {found} is older than the version {STATE_VERSION} "
-                       f"this fmnist reads; resume it with the fmnist that wrote it, or retrain it under "
-                       f"another {ref('name')}")
-    raise RunError(f"{path}: training state version {found} is newer than the version {STATE_VERSION} "
-                   "this fmnist reads; upgrade fmnist to resume it")
+        raise RunError(
+            f"{path}: training state version {found} is older than the version {STATE_VERSION} "
+            f"this fmnist reads; resume it with the fmnist that wrote it, or retrain it under "
+            f"another {ref('name')}"
+        )
+    raise RunError(
+        f"{path}: training state version {found} is newer than the version {STATE_VERSION} "
+        "this fmnist reads; upgrade fmnist to resume it"
+    )
 
 
 def wrong_shape(path: Path, problem: str) -> RunError:
@@ -111,12 +114,24 @@ class _Shape(ValueError):
 def _encode(saved: SavedState) -> dict[str, Any]:
     """The on-disk layout (keys as they have been since version 1)."""
     s = saved.state
-    return {"version": STATE_VERSION, "epoch_done": s.epoch_done, "batch_done": s.batch_done, "step": s.step,
-            "segments": [{"start": g.start, "end": g.end, "peak": g.peak, "warmup": g.warmup} for g in s.segments],
-            "partial": {"loss_sum": s.partial.loss_sum, "correct": s.partial.correct, "seen": s.partial.seen,
-                        "train_seconds": s.partial.train_seconds},
-            "best_val_acc": s.best_val_acc, "best_epoch": s.best_epoch, "train_seconds": s.train_seconds,
-            "optimizer": saved.optimizer, "torch_rng": saved.torch_rng}
+    return {
+        "version": STATE_VERSION,
+        "epoch_done": s.epoch_done,
+        "batch_done": s.batch_done,
+        "step": s.step,
+        "segments": [{"start": g.start, "end": g.end, "peak": g.peak, "warmup": g.warmup} for g in s.segments],
+        "partial": {
+            "loss_sum": s.partial.loss_sum,
+            "correct": s.partial.correct,
+            "seen": s.partial.seen,
+            "train_seconds": s.partial.train_seconds,
+        },
+        "best_val_acc": s.best_val_acc,
+        "best_epoch": s.best_epoch,
+        "train_seconds": s.train_seconds,
+        "optimizer": saved.optimizer,
+        "torch_rng": saved.torch_rng,
+    }
 
 
 def _decode(raw: object) -> SavedState:
@@ -129,20 +144,31 @@ def _decode(raw: object) -> SavedState:
     part = _mapping(_get(top, "partial", dict), "'partial'")
     state = TrainState(
         segments=[_segment(g, i) for i, g in enumerate(segments)],
-        epoch_done=_get(top, "epoch_done", int), batch_done=_get(top, "batch_done", int),
+        epoch_done=_get(top, "epoch_done", int),
+        batch_done=_get(top, "batch_done", int),
         step=_get(top, "step", int),
-        partial=EpochSums(_get(part, "loss_sum", float, "partial."), _get(part, "correct", int, "partial."),
-                          _get(part, "seen", int, "partial."), _get(part, "train_seconds", float, "partial.")),
-        best_val_acc=_get(top, "best_val_acc", float), best_epoch=_get(top, "best_epoch", int),
-        train_seconds=_get(top, "train_seconds", float))
+        partial=EpochSums(
+            _get(part, "loss_sum", float, "partial."),
+            _get(part, "correct", int, "partial."),
+            _get(part, "seen", int, "partial."),
+            _get(part, "train_seconds", float, "partial."),
+        ),
+        best_val_acc=_get(top, "best_val_acc", float),
+        best_epoch=_get(top, "best_epoch", int),
+        train_seconds=_get(top, "train_seconds", float),
+    )
     return SavedState(state, _get(top, "optimizer", dict), _get(top, "torch_rng", torch.Tensor))
 
 
 def _segment(raw: object, i: int) -> Segment:
     where = f"segments[{i}]."
     seg = _mapping(raw, f"'segments[{i}]'")
-    return Segment(_get(seg, "start", int, where), _get(seg, "end", int, where),
-                   _get(seg, "peak", float, where), _get(seg, "warmup", float, where))
+    return Segment(
+        _get(seg, "start", int, where),
+        _get(seg, "end", int, where),
+        _get(seg, "peak", float, where),
+        _get(seg, "warmup", float, where),
+    )
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:

@@ -9,33 +9,34 @@ lives in `recipe`, the resumable position in `state`.
 
 from __future__ import annotations
 
-from importlib import metadata
 import math
 import platform
 import time
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from .checkpoints import load_weights, save_weights
 from ..core.config import TrainConfig
 from ..core.data import Dataset, dataset_fingerprint, load_dataset
-from .device import resolve_bf16, resolve_device
-from .distributed import World
 from ..core.errors import RunError, ref
-from ..core.registry import option_names
-from .evaluate import evaluate_model, predict_logits, to_input
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
 from ..core.fsutil import check_writable, write_json
+from ..core.registry import option_names
+from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
+from .checkpoints import load_weights, save_weights
+from .device import resolve_bf16, resolve_device
+from .distributed import World
+from .evaluate import evaluate_model, predict_logits, to_input
 from .models import count_macs, count_params, create_model
 from .recipe import EpochPlan, augment, epoch_plan, extension_segment, first_segment, lr_at
-from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
 
 #: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
@@ -57,15 +58,14 @@ def _versions() -> dict[str, str]:
     """Library versions, recorded in config.json for provenance."""
     found = {"fmnist": __version__, "python": platform.python_version(), "torch": torch.__version__}
     for dist in ("numpy", "safetensors", "onnx", "onnxruntime"):
-        try:
+        with suppress(metadata.PackageNotFoundError):
             found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 
-def resume_config(run_dir: Path, epochs: int | None = None, device: str | None = None,
-                  threads: int | None = None) -> TrainConfig:
+def resume_config(
+    run_dir: Path, epochs: int | None = None, device: str | None = None, threads: int | None = None
+) -> TrainConfig:
     """The saved config of a run folder, with the few options that may change on resume applied."""
     run = Run(Path(run_dir))
     if not run.file(CONFIG).exists():
@@ -121,9 +121,15 @@ class RunningSums:
 class Trainer:
     """One training run; construct, then call `run()`. Use the `train` function for the common case."""
 
-    def __init__(self, cfg: TrainConfig, on_event: Callback | None = None,
-                 should_stop: Callable[[], bool] | None = None, resume: bool = False,
-                 dataset: Dataset | None = None, world: World | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        on_event: Callback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        resume: bool = False,
+        dataset: Dataset | None = None,
+        world: World | None = None,
+    ) -> None:
         self.cfg = cfg
         self.world = world  # None: one process; else this rank of a DDP job (only rank 0 writes and emits)
         self.is_main = world is None or world.is_main
@@ -138,7 +144,8 @@ class Trainer:
         self.device = world.device if world else resolve_device(cfg.device)
         self.bf16 = resolve_bf16(self.device, cfg.precision)
         self.autocast: AbstractContextManager[Any] = (
-            torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext())
+            torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        )
         self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
         self._load_tensors()
         torch.manual_seed(cfg.seed)
@@ -151,8 +158,9 @@ class Trainer:
         self.channels_last = cfg.spec.has_convs
         if self.channels_last and not (world and self.device.type == "cuda"):
             self.model.to(memory_format=torch.channels_last)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay,
-                                     fused=True)  # one kernel per step instead of a loop over tensors
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True
+        )  # one kernel per step instead of a loop over tensors
         self.batches = math.ceil(len(self.train_y) / cfg.batch_size)
         self.net = world.wrap(self.model) if world else self.model  # what the training step calls
 
@@ -163,20 +171,26 @@ class Trainer:
         try:
             check_writable(run.path.parent)
         except OSError as exc:
-            raise RunError(f"{ref('out')} {run.path.parent} is not writable ({exc.strerror or exc}); choose another "
-                           f"{ref('out')}") from exc
+            raise RunError(
+                f"{ref('out')} {run.path.parent} is not writable ({exc.strerror or exc}); choose another {ref('out')}"
+            ) from exc
         has_run = run.file(CONFIG).exists()
         if self.resume and not has_run:
             raise RunError(f"{run.path}: no run to resume; start it without {ref('resume')}")
         if not self.resume and has_run:
             if run.finished:
-                raise RunError(f"run {run.name!r} in {run.path.parent} already finished; extend it with "
-                               f"{ref('resume')} and a larger {ref('epochs')}, or choose another {ref('name')}")
-            raise RunError(f"run {run.name!r} in {run.path.parent} was interrupted; continue it with {ref('resume')}, "
-                           f"or choose another {ref('name')}")
+                raise RunError(
+                    f"run {run.name!r} in {run.path.parent} already finished; extend it with "
+                    f"{ref('resume')} and a larger {ref('epochs')}, or choose another {ref('name')}"
+                )
+            raise RunError(
+                f"run {run.name!r} in {run.path.parent} was interrupted; continue it with {ref('resume')}, "
+                f"or choose another {ref('name')}"
+            )
         if not has_run and run.path.exists() and any(run.path.iterdir()):
-            raise RunError(f"{run.path} exists and is not an fmnist run folder; choose another {ref('name')} or "
-                           f"{ref('out')}")
+            raise RunError(
+                f"{run.path} exists and is not an fmnist run folder; choose another {ref('name')} or {ref('out')}"
+            )
 
     def _load_tensors(self) -> None:
         """The train and validation splits (or their first `subset` images) as tensors on the device."""
@@ -205,11 +219,14 @@ class Trainer:
         if self.cfg.epochs > done_total:
             state.segments.append(extension_segment(self.cfg, done_total, self.batches))
         elif self.cfg.epochs < done_total:
-            raise RunError(f"run {self.run_.name!r} is planned for {done_total} epochs; {ref('epochs')} can only "
-                           "extend it")
+            raise RunError(
+                f"run {self.run_.name!r} is planned for {done_total} epochs; {ref('epochs')} can only extend it"
+            )
         if state.epoch_done >= self.cfg.epochs and self.run_.finished:
-            raise RunError(f"run {self.run_.name!r} already finished {state.epoch_done} epochs; "
-                           f"set {ref('epochs')} above {state.epoch_done} to extend it")
+            raise RunError(
+                f"run {self.run_.name!r} already finished {state.epoch_done} epochs; "
+                f"set {ref('epochs')} above {state.epoch_done} to extend it"
+            )
         state.rows = self.run_.metrics()[: state.epoch_done]
         return state
 
@@ -218,11 +235,20 @@ class Trainer:
         return {name: self.cfg.options.get(name) for name in option_names()}
 
     def _write_config(self) -> None:
-        record = {**self.cfg.to_dict(), "run": self.run_.name, "params": self.params, "macs": self.macs,
-                  "device": str(self.device), "bf16_autocast": self.bf16, "threads": torch.get_num_threads(),
-                  "train_images": len(self.train_y), "val_images": len(self.val_y),
-                  "dataset_sha256": self.ds.sha256, "dataset_fingerprint": dataset_fingerprint(self.ds.sha256),
-                  "versions": _versions()}
+        record = {
+            **self.cfg.to_dict(),
+            "run": self.run_.name,
+            "params": self.params,
+            "macs": self.macs,
+            "device": str(self.device),
+            "bf16_autocast": self.bf16,
+            "threads": torch.get_num_threads(),
+            "train_images": len(self.train_y),
+            "val_images": len(self.val_y),
+            "dataset_sha256": self.ds.sha256,
+            "dataset_fingerprint": dataset_fingerprint(self.ds.sha256),
+            "versions": _versions(),
+        }
         write_json(self.run_.file(CONFIG), record)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -233,9 +259,22 @@ class Trainer:
         state = self._restore() if self.resume else TrainState([first_segment(self.cfg, self.batches)])
         if self.is_main:
             self._write_config()
-        self.emit(RunStarted(self.run_.path, self.run_.name, self.cfg.to_dict(), self.params, self.macs,
-                             str(self.device), "bf16" if self.bf16 else "fp32", state.epoch_done + 1,
-                             self.cfg.epochs, self.batches, self.resume, list(state.rows)))
+        self.emit(
+            RunStarted(
+                self.run_.path,
+                self.run_.name,
+                self.cfg.to_dict(),
+                self.params,
+                self.macs,
+                str(self.device),
+                "bf16" if self.bf16 else "fp32",
+                state.epoch_done + 1,
+                self.cfg.epochs,
+                self.batches,
+                self.resume,
+                list(state.rows),
+            )
+        )
         for epoch in range(state.epoch_done + 1, self.cfg.epochs + 1):
             if not self._train_epoch(epoch, state):
                 if self.is_main:
@@ -258,15 +297,18 @@ class Trainer:
                 sums.sync(part)  # the saved sums must include the steps since the last read
                 part.train_seconds = base_seconds + time.perf_counter() - t0
                 return False
-            idx = plan.perm[b * size:(b + 1) * size]
+            idx = plan.perm[b * size : (b + 1) * size]
             self._step(idx, plan, state, sums)
             state.batch_done = b + 1
             part.seen += len(idx)
             if (b + 1) % SYNC_EVERY == 0 or b + 1 == self.batches:
                 mean_loss = sums.sync(part)
                 elapsed = base_seconds + time.perf_counter() - t0
-                self.emit(BatchProgress(epoch, self.cfg.epochs, b + 1, self.batches, mean_loss,
-                                        part.seen / max(elapsed, 1e-9)))
+                self.emit(
+                    BatchProgress(
+                        epoch, self.cfg.epochs, b + 1, self.batches, mean_loss, part.seen / max(elapsed, 1e-9)
+                    )
+                )
         part.train_seconds = base_seconds + time.perf_counter() - t0
         return True
 
@@ -311,9 +353,16 @@ class Trainer:
         val_loss = F.cross_entropy(logits, self.val_y).item()
         val_acc = (logits.argmax(1) == self.val_y).float().mean().item()
         seconds = part.train_seconds + time.perf_counter() - t0
-        row = {"epoch": epoch, "train_loss": part.loss_sum / part.seen, "train_acc": part.correct / part.seen,
-               "val_loss": val_loss, "val_acc": val_acc, "lr": lr_at(max(0, state.step - 1), state.segments),
-               "seconds": round(seconds, 3), "images_per_s": round(part.seen / max(part.train_seconds, 1e-9), 1)}
+        row = {
+            "epoch": epoch,
+            "train_loss": part.loss_sum / part.seen,
+            "train_acc": part.correct / part.seen,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": lr_at(max(0, state.step - 1), state.segments),
+            "seconds": round(seconds, 3),
+            "images_per_s": round(part.seen / max(part.train_seconds, 1e-9), 1),
+        }
         is_best = val_acc > state.best_val_acc
         save_weights(self.model, self.run_.file(LAST))
         if is_best:
@@ -338,19 +387,34 @@ class Trainer:
         report = evaluate_model(self.model, self.ds.test_images, self.ds.test_labels, self.device)
         seen = len(self.train_y) * state.epoch_done
         summary = {
-            **report, "run": self.run_.name, "arch": self.cfg.arch, **self._options(), "seed": self.cfg.seed,
-            "params": self.params, "macs": self.macs, "epochs": state.epoch_done,
-            "best_epoch": state.best_epoch, "best_val_accuracy": state.best_val_acc,
+            **report,
+            "run": self.run_.name,
+            "arch": self.cfg.arch,
+            **self._options(),
+            "seed": self.cfg.seed,
+            "params": self.params,
+            "macs": self.macs,
+            "epochs": state.epoch_done,
+            "best_epoch": state.best_epoch,
+            "best_val_accuracy": state.best_val_acc,
             "train_seconds": round(state.train_seconds, 3),
             "images_per_s": round(seen / max(state.train_seconds, 1e-9), 1),
-            "device": str(self.device), "bf16_autocast": self.bf16, "finished": True,
+            "device": str(self.device),
+            "bf16_autocast": self.bf16,
+            "finished": True,
         }
         write_json(self.run_.file(SUMMARY), summary)
         self.emit(Finished(self.run_.path, summary))
         return summary
 
 
-def train(cfg: TrainConfig, on_event: Callback | None = None, should_stop: Callable[[], bool] | None = None,
-          resume: bool = False, dataset: Dataset | None = None, world: World | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    on_event: Callback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    world: World | None = None,
+) -> TrainResult:
     """Train (or resume) the run described by `cfg`; see `Trainer` (and `distributed` for `world`)."""
     return Trainer(cfg, on_event, should_stop, resume, dataset, world).run()

@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -24,8 +25,7 @@ from .train_screen import TrainPane
 
 TABS = ("train", "results", "classify", "explore")
 #: action → the tab it belongs to (the binding shows only there)
-TAB_ACTIONS = {"start": "train", "stop": "train", "resume": "train", "sort": "results",
-               "feature_maps": "explore"}
+TAB_ACTIONS = {"start": "train", "stop": "train", "resume": "train", "sort": "results", "feature_maps": "explore"}
 
 
 class FmnistApp(App[None]):
@@ -33,7 +33,7 @@ class FmnistApp(App[None]):
 
     CSS_PATH = "fmnist.tcss"
     TITLE = "fmnist"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(str(i + 1), f"show_tab('{tab}')", tab.title(), show=False) for i, tab in enumerate(TABS)),
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -133,8 +133,14 @@ class FmnistApp(App[None]):
                 self.notify("Stopping the training and saving its state…")
                 self.run_worker(self._exit_when_stopped(pane), group="quit")
 
-        self.push_screen(ConfirmScreen("A training is running. Stop it (its state is saved; Resume continues "
-                                       "it later) and quit?", yes="Stop and quit", no="Keep training"), answered)
+        self.push_screen(
+            ConfirmScreen(
+                "A training is running. Stop it (its state is saved; Resume continues it later) and quit?",
+                yes="Stop and quit",
+                no="Keep training",
+            ),
+            answered,
+        )
 
     async def _exit_when_stopped(self, pane: TrainPane) -> None:
         if pane.worker is not None:
@@ -145,19 +151,28 @@ class FmnistApp(App[None]):
         """Every action in the command palette (ctrl+p)."""
         yield from super().get_system_commands(screen)
         for i, tab in enumerate(TABS):
-            yield SystemCommand(f"Show {tab.title()}", f"Switch to the {tab.title()} tab ({i + 1})",
-                                lambda tab=tab: self.action_show_tab(tab))
+            yield SystemCommand(
+                f"Show {tab.title()}",
+                f"Switch to the {tab.title()} tab ({i + 1})",
+                lambda tab=tab: self.action_show_tab(tab),
+            )
         yield SystemCommand("Start training", "Train the recipe in the Train form (s)", self.action_start)
         yield SystemCommand("Stop training", "Stop after this batch and save the state (x)", self.action_stop)
         yield SystemCommand("Resume training", "Continue or extend the run the form names (r)", self.action_resume)
         yield SystemCommand("Sort results", "Sort the results table by the next column (o)", self.action_sort)
         yield SystemCommand("Reload runs and models", "Re-read checkpoints/ and export/", self.action_reload)
-        yield SystemCommand("Feature maps", "conv1/conv2 maps of the chosen image and run (f)",
-                            self.action_feature_maps)
+        yield SystemCommand(
+            "Feature maps", "conv1/conv2 maps of the chosen image and run (f)", self.action_feature_maps
+        )
         yield SystemCommand("Help", "Keys and the CLI twin of each screen (?)", self.action_help)
 
 
-def create_app(runs: Path = Path("checkpoints"), export: Path = Path("export"), images: Path = Path("."),
-               data_dir: Path | None = None, services: Services | None = None) -> FmnistApp:
+def create_app(
+    runs: Path = Path("checkpoints"),
+    export: Path = Path("export"),
+    images: Path = Path("."),
+    data_dir: Path | None = None,
+    services: Services | None = None,
+) -> FmnistApp:
     """The app for these folders; `services` replaces the library calls (tests inject fakes)."""
     return FmnistApp(Settings(Path(runs), Path(export), Path(images), data_dir), services)

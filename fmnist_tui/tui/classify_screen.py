@@ -8,8 +8,9 @@ notification, never a crash.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from textual import on, work
@@ -33,8 +34,7 @@ class ImageTree(DirectoryTree):
         # imported here: Pillow's decoders load in the tree's loader thread, not on the app's start-up path
         from ..inference.preprocess import IMAGE_SUFFIXES
 
-        return [p for p in paths if not p.name.startswith(".")
-                and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
+        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
 
 
 class ClassifyPane(Vertical):
@@ -81,7 +81,8 @@ class ClassifyPane(Vertical):
             picker.value = current if current in [str(m) for m in models] else str(models[0])
         else:
             self.query_one("#model-info", Static).update(
-                f"No models in {self.settings.export}/.\nExport one with\n`fmnist export RUN`.")
+                f"No models in {self.settings.export}/.\nExport one with\n`fmnist export RUN`."
+            )
 
     @on(Select.Changed, "#model")
     def _model_changed(self) -> None:
@@ -123,8 +124,10 @@ class ClassifyPane(Vertical):
         """Classify one image file with the chosen model (in a thread)."""
         model = self.query_one("#model", Select).value
         if model is Select.NULL:
-            self.notify(f"No model to classify with: export one into {self.settings.export}/ "
-                        f"(fmnist export RUN).", severity="warning")
+            self.notify(
+                f"No model to classify with: export one into {self.settings.export}/ (fmnist export RUN).",
+                severity="warning",
+            )
             return
         self._classify_worker(path, Path(str(model)))
 
@@ -142,12 +145,19 @@ class ClassifyPane(Vertical):
             seconds = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - a bad image or model is a notification, not a crash
             if not worker.is_cancelled:  # the user has moved on: an old image's error is not news
-                self.app.call_from_thread(self.notify, f"{path.name}: {exc}", title="Cannot classify",
-                                          severity="error")
+                self.app.call_from_thread(self.notify, f"{path.name}: {exc}", title="Cannot classify", severity="error")
             return
         prediction = Prediction.from_row(probs, clf.classes, TOP_K)
-        result = {"path": str(path), "image": image, "input": x, "probs": probs, "seconds": seconds,
-                  "prediction": prediction, "top": prediction.top_k_json(), "model": model.name}
+        result = {
+            "path": str(path),
+            "image": image,
+            "input": x,
+            "probs": probs,
+            "seconds": seconds,
+            "prediction": prediction,
+            "top": prediction.top_k_json(),
+            "model": model.name,
+        }
         # exclusive=True only marks this worker cancelled when a newer one starts (a thread cannot
         # be stopped), so a slow earlier image must not paint over the newer one's result
         if not worker.is_cancelled:
@@ -164,8 +174,9 @@ class ClassifyPane(Vertical):
         image = result["image"]
         self.query_one("#image-title", Static).update(f"{Path(result['path']).name} ({image.width}×{image.height})")
         cols = max(8, self.query_one("#classify-view").content_size.width - 1)
-        self.query_one("#image-original", Static).update(pixels(image.convert("RGB"),
-                                                                fit_size(image.width, image.height, cols, 14)))
+        self.query_one("#image-original", Static).update(
+            pixels(image.convert("RGB"), fit_size(image.width, image.height, cols, 14))
+        )
         self.query_one("#input-title", Static).update("model input 28×28")
         self.query_one("#image-input", Static).update(pixels(result["input"]))
         top = [(t.label, t.probability) for t in result["prediction"].top_k]

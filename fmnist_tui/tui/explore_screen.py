@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from textual import on, work
@@ -58,8 +58,13 @@ class ExplorePane(Vertical):
         with Horizontal():
             with VerticalScroll(id="explore-side"):
                 yield Label("class")
-                yield Select([(name, i) for i, name in enumerate(CLASSES)], value=0, allow_blank=False,
-                             compact=True, id="explore-class")
+                yield Select(
+                    [(name, i) for i, name in enumerate(CLASSES)],
+                    value=0,
+                    allow_blank=False,
+                    compact=True,
+                    id="explore-class",
+                )
                 yield Label("n-th test image of class")
                 yield Input("0", type="integer", compact=True, id="explore-index")
                 yield Label("run for feature maps")
@@ -110,15 +115,20 @@ class ExplorePane(Vertical):
     def _loaded(self, ds: Dataset) -> None:
         self.dataset, self.loading = ds, False
         self.query_one("#explore-status", Static).update(
-            f"{len(ds.train_labels):,} train · {len(ds.val_labels):,} val · {len(ds.test_labels):,} test images")
+            f"{len(ds.train_labels):,} train · {len(ds.val_labels):,} val · {len(ds.test_labels):,} test images"
+        )
         self.query_one("#explore-counts", Static).update(counts_table(ds))
         self.show_class()
+
+    def _chosen_class(self) -> int:
+        """The class index the picker shows (it never is blank: allow_blank=False)."""
+        return int(cast(int, self.query_one("#explore-class", Select).value))
 
     def chosen_image(self) -> tuple[np.ndarray, str] | None:
         """The test image the index picks within the chosen class, and its description."""
         if self.dataset is None:
             return None
-        cls = int(self.query_one("#explore-class", Select).value)  # type: ignore[arg-type]
+        cls = self._chosen_class()
         members = np.flatnonzero(self.dataset.test_labels == cls)
         if not len(members):
             return None
@@ -132,7 +142,7 @@ class ExplorePane(Vertical):
         """Sample grid, mean image and the chosen image of the selected class (training split)."""
         if self.dataset is None:
             return
-        cls = int(self.query_one("#explore-class", Select).value)  # type: ignore[arg-type]
+        cls = self._chosen_class()
         images = self.dataset.train_images[self.dataset.train_labels == cls]
         self.query_one("#samples-title", Static).update(f"{CLASSES[cls]}: {min(SAMPLES, len(images))} training samples")
         self.query_one("#samples", Mosaic).set_maps(images[:SAMPLES])
@@ -171,6 +181,7 @@ class ExplorePane(Vertical):
 
     def _maps_shown(self, run: str, what: str, conv1: np.ndarray, conv2: np.ndarray) -> None:
         self.query_one("#maps-title", Static).update(
-            f"{run}, {what}: conv1 ({len(conv1)} maps, shown 14×14), then conv2 ({len(conv2)} maps)")
+            f"{run}, {what}: conv1 ({len(conv1)} maps, shown 14×14), then conv2 ({len(conv2)} maps)"
+        )
         self.query_one("#conv1", Mosaic).set_maps(conv1)
         self.query_one("#conv2", Mosaic).set_maps(conv2)

@@ -138,8 +138,10 @@ class ResultsPane(Vertical):
     def _update_hint(self) -> None:
         hint = self.query_one("#results-hint", Static)
         if not self.groups:
-            hint.update(f"No finished runs in {self.settings.runs}/ yet.\nTrain one on the Train tab (1) "
-                        f"or with `fmnist train`.")
+            hint.update(
+                f"No finished runs in {self.settings.runs}/ yet.\nTrain one on the Train tab (1) "
+                f"or with `fmnist train`."
+            )
         else:
             runs = self.shown.runs if self.shown else 0
             hint.update(f"{runs} runs in {len(self.groups)} groups · Enter/click: details · o: sort")
@@ -183,7 +185,9 @@ class ResultsPane(Vertical):
             title.update(f"[b]{row['config']}[/b] · runs {', '.join(row['runs'])}")
             recalls = [[c.get("recall", 0.0) for c in r.summary.get("per_class", [])] for r in group.records]
             recalls = [r for r in recalls if len(r) == len(CLASSES)]
-            per_class.update(bars(zip(CLASSES, np.mean(recalls, axis=0)), width=16) if recalls else "no per-class data")
+            per_class.update(
+                bars(zip(CLASSES, np.mean(recalls, axis=0), strict=False), width=16) if recalls else "no per-class data"
+            )
             matrices = [r.summary["confusion_matrix"] for r in group.records if "confusion_matrix" in r.summary]
             # the mean count per seed keeps cells on the 0–1,000 scale of one test set
             confusion.update(heatmap(np.rint(np.mean(matrices, axis=0)).astype(int)) if matrices else "")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -83,8 +84,16 @@ class TrainPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
-                yield _field("arch", Select([(a, a) for a in registry.REGISTRY], value=default("arch"),
-                                            allow_blank=False, compact=True, id="arch"))
+                yield _field(
+                    "arch",
+                    Select(
+                        [(a, a) for a in registry.REGISTRY],
+                        value=default("arch"),
+                        allow_blank=False,
+                        compact=True,
+                        id="arch",
+                    ),
+                )
                 yield from self._option_fields(registry.get(default("arch")))
                 yield _field("epochs", Input(str(default("epochs")), type="integer", compact=True, id="epochs"))
                 yield _field("seed", Input(str(default("seed")), type="integer", compact=True, id="seed"))
@@ -112,7 +121,8 @@ class TrainPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#epochs-table", DataTable).add_columns(*EPOCH_COLUMNS)
         self.query_one("#run-info", Static).update(
-            f"Set the recipe and press Start (s).\nRuns go to {self.settings.runs}/.")
+            f"Set the recipe and press Start (s).\nRuns go to {self.settings.runs}/."
+        )
 
     @staticmethod
     def _option_fields(spec: registry.ArchSpec) -> ComposeResult:
@@ -121,8 +131,13 @@ class TrainPane(Vertical):
         for name in registry.option_names():
             option = spec.option(name) or registry.options_named(name)[0][1]
             if option.choices:
-                widget: Widget = Select([(str(v), v) for v in option.choices], value=option.default,
-                                        allow_blank=False, compact=True, id=name)
+                widget: Widget = Select(
+                    [(str(v), v) for v in option.choices],
+                    value=option.default,
+                    allow_blank=False,
+                    compact=True,
+                    id=name,
+                )
             else:
                 widget = Input(str(option.default), compact=True, id=name)
             widget.disabled = spec.option(name) is None
@@ -159,17 +174,26 @@ class TrainPane(Vertical):
             lr = float(lr_text) if lr_text and lr_text != "auto" else None
         except ValueError:
             raise ConfigError("lr", f"must be a number or 'auto', got {lr_text!r}") from None
-        values = {key: _int_or_none(self.query_one(f"#{key}", Input).value, key)
-                  for key in ("epochs", "seed", "batch", "subset", "threads")}
+        values = {
+            key: _int_or_none(self.query_one(f"#{key}", Input).value, key)
+            for key in ("epochs", "seed", "batch", "subset", "threads")
+        }
         spec = registry.get(arch)
         options = {o.name: self._option_value(o.name) for o in spec.options}
         return TrainConfig(
-            arch=arch, options=options,
-            epochs=_default(values["epochs"], default("epochs")), seed=_default(values["seed"], default("seed")),
-            batch_size=_default(values["batch"], default("batch_size")), lr=lr,
-            subset=values["subset"], threads=values["threads"], name=self.query_one("#name", Input).value.strip() or None,
-            hflip=augment, out=str(self.settings.runs),
-            data_dir=str(self.settings.data_dir) if self.settings.data_dir else None)
+            arch=arch,
+            options=options,
+            epochs=_default(values["epochs"], default("epochs")),
+            seed=_default(values["seed"], default("seed")),
+            batch_size=_default(values["batch"], default("batch_size")),
+            lr=lr,
+            subset=values["subset"],
+            threads=values["threads"],
+            name=self.query_one("#name", Input).value.strip() or None,
+            hflip=augment,
+            out=str(self.settings.runs),
+            data_dir=str(self.settings.data_dir) if self.settings.data_dir else None,
+        )
 
     def _option_value(self, name: str) -> Any:
         widget = self.query_one(f"#{name}")
@@ -253,7 +277,8 @@ class TrainPane(Vertical):
             self._finished(event.summary)
         elif isinstance(event, Interrupted):
             self.query_one("#progress-text", Static).update(
-                f"stopped at epoch {event.epoch}, batch {event.batch}; state saved. Resume (r) continues it.")
+                f"stopped at epoch {event.epoch}, batch {event.batch}; state saved. Resume (r) continues it."
+            )
 
     def _started(self, e: RunStarted) -> None:
         self.started, self._history = e, []
@@ -266,7 +291,8 @@ class TrainPane(Vertical):
         self.query_one("#final", Static).update("")
         verb = f"resumed at epoch {e.start_epoch}" if e.resumed else "training"
         self.query_one("#run-info", Static).update(
-            f"run {e.name} ({verb})\nparams {e.params:,}\nMACs {e.macs / 1e6:.2f} M\n{e.device} · {e.precision}")
+            f"run {e.name} ({verb})\nparams {e.params:,}\nMACs {e.macs / 1e6:.2f} M\n{e.device} · {e.precision}"
+        )
         bar = self.query_one("#train-progress", ProgressBar)
         bar.update(total=e.epochs * e.batches, progress=(e.start_epoch - 1) * e.batches)
 
@@ -276,17 +302,24 @@ class TrainPane(Vertical):
         eta = _clock(left / e.images_per_s) if e.images_per_s > 0 else "?"
         self.query_one("#progress-text", Static).update(  # fixed size: a repaint, not a re-layout of the screen
             f"epoch {e.epoch}/{e.epochs} · {e.images_per_s / 1000:.1f}k img/s · ETA {eta} · loss {e.loss:.3f}",
-            layout=False)
+            layout=False,
+        )
 
     def _add_row(self, row: dict[str, Any], best: bool) -> None:
         self._history.append(row)
         self.query_one("#epochs-table", DataTable).add_row(
-            f"{int(row['epoch'])}{'*' if best else ''}", f"{row['train_loss']:.3f}", f"{row['train_acc']:.3f}",
-            f"{row['val_loss']:.3f}", f"{row['val_acc']:.3f}", f"{row['seconds']:.1f}")
+            f"{int(row['epoch'])}{'*' if best else ''}",
+            f"{row['train_loss']:.3f}",
+            f"{row['train_acc']:.3f}",
+            f"{row['val_loss']:.3f}",
+            f"{row['val_acc']:.3f}",
+            f"{row['seconds']:.1f}",
+        )
 
     def _finished(self, summary: dict[str, Any]) -> None:
         self.query_one("#progress-text", Static).update(
-            f"done: test accuracy {summary['test_accuracy']:.2%} (best epoch {summary.get('best_epoch', '?')})")
+            f"done: test accuracy {summary['test_accuracy']:.2%} (best epoch {summary.get('best_epoch', '?')})"
+        )
         final = self.query_one("#final", Static)
         final.update(heatmap(summary["confusion_matrix"]) if "confusion_matrix" in summary else "")
 

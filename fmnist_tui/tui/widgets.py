@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -13,7 +14,6 @@ from rich.text import Text
 from rich_pixels import HalfcellRenderer, Pixels
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
-
 
 #: four-letter class names for matrix headers (CLASSES order)
 SHORT = ("T-sh", "Trou", "Pull", "Dres", "Coat", "Sand", "Shir", "Snea", "Bag", "Boot")
@@ -56,7 +56,7 @@ def tile(maps: np.ndarray, per_row: int, size: int, gap: int = 1, normalise: boo
         if img.size != (size, size):
             img = img.resize((size, size), Image.Resampling.BOX)
         r, c = divmod(i, per_row)
-        mosaic[r * (size + gap): r * (size + gap) + size, c * (size + gap): c * (size + gap) + size] = np.asarray(img)
+        mosaic[r * (size + gap) : r * (size + gap) + size, c * (size + gap) : c * (size + gap) + size] = np.asarray(img)
     return mosaic
 
 
@@ -134,8 +134,10 @@ def mean_rows(histories: list[list[dict[str, float]]]) -> list[dict[str, float]]
         return []
     n = min(len(h) for h in histories)
     keys = ("train_loss", "val_loss", "train_acc", "val_acc")
-    return [{"epoch": histories[0][e]["epoch"], **{k: float(np.mean([h[e][k] for h in histories])) for k in keys}}
-            for e in range(n)]
+    return [
+        {"epoch": histories[0][e]["epoch"], **{k: float(np.mean([h[e][k] for h in histories])) for k in keys}}
+        for e in range(n)
+    ]
 
 
 class CurvesPlot(PlotextPlot):

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from fmnist_tui.core.data import CLASSES, load_dataset  # noqa: E402
+from fmnist_tui.core.data import CLASSES, load_dataset  # noqa: E402 - after sys.path points at the repository
 
 W, H = 640, 480
 
@@ -39,8 +39,14 @@ def shade(mask: Image.Image, colour: tuple[int, int, int], rng: np.random.Genera
     return Image.fromarray(rgb, "RGB")
 
 
-def paste(bg: Image.Image, polygons: list[list[tuple[float, float]]], colour: tuple[int, int, int],
-          rng: np.random.Generator, details: list | None = None, ellipses: list | None = None) -> Image.Image:
+def paste(
+    bg: Image.Image,
+    polygons: list[list[tuple[float, float]]],
+    colour: tuple[int, int, int],
+    rng: np.random.Generator,
+    details: list | None = None,
+    ellipses: list | None = None,
+) -> Image.Image:
     """Composite a garment (polygons, optional ellipses) onto the backdrop with a soft shadow."""
     mask = Image.new("L", (W, H), 0)
     d = ImageDraw.Draw(mask)
@@ -75,25 +81,49 @@ def drawn(kind: str, rng: np.random.Generator) -> Image.Image:
     if kind == "T-shirt/top":
         return paste(bg, [_tee(False)], (30, 60, 140), rng)
     if kind == "Pullover":
-        return paste(bg, [_tee(True)], (150, 40, 40), rng,
-                     details=[("line", [(228, 385), (412, 385)], (110, 25, 25), 6)])
+        return paste(
+            bg, [_tee(True)], (150, 40, 40), rng, details=[("line", [(228, 385), (412, 385)], (110, 25, 25), 6)]
+        )
     if kind == "Coat":
-        return paste(bg, [_tee(True, bottom=440)], (150, 115, 70), rng,
-                     details=[("line", [(320, 110), (320, 440)], (90, 65, 35), 4),
-                              ("line", [(290, 82), (320, 170), (350, 82)], (90, 65, 35), 5)]
-                     + [("ellipse", [(306, y), (318, y + 12)], dark, 1) for y in (180, 240, 300, 360)])
+        return paste(
+            bg,
+            [_tee(True, bottom=440)],
+            (150, 115, 70),
+            rng,
+            details=[
+                ("line", [(320, 110), (320, 440)], (90, 65, 35), 4),
+                ("line", [(290, 82), (320, 170), (350, 82)], (90, 65, 35), 5),
+            ]
+            + [("ellipse", [(306, y), (318, y + 12)], dark, 1) for y in (180, 240, 300, 360)],
+        )
     if kind == "Shirt":
         stripes = [("line", [(x, 100), (x, 400)], (200, 200, 230), 3) for x in range(236, 410, 22)]
-        return paste(bg, [_tee(True)], (90, 110, 170), rng,
-                     details=stripes + [("polygon", [(288, 80), (320, 120), (300, 130), (275, 95)], (230, 230, 240), 1),
-                                        ("polygon", [(352, 80), (320, 120), (340, 130), (365, 95)], (230, 230, 240), 1)])
+        return paste(
+            bg,
+            [_tee(True)],
+            (90, 110, 170),
+            rng,
+            details=[
+                *stripes,
+                ("polygon", [(288, 80), (320, 120), (300, 130), (275, 95)], (230, 230, 240), 1),
+                ("polygon", [(352, 80), (320, 120), (340, 130), (365, 95)], (230, 230, 240), 1),
+            ],
+        )
     if kind == "Trouser":
         legs = [(255, 45), (385, 45), (395, 440), (338, 440), (320, 175), (302, 440), (245, 440)]
         return paste(bg, [legs], (50, 60, 80), rng, details=[("line", [(255, 60), (385, 60)], (30, 35, 50), 5)])
     if kind == "Dress":
         body = [(285, 70), (355, 70), (350, 200), (445, 435), (195, 435), (290, 200)]
-        return paste(bg, [body], (170, 40, 90), rng, details=[("line", [(290, 70), (283, 35)], (170, 40, 90), 6),
-                                                               ("line", [(350, 70), (357, 35)], (170, 40, 90), 6)])
+        return paste(
+            bg,
+            [body],
+            (170, 40, 90),
+            rng,
+            details=[
+                ("line", [(290, 70), (283, 35)], (170, 40, 90), 6),
+                ("line", [(350, 70), (357, 35)], (170, 40, 90), 6),
+            ],
+        )
     if kind == "Sneaker":
         upper = [(110, 300), (130, 272), (250, 250), (330, 222), (470, 226), (500, 290), (505, 312), (108, 318)]
         sole = [(100, 310), (510, 305), (512, 335), (105, 340)]
@@ -101,13 +131,27 @@ def drawn(kind: str, rng: np.random.Generator) -> Image.Image:
         out = paste(out, [sole], (225, 225, 225), rng)
         return out
     if kind == "Ankle boot":
-        boot = [(95, 380), (120, 335), (255, 300), (295, 120), (455, 115), (470, 330), (490, 385), (490, 415), (95, 415)]
+        boot = [
+            (95, 380),
+            (120, 335),
+            (255, 300),
+            (295, 120),
+            (455, 115),
+            (470, 330),
+            (490, 385),
+            (490, 415),
+            (95, 415),
+        ]
         return paste(bg, [boot], (85, 50, 30), rng, details=[("line", [(300, 125), (285, 300)], (55, 30, 15), 5)])
     if kind == "Sandal":
         sole = [(105, 370), (505, 360), (510, 385), (100, 392)]
-        straps = [[(140, 372), (170, 320), (190, 322), (165, 372)], [(230, 368), (260, 300), (285, 302), (258, 368)],
-                  [(330, 366), (350, 280), (380, 280), (370, 364)], [(420, 362), (440, 250), (470, 252), (460, 362)]]
-        return paste(bg, [sole] + straps, (120, 75, 40), rng)
+        straps = [
+            [(140, 372), (170, 320), (190, 322), (165, 372)],
+            [(230, 368), (260, 300), (285, 302), (258, 368)],
+            [(330, 366), (350, 280), (380, 280), (370, 364)],
+            [(420, 362), (440, 250), (470, 252), (460, 362)],
+        ]
+        return paste(bg, [sole, *straps], (120, 75, 40), rng)
     if kind == "Bag":
         body = [(170, 200), (470, 200), (495, 425), (145, 425)]
         out = paste(bg, [body], (110, 30, 30), rng, details=[("line", [(170, 240), (470, 240)], (80, 20, 20), 4)])
@@ -116,11 +160,12 @@ def drawn(kind: str, rng: np.random.Generator) -> Image.Image:
     raise ValueError(kind)
 
 
-def photo_from_test_image(img28: np.ndarray, tint: tuple[int, int, int], rng: np.random.Generator,
-                          height: int = 300) -> Image.Image:
+def photo_from_test_image(
+    img28: np.ndarray, tint: tuple[int, int, int], rng: np.random.Generator, height: int = 300
+) -> Image.Image:
     """A Fashion-MNIST test image as a product photo: negated back to a garment on white, coloured,
     enlarged, placed off-centre on an off-white backdrop with noise (JPEG is applied when saving)."""
-    garment = 1.0 - img28.astype(np.float32) / 255.0            # back to dark-on-white, as photographed
+    garment = 1.0 - img28.astype(np.float32) / 255.0  # back to dark-on-white, as photographed
     rgb = 255 - (255 - np.array(tint, np.float32)) * (1 - garment[..., None])  # darker where the garment is
     big = Image.fromarray(rgb.clip(0, 255).astype(np.uint8), "RGB").resize((height, height), Image.Resampling.BICUBIC)
     alpha = Image.fromarray(((img28 > 0) * 255).astype(np.uint8)).resize((height, height), Image.Resampling.BICUBIC)
@@ -170,8 +215,18 @@ def variants(photo: Image.Image, name: str) -> dict[str, bytes]:
 
 #: Test-set indices, two per class: the first of each class that a cnn-k3 (default recipe) classifies
 #: right with probability ≥ 0.7 as a 28×28 tensor, so these files test the photo pipeline, not the model.
-TEST_INDICES = {0: (19, 35), 1: (2, 3), 2: (1, 20), 3: (13, 33), 4: (10, 14),
-                5: (8, 11), 6: (7, 44), 7: (9, 12), 8: (18, 30), 9: (0, 28)}
+TEST_INDICES = {
+    0: (19, 35),
+    1: (2, 3),
+    2: (1, 20),
+    3: (13, 33),
+    4: (10, 14),
+    5: (8, 11),
+    6: (7, 44),
+    7: (9, 12),
+    8: (18, 30),
+    9: (0, 28),
+}
 TINTS = [(30, 60, 140), (150, 40, 40), (60, 60, 65), (170, 40, 90), (40, 110, 60), (120, 75, 40)]
 VARIANT_OF = {1: "Trouser", 7: "Sneaker", 8: "Bag"}  # classes whose first photo also gets the awkward encodings
 
