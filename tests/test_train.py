@@ -170,7 +170,7 @@ def test_schedule_warms_up_then_decays() -> None:
     seg = [Segment(start=0, end=100, peak=1.0, warmup=0.1)]
     lrs = [lr_at(s, seg) for s in range(100)]
     assert lrs[9] == pytest.approx(1.0) and lrs[0] < 0.2 and lrs[-1] < 1e-3
-    assert all(a >= b for a, b in itertools.pairwise(lrs))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))  # after the warm-up
 
 
 def test_state_round_trips_through_its_file(tmp_path: Path, tiny_data: Path) -> None:

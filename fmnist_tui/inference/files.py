@@ -129,7 +129,7 @@ class FilePreprocessor:
         context = multiprocessing.get_context("fork")
         bounds = [round(i * len(paths) / workers) for i in range(workers + 1)]
         self.own = bounds[1]
-        for lo, hi in itertools.pairwise(bounds):
+        for lo, hi in itertools.pairwise(bounds[1:]):  # the first share is this process's own
             receiving, sending = context.Pipe(duplex=False)
             process = context.Process(target=_helper, args=(paths[lo:hi], lo, sending), daemon=True)
             process.start()
