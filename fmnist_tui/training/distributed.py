@@ -75,6 +75,12 @@ class World:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
+    def barrier(self) -> None:
+        """Wait until every rank is here."""
+        import torch.distributed as dist
+
+        dist.barrier()
+
     def close(self) -> None:
         """Leave the process group (idempotent)."""
         import torch.distributed as dist

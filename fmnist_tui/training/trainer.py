@@ -280,10 +280,17 @@ class Trainer:
                 if self.is_main:
                     self._save_state(state)
                 self.emit(Interrupted(self.run_.path, epoch, state.batch_done))
-                return TrainResult(self.run_, None, True)
+                return self._leave(TrainResult(self.run_, None, True))
             self._end_epoch(epoch, state)
         summary = self._finish(state) if self.is_main else None
-        return TrainResult(self.run_, summary, False)
+        return self._leave(TrainResult(self.run_, summary, False))
+
+    def _leave(self, result: TrainResult) -> TrainResult:
+        """Under DDP, every rank leaves together: a rank that tears its process group down while rank 0 still
+        writes can make gloo's threads abort ("terminate called without an active exception")."""
+        if self.world:
+            self.world.barrier()
+        return result
 
     def _train_epoch(self, epoch: int, state: TrainState) -> bool:
         """Run the remaining batches of `epoch`; False if stopped (state then holds the position)."""
