@@ -101,6 +101,7 @@ def test_two_processes_match_one_process(tmp_path: Path, cli_env: dict[str, str]
     assert proc.stdout.count("epoch   2/2") == 1
     ddp = Run(out / "ddp")
     assert sorted(p.name for p in ddp.path.iterdir()) == [
+        ".lock",
         "best.safetensors",
         "config.json",
         "last.safetensors",

@@ -63,7 +63,7 @@ def test_a_run_folder_is_locked_while_a_process_trains_it(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from fmnist_tui.core.runs import locked
+    from fmnist_tui.core.runs import RunLock
 
     run = Run(tmp_path / "cnn-k3-s0")
     holder = subprocess.Popen(
@@ -71,8 +71,8 @@ def test_a_run_folder_is_locked_while_a_process_trains_it(tmp_path: Path) -> Non
             sys.executable,
             "-c",
             (
-                "import sys, time; from pathlib import Path; from fmnist_tui.core.runs import Run, locked\n"
-                f"with locked(Run(Path({str(run.path)!r}))):\n    print('held', flush=True); time.sleep(60)"
+                "import sys, time; from pathlib import Path; from fmnist_tui.core.runs import Run, RunLock\n"
+                f"with RunLock(Run(Path({str(run.path)!r}))):\n    print('held', flush=True); time.sleep(60)"
             ),
         ],
         stdout=subprocess.PIPE,
@@ -81,12 +81,12 @@ def test_a_run_folder_is_locked_while_a_process_trains_it(tmp_path: Path) -> Non
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(RunError, match=rf"being trained by another process \(PID {holder.pid}\)"), locked(run):
+        with pytest.raises(RunError, match=rf"being trained by another process \(PID {holder.pid}\)"), RunLock(run):
             pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # the killed holder left no stale lock; a second holder in the same process is refused too (flock is per open
     # file description)
-    with locked(run), pytest.raises(RunError, match=f"PID {os.getpid()}"), locked(run):
+    with RunLock(run), pytest.raises(RunError, match=f"PID {os.getpid()}"), RunLock(run):
         pass

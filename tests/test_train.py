@@ -14,14 +14,14 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
-from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.config import TrainConfig, resume_config
 from fmnist_tui.core.errors import RunError
 from fmnist_tui.core.events import BatchProgress, EpochEnd, Finished, Interrupted, RunStarted
 from fmnist_tui.core.runs import METRIC_COLUMNS
 from fmnist_tui.training import trainer
 from fmnist_tui.training.recipe import Segment, augment, lr_at
 from fmnist_tui.training.state import STATE_VERSION, load_state, save_state
-from fmnist_tui.training.trainer import resume_config, train
+from fmnist_tui.training.trainer import train
 
 
 def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:
@@ -50,7 +50,7 @@ def test_run_folder_follows_the_contract(tmp_path: Path, tiny_data: Path) -> Non
         "summary.json",
     ):
         assert run.file(name).is_file(), name
-    assert not list(run.path.glob("*.tmp")) and not list(run.path.glob(".*"))
+    assert not list(run.path.glob("*.tmp")) and [p.name for p in run.path.glob(".*")] == [".lock"]  # no temp files
     rows = run.metrics()
     assert [r["epoch"] for r in rows] == [1, 2] and set(rows[0]) == set(METRIC_COLUMNS)
     cfg = run.config()
@@ -213,8 +213,20 @@ def _bad_state(raw: dict[str, Any], case: str) -> object:
                 "upgrade fmnist to resume it",
             ],
         ),
-        ("empty", ["training state has the wrong shape ('version' is missing); retrain the run"]),
-        ("list", ["training state has the wrong shape (the file holds a list, not a dict); retrain the run"]),
+        (
+            "empty",
+            [
+                "training state has the wrong shape ('version' is missing)",
+                "delete its folder to train it again, or choose another --name",
+            ],
+        ),
+        (
+            "list",
+            [
+                "training state has the wrong shape (the file holds a list, not a dict)",
+                "delete its folder to train it again, or choose another --name",
+            ],
+        ),
         ("missing key", ["wrong shape ('segments' is missing)"]),
         ("wrong type", ["wrong shape ('partial.seen' is a str, expected int)"]),
     ],
@@ -236,6 +248,6 @@ def test_resume_refuses_an_optimizer_state_that_does_not_fit(tmp_path: Path, tin
     run = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)).run
     raw = torch.load(run.file("train_state.pt"), weights_only=True)
     torch.save({**raw, "optimizer": {}}, run.file("train_state.pt"))
-    with pytest.raises(RunError, match="wrong shape \\(optimizer or RNG state does not fit"):
+    with pytest.raises(RunError, match="wrong shape \\(model, optimizer or RNG state does not fit"):
         train(resume_config(run.path, epochs=2), resume=True)
     assert [r["epoch"] for r in run.metrics()] == [1]  # nothing was trained or written

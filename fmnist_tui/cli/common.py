@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -119,3 +120,31 @@ def print_json(obj: Any) -> None:
     """Write JSON to stdout without rich's wrapping or colour."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
+
+
+class StopFlag:
+    """The first Ctrl-C sets the flag and says `message` (the work stops at its next safe point); a second
+    one raises KeyboardInterrupt at once. Call the flag to read it (the trainer's `should_stop`)."""
+
+    def __init__(self, message: str, quiet: bool = False) -> None:
+        self.stop = False
+        self.message = message
+        self.quiet = quiet  # DDP ranks other than 0 stop silently
+        self._previous: Any = None
+
+    def __enter__(self) -> StopFlag:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        if not self.quiet:
+            err_console.print(self.message)
+
+    def __call__(self) -> bool:
+        return self.stop

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import inspect
 import shlex
-import signal
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..core import registry
-from ..core.config import PRECISIONS, TrainConfig, default
+from ..core.config import PRECISIONS, TrainConfig, default, resume_config
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
-from .common import DataDirOpt, Device, console, err_console, handle_errors
+from ..core.runs import CONFIG, Run
+from .common import DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors
+
+if TYPE_CHECKING:
+    from ..training.trainer import TrainResult
 
 # (mypy wants an Enum's members spelled out; these come from the config's PRECISIONS, their one home)
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
@@ -84,32 +87,6 @@ class ProgressView:
             self.task = None
 
 
-class StopFlag:
-    """SIGINT sets the flag (the trainer stops after the current batch); a second Ctrl-C is immediate."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.stop = False
-        self.quiet = quiet  # DDP ranks other than 0 stop silently
-        self._previous: Any = None
-
-    def __enter__(self) -> StopFlag:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.stop:
-            raise KeyboardInterrupt
-        self.stop = True
-        if not self.quiet:
-            err_console.print("stopping after this batch and saving the state… (Ctrl-C again to abort at once)")
-
-    def __call__(self) -> bool:
-        return self.stop
-
-
 @handle_errors
 def train(
     ctx: typer.Context,
@@ -170,11 +147,6 @@ def train(
     code = delegate(ctx, nproc, sagemaker)  # SageMaker job or torchrun launch, when asked
     if code is not None:
         raise typer.Exit(code)
-    from ..training.distributed import init_world
-    from ..training.trainer import resume_config  # torch loads here, not at CLI start-up
-    from ..training.trainer import train as run_training
-
-    device_name = Device(device).value
     cfg = TrainConfig.create(
         arch=getattr(arch, "value", arch),
         epochs=epochs or default("epochs"),
@@ -182,7 +154,7 @@ def train(
         lr=lr,
         seed=seed,
         subset=subset,
-        device=device_name,
+        device=Device(device).value,
         precision=Precision(precision).value,
         threads=threads,
         name=name,
@@ -193,20 +165,18 @@ def train(
         **options,
     )
     if resume:
-        cfg = resume_config(cfg.run_dir, epochs=epochs, device=device_name, threads=threads)
-    world = init_world(device_name)  # None unless started by torchrun
-    view = ProgressView() if world is None or world.is_main else None  # only rank 0 prints
-    try:
-        with StopFlag(quiet=view is None) as stop:
-            result = run_training(cfg, view, stop, resume=resume, world=world)
-    finally:
-        if world:
-            world.close()
-    if view is None:
-        raise typer.Exit(EXIT_INTERRUPTED if result.interrupted else 0)
+        cfg = resume_config(cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads)
+    # from here one Ctrl-C, whenever it comes (while torch or the dataset loads too), stops at the next batch
+    # with the state saved; a second one aborts at once, keeping the last saved state
+    with StopFlag("stopping after this batch and saving the state… (Ctrl-C again to abort at once)") as stop:
+        try:
+            result = _train(cfg, resume, stop)
+        except KeyboardInterrupt:
+            raise fail(f"aborted; {continue_with(cfg)}", EXIT_INTERRUPTED) from None
+    if result is None:  # a DDP rank other than 0: rank 0 reports
+        raise typer.Exit(0)
     if result.interrupted:
-        again = f"fmnist train --resume --out {shlex.quote(str(out))} --name {shlex.quote(result.run.name)}"
-        err_console.print(f"interrupted; state saved in {result.run.path}. Resume with: {again}")
+        err_console.print(f"interrupted; state saved in {result.run.path}. {continue_with(cfg)}")
         raise typer.Exit(EXIT_INTERRUPTED)
     s = result.summary or {}
     console.print(
@@ -215,6 +185,49 @@ def train(
         highlight=False,
     )
     console.print(f"next: fmnist evaluate {result.run.path} · fmnist export {result.run.path}", highlight=False)
+
+
+def _train(cfg: TrainConfig, resume: bool, stop: StopFlag) -> TrainResult | None:
+    """Train in this process (one rank of a torchrun job, or alone); None on DDP ranks other than 0."""
+    from ..training.distributed import init_world
+    from ..training.trainer import train as run_training  # torch loads here, not at CLI start-up
+
+    world = init_world(cfg.device)  # None unless started by torchrun
+    view = ProgressView() if world is None or world.is_main else None  # only rank 0 prints
+    stop.quiet = view is None
+    try:
+        result = run_training(cfg, view, stop, resume=resume, world=world)
+    finally:
+        if world:
+            world.close()
+    if view is None:
+        if result.interrupted:
+            raise typer.Exit(EXIT_INTERRUPTED)
+        return None
+    return result
+
+
+def continue_with(cfg: TrainConfig) -> str:
+    """The command that continues this run after an interruption: --resume once its folder holds a run (any
+    state of it resumes, or starts over when nothing was saved yet), else the same command again."""
+    if Run(cfg.run_dir).file(CONFIG).exists():
+        again = ["fmnist", "train", "--resume", "--out", cfg.out, "--name", cfg.run_name]
+        return f"Resume with: {shlex.join(again)}"
+    return f"nothing was saved; run the same command again: {shlex.join(command_line(cfg))}"
+
+
+def command_line(cfg: TrainConfig) -> list[str]:
+    """`fmnist train` with the options that give `cfg` (those at their defaults left out)."""
+    args = ["fmnist", "train", "--arch", cfg.arch]
+    for option, value in cfg.options.items():
+        args += [f"--{option.replace('_', '-')}", str(value)]
+    for setting in ("epochs", "batch_size", "lr", "seed", "subset", "device", "precision", "threads", "shift"):
+        value = getattr(cfg, setting)
+        if value != default(setting):
+            args += [flag(setting), str(value)]
+    args += [] if cfg.hflip else ["--no-augment"]
+    args += ["--out", cfg.out, "--name", cfg.run_name] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
+    return args
 
 
 # --- the command as the CLI shows it: one option per registry option -------------------------------

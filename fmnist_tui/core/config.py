@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .errors import ConfigError, FmnistError
+from .errors import ConfigError, FmnistError, RunError, ref
+from .runs import CONFIG, RETRAIN, Run
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -163,3 +164,24 @@ def default(name: str) -> Any:
         if f.name == name:
             return f.default
     raise KeyError(name)
+
+
+def resume_config(
+    run_dir: Path, epochs: int | None = None, device: str | None = None, threads: int | None = None
+) -> TrainConfig:
+    """The saved config of a run folder, with the few options that may change on resume applied."""
+    run = Run(Path(run_dir))
+    if not run.file(CONFIG).exists():
+        raise RunError(f"{run_dir}: no run to resume (no config.json); start it without {ref('resume')}")
+    try:
+        cfg = TrainConfig.from_dict(run.config())
+    except Exception as exc:  # a damaged config.json may fail validation in many ways
+        raise RunError(f"{run.file(CONFIG)}: cannot read the saved config ({exc}); {RETRAIN}") from exc
+    changes: dict[str, Any] = {"out": str(run.path.parent), "name": run.name}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if device is not None:
+        changes["device"] = device
+    if threads is not None:
+        changes["threads"] = threads
+    return cfg.with_changes(**changes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -25,6 +26,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.filename in (None, str(tmp_path)):  # name the file being written, not its temporary twin
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -65,6 +70,14 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, obj: Any) -> None:
     """Write `obj` as indented JSON to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_error(exc: OSError) -> str:
+    """One line saying why a write failed: a full disk by name (ENOSPC), else the OS's reason."""
+    where = exc.filename or "a file"
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device holding {where}"
+    return f"cannot write {where} ({exc.strerror or exc})"
 
 
 def check_writable(folder: Path) -> None:

@@ -7,8 +7,6 @@ import fcntl
 import io
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ CONFIG, METRICS, SUMMARY = "config.json", "metrics.csv", "summary.json"
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.pt"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
 DEFAULT_ROOT = Path("checkpoints")
+#: What to do with a run whose files cannot be used any more
+RETRAIN = f"delete its folder to train it again, or choose another {ref('name')}"
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,10 @@ class Run:
                     for row in csv.DictReader(fh)
                 ]
         except (OSError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
-            raise RunError(
-                f"{path}: the metrics file is corrupted ({type(exc).__name__}: {exc}); retrain the run"
-            ) from None
+            raise RunError(f"{path}: the metrics file is corrupted ({type(exc).__name__}: {exc}); {RETRAIN}") from None
         if any(set(row) != set(METRIC_COLUMNS) for row in rows):
             raise RunError(
-                f"{path}: the metrics file lacks some of its columns ({', '.join(METRIC_COLUMNS)}); retrain the run"
+                f"{path}: the metrics file lacks some of its columns ({', '.join(METRIC_COLUMNS)}); {RETRAIN}"
             )
         return rows
 
@@ -76,27 +74,70 @@ class Run:
 LOCK = ".lock"
 
 
-@contextmanager
-def locked(run: Run) -> Iterator[None]:
-    """Hold the run folder for this process while it trains: an OS file lock (flock), so it dies with the
-    process and a killed training never leaves a stale lock. A second process gets a RunError naming
-    the holder's PID."""
-    run.path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+def is_debris(name: str) -> bool:
+    """A file an interrupted fmnist may leave in a run folder that holds nothing: its lock file, or an atomic
+    write's temporary file (`.<name>.<random>.tmp`) that was never renamed into place."""
+    return name == LOCK or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def holds_nothing(run: Run) -> bool:
+    """True when the folder is missing or holds only debris (a kill during the first write leaves that)."""
+    return not run.path.is_dir() or all(is_debris(p.name) for p in run.path.iterdir())
+
+
+def clear_debris(run: Run) -> None:
+    """Remove the temporary files of writes a kill cut short (call it holding the run's lock)."""
+    if run.path.is_dir():
+        for path in run.path.iterdir():
+            if path.name != LOCK and is_debris(path.name):
+                path.unlink(missing_ok=True)
+
+
+def clear_unstarted(run: Run) -> None:
+    """Remove what a run stopped before its first saved state holds (nothing to resume), so it can start over."""
+    for name in (CONFIG, METRICS, LAST, BEST, SUMMARY):
+        run.file(name).unlink(missing_ok=True)
+    clear_debris(run)
+
+
+class RunLock:
+    """Holds a run folder for this process while it trains: an OS file lock (flock), so it dies with the
+    process and a killed training never leaves a stale lock. A second process gets a RunError naming the
+    holder's PID. Use as a context manager, or acquire() and release()."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        run = self.run
+        run.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
             raise RunError(
-                f"run {run.name!r} in {run.path.parent} is being trained by another process (PID "
-                f"{holder}); wait for it to finish, or choose another {ref('name')}"
+                f"run {run.name!r} in {run.path.parent} is being trained by another process (PID {holder}); "
+                f"wait for it to finish, or choose another {ref('name')}"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        self.fd = fd
+
+    def release(self) -> None:
+        """Idempotent; closing the descriptor releases the lock."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -105,11 +146,11 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except RecursionError:  # a hostile file nested thousands of levels deep
-        raise RunError(f"{path}: the {what} file is corrupted (nested too deeply); retrain the run") from None
+        raise RunError(f"{path}: the {what} file is corrupted (nested too deeply); {RETRAIN}") from None
     except (OSError, ValueError) as exc:
-        raise RunError(f"{path}: the {what} file is corrupted ({exc}); retrain or resume the run") from exc
+        raise RunError(f"{path}: the {what} file is corrupted ({exc}); {RETRAIN}") from exc
     if not isinstance(data, dict):
-        raise RunError(f"{path}: the {what} file is corrupted (not a JSON object); retrain the run")
+        raise RunError(f"{path}: the {what} file is corrupted (not a JSON object); {RETRAIN}")
     return data
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..core import registry
 from ..core.config import TrainConfig, recipe_of
 from ..core.errors import ConfigError, RunError, ref
-from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, Run
+from ..core.runs import CONFIG, STATE, Run
 from .results import Group, group_records, load_records
 
 #: statuses of a planned run: reuse it, resume it, start it over (nothing resumable), or train it
@@ -105,12 +105,6 @@ def status(cfg: TrainConfig) -> str:
     if run.finished:
         return DONE
     return RESUME if run.file(STATE).exists() else RESTART
-
-
-def clear_unresumable(run: Run) -> None:
-    """A run stopped before it saved any state holds nothing to resume: remove its files so it can start over."""
-    for name in (CONFIG, METRICS, LAST, BEST):
-        run.file(name).unlink(missing_ok=True)
 
 
 def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:

@@ -19,8 +19,8 @@ from typing import IO
 
 from ..core.config import TrainConfig
 from ..core.errors import ConfigError
-from ..core.runs import Run
-from .plan import DONE, RESTART, RESUME, clear_unresumable, status, train_command
+from ..core.runs import Run, clear_unstarted
+from .plan import DONE, RESTART, RESUME, status, train_command
 
 #: child output lines worth forwarding to the parent's console
 FORWARD = ("epoch ", "done:", "error:")
@@ -118,7 +118,7 @@ class Scheduler:
 
     def _start(self, cfg: TrainConfig, st: str, index: int, total: int) -> None:
         if st == RESTART:
-            clear_unresumable(Run(cfg.run_dir))
+            clear_unstarted(Run(cfg.run_dir))
         log = self.log_dir / f"{cfg.run_name}.log"
         env = {
             **os.environ,

@@ -6,33 +6,33 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from ..core import registry
 from ..core.errors import RunError
-from ..core.fsutil import atomic_path
-from ..core.runs import BEST, LAST, Run
+from ..core.fsutil import write_bytes
+from ..core.runs import BEST, LAST, RETRAIN, Run
 from .models import create_model
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write the model's parameters and persistent buffers as safetensors, atomically."""
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata or {})
+    # serialised in memory, then written as bytes: a full disk is then an OSError naming ENOSPC
+    write_bytes(path, save(tensors, metadata=metadata or {}))
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
     """Load safetensors weights into `model`; a damaged or mismatched file is a RunError."""
     if not path.exists():
-        raise RunError(f"{path}: weights file missing; the run did not finish an epoch (resume or retrain it)")
+        raise RunError(f"{path}: weights file missing; the run did not finish an epoch (resume it, or {RETRAIN})")
     try:
         state = load_file(str(path))
         model.load_state_dict(state)
     except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"{path}: corrupted or incompatible checkpoint ({first}); retrain the run") from exc
+        raise RunError(f"{path}: corrupted or incompatible checkpoint ({first}); {RETRAIN}") from exc
     return model
 
 
@@ -43,6 +43,6 @@ def model_from_run(run: Run, which: str = "best") -> nn.Module:
         arch = str(cfg["arch"])
         model = create_model(arch, registry.options_from(arch, cfg))
     except Exception as exc:  # a hand-edited config can break in many ways
-        raise RunError(f"{run.file('config.json')}: cannot rebuild the model ({exc}); retrain the run") from exc
+        raise RunError(f"{run.file('config.json')}: cannot rebuild the model ({exc}); {RETRAIN}") from exc
     load_weights(model, run.file(BEST if which == "best" else LAST))
     return model.eval()

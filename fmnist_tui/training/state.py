@@ -7,6 +7,7 @@ of another `STATE_VERSION`, or one whose contents have the wrong shape, is one c
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 import torch
 
 from ..core.errors import RunError, ref
-from ..core.fsutil import atomic_path
-from ..core.runs import STATE, Run
+from ..core.fsutil import write_bytes
+from ..core.runs import RETRAIN, STATE, Run
 from .recipe import Segment
 
 #: Version of train_state.pt's layout; bump it when the keys or their meaning change.
@@ -54,17 +55,24 @@ class TrainState:
 
 @dataclass(frozen=True)
 class SavedState:
-    """What train_state.pt holds: the position, plus the optimizer's and the global RNG's states."""
+    """What train_state.pt holds: the position, the optimizer's and the global RNG's states, and the
+    model's weights at that position (None in states written before they were: last.safetensors then).
+
+    The weights are in the same file as the position on purpose: one atomic rename commits both, so a
+    process killed between two writes can never pair a position with another step's weights."""
 
     state: TrainState
     optimizer: dict[str, Any]
     torch_rng: torch.Tensor
+    model: dict[str, torch.Tensor] | None = None
 
 
 def save_state(path: Path, saved: SavedState) -> None:
     """Write the resumable training state atomically (tensors and plain containers only)."""
-    with atomic_path(path) as tmp:
-        torch.save(_encode(saved), tmp)
+    buffer = io.BytesIO()
+    torch.save(_encode(saved), buffer)
+    # written as bytes: a full disk is then an OSError naming ENOSPC, not torch's "unexpected pos"
+    write_bytes(path, buffer.getvalue())
 
 
 def load_state(run: Run) -> SavedState:
@@ -76,7 +84,7 @@ def load_state(run: Run) -> SavedState:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
-        raise RunError(f"{path}: corrupted training state ({type(exc).__name__}); retrain the run") from exc
+        raise RunError(f"{path}: corrupted training state ({type(exc).__name__}); {RETRAIN}") from exc
     check_version(path, raw)
     try:
         return _decode(raw)
@@ -103,7 +111,7 @@ def check_version(path: Path, raw: object) -> None:
 
 def wrong_shape(path: Path, problem: str) -> RunError:
     """The error for a state file that loads but does not hold what a resume needs."""
-    return RunError(f"{path}: training state has the wrong shape ({problem}); retrain the run")
+    return RunError(f"{path}: training state has the wrong shape ({problem}); {RETRAIN}")
 
 
 # --- the boundary: dataclasses ↔ plain containers --------------------------------------------------
@@ -131,6 +139,7 @@ def _encode(saved: SavedState) -> dict[str, Any]:
         "train_seconds": s.train_seconds,
         "optimizer": saved.optimizer,
         "torch_rng": saved.torch_rng,
+        **({"model": saved.model} if saved.model is not None else {}),
     }
 
 
@@ -157,7 +166,8 @@ def _decode(raw: object) -> SavedState:
         best_epoch=_get(top, "best_epoch", int),
         train_seconds=_get(top, "train_seconds", float),
     )
-    return SavedState(state, _get(top, "optimizer", dict), _get(top, "torch_rng", torch.Tensor))
+    model = _get(top, "model", dict) if "model" in top else None
+    return SavedState(state, _get(top, "optimizer", dict), _get(top, "torch_rng", torch.Tensor), model)
 
 
 def _segment(raw: object, i: int) -> Segment:

@@ -28,9 +28,22 @@ from ..core.config import TrainConfig
 from ..core.data import Dataset, dataset_fingerprint, load_dataset
 from ..core.errors import RunError, ref
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
-from ..core.fsutil import check_writable, write_json
+from ..core.fsutil import check_writable, write_error, write_json
 from ..core.registry import option_names
-from ..core.runs import BEST, CONFIG, LAST, METRICS, STATE, SUMMARY, Run, write_metrics
+from ..core.runs import (
+    BEST,
+    CONFIG,
+    LAST,
+    METRICS,
+    STATE,
+    SUMMARY,
+    Run,
+    RunLock,
+    clear_debris,
+    clear_unstarted,
+    holds_nothing,
+    write_metrics,
+)
 from .checkpoints import load_weights, save_weights
 from .device import resolve_bf16, resolve_device
 from .distributed import World
@@ -61,27 +74,6 @@ def _versions() -> dict[str, str]:
         with suppress(metadata.PackageNotFoundError):
             found[dist] = metadata.version(dist)
     return found
-
-
-def resume_config(
-    run_dir: Path, epochs: int | None = None, device: str | None = None, threads: int | None = None
-) -> TrainConfig:
-    """The saved config of a run folder, with the few options that may change on resume applied."""
-    run = Run(Path(run_dir))
-    if not run.file(CONFIG).exists():
-        raise RunError(f"{run_dir}: no run to resume (no config.json); start it without {ref('resume')}")
-    try:
-        cfg = TrainConfig.from_dict(run.config())
-    except Exception as exc:  # a damaged config.json may fail validation in many ways
-        raise RunError(f"{run.file(CONFIG)}: cannot read the saved config ({exc}); retrain the run") from exc
-    changes: dict[str, Any] = {"out": str(run.path.parent), "name": run.name}
-    if epochs is not None:
-        changes["epochs"] = epochs
-    if device is not None:
-        changes["device"] = device
-    if threads is not None:
-        changes["threads"] = threads
-    return cfg.with_changes(**changes)
 
 
 class RunningSums:
@@ -137,8 +129,21 @@ class Trainer:
         self.should_stop = should_stop or (lambda: False)
         self.resume = resume
         self.run_ = Run(cfg.run_dir)
+        self.restart = False  # the folder holds a run stopped before its first save: start it from the beginning
+        self.lock = RunLock(self.run_)
         if self.is_main:  # other ranks would race rank 0's own writes into the folder
-            self._check_folder()
+            self._check_place()  # first: a folder that is not ours gets no lock file
+            self.lock.acquire()
+        try:
+            if self.is_main:
+                self._check_folder()  # under the lock: no other process changes the run meanwhile
+            self._prepare(cfg, world, dataset)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _prepare(self, cfg: TrainConfig, world: World | None, dataset: Dataset | None) -> None:
+        """Device, data, model and optimizer."""
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = world.device if world else resolve_device(cfg.device)
@@ -165,31 +170,43 @@ class Trainer:
         self.net = world.wrap(self.model) if world else self.model  # what the training step calls
 
     # --- set-up -------------------------------------------------------------------------------
-    def _check_folder(self) -> None:
-        """Refuse to overwrite: a run folder is only reused with --resume."""
+    def _check_place(self) -> None:
+        """The runs folder and the run folder can be written, and the run folder is not someone else's."""
         run = self.run_
-        try:
-            check_writable(run.path.parent)
-        except OSError as exc:
+        for folder, setting in ((run.path.parent, "out"), (run.path, "name")):
+            if folder.exists() or setting == "out":
+                try:
+                    check_writable(folder)
+                except OSError as exc:
+                    raise RunError(
+                        f"{folder} is not writable ({exc.strerror or exc}); make it writable or choose another "
+                        f"{ref(setting)}"
+                    ) from exc
+        if not run.file(CONFIG).exists() and not holds_nothing(run):
             raise RunError(
-                f"{ref('out')} {run.path.parent} is not writable ({exc.strerror or exc}); choose another {ref('out')}"
-            ) from exc
-        has_run = run.file(CONFIG).exists()
-        if self.resume and not has_run:
-            raise RunError(f"{run.path}: no run to resume; start it without {ref('resume')}")
-        if not self.resume and has_run:
-            if run.finished:
+                f"{run.path} exists and is not an fmnist run folder; choose another {ref('name')} or {ref('out')}"
+            )
+
+    def _check_folder(self) -> None:
+        """Refuse to overwrite: a run folder is only reused with --resume. Whatever an interruption left,
+        either --resume continues the run or the plain command starts it over: a run stopped before its
+        first saved state (no train_state.pt) starts from the beginning either way."""
+        run = self.run_
+        if not run.file(CONFIG).exists():
+            if self.resume:
+                raise RunError(f"{run.path}: no run to resume; start it without {ref('resume')}")
+        elif run.finished:
+            if not self.resume:
                 raise RunError(
                     f"run {run.name!r} in {run.path.parent} already finished; extend it with "
                     f"{ref('resume')} and a larger {ref('epochs')}, or choose another {ref('name')}"
                 )
+        elif not run.file(STATE).exists():
+            self.restart = True  # nothing was saved: nothing to continue
+        elif not self.resume:
             raise RunError(
                 f"run {run.name!r} in {run.path.parent} was interrupted; continue it with {ref('resume')}, "
                 f"or choose another {ref('name')}"
-            )
-        if not has_run and run.path.exists() and any(run.path.iterdir()):
-            raise RunError(
-                f"{run.path} exists and is not an fmnist run folder; choose another {ref('name')} or {ref('out')}"
             )
 
     def _load_tensors(self) -> None:
@@ -208,12 +225,15 @@ class Trainer:
         """Load weights, optimizer and position; append an extension segment if epochs grew."""
         saved = load_state(self.run_)
         state = saved.state
-        load_weights(self.model, self.run_.file(LAST))
         try:
+            if saved.model is not None:
+                self.model.load_state_dict(saved.model)
+            else:  # a state written before it held the weights
+                load_weights(self.model, self.run_.file(LAST))
             self.opt.load_state_dict(saved.optimizer)
             torch.set_rng_state(saved.torch_rng)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # torch checks these loosely
-            problem = f"optimizer or RNG state does not fit: {str(exc).strip() or type(exc).__name__}"
+            problem = f"model, optimizer or RNG state does not fit: {str(exc).strip() or type(exc).__name__}"
             raise wrong_shape(self.run_.file(STATE), problem.splitlines()[0]) from exc
         done_total = state.segments[-1].end // self.batches
         if self.cfg.epochs > done_total:
@@ -254,9 +274,24 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> TrainResult:
         """Train to the configured number of epochs, or until `should_stop()` says so."""
+        try:
+            return self._run()
+        except OSError as exc:  # a full disk, a folder made read-only meanwhile: the last saved state is kept
+            raise RunError(
+                f"{write_error(exc)}; the run's last saved state is kept: free some space (or fix the folder), "
+                f"then continue it with {ref('resume')}"
+            ) from None
+        finally:
+            self.lock.release()
+
+    def _run(self) -> TrainResult:
         if self.is_main:
             self.run_.path.mkdir(parents=True, exist_ok=True)
-        state = self._restore() if self.resume else TrainState([first_segment(self.cfg, self.batches)])
+            clear_debris(self.run_)  # temporary files of writes a kill cut short (we hold the lock)
+            if self.restart:
+                clear_unstarted(self.run_)
+        fresh = not self.resume or self.restart
+        state = TrainState([first_segment(self.cfg, self.batches)]) if fresh else self._restore()
         if self.is_main:
             self._write_config()
         self.emit(
@@ -271,7 +306,7 @@ class Trainer:
                 state.epoch_done + 1,
                 self.cfg.epochs,
                 self.batches,
-                self.resume,
+                not fresh,
                 list(state.rows),
             )
         )
@@ -385,7 +420,9 @@ class Trainer:
     def _save_state(self, state: TrainState) -> None:
         if state.batch_done:  # mid-epoch: the weights of this very step
             save_weights(self.model, self.run_.file(LAST))
-        save_state(self.run_.file(STATE), SavedState(state, self.opt.state_dict(), torch.get_rng_state()))
+        weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.model.state_dict().items()}
+        saved = SavedState(state, self.opt.state_dict(), torch.get_rng_state(), weights)
+        save_state(self.run_.file(STATE), saved)  # the commit point: position and weights in one rename
 
     def _finish(self, state: TrainState) -> dict[str, Any]:
         """Test accuracy, once, from the best weights chosen on validation."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import TrainConfig
+from ..core.config import TrainConfig, resume_config
 from ..core.data import Dataset
 from ..core.events import Callback
 from ..core.extras import needs_train_extra
@@ -28,10 +28,7 @@ def _train(cfg: TrainConfig, on_event: Callback, should_stop: Callable[[], bool]
     return train(cfg, on_event, should_stop, resume=resume)
 
 
-@needs_train_extra("Resuming a training")
 def _resume_config(run_dir: Path, epochs: int | None, threads: int | None) -> TrainConfig:
-    from ..training.trainer import resume_config
-
     return resume_config(run_dir, epochs=epochs, threads=threads)
 
 
