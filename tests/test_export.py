@@ -226,3 +226,51 @@ def test_shipped_models_match_their_manifest_on_the_full_test_set(monkeypatch: p
         assert float(clf.metadata["test_accuracy"]) == pytest.approx(accuracy, abs=1e-6)
         assert clf.metadata["run"] == entry["run"] and clf.metadata["arch"] == entry["arch"]
         assert os.path.getsize(path) == entry["bytes"]
+
+
+@pytest.mark.parametrize(
+    "after,signals", [("exporting cnn-k3-s0", 1), ("onnx.checker full check passed", 1), ("exporting cnn-k3-s0", 2)]
+)
+def test_ctrl_c_during_export_is_exit_130_one_line_and_no_file(
+    synthetic_env: tuple[Path, Path], tmp_path: Path, cli_env: dict[str, str], after: str, signals: int
+) -> None:
+    """Ctrl-C while torch's exporter or the parity check runs: never torch's message, never a published model."""
+    import signal
+    import subprocess
+    import sys
+
+    runs, data = synthetic_env
+    out = tmp_path / "export"
+    env = {**cli_env, "FMNIST_DATA": str(data)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_tui",
+            "export",
+            "cnn-k3-s0",
+            "--runs",
+            str(runs),
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if after in line:
+            break
+    for _ in range(signals):
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() in (
+        ["error: interrupted while exporting cnn-k3-s0; no file was left for it"],
+        ["error: aborted; no file was left for the model in hand"],
+    ), err
+    assert "\x1b" not in err and not [p for p in out.iterdir() if p.name != "manifest.json"]

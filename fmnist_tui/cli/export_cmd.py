@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
+from ..core.errors import EXIT_INTERRUPTED, FmnistError, Interrupted, UsageError
 from ..core.runs import Run, list_runs, resolve_run
-from .common import DataDirOpt, JsonOpt, console, err_console, fail, handle_errors, print_json
+from .common import DataDirOpt, JsonOpt, StopFlag, console, err_console, fail, handle_errors, print_json
 
 
 def _runs_to_export(names: list[str], all_runs: bool, root: Path) -> list[Run]:
@@ -55,6 +55,40 @@ def print_report(r: Any) -> None:
     )
 
 
+def _export_all(
+    selected: list[Run], out: Path, threads: int | None, json_out: bool, data_dir: Path | None, stop: StopFlag
+) -> tuple[list[Any], int]:
+    """Export each run; a failure of one of several is named and counted, the others go on."""
+    import torch  # torch loads here, not at CLI start-up
+
+    from ..core.data import load_dataset
+    from ..deploy.export import export_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = load_dataset(data_dir)
+    reports, failed = [], 0
+    for run in selected:
+        try:
+            report = export_run(run, out, dataset, on_step=None if json_out else _step, should_stop=stop)
+        except FmnistError as exc:
+            if stop():  # a second Ctrl-C inside torch's exporter comes back as its own error
+                raise Interrupted(f"interrupted while exporting {run.name}; no file was left for it") from exc
+            if len(selected) == 1:
+                raise
+            failed += 1
+            err_console.print(f"[bold red]error:[/] {run.name}: {exc}", markup=True, highlight=False)
+            continue
+        reports.append(report)
+        if not json_out:
+            print_report(report)
+    return reports, failed
+
+
+def _step(message: str) -> None:
+    console.print(message, style="dim", highlight=False)
+
+
 @handle_errors
 def export(
     runs: Annotated[
@@ -69,34 +103,13 @@ def export(
 ) -> None:
     """Export runs to ONNX (dynamic batch, class names in the metadata), verified against PyTorch."""
     selected = _runs_to_export(list(runs or []), all_runs, runs_dir)
-    import torch  # torch loads here, not at CLI start-up
-
-    from ..core.data import load_dataset
-    from ..deploy.export import export_run
-
-    if threads:
-        torch.set_num_threads(threads)
-    dataset = load_dataset(data_dir)
-    reports, failed = [], 0
-    for run in selected:
+    # one Ctrl-C, whenever it comes, stops at the next step (a few seconds at most) with nothing published for
+    # the model in hand, and says so in one line; a second one aborts at once
+    with StopFlag("", quiet=True) as stop:
         try:
-            report = export_run(
-                run,
-                out,
-                dataset,
-                on_step=None if json_out else lambda m: console.print(m, style="dim", highlight=False),
-            )
-        except KeyboardInterrupt:
-            raise fail(f"interrupted while exporting {run.name}; no file was left for it", EXIT_INTERRUPTED) from None
-        except FmnistError as exc:
-            if len(selected) == 1:
-                raise
-            failed += 1
-            err_console.print(f"[bold red]error:[/] {run.name}: {exc}", markup=True, highlight=False)
-            continue
-        reports.append(report)
-        if not json_out:
-            print_report(report)
+            reports, failed = _export_all(selected, out, threads, json_out, data_dir, stop)
+        except KeyboardInterrupt:  # the second Ctrl-C: at once (temporary files are removed on the way out)
+            raise fail("aborted; no file was left for the model in hand", EXIT_INTERRUPTED) from None
     if json_out:
         print_json([r.to_dict() for r in reports])
     elif reports:

@@ -62,3 +62,9 @@ class DataError(FmnistError):
 
 class RunError(FmnistError):
     """A run folder is unknown, unfinished, corrupted or would be overwritten."""
+
+
+class Interrupted(FmnistError):
+    """The user stopped the work (Ctrl-C) at a safe point; the message says what was kept (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED

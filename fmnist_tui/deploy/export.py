@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ from torch import nn
 
 from .. import __version__
 from ..core.data import CLASSES, Dataset, dataset_fingerprint, load_dataset
-from ..core.errors import FmnistError, ref
+from ..core.errors import FmnistError, Interrupted, ref
 from ..core.fsutil import atomic_path, check_writable, write_bytes, write_json
 from ..core.runs import Run
 from ..inference.session import ModelError, OnnxClassifier
@@ -38,6 +39,14 @@ INPUT_POLARITY = "light-on-dark"
 
 class ExportError(FmnistError):
     """The export or one of its checks failed; no file was left behind."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exporter's message, without its terminal colour codes."""
+    return _ANSI.sub("", str(exc)).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,7 @@ def export_onnx(model: nn.Module, path: Path, metadata: dict[str, str], opset: i
             external_data=False,
         )
     except Exception as exc:  # the exporter raises many types; all mean "this model did not export"
-        raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {_first_line(exc)}") from exc
     if program is None:  # only with dynamo=False, which this exporter never asks for
         raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
@@ -133,7 +142,7 @@ def export_onnx(model: nn.Module, path: Path, metadata: dict[str, str], opset: i
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"onnx.checker rejected the graph: {str(exc).splitlines()[0][:200]}") from exc
+        raise ExportError(f"onnx.checker rejected the graph: {_first_line(exc)}") from exc
 
 
 @torch.no_grad()
@@ -219,10 +228,24 @@ def sha256_file(path: Path) -> str:
 
 
 def export_run(
-    run: Run, out_dir: Path, dataset: Dataset | None = None, on_step: Callable[[str], None] | None = None
+    run: Run,
+    out_dir: Path,
+    dataset: Dataset | None = None,
+    on_step: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ExportReport:
-    """Export `run` to out_dir/<run>.onnx after all checks pass, and record it in the manifest."""
-    step = on_step or (lambda message: None)
+    """Export `run` to out_dir/<run>.onnx after all checks pass, and record it in the manifest.
+
+    `should_stop` is asked between the steps (export, checks, publication): when it says so, the export
+    ends with Interrupted and leaves no file. (A signal is never raised inside torch's exporter,
+    which would turn it into an export failure of its own.)"""
+
+    def step(message: str) -> None:
+        if should_stop and should_stop():
+            raise Interrupted(f"interrupted while exporting {run.name}; no file was left for it")
+        if on_step:
+            on_step(message)
+
     t0 = time.perf_counter()
     dataset = dataset or load_dataset()
     summary = validate_run(run, dataset)
@@ -245,6 +268,7 @@ def export_run(
             export_onnx(model, tmp, metadata)
             step("onnx.checker full check passed; comparing onnxruntime with PyTorch")
             figures = verify(tmp, model, dataset, float(summary["test_accuracy"]), device)
+            step(f"checks passed; publishing {target}")
             report = ExportReport(
                 run=run.name,
                 path=str(target),
