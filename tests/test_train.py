@@ -251,3 +251,15 @@ def test_resume_refuses_an_optimizer_state_that_does_not_fit(tmp_path: Path, tin
     with pytest.raises(RunError, match="wrong shape \\(model, optimizer or RNG state does not fit"):
         train(resume_config(run.path, epochs=2), resume=True)
     assert [r["epoch"] for r in run.metrics()] == [1]  # nothing was trained or written
+
+
+def test_resume_refuses_another_architectures_state_in_one_line(tmp_path: Path, tiny_data: Path) -> None:
+    mlp = train(cfg_for(tmp_path, tiny_data, arch="mlp", kernel=None, epochs=1)).run
+    cnn = train(cfg_for(tmp_path, tiny_data, epochs=1)).run
+    cnn.file("train_state.pt").write_bytes(mlp.file("train_state.pt").read_bytes())
+    result = CliRunner().invoke(
+        app, ["train", "--resume", "--epochs", "2", "--out", str(cnn.path.parent), "--name", cnn.name]
+    )
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert lines[0].startswith(f"error: {cnn.file('train_state.pt')}: training state has the wrong shape (model,")
