@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from PIL import Image
 from fmnist_tui.inference.files import expand_inputs
 from fmnist_tui.inference.preprocess import ALLOWED_FORMATS, FORMAT_SUFFIXES, IMAGE_SUFFIXES, ImageError, preprocess
 from fmnist_tui.tui.classify_screen import ImageTree
-from tests.test_preprocess import garment
+from tests.test_preprocess import deadline, garment
 
 
 def test_the_suffix_list_is_the_allowed_formats_own() -> None:
@@ -61,3 +63,28 @@ def test_an_empty_folder_names_the_suffixes(tmp_path: Path) -> None:
     assert list(expand_inputs([str(tmp_path)])) == [
         (str(tmp_path), f"folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     ]
+
+
+def test_a_folder_scan_names_what_it_cannot_read(tmp_path: Path) -> None:
+    """A FIFO, a socket or a broken link named as an image is listed, and the reader says why it is refused
+    (they used to be skipped without a word); nothing is opened for reading on the way."""
+    Image.fromarray(garment()).save(tmp_path / "good.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    os.mkfifo(tmp_path / "pipe.txt")  # not named as an image: not listed, as notes.txt would not be
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock.webp"))
+        with deadline(10):
+            listed = [path for path, problem in expand_inputs([str(tmp_path)]) if problem is None]
+            reasons = {}
+            for path in listed:
+                try:
+                    preprocess(path)
+                except ImageError as exc:
+                    reasons[Path(path).name] = str(exc)
+    assert [Path(p).name for p in listed] == ["gone.jpg", "good.png", "pipe.png", "sock.webp"]
+    assert reasons == {
+        "gone.jpg": "a symbolic link to a missing file",
+        "pipe.png": "is a named pipe (FIFO), not a regular file; refused without reading it",
+        "sock.webp": "is a socket, not a regular file; refused without reading it",
+    }

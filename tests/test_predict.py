@@ -37,7 +37,11 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_predict(
-    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, python_flags: tuple[str, ...] = ()
+    args: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    python_flags: tuple[str, ...] = (),
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **(env or {}))
     return subprocess.run(
@@ -46,7 +50,7 @@ def run_predict(
         text=True,
         cwd=cwd,
         env=full_env,
-        timeout=120,
+        timeout=timeout,  # a regression that hangs (a FIFO opened for reading) fails here
     )
 
 
@@ -174,6 +178,91 @@ def test_csv_table_globs_and_show_input(tmp_path: Path, model_file: Path) -> Non
     assert res.returncode == 1
     assert f"{tmp_path / 'nothing*.png'}: no file matches this pattern" in res.stderr
     assert f"{tmp_path / 'missing.png'}: no such file" in res.stderr
+
+
+@pytest.mark.slow
+def test_fifo_and_dev_zero_are_refused_not_waited_for(tmp_path: Path, model_file: Path) -> None:
+    """Named explicitly or found in a folder, a FIFO is one `path: reason` line (it used to hang predict,
+    or be skipped without a word in a folder); so is a character device such as /dev/zero."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save_png(folder / "good.png", garment())
+    os.mkfifo(folder / "pipe.png")
+    os.mkfifo(tmp_path / "x.png")
+    args = [str(tmp_path / "x.png"), "/dev/zero", str(folder), "--model", str(model_file), "--workers", "1"]
+    res = run_predict([*args, "--format", "json"], timeout=60)
+    assert res.returncode == 1
+    rows = {Path(r["path"]).name: r["error"] for r in json.loads(res.stdout)}
+    fifo = "is a named pipe (FIFO), not a regular file; refused without reading it"
+    assert rows == {"x.png": fifo, "zero": rows["zero"], "good.png": None, "pipe.png": fifo}
+    assert rows["zero"].startswith("is a character device, not a regular file")
+    lines = res.stderr.splitlines()
+    assert f"{tmp_path / 'x.png'}: {fifo}" in lines and f"{folder / 'pipe.png'}: {fifo}" in lines
+    assert f"/dev/zero: {rows['zero']}" in lines and "3 of 4 inputs failed" in res.stderr
+
+
+#: file names that could forge lines or drive a terminal: a newline, an escape sequence (colour, title),
+#: a C1 control (CSI), a Unicode line separator, a right-to-left override, and rich markup
+HOSTILE_NAMES = {
+    "bad\nother.png: fine\nthird.png": "bad\\nother.png: fine\\nthird.png",
+    "e\x1b[31mred.png": "e\\x1b[31mred.png",
+    "c1\x9b2J.png": "c1\\x9b2J.png",
+    "sep\u2028x.png": "sep\\u2028x.png",
+    "gnp.\u202eevil.png": "gnp.\\u202eevil.png",
+    "mark[bold]up.png": "mark[bold]up.png",
+}
+
+
+@pytest.mark.slow
+def test_names_with_control_characters_are_spelled_out_for_humans_and_exact_for_scripts(
+    tmp_path: Path, model_file: Path
+) -> None:
+    for name in HOSTILE_NAMES:
+        save_png(tmp_path / name, garment())
+    (tmp_path / "broken\x1b]0;pwned\x07.png").write_text("not an image")
+    res = run_predict([str(tmp_path), "--model", str(model_file)])
+    assert res.returncode == 1
+    for output in (res.stdout, res.stderr):
+        assert not [c for c in output if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u202e"]
+    for shown in HOSTILE_NAMES.values():
+        assert shown in res.stdout  # the table: one row each, the name spelled out, markup printed as written
+    table_rows = [line for line in res.stdout.splitlines() if str(tmp_path) in line]
+    assert len(table_rows) == len(HOSTILE_NAMES)
+    errors = [line for line in res.stderr.splitlines() if line.strip()]
+    assert errors[0] == f"{tmp_path}/broken\\x1b]0;pwned\\x07.png: not an image, or not one of the allowed formats " + (
+        "(PNG, JPEG, GIF, BMP, WEBP, TIFF, MPO)"
+    )
+    assert len(errors) == 2 and "1 of 7 inputs failed" in errors[1]
+
+    res = run_predict([str(tmp_path), "--model", str(model_file), "--format", "json"])
+    assert {Path(r["path"]).name for r in json.loads(res.stdout)} == {*HOSTILE_NAMES, "broken\x1b]0;pwned\x07.png"}
+    res = run_predict([str(tmp_path), "--model", str(model_file), "--format", "csv"])
+    assert {Path(r["path"]).name for r in csv.DictReader(io.StringIO(res.stdout))} == {
+        *HOSTILE_NAMES,
+        "broken\x1b]0;pwned\x07.png",
+    }
+
+
+@pytest.mark.slow
+def test_a_model_without_fmnist_metadata_says_which_class_names_it_gets(tmp_path: Path, model_file: Path) -> None:
+    import onnx
+
+    save_png(tmp_path / "a.png", garment())
+    model = onnx.load(model_file)
+    del model.metadata_props[:]
+    onnx.save(model, tmp_path / "foreign.onnx")
+    res = run_predict([str(tmp_path / "a.png"), "--model", str(tmp_path / "foreign.onnx"), "--format", "json"])
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["label"] in CLASSES
+    note = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(note) == 1 and note[0].startswith(f"note: {tmp_path / 'foreign.onnx'} has no fmnist metadata")
+    assert ", ".join(CLASSES) in note[0]
+
+    onnx.helper.set_model_props(model, {"classes": "T-shirt, Trouser, ..."})  # there, but not a JSON list
+    onnx.save(model, tmp_path / "garbled.onnx")
+    res = run_predict([str(tmp_path / "a.png"), "--model", str(tmp_path / "garbled.onnx")])
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 1 and len(lines) == 1 and "metadata 'classes' is not a JSON list of 10 names" in lines[0]
 
 
 @pytest.mark.slow

@@ -3,26 +3,68 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
+import socket
 import struct
+import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist_tui.inference.preprocess import MAX_PIXELS, ImageError, open_image, preprocess, to_model_input
+from fmnist_tui.inference.preprocess import (
+    MAX_DECODE_BYTES,
+    MAX_PIXELS,
+    WORK_SIDE,
+    ImageError,
+    open_image,
+    pixel_cap,
+    preprocess,
+    to_model_input,
+)
+from tests.conftest import ROOT
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width×height pixels but holds no pixel data (a decompression-bomb probe)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def big_rgba_png(side: int) -> bytes:
+    """A side×side RGBA PNG, white with a dark garment in the middle, compressed to a few hundred KB;
+    written row by row (each row "Up"-filtered against the previous), so making it takes little memory."""
+    white, dark = b"\xff\xff\xff\xff", b"\x3c\x3c\x50\xff"
+    plain = white * side
+    garment = white * (side // 4) + dark * (side // 2) + white * (side - side // 4 - side // 2)
+    zipper = zlib.compressobj(6)
+    parts = [zipper.compress(b"\x00" + plain)]
+    same = b"\x02" + bytes(4 * side)  # filter Up, no difference: a row equal to the one above
+    for y in range(1, side):
+        garment_row = side // 5 <= y < 4 * side // 5
+        changed = garment_row != (side // 5 <= y - 1 < 4 * side // 5)
+        parts.append(zipper.compress(b"\x00" + (garment if garment_row else plain) if changed else same))
+    parts.append(zipper.flush())
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"".join(parts)) + png_chunk(b"IEND", b"")
+    )
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
@@ -75,11 +117,133 @@ def test_pixel_cap_refuses_before_decoding(side: int) -> None:
         open_image(png_header_only(side, side))
 
 
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging: a blocked open() or read() is interrupted by SIGALRM, and the test fails
+    (pytest.fail's exception is no OSError, so the code under test cannot catch it as a read error)."""
+
+    def expire(signum: int, frame: object) -> None:
+        pytest.fail(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def refusal(path: str | Path) -> str:
+    with deadline(10), pytest.raises(ImageError) as info:
+        open_image(path)
+    return str(info.value)
+
+
+def test_fifo_device_socket_and_broken_link_are_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.png")  # opening it for reading would wait for a writer forever
+    assert refusal(tmp_path / "pipe.png") == "is a named pipe (FIFO), not a regular file; refused without reading it"
+    assert refusal("/dev/zero").startswith("is a character device, not a regular file")  # reading it never ends
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock.png"))
+        assert refusal(tmp_path / "sock.png").startswith("is a socket, not a regular file")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "missing.png")
+    assert refusal(tmp_path / "gone.png") == "a symbolic link to a missing file"
+    assert refusal(tmp_path) == "is a folder, not an image file"
+
+
+def test_a_fifo_swapped_in_after_the_check_does_not_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    regular, fifo = tmp_path / "a.png", tmp_path / "b.png"
+    regular.write_bytes(encode(Image.fromarray(garment())))
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    # the check sees a regular file; by the time the file is opened, it is a FIFO
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if str(p) == str(fifo) else p, *a, **k))
+    assert "named pipe (FIFO)" in refusal(fifo)
+
+
 def test_only_allowlisted_formats_are_opened() -> None:
     tga = encode(Image.fromarray(garment()), "TGA")  # a format Pillow can read, but not on the allowlist
     with pytest.raises(ImageError, match="allowed formats"):
         open_image(tga)
     assert open_image(encode(Image.fromarray(garment()), "BMP")).size == (200, 150)
+
+
+def test_formats_whose_decoders_take_more_memory_have_lower_caps() -> None:
+    assert pixel_cap("PNG") == pixel_cap("JPEG") == MAX_PIXELS
+    assert pixel_cap("TIFF") * 12 <= MAX_DECODE_BYTES and pixel_cap("WEBP") * 16 <= MAX_DECODE_BYTES
+    webp = encode(Image.new("L", (4200, 4200), 255), "WEBP", lossless=True)  # 17.6 M pixels: over WebP's 16 Mi
+    with pytest.raises(ImageError, match=f"over the WEBP cap of {pixel_cap('WEBP'):,}; refused before decoding"):
+        open_image(webp)
+
+
+_PEAK_RSS = """
+import json, resource, sys, time
+from fmnist_tui.inference.preprocess import preprocess
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+x = preprocess(sys.argv[1])
+seconds = time.perf_counter() - t0
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"kib": after - before, "seconds": seconds, "peak": float(x.max())}))
+"""
+
+
+@pytest.mark.slow
+def test_a_64_megapixel_png_decodes_within_the_memory_bound(tmp_path: Path) -> None:
+    """8192×8192 RGBA (the pixel cap, 256 MiB decoded) from a ~300 KB file: the peak RSS grows by the
+    decoder's 4 bytes per pixel and little more (it was ~1.8 GB: copies and float conversions at full size)."""
+    path = tmp_path / "big.png"
+    path.write_bytes(big_rgba_png(8192))
+    assert Image.open(path).size == (8192, 8192) and path.stat().st_size < 1_000_000
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(path)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    grown_mib = result["kib"] / 1024  # ru_maxrss is in KiB on Linux
+    assert grown_mib <= MAX_DECODE_BYTES / 2**20 + 32, result  # the bound the README states, plus working room
+    assert result["peak"] == pytest.approx(1.0)  # and the garment was found
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "P transparent", "1", "I;16", "RGBA cut-out", "LA", "CMYK"])
+def test_big_images_are_shrunk_in_every_mode(mode: str) -> None:
+    """An image of over twice WORK_SIDE is reduced before any full-size conversion: same result as a small one."""
+    small, big = garment(), garment((2400, 1800), (720, 360, 1440, 1560))  # the same picture, 12× the side
+    images = {}
+    for name, array in (("small", small), ("big", big)):
+        base = Image.fromarray(array)
+        alpha = Image.fromarray(np.where(array < 200, 255, 0).astype(np.uint8))
+        images[name] = {
+            "L": base,
+            "P": base.convert("P"),
+            "P transparent": base.convert("P"),
+            "1": base.point(lambda v: 255 if v > 128 else 0).convert("1"),
+            "I;16": Image.fromarray(array.astype(np.uint16) * 257),
+            "RGBA cut-out": Image.merge("RGBA", (base, base, base, alpha)),
+            "LA": Image.merge("LA", (base, alpha)),
+            "CMYK": base.convert("CMYK"),
+        }[mode]
+    options = {"transparency": 250} if mode == "P transparent" else {}
+    fmt = "TIFF" if mode == "CMYK" else "PNG"
+    big_image = open_image(encode(images["big"], fmt, **options))
+    assert WORK_SIDE <= max(big_image.size) < 2 * WORK_SIDE
+    x, reference = (
+        preprocess(encode(images["big"], fmt, **options)),
+        preprocess(encode(images["small"], fmt, **options)),
+    )
+    assert np.abs(np.subtract(bbox(x, 0.3), bbox(reference, 0.3))).max() <= 1
+    assert np.corrcoef(x.ravel(), reference.ravel())[0, 1] > 0.95
+
+
+def test_exif_orientation_is_applied_to_a_shrunk_image() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = Image.fromarray(garment((2400, 1800), (720, 360, 1440, 1560))).transpose(Image.Transpose.ROTATE_90)
+    for fmt in ("JPEG", "PNG"):
+        img = open_image(encode(stored, fmt, exif=exif.tobytes()))
+        assert img.size[0] > img.size[1] and max(img.size) < 2 * WORK_SIDE, fmt  # upright: wider than tall
 
 
 def test_exif_orientation_is_applied() -> None:

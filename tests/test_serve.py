@@ -20,12 +20,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 import uvicorn
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from fmnist_tui.deploy.serve import MAX_BODY, bind, create_app
+from fmnist_tui.core.data import CLASSES
+from fmnist_tui.deploy.serve import MAX_BODY, MAX_IMAGES, MAX_REQUEST_PIXELS, bind, create_app
 from fmnist_tui.inference.preprocess import preprocess
 from fmnist_tui.inference.session import OnnxClassifier
 from tests.conftest import ROOT, make_tiny_dataset, synthetic_images
+from tests.test_preprocess import png_header_only
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -271,6 +273,125 @@ def test_400_bad_input_is_a_json_error(server: ServerThread, body: bytes, ctype:
     assert status == 400 and words in doc["error"] and "Traceback" not in doc["error"]
 
 
+def npy_header(shape: tuple[int, ...], descr: str = "|u1", version: tuple[int, int] = (1, 0)) -> bytes:
+    """An .npy header alone: what the array claims to be, without the data."""
+    buf = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    if version == (1, 0):
+        np.lib.format.write_array_header_1_0(buf, header)
+    else:
+        np.lib.format.write_array_header_2_0(buf, header)
+    return buf.getvalue()
+
+
+def json_instances(instances: list[Any]) -> bytes:
+    return json.dumps({"instances": instances}).encode()
+
+
+@pytest.mark.slow
+def test_413_over_the_image_cap_before_decoding(server: ServerThread, images: np.ndarray) -> None:
+    many = np.resize(images, (MAX_IMAGES + 1, 28, 28))
+    assert server.request("POST", "/invocations", npy(many[:MAX_IMAGES]), "application/x-npy")[0] == 200
+    status, doc = server.request("POST", "/invocations", npy(many), "application/x-npy")
+    assert status == 413 and f"{MAX_IMAGES + 1} images in one request, over the limit of {MAX_IMAGES}" in doc["error"]
+    # 128 bytes that declare a billion images (5.7 TiB as float64): refused from the header
+    status, doc = server.request("POST", "/invocations", npy_header((10**9, 28, 28), "<f8"), "application/x-npy")
+    assert status == 413 and "1,000,000,000 images" in doc["error"]
+    body = json_instances([[[0.0] * 28] * 28] * (MAX_IMAGES + 1))
+    status, doc = server.request("POST", "/invocations", body, "application/json")
+    assert status == 413 and doc["error"].startswith(f"application/json: {MAX_IMAGES + 1} images")
+
+
+@pytest.mark.slow
+def test_413_when_the_images_of_a_request_declare_too_many_pixels(server: ServerThread) -> None:
+    """Each image is under the per-image cap, but together they are over the request's budget: the second
+    is refused from its header, before it is decoded."""
+    side = 6000
+    big = Image.new("L", (side, side), 250)
+    ImageDraw.Draw(big).rectangle((2000, 1000, 4000, 5000), fill=40)
+    assert 2 * side * side > MAX_REQUEST_PIXELS >= side * side
+    first = encode(np.asarray(big), "PNG")
+    b64 = [base64.b64encode(data).decode() for data in (first, png_header_only(side, side))]
+    status, doc = server.request("POST", "/invocations", json_instances([{"b64": b} for b in b64]), "application/json")
+    assert status == 413 and doc["error"].startswith("instances[1]: its 36,000,000 pixels take the request past")
+    status, doc = server.request("POST", "/invocations", json_instances([{"b64": b64[0]}]), "application/json")
+    assert status == 200 and len(doc["predictions"]) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "ctype", "words"),
+    [
+        (b'{"instances": ' + b"[" * 1100 + b"]" * 1100 + b"}", "application/json", "nested too deeply"),
+        (b'{"instances": [' + b"[" * 900 + b"0" + b"]" * 900 + b"]}", "application/json", "instances[0]"),
+        (npy_header((100, 28, 28)), "application/x-npy", "but the body holds 0"),
+        (npy_header((1, 28, 28), "<f8") + b"\0" * 100, "application/x-npy", "6,272 bytes of data"),
+        (npy_header((1, 28, 28), "<U10") + b"\0" * 31360, "application/x-npy", "dtype <U10 is not numeric"),
+        (npy_header((1, 28, 28, 10**9)), "application/x-npy", "shape [1, 28, 28, 1000000000]"),
+        (npy_header((2, 28, 28), version=(2, 0)) + bytes(1568), "application/x-npy", None),  # 2.0 is read: 200
+        (b"\x93NUMPY\x03\x00" + b"\0" * 120, "application/x-npy", "version (3, 0)"),
+        (
+            b"\x93NUMPY\x01\x00\x76\x00{'descr': '|u1', 'fortran_order': False, 'shape': "
+            + b"(" * 50
+            + b"}".ljust(56)
+            + b"\n",
+            "application/x-npy",
+            "not a readable .npy array",
+        ),
+        (b"PK\x03\x04" + b"\0" * 100, "application/x-npy", "not an .npz archive"),
+    ],
+)
+def test_hostile_bodies_are_400_not_500(server: ServerThread, body: bytes, ctype: str, words: str | None) -> None:
+    status, doc = server.request("POST", "/invocations", body, ctype)
+    if words is None:
+        assert status == 200 and len(doc["predictions"]) == 2
+        return
+    assert status == 400 and words in doc["error"], doc
+
+
+def test_requests_wait_for_a_worker(images: np.ndarray) -> None:
+    """However many clients send at once, at most `workers` requests are decoded and classified at a time."""
+    lock, running, most = threading.Lock(), [0], [0]
+
+    class Slow:
+        classes: ClassVar[list[str]] = list(CLASSES)
+        metadata: ClassVar[dict[str, str]] = {}
+
+        def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.1)
+            with lock:
+                running[0] -= 1
+            return np.full((len(batch), 10), 0.1, np.float32)
+
+    with ServerThread(create_app(lambda: Slow(), workers=2)) as srv:
+        deadline = time.monotonic() + 20
+        while srv.request("GET", "/ping")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        statuses: list[int] = []
+        body = npy(images[:4])
+        clients = [
+            threading.Thread(
+                target=lambda: statuses.append(srv.request("POST", "/invocations", body, "application/x-npy")[0])
+            )
+            for _ in range(8)
+        ]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+    assert statuses == [200] * 8 and most[0] == 2
+
+
+@pytest.mark.slow
+def test_malformed_http_is_uvicorns_plain_text_400(server: ServerThread) -> None:
+    """Below the app: uvicorn answers a request it cannot parse itself, in plain text (README, `fmnist serve`)."""
+    answer = _raw_exchange(server.port, b"POST /invocations HTTP/1.1\r\nContent-Length: x\r\n\r\n", iter([]))
+    assert answer.startswith(b"HTTP/1.1 400") and b"content-type: text/plain" in answer.lower()
+
+
 @pytest.mark.slow
 def test_404_and_405_are_json(server: ServerThread) -> None:
     assert server.request("GET", "/nowhere")[0] == 404
@@ -365,6 +486,39 @@ def test_invalid_model_refuses_to_start(tmp_path: Path, content: bytes | None) -
     )
     assert proc.returncode == 1 and "bad.onnx" in proc.stderr and "Traceback" not in proc.stderr
     assert "serving" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_model_without_fmnist_metadata_is_served_with_fashion_mnist_names(
+    tmp_path: Path, model_path: Path, images: np.ndarray
+) -> None:
+    """The same rule as predict (one place: OnnxClassifier): the server says which names it uses."""
+    import onnx
+
+    model = onnx.load(model_path)
+    del model.metadata_props[:]
+    onnx.save(model, tmp_path / "foreign.onnx")
+    proc, port = _start(tmp_path / "foreign.onnx")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the model loads in a thread once the server is up
+            conn.request("GET", "/ping")
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                break
+            time.sleep(0.05)
+        conn.request("POST", "/invocations", body=npy(images[:3]), headers={"Content-Type": "application/x-npy"})
+        doc = json.loads(conn.getresponse().read())
+        conn.close()
+        assert {p["label"] for p in doc["predictions"]} <= set(CLASSES)
+        assert set(doc["predictions"][0]["probabilities"]) == set(CLASSES)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    note = proc.stderr.read() if proc.stderr else ""
+    assert f"note: {tmp_path / 'foreign.onnx'} has no fmnist metadata" in note and ", ".join(CLASSES) in note
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import typer
 
 from ..core.config import DEVICES
 from ..core.errors import EXIT_USAGE, FmnistError
+from ..core.text import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -93,11 +94,19 @@ def flag(setting: str) -> str:
     return FLAGS.get(setting) or "--" + setting.replace("_", "-")
 
 
+def shown(value: object) -> str:
+    """A user-supplied path or name for a line printed with rich markup: control characters spelled
+    out (`printable`), and brackets escaped so that `a[bold].png` or `x[/]` prints as written."""
+    from rich.markup import escape
+
+    return escape(printable(str(value)))
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
-    from rich.markup import escape  # a message is text: `fmnist-tui[train]` or a path `a[1].png` is no markup
-
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    # a message is text (`fmnist-tui[train]` or a path `a[1].png` is no markup) and one line (a path or
+    # a model's metadata in it may hold a newline or an escape sequence)
+    err_console.print(f"[bold red]error:[/] {shown(message)}", markup=True, highlight=False)
     if code == EXIT_USAGE:
         err_console.print("Try the command with --help for the valid options.")
     return typer.Exit(code)
@@ -120,6 +129,18 @@ def print_json(obj: Any) -> None:
     """Write JSON to stdout without rich's wrapping or colour."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def write_exact(text: str) -> None:
+    """Write machine-readable text (CSV) to stdout with file names exact: a name's bytes that are not
+    UTF-8 (held as lone surrogates) go out as those bytes, whatever the locale's error handler."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    out.write(text.encode(sys.stdout.encoding or "utf-8", "surrogateescape"))
+    out.flush()
 
 
 class StopFlag:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..core.data import CLASSES, SHA256, class_counts, load_dataset
 from ..core.errors import phrase
-from .common import DataDirOpt, JsonOpt, console, flag, handle_errors, print_json
+from .common import DataDirOpt, JsonOpt, console, flag, handle_errors, print_json, shown
 
 
 @handle_errors
@@ -41,12 +41,14 @@ def data(
             }
         )
         return
-    console.print(f"dataset: [bold]{ds.source.folder}[/] (found via {phrase(ds.source.via, flag)})", highlight=False)
+    console.print(
+        f"dataset: [bold]{shown(ds.source.folder)}[/] (found via {phrase(ds.source.via, flag)})", highlight=False
+    )
     for name, f in files.items():
         # a hash that does not match only loads with FMNIST_VERIFY=0: then it was not checked, not verified
         mark = "[green]✓[/] " if f["verified"] else "  "
         state = "verified" if f["verified"] else "not checked (FMNIST_VERIFY=0)"
-        console.print(f"  {mark}{name:<24} sha256 {f['sha256'][:16]}… {state}  {f['path']}", highlight=False)
+        console.print(f"  {mark}{name:<24} sha256 {f['sha256'][:16]}… {state}  {shown(f['path'])}", highlight=False)
     table = Table("class", "train", "val", "test", "total", title="images per class", title_justify="left")
     for i, cls in enumerate(CLASSES):
         row = [counts[s][i] for s in ("train", "val", "test")]

@@ -17,7 +17,7 @@ from ..study.latency import latencies
 from ..study.plan import STATUSES, collect, plan, status
 from ..study.results import to_csv, write_results
 from ..study.scheduler import Ended, ExperimentEvent, Launched, Output, Scheduler
-from .common import DataDirOpt, Device, console, err_console, handle_errors
+from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
 from .results_cmd import render_study
 
 #: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
@@ -57,7 +57,7 @@ def print_event(event: ExperimentEvent) -> None:
         if event.returncode == 0:
             console.print(f"  {event.name}: finished in {event.seconds:.1f}s", highlight=False)
         elif event.returncode != EXIT_INTERRUPTED:
-            err_console.print(f"{event.name}: training failed (exit {event.returncode}); see {event.log}")
+            err_console.print(f"{event.name}: training failed (exit {event.returncode}); see {shown(event.log)}")
 
 
 @handle_errors

@@ -9,7 +9,7 @@ import typer
 
 from ..core.errors import EXIT_INTERRUPTED, FmnistError, Interrupted, UsageError
 from ..core.runs import Run, list_runs, resolve_run
-from .common import DataDirOpt, JsonOpt, StopFlag, console, err_console, fail, handle_errors, print_json
+from .common import DataDirOpt, JsonOpt, StopFlag, console, err_console, fail, handle_errors, print_json, shown
 
 
 def _runs_to_export(names: list[str], all_runs: bool, root: Path) -> list[Run]:
@@ -22,7 +22,7 @@ def _runs_to_export(names: list[str], all_runs: bool, root: Path) -> list[Run]:
     runs = list_runs(root)
     for run in runs:
         if not run.finished:
-            err_console.print(f"skipping {run.name}: not finished")
+            err_console.print(f"skipping {shown(run.name)}: not finished")
     finished = [r for r in runs if r.finished]
     if not finished:
         raise FmnistError(f"{root} holds no finished runs; train one with `fmnist train`")
@@ -31,7 +31,7 @@ def _runs_to_export(names: list[str], all_runs: bool, root: Path) -> list[Run]:
 
 def print_report(r: Any) -> None:
     console.print(
-        f"[bold green]exported[/] {r.run} → {r.path} ({r.bytes / 1e6:.2f} MB, opset {r.opset}, "
+        f"[bold green]exported[/] {shown(r.run)} → {shown(r.path)} ({r.bytes / 1e6:.2f} MB, opset {r.opset}, "
         f"dynamic batch, sha256 {r.sha256[:12]}…) in {r.seconds:.1f}s",
         highlight=False,
     )
@@ -77,7 +77,7 @@ def _export_all(
             if len(selected) == 1:
                 raise
             failed += 1
-            err_console.print(f"[bold red]error:[/] {run.name}: {exc}", markup=True, highlight=False)
+            err_console.print(f"[bold red]error:[/] {shown(f'{run.name}: {exc}')}", markup=True, highlight=False)
             continue
         reports.append(report)
         if not json_out:
@@ -114,7 +114,8 @@ def export(
         print_json([r.to_dict() for r in reports])
     elif reports:
         console.print(
-            f"manifest: {Path(out) / 'manifest.json'} · next: fmnist predict IMAGE --model {reports[0].path}",
+            f"manifest: {shown(Path(out) / 'manifest.json')} · "
+            f"next: fmnist predict IMAGE --model {shown(reports[0].path)}",
             highlight=False,
         )
     if failed:

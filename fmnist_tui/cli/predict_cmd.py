@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
-from .common import Format, console, err_console, fail, handle_errors, print_json
+from ..core.text import printable
+from .common import Format, console, err_console, fail, handle_errors, print_json, write_exact
 
 if TYPE_CHECKING:
     from ..inference.classify import Row
@@ -27,27 +27,31 @@ def render_input(x: Any) -> str:
 
 
 def _print_failures(results: list[Row]) -> None:
-    """One `path: reason` line on stderr per input that failed, in input order."""
+    """One `path: reason` line on stderr per input that failed, in input order (control characters spelled out)."""
     for row in results:
         if row.error is not None:
-            err_console.print(f"{row.path}: {row.error}", markup=False, highlight=False)
+            err_console.print(printable(f"{row.path}: {row.error}"), markup=False, highlight=False)
 
 
 def _print_table(results: list[Row], show_input: bool) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     ok = [(r, r.prediction) for r in results if r.prediction is not None]
     if not ok:
         return
     table = Table("path", "label", "probability", "top-k", title_justify="left")
     for r, p in ok:
-        table.add_row(
-            r.path, p.label, f"{p.probability:.1%}", ", ".join(f"{t.label} {t.probability:.1%}" for t in p.top_k)
-        )
+        # Text, not str: a cell is never read as markup (a file may be named `[bold]x.png`); names and
+        # labels (from the model file) with control characters spelled out
+        top = ", ".join(f"{t.label} {t.probability:.1%}" for t in p.top_k)
+        table.add_row(Text(printable(r.path)), Text(printable(p.label)), f"{p.probability:.1%}", Text(printable(top)))
     console.print(table)
     if show_input:
         for r, p in ok:
-            console.print(f"{r.path} → {p.label} (the 28×28 input the model saw):", highlight=False, markup=False)
+            console.print(
+                printable(f"{r.path} → {p.label} (the 28×28 input the model saw):"), highlight=False, markup=False
+            )
             console.print(render_input(r.input), highlight=False, markup=False)
 
 
@@ -61,7 +65,7 @@ def _print_csv(results: list[Row]) -> None:
         row["top_k"] = ";".join(f"{t['label']}:{t['probability']:.6f}" for t in row["top_k"])
         row["error"] = row["error"] or ""
         writer.writerow(row)
-    sys.stdout.write(buf.getvalue())
+    write_exact(buf.getvalue())
 
 
 def _json_rows(results: list[Row]) -> list[dict[str, Any]]:
@@ -121,6 +125,8 @@ def predict(
         # in order under --fail-fast (it stops at the first failure), else split over processes
         with FilePreprocessor([p for p, problem in items if problem is None], 1 if fail_fast else workers) as prepared:
             clf = OnnxClassifier(model or default_model_path(), threads=threads, spin=False)
+            if clf.notice:
+                err_console.print(printable(f"note: {clf.notice}"), markup=False, highlight=False)
             results = classify(items, prepared, clf, top_k, batch_size, fail_fast, keep_input=show_input)
     except KeyboardInterrupt:
         raise fail("interrupted; nothing was printed", EXIT_INTERRUPTED) from None

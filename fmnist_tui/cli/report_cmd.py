@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..core.errors import UsageError
-from .common import DataDirOpt, console, err_console, handle_errors
+from .common import DataDirOpt, console, err_console, handle_errors, shown
 
 
 @handle_errors
@@ -45,11 +45,11 @@ def report(
     for w in result.warnings:
         err_console.print(f"warning: {w}")
     for name, section in result.sections.items():
-        console.print(f"  [green]✓[/] {name:<13} {section.png}", highlight=False)
+        console.print(f"  [green]✓[/] {name:<13} {shown(section.png)}", highlight=False)
     for name, reason in result.skipped.items():
         err_console.print(f"skipped {FIGURES[name]}: {reason}")
     if result.markdown:
-        console.print(f"report: {result.markdown}", highlight=False)
+        console.print(f"report: {shown(result.markdown)}", highlight=False)
     if result.skipped:
         raise typer.Exit(1)
 
@@ -84,4 +84,4 @@ def featuremaps(
         what = f"test image #{test_index} ({label})"
     section = draw_feature_maps(found, pixels, out, what)
     console.print(section.text, highlight=False)
-    console.print(f"wrote {out}", highlight=False)
+    console.print(f"wrote {shown(out)}", highlight=False)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from ..core.errors import UsageError
-from .common import console, handle_errors
+from ..core.text import printable
+from .common import console, err_console, handle_errors
 
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 
@@ -68,13 +69,16 @@ def serve(
 
     path = model or default_serve_model()
     classifier = OnnxClassifier(path)  # a file that is not an fmnist model stops us here, before binding
+    if classifier.notice:  # a model from another tool: say which class names the answers will carry
+        err_console.print(printable(f"note: {classifier.notice}"), markup=False, highlight=False)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    address = f"[{bound_host}]" if ":" in bound_host else bound_host
     console.print(
-        f"serving {path} ({classifier.metadata.get('run', '?')}) on http://{shown}:{bound_port} · "
-        f"GET /ping · POST /invocations · SIGTERM or Ctrl-C stops",
+        printable(f"serving {path} ({classifier.metadata.get('run', '?')}) on http://{address}:{bound_port} · ")
+        + "GET /ping · POST /invocations · SIGTERM or Ctrl-C stops",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     code = run(create_app(lambda: classifier, k=top_k), sock, access_log=access_log)

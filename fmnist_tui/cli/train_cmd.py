@@ -17,7 +17,7 @@ from ..core.config import PRECISIONS, TrainConfig, default, resume_config
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from ..core.runs import CONFIG, Run
-from .common import DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors
+from .common import DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors, shown
 
 if TYPE_CHECKING:
     from ..training.trainer import TrainResult
@@ -75,8 +75,8 @@ class ProgressView:
     def _started(self, e: RunStarted) -> None:
         verb = f"resuming at epoch {e.start_epoch}" if e.resumed else "training"
         console.print(
-            f"[bold]{e.name}[/]: {verb} of {e.epochs} · {e.params:,} params · {e.macs / 1e6:.2f} M MACs"
-            f" · {e.device} ({e.precision}) · {e.batches} batches/epoch → {e.run_dir}",
+            f"[bold]{shown(e.name)}[/]: {verb} of {e.epochs} · {e.params:,} params · {e.macs / 1e6:.2f} M MACs"
+            f" · {e.device} ({e.precision}) · {e.batches} batches/epoch → {shown(e.run_dir)}",
             highlight=False,
         )
 
@@ -176,15 +176,17 @@ def train(
     if result is None:  # a DDP rank other than 0: rank 0 reports
         raise typer.Exit(0)
     if result.interrupted:
-        err_console.print(f"interrupted; state saved in {result.run.path}. {continue_with(cfg)}")
+        err_console.print(f"interrupted; state saved in {shown(result.run.path)}. {shown(continue_with(cfg))}")
         raise typer.Exit(EXIT_INTERRUPTED)
     s = result.summary or {}
     console.print(
         f"[bold green]done[/]: test accuracy {s['test_accuracy']:.2%} (best epoch {s['best_epoch']}, "
-        f"val {s['best_val_accuracy']:.2%}) in {s['train_seconds']:.1f}s of training → {result.run.path}",
+        f"val {s['best_val_accuracy']:.2%}) in {s['train_seconds']:.1f}s of training → {shown(result.run.path)}",
         highlight=False,
     )
-    console.print(f"next: fmnist evaluate {result.run.path} · fmnist export {result.run.path}", highlight=False)
+    console.print(
+        f"next: fmnist evaluate {shown(result.run.path)} · fmnist export {shown(result.run.path)}", highlight=False
+    )
 
 
 def _train(cfg: TrainConfig, resume: bool, stop: StopFlag) -> TrainResult | None:

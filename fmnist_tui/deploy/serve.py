@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ctypes
+import functools
 import io
 import json
 import logging
@@ -17,24 +19,32 @@ import math
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import cpu_count
 from ..core.errors import FmnistError, ref
 from ..inference.prediction import Prediction
-from ..inference.preprocess import ImageError, preprocess
+from ..inference.preprocess import MAX_PIXELS, ImageError, open_header, to_model_input
+from ..inference.preprocess import decode as decode_pixels
 from ..inference.session import Classifier
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time endpoints accept at most 6 MB per request
+#: Images one request may hold (413 above, from the .npy header or the length of "instances")...
+MAX_IMAGES = 256
+#: ...and pixels its encoded images may declare in all (one image at the per-image cap), so that the work
+#: of one request is bounded whatever it holds.
+MAX_REQUEST_PIXELS = MAX_PIXELS
 IMAGE_TYPES = ("image/png", "image/jpeg")
 NPY, JSON_TYPE = "application/x-npy", "application/json"
 CONTENT_TYPES = (*IMAGE_TYPES, NPY, JSON_TYPE)
@@ -61,12 +71,24 @@ class ModelSlot:
 
 
 # --- decoding --------------------------------------------------------------------------------
+def check_shape(shape: tuple[int, ...], what: str) -> None:
+    """400 unless `shape` is [N,28,28] or [N,1,28,28] with 1 ≤ N; 413 when N is over MAX_IMAGES."""
+    if len(shape) not in (3, 4) or tuple(shape[-2:]) != (28, 28) or (len(shape) == 4 and shape[1] != 1):
+        raise BadInput(f"{what}: shape {list(shape)} is not [N,28,28] or [N,1,28,28]")
+    if shape[0] == 0:
+        raise BadInput(f"{what}: no images (N = 0)")
+    check_count(shape[0], what)
+
+
+def check_count(n: int, what: str) -> None:
+    """413 when a request holds more than MAX_IMAGES images (checked before any is decoded)."""
+    if n > MAX_IMAGES:
+        raise HTTPException(413, f"{what}: {n:,} images in one request, over the limit of {MAX_IMAGES}; split it")
+
+
 def to_batch(array: np.ndarray, what: str) -> np.ndarray:
     """[N,28,28] or [N,1,28,28] → float32 [N,1,28,28] in [0,1] (integers are 0–255 pixels)."""
-    if array.ndim not in (3, 4) or array.shape[-2:] != (28, 28) or (array.ndim == 4 and array.shape[1] != 1):
-        raise BadInput(f"{what}: shape {list(array.shape)} is not [N,28,28] or [N,1,28,28]")
-    if array.shape[0] == 0:
-        raise BadInput(f"{what}: no images (N = 0)")
+    check_shape(array.shape, what)
     if array.dtype.kind in "iu":
         if array.min() < 0 or array.max() > 255:
             raise BadInput(f"{what}: integer pixels must lie in 0–255")
@@ -80,38 +102,89 @@ def to_batch(array: np.ndarray, what: str) -> np.ndarray:
     return batch.reshape(-1, 1, 28, 28)
 
 
-def decode_image(body: bytes, what: str = "image") -> np.ndarray:
-    """One PNG/JPEG (any size, either polarity) → [1,1,28,28] via the shared preprocessing."""
+@dataclass
+class PixelBudget:
+    """The pixels the images of one request may still declare (MAX_REQUEST_PIXELS in all)."""
+
+    left: int = MAX_REQUEST_PIXELS
+
+
+def decode_image(body: bytes, what: str = "image", budget: PixelBudget | None = None) -> np.ndarray:
+    """One PNG/JPEG (any size, either polarity) → [1,1,28,28] via the shared preprocessing.
+
+    The header is read first: its size counts against the request's pixel budget (413 past it)
+    before a pixel is decoded."""
+    budget = budget or PixelBudget()
     try:
-        return np.asarray(preprocess(body), dtype=np.float32).reshape(1, 1, 28, 28)
+        img = open_header(body)
+        pixels = img.size[0] * img.size[1]
+        if pixels > budget.left:
+            raise HTTPException(
+                413,
+                f"{what}: its {pixels:,} pixels take the request past {MAX_REQUEST_PIXELS:,} pixels "
+                "in all; send fewer or smaller images per request",
+            )
+        budget.left -= pixels
+        return np.asarray(to_model_input(decode_pixels(img)), dtype=np.float32).reshape(1, 1, 28, 28)
     except ImageError as exc:
         raise BadInput(f"{what}: {exc}") from exc
 
 
-def decode_npy(body: bytes) -> np.ndarray:
-    """An .npy array, read without unpickling (object arrays are refused)."""
-    try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise BadInput(f"application/x-npy: not a readable .npy array ({exc})") from exc
-    if not isinstance(array, np.ndarray):
+def _npy_header(body: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """(shape, fortran order, dtype, data offset) from an .npy header, without reading the data."""
+    if body.startswith(b"PK\x03\x04"):
         raise BadInput("application/x-npy: expected one .npy array, not an .npz archive")
-    return to_batch(array, "application/x-npy")
+    stream = io.BytesIO(body)
+    try:
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
+        else:
+            raise BadInput(f"application/x-npy: .npy format version {version} is not read here (1.0 and 2.0 are)")
+    except BadInput:
+        raise
+    except Exception as exc:  # numpy's header parser lets ValueError, SyntaxError, tokenize's TokenError... out
+        raise BadInput(f"application/x-npy: not a readable .npy array ({type(exc).__name__}: {exc})") from exc
+    return tuple(shape), fortran, dtype, stream.tell()
+
+
+def decode_npy(body: bytes) -> np.ndarray:
+    """An .npy array, checked from its header (shape, count, dtype, length) before anything is allocated;
+    the data is then read in place (never unpickled: object arrays are refused)."""
+    what = "application/x-npy"
+    shape, fortran, dtype, offset = _npy_header(body)
+    check_shape(shape, what)
+    if dtype.hasobject or dtype.kind not in "iuf":
+        raise BadInput(f"{what}: dtype {dtype} is not numeric (object arrays are never unpickled)")
+    count = math.prod(shape)
+    if len(body) - offset < count * dtype.itemsize:
+        raise BadInput(
+            f"{what}: the header declares {list(shape)} {dtype} ({count * dtype.itemsize:,} bytes of data), "
+            f"but the body holds {len(body) - offset:,}"
+        )
+    array = np.frombuffer(body, dtype, count, offset).reshape(shape, order="F" if fortran else "C")
+    return to_batch(array, what)
 
 
 def decode_json(body: bytes) -> np.ndarray:
     """{"instances": [...]}: each a 28×28 (or 1×28×28) list of [0,1] pixels, or {"b64": PNG/JPEG}."""
     try:
         doc = json.loads(body)
+    except RecursionError:
+        raise BadInput("application/json: nested too deeply (an instance is a 28×28 list of lists)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"application/json: not valid JSON ({exc})") from exc
     instances = doc.get("instances") if isinstance(doc, dict) else None
     if not isinstance(instances, list) or not instances:
         raise BadInput('application/json: expected {"instances": [...]} with at least one instance')
-    return np.concatenate([_decode_instance(inst, i) for i, inst in enumerate(instances)])
+    check_count(len(instances), "application/json")
+    budget = PixelBudget()
+    return np.concatenate([_decode_instance(inst, i, budget) for i, inst in enumerate(instances)])
 
 
-def _decode_instance(inst: Any, i: int) -> np.ndarray:
+def _decode_instance(inst: Any, i: int, budget: PixelBudget) -> np.ndarray:
     what = f"instances[{i}]"
     if isinstance(inst, dict):
         if not isinstance(inst.get("b64"), str):
@@ -120,10 +193,10 @@ def _decode_instance(inst: Any, i: int) -> np.ndarray:
             raw = base64.b64decode(inst["b64"], validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadInput(f"{what}: b64 is not valid base64 ({exc})") from exc
-        return decode_image(raw, what)
+        return decode_image(raw, what, budget)
     try:
         array = np.asarray(inst, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise BadInput(f"{what}: not a rectangular array of numbers") from exc
     return to_batch(array[None], what)
 
@@ -167,9 +240,81 @@ def predictions(model: Classifier, batch: np.ndarray, k: int) -> list[dict[str, 
     return [Prediction.from_row(row, model.classes, k).serve_json() for row in model.predict_proba(batch)]
 
 
-def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_BODY) -> Starlette:
-    """The ASGI app; `load` runs in a thread at start-up, and /ping answers 503 until it returns."""
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library is another (macOS, musl)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def release_memory() -> None:
+    """Give the heap's free memory back to the OS. glibc's malloc keeps what big decodes freed (in one
+    arena per thread), so without this a server would stay at its peak long after a burst."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def default_workers() -> int:
+    """Requests decoded and classified at once: one per core, at least 2, at most 4 (each may hold up to
+    MAX_DECODE_BYTES while it decodes, so this bounds the server's memory)."""
+    return max(2, min(cpu_count(), 4))
+
+
+class Work:
+    """Decoding and inference for the requests: at most `workers` at once, on threads of their own; the
+    others wait their turn before any of their images is decoded. After a quiet spell of IDLE_S the
+    freed heap is handed back to the OS."""
+
+    IDLE_S = 0.5
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.busy = asyncio.Semaphore(workers)
+        self.pool: ThreadPoolExecutor | None = None
+        self.working = 0
+        self.pending: asyncio.TimerHandle | None = None
+
+    async def run(self, task: Callable[[], Any]) -> Any:
+        """`task()`'s result, computed on a work thread once one is free."""
+        loop = asyncio.get_running_loop()
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fmnist-work")
+        async with self.busy:
+            self.working += 1
+            try:
+                return await loop.run_in_executor(self.pool, task)
+            finally:
+                self.working -= 1
+                if self.working == 0 and self.pending is None:
+                    self.pending = loop.call_later(self.IDLE_S, self._release, loop)
+
+    def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.pending = None
+        if self.working == 0 and self.pool is not None:  # else the request now working reschedules
+            loop.run_in_executor(self.pool, release_memory)
+
+    def stop(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+            self.pool = None
+
+
+def create_app(
+    load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_BODY, workers: int | None = None
+) -> Starlette:
+    """The ASGI app; `load` runs in a thread at start-up, and /ping answers 503 until it returns.
+
+    Decoding and inference run on `workers` threads of their own (default_workers()); a request that
+    finds them all busy waits, holding only its body, so the images in memory are those of at most
+    `workers` requests, however many clients send at once."""
     slot = ModelSlot()
+    work = Work(workers or default_workers())
 
     def load_into_slot() -> None:
         try:
@@ -181,8 +326,11 @@ def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_B
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().run_in_executor(None, load_into_slot)
-        yield
-        await task
+        try:
+            yield
+            await task
+        finally:
+            work.stop()
 
     async def ping(request: Request) -> Response:
         if slot.model is None:
@@ -195,8 +343,9 @@ def create_app(load: Callable[[], Classifier], k: int = 3, max_body: int = MAX_B
         model = slot.model
         if model is None:
             raise HTTPException(503, "the model is not loaded yet; retry when GET /ping answers 200")
-        # decoding and inference off the event loop: onnxruntime and Pillow release the GIL
-        preds = await run_in_threadpool(lambda: predictions(model, decode(kind, body), k))
+        # decoding and inference off the event loop (onnxruntime and Pillow release the GIL), at most
+        # `workers` requests at once: the others wait here, before any of their images is decoded
+        preds = await work.run(lambda: predictions(model, decode(kind, body), k))
         return JSONResponse({"predictions": preds})
 
     app = Starlette(

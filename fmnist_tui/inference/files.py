@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 
 
 def _image_files(folder: Path) -> list[str]:
-    """The image files under `folder` (recursively, not into linked folders), sorted as paths."""
+    """The entries under `folder` named as images (recursively, not into linked folders), sorted as paths.
+
+    Every one, regular file or not: a FIFO, a device, a socket or a broken link named `x.png` is
+    listed too, and the reader names it with the reason it is refused (without opening it)."""
     found: list[str] = []
     for root, _, names in os.walk(folder):
         found.extend(os.path.join(root, n) for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
-    return sorted((f for f in found if os.path.isfile(f)), key=lambda f: f.split(os.sep))
+    return sorted(found, key=lambda f: f.split(os.sep))
 
 
 def expand_inputs(args: list[str]) -> Iterator[tuple[str, str | None]]:

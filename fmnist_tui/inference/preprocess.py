@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +20,10 @@ import numpy as np
 # the decoders of ALLOWED_FORMATS, registered explicitly (Image.open only knows the formats whose plugin is loaded)
 from PIL import (  # noqa: F401 - the *ImagePlugin modules are imported for their side effect (registration)
     BmpImagePlugin,
+    ExifTags,
     GifImagePlugin,
     Image,
     ImageFilter,
-    ImageOps,
     JpegImagePlugin,
     MpoImagePlugin,
     PngImagePlugin,
@@ -52,6 +54,13 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(s for suffixes in FORMAT_SUFFIXES.val
 _OPENERS: tuple[str, ...] = tuple(f for f in ALLOWED_FORMATS if f != "MPO")
 #: Largest image accepted, in pixels (64 MP: above any phone camera); checked from the header, before decoding.
 MAX_PIXELS = 64 * 1024 * 1024
+#: Memory one image may take to decode. `decode` never holds a big image twice (see `_shrink`), so this is
+#: the decoder's own: 4 bytes per pixel for most formats, more where the decoder keeps buffers of its own.
+MAX_DECODE_BYTES = 256 * 1024 * 1024
+#: Bytes per pixel that decoding takes at most, where it is more than Pillow's 4 of the decoded image:
+#: libtiff reads a strip (up to the whole image) of raw samples of up to 8 bytes besides it; Pillow's
+#: WebP decoder holds libwebp's two RGBA canvases and a copy of the frame besides it.
+DECODE_BYTES_PER_PIXEL = {"TIFF": 12, "WEBP": 16}
 #: Largest file accepted, in bytes.
 MAX_BYTES = 64 * 1024 * 1024
 SIZE = 28
@@ -67,22 +76,59 @@ class ImageError(FmnistError):
     """An input that cannot be used as an image; the message is the reason (the caller adds the path)."""
 
 
-def _read(source: Source) -> bytes:
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    else:
+#: The kinds of file that are not read as images (reading them blocks, never ends, or means nothing).
+_NOT_REGULAR: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_regular(mode: int) -> str | None:
+    """Why a file of this `st_mode` is not read as an image (a folder, a FIFO, a device, a socket), or None."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image file"
+    kind = next((name for test, name in _NOT_REGULAR if test(mode)), "a special file")
+    return f"is {kind}, not a regular file; refused without reading it"
+
+
+#: open() flags for an image file: a FIFO swapped in after the stat neither blocks the open
+#: (O_NONBLOCK) nor, once fstat has seen it, the read; a terminal never becomes ours (O_NOCTTY)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_file(path: str | Path) -> bytes:
+    """A regular file's bytes (at most MAX_BYTES); anything else is refused before it is opened for reading.
+
+    Opening a FIFO blocks until a writer comes and reading /dev/zero never ends: the kind is checked
+    with stat() first, and again with fstat() on the descriptor, in case the file was swapped meanwhile."""
+    try:
+        reason = not_regular(os.stat(path).st_mode)
+        if reason:
+            raise ImageError(reason)
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise ImageError("a symbolic link to a missing file" if os.path.lexists(path) else "no such file") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        reason = not_regular(info.st_mode)
+        if reason:
+            raise ImageError(reason)
+        if info.st_size > MAX_BYTES:
+            raise ImageError(f"file of {info.st_size:,} bytes is over the {MAX_BYTES:,}-byte limit")
         try:
-            with open(source, "rb") as file:
-                size = os.fstat(file.fileno()).st_size
-                if size > MAX_BYTES:
-                    raise ImageError(f"file of {size:,} bytes is over the {MAX_BYTES:,}-byte limit")
-                data = file.read(size + 1)  # never more than the cap, even from a file that grows meanwhile
-        except IsADirectoryError:
-            raise ImageError("is a folder, not an image file") from None
-        except FileNotFoundError:
-            raise ImageError("no such file") from None
+            return file.read(info.st_size + 1)  # never more than the cap, even from a file that grows meanwhile
         except OSError as exc:
             raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+
+
+def _read(source: Source) -> bytes:
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else _read_file(source)
     if not data:
         raise ImageError("empty file (0 bytes)")
     if len(data) > MAX_BYTES:
@@ -96,9 +142,15 @@ def _bomb_error(exc: Exception) -> ImageError:
     return ImageError(f"{declared}, over the cap of {MAX_PIXELS:,}; refused before decoding (shrink the image)")
 
 
-def open_image(source: Source) -> Image.Image:
-    """Open and decode an image safely: allowlisted formats, pixel cap before decoding, EXIF
-    orientation applied, first frame of an animation. Raises ImageError with the reason."""
+def pixel_cap(fmt: str | None) -> int:
+    """The most pixels an image of this format may declare: MAX_PIXELS, or less where its decoder
+    needs more than 4 bytes per pixel, so that decoding stays within MAX_DECODE_BYTES."""
+    return min(MAX_PIXELS, MAX_DECODE_BYTES // DECODE_BYTES_PER_PIXEL.get(fmt or "", 4))
+
+
+def open_header(source: Source, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Read an image's header only (no pixel is decoded): allowlisted formats, at most `max_pixels`
+    declared (and the format's `pixel_cap`). Raises ImageError with the reason. `decode` does the rest."""
     data = _read(source)
     try:
         with warnings.catch_warnings():
@@ -112,21 +164,81 @@ def open_image(source: Source) -> Image.Image:
     except Exception as exc:  # noqa: BLE001 - a malformed header can raise nearly anything inside a decoder
         raise ImageError(f"cannot read the image header ({type(exc).__name__}: {exc})") from None
     width, height = img.size
-    if width * height > MAX_PIXELS:
+    cap = min(max_pixels, pixel_cap(img.format))
+    if width * height > cap:
+        which = f"the {img.format} cap" if cap < min(max_pixels, MAX_PIXELS) else "the cap"
         raise ImageError(
-            f"declares {width}×{height} = {width * height:,} pixels, over the cap of {MAX_PIXELS:,}; "
+            f"declares {width}×{height} = {width * height:,} pixels, over {which} of {cap:,}; "
             "refused before decoding (shrink the image)"
         )
     if width < 1 or height < 1:
         raise ImageError(f"declares an empty size {width}×{height}")
+    return img
+
+
+def decode(img: Image.Image) -> Image.Image:
+    """Decode an image from `open_header`: first frame of an animation, big images brought down to
+    between WORK_SIDE and twice that on the longest side, EXIF orientation applied.
+
+    Memory: what the decoder takes (at most MAX_DECODE_BYTES, see `pixel_cap`; a big JPEG is decoded at
+    a reduced scale instead) plus a few MiB; nothing at full size is copied or converted."""
     try:
         img.seek(0)  # animated GIF/WebP/TIFF: the first frame
-        if img.format in ("JPEG", "MPO") and img.mode in ("RGB", "L"):
+        if img.format in ("JPEG", "MPO"):
             img.draft(img.mode, (WORK_SIDE, WORK_SIDE))  # decode big JPEGs at a reduced scale (fast)
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)  # (the XMP's, if it has one)
         img.load()
-        return ImageOps.exif_transpose(img)
+        return _orient(_shrink(img), orientation)
     except Exception as exc:  # noqa: BLE001 - likewise for damaged pixel data: one reason line, never a traceback
         raise ImageError(f"cannot decode the image ({exc}); the file is damaged or truncated") from None
+
+
+def open_image(source: Source) -> Image.Image:
+    """Open and decode an image safely (`open_header`, then `decode`). Raises ImageError with the reason."""
+    return decode(open_header(source))
+
+
+#: EXIF orientation → the transposition that displays the image upright (as ImageOps.exif_transpose does)
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+#: Image.reduce averages samples, which means nothing for palette indices or 1-bit pixels, and it
+#: takes no 16-bit mode: these modes are converted (strip by strip) to one whose samples it averages.
+_REDUCIBLE_AS = {"1": "L", "P": "L", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
+#: Pixels per strip while shrinking: what is converted at once (a few MiB).
+_STRIP_PIXELS = 1 << 20
+
+
+def _orient(img: Image.Image, orientation: object) -> Image.Image:
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return img if method is None else img.transpose(method)
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    """An image at least twice WORK_SIDE on its longest side → reduced by a whole factor (box average)
+    to between WORK_SIDE and twice that; smaller ones as they are.
+
+    Strip by strip, so that no converted copy of a big image exists at once (Pillow's own reduce
+    of an RGBA image converts all of it to premultiplied alpha first: another 4 bytes per pixel)."""
+    width, height = img.size
+    factor = max(width, height) // WORK_SIDE
+    if factor < 2:
+        return img
+    mode = _REDUCIBLE_AS.get(img.mode, img.mode)
+    if img.mode == "P" and "transparency" in img.info:
+        mode = "RGBA"
+    rows = factor * max(1, _STRIP_PIXELS // (width * factor))  # whole boxes per strip
+    out = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = img.crop((0, top, width, min(top + rows, height)))
+        out.paste(strip.convert(mode).reduce(factor), (0, top // factor))
+    return out
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:

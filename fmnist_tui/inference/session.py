@@ -95,16 +95,28 @@ class OnnxClassifier:
         self.input_name = self.session.get_inputs()[0].name
         self.input_rank = len(self.session.get_inputs()[0].shape)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        #: what a user should know about how the file is read (None for a file from `fmnist export`)
+        self.notice: str | None = None
         self.classes: list[str] = self._classes()
 
     def _classes(self) -> list[str]:
-        """Class names from the file's metadata; Fashion-MNIST's own when a foreign file has none."""
+        """Class names from the file's metadata. A file without them (exported by another tool, with
+        the right input and output) is read as a Fashion-MNIST classifier, and `notice` says so."""
+        if "classes" not in self.metadata:
+            self.notice = (
+                f"{self.path} has no fmnist metadata (no class names): its {len(CLASSES)} outputs are read "
+                f"as Fashion-MNIST's classes in index order ({', '.join(CLASSES)})"
+            )
+            return list(CLASSES)
         try:
             names = json.loads(self.metadata["classes"])
-        except (KeyError, ValueError):
-            return list(CLASSES)
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            names = None
         if not isinstance(names, list) or len(names) != len(CLASSES):
-            raise ModelError(f"{self.path}: metadata 'classes' is not a list of {len(CLASSES)} names")
+            raise ModelError(
+                f"{self.path}: metadata 'classes' is not a JSON list of {len(CLASSES)} names; "
+                "export the model again with `fmnist export`"
+            )
         return [str(n) for n in names]
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
