@@ -168,3 +168,19 @@ async def test_a_slow_earlier_image_never_paints_over_a_newer_one(tmp_path: Path
         assert not any("first.png (56×56)" in line for line in lines)
         assert any("Sandal" in line and "91.0%" in line for line in lines)
         assert not any("Trouser" in line and "91.0%" in line for line in lines)
+
+
+@pytest.mark.slow
+@sync
+async def test_a_models_odd_metadata_is_shown_as_text_not_markup(folders: dict[str, Path]) -> None:
+    """Metadata is the file's words: brackets are not markup, a test accuracy that is no number is left out."""
+    odd = folders["export"] / "odd.onnx"
+    tiny_onnx(odd, metadata={"arch": "[bold]lin[/bold", "test_accuracy": "n/a"})
+    app = create_app(runs=folders["runs"], export=folders["export"], images=folders["images"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        app.query_one("#model", Select).value = str(odd)
+        await pilot.pause()
+        await submit(pilot, folders["images"] / "trouser.png")
+        assert "[bold]lin[/bold" in screen_text(app) and "test" not in str(app.query_one("#model-info").render())
+        assert app.query_one(ClassifyPane).last is not None

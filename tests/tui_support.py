@@ -92,8 +92,9 @@ def sync(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def tiny_onnx(path: Path, seed: int = 0) -> Path:
-    """A small linear Fashion-MNIST-shaped ONNX classifier with the export metadata (built without torch)."""
+def tiny_onnx(path: Path, seed: int = 0, metadata: dict[str, str] | None = None) -> Path:
+    """A small linear Fashion-MNIST-shaped ONNX classifier with the export metadata (built without torch);
+    `metadata` replaces some of its entries."""
     import json
 
     import onnx
@@ -125,6 +126,7 @@ def tiny_onnx(path: Path, seed: int = 0) -> Path:
         "params": "7850",
         "test_accuracy": "0.5",
         "run": path.stem,
+        **(metadata or {}),
     }.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     path.parent.mkdir(parents=True, exist_ok=True)

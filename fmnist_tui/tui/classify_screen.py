@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DirectoryTree, Input, Select, Static
 from textual.worker import Worker, get_current_worker
 
+from ..core.text import printable
 from ..inference.prediction import Prediction
 from ..inference.session import Classifier
 from .services import Services, Settings
@@ -97,12 +99,15 @@ class ClassifyPane(Vertical):
         try:
             meta = self._classifier(Path(str(value))).metadata
         except Exception as exc:  # noqa: BLE001 - shown, not raised
-            self.query_one("#model-info", Static).update(f"[red]{exc}[/]")
+            self.query_one("#model-info", Static).update(Text(printable(str(exc)), style="red"))  # no markup
             return
-        acc = meta.get("test_accuracy")
-        acc_text = f" · test {float(acc):.2%}" if acc not in (None, "") else ""
+        try:
+            acc_text = f" · test {float(meta.get('test_accuracy', '')):.2%}"
+        except ValueError:  # absent or not a number in a foreign model's metadata: not shown
+            acc_text = ""
         kernel = f" k={meta['kernel']}" if meta.get("kernel") else ""
-        self.query_one("#model-info", Static).update(f"{meta.get('arch', '?')}{kernel}{acc_text}")
+        info = Text(printable(f"{meta.get('arch', '?')}{kernel}{acc_text}"))  # the file's words, never markup
+        self.query_one("#model-info", Static).update(info)
 
     def _classifier(self, path: Path) -> Classifier:
         """The model file's classifier, made once (loading a session takes longer than classifying)."""
@@ -145,7 +150,13 @@ class ClassifyPane(Vertical):
             seconds = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - a bad image or model is a notification, not a crash
             if not worker.is_cancelled:  # the user has moved on: an old image's error is not news
-                self.app.call_from_thread(self.notify, f"{path.name}: {exc}", title="Cannot classify", severity="error")
+                self.app.call_from_thread(
+                    self.notify,
+                    printable(f"{path.name}: {exc}"),
+                    title="Cannot classify",
+                    severity="error",
+                    markup=False,
+                )
             return
         prediction = Prediction.from_row(probs, clf.classes, TOP_K)
         result = {

@@ -15,6 +15,7 @@ from ..core import registry
 from ..core.data import CLASSES, Dataset, class_counts
 from ..core.errors import FmnistError
 from ..core.runs import BEST, Run, list_runs
+from ..core.text import printable
 from .services import Services, Settings
 from .widgets import SHORT, Mosaic, pixels
 
@@ -177,7 +178,7 @@ class ExplorePane(Vertical):
 
     def _maps_failed(self, message: str) -> None:
         self.query_one("#maps-title", Static).update("")
-        self.notify(message, title="Feature maps", severity="error")
+        self.notify(printable(message), title="Feature maps", severity="error", markup=False)
 
     def _maps_shown(self, run: str, what: str, conv1: np.ndarray, conv2: np.ndarray) -> None:
         self.query_one("#maps-title", Static).update(

@@ -16,6 +16,7 @@ from textual.worker import Worker, get_current_worker
 from ..core.data import CLASSES
 from ..core.errors import FmnistError
 from ..core.runs import Run
+from ..core.text import printable
 from ..study.results import Group, group_records, load_records, row_order
 from .services import Settings
 from .widgets import CurvesPlot, bars, heatmap, mean_rows
@@ -131,7 +132,12 @@ class ResultsPane(Vertical):
         if loaded is not None:
             self.shown, self.groups = loaded, loaded.groups
             if loaded.warnings:
-                self.notify("\n".join(loaded.warnings), title="Some runs were skipped", severity="warning")
+                self.notify(
+                    "\n".join(map(printable, loaded.warnings)),
+                    title="Some runs were skipped",
+                    severity="warning",
+                    markup=False,
+                )
             self._fill()
         self._update_hint()
 

@@ -22,6 +22,7 @@ from ..core import registry
 from ..core.config import TrainConfig, default
 from ..core.errors import ConfigError, FmnistError
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
+from ..core.text import printable
 from .messages import RunsChanged, TrainerEvent, TrainingEnded
 from .services import Services, Settings
 from .widgets import CurvesPlot, heatmap
@@ -213,7 +214,7 @@ class TrainPane(Vertical):
             if resume:
                 cfg = self.services.resume_config(cfg.run_dir, cfg.epochs, cfg.threads)
         except FmnistError as exc:
-            self.notify(exc.render(setting_name), title="Cannot start", severity="error")
+            self.notify(printable(exc.render(setting_name)), title="Cannot start", severity="error", markup=False)
             self._mark_invalid(exc)
             return
         self._stop.clear()
@@ -327,7 +328,7 @@ class TrainPane(Vertical):
         self._set_running(False)
         if message.error:
             self.query_one("#progress-text", Static).update("training failed; see the notification")
-            self.notify(message.error, title="Training failed", severity="error", timeout=10)
+            self.notify(printable(message.error), title="Training failed", severity="error", timeout=10, markup=False)
         elif message.interrupted:
             self.notify(f"{message.run_name}: stopped; state saved. Resume (r) continues it.")
         else:
