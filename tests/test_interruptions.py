@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
-from fmnist_tui.core.runs import Run
+from fmnist_tui.core.runs import Run, RunLock
 
 pytestmark = pytest.mark.slow  # real processes and signals throughout
 
@@ -200,7 +200,9 @@ def test_ctrl_c_at_start_prints_a_command_that_works(
 
 
 def test_a_second_training_into_the_same_run_is_refused_naming_the_first(env: dict[str, str], tmp_path: Path) -> None:
-    first = fmnist(["train", *RECIPE, "--epochs", "30", "--out", "runs", "--name", "busy"], env, tmp_path)
+    """While one process trains a run (long enough to outlast the test), a second train or --resume of it is
+    one line naming the first's PID; once the first is killed, its lock is gone with it."""
+    first = fmnist(["train", *RECIPE, "--epochs", "1000", "--out", "runs", "--name", "busy"], env, tmp_path)
     lock = tmp_path / "runs" / "busy" / ".lock"
     deadline = time.monotonic() + 60
     while not (lock.is_file() and lock.read_text().strip()) and time.monotonic() < deadline:
@@ -215,10 +217,12 @@ def test_a_second_training_into_the_same_run_is_refused_naming_the_first(env: di
                 f"error: run 'busy' in runs is being trained by another process (PID {first.pid}); wait for it "
                 f"to finish, or choose another --name"
             ], err
+        assert first.poll() is None  # still training: the refusals were real
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    continue_run("busy", env, tmp_path)  # the lock died with its process
+    with RunLock(Run(tmp_path / "runs" / "busy")):  # the lock died with its process
+        pass
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_last_saved_state(
