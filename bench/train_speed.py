@@ -29,6 +29,47 @@ from fmnist_tui.core.data import find_dataset, load_dataset
 from fmnist_tui.training.trainer import train
 
 CONFIGS = [("mlp", None), ("cnn", 3), ("cnn", 5), ("cnn", 7)]
+#: `--precision` of our runs (auto: bf16 autocast where the CPU has AVX-512 BF16)
+PRECISION = "auto"
+
+
+def cpu_kind() -> tuple[str, float | None]:
+    """'AMD EPYC, AVX-512 BF16' (the ISA oneDNN may use: ONEDNN_MAX_CPU_ISA=AVX2 makes an AVX2-only
+    machine of an AVX-512 one, for its kernels), and the fp32 peak in GFLOP/s of the threads torch uses:
+    threads × 2 FMA pipes × lanes (8 for AVX2's 256 bits, 16 for AVX-512) × 2 flops × the top clock."""
+    import os
+    import re
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = (re.search(r"model name\s*:\s*(.+)", info) or [None, "unknown CPU"])[1].strip()
+    flags = set((re.search(r"flags\s*:\s*(.+)", info) or [None, ""])[1].split())
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if limit.startswith("AVX2") and "avx512f" in flags:
+        isa, lanes = "AVX2 only (oneDNN limited by ONEDNN_MAX_CPU_ISA on an AVX-512 CPU: emulated)", 8
+    elif "avx512_bf16" in flags:
+        isa, lanes = "AVX-512 BF16", 16
+    elif "avx512f" in flags:
+        isa, lanes = "AVX-512 (no BF16)", 16
+    elif "avx2" in flags:
+        isa, lanes = "AVX2 only", 8
+    else:
+        return f"{name}, no AVX2", None
+    freq = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    mhz = (
+        int(freq.read_text()) / 1000
+        if freq.exists()
+        else max(map(float, re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)), default=0)
+    )
+    peak = torch.get_num_threads() * 2 * lanes * 2 * mhz / 1000 if mhz else None
+    return f"{name}, {isa}", peak
+
+
+def train_gflop(arch: str, kernel: int | None, images: int, val_images: int = 0) -> float:
+    """fp32 work of an epoch: forward + backward ≈ 3 × 2 × MACs per training image, 2 × MACs per validation one."""
+    from fmnist_tui.training.models import count_macs, create_model
+
+    macs = count_macs(create_model(arch, kernel=kernel) if kernel else create_model(arch))
+    return (6 * macs * images + 2 * macs * val_images) / 1e9
 
 
 def seed_loaders(workdir: Path) -> tuple:
@@ -121,6 +162,7 @@ def ours(
         out=str(out),
         lr=lr,
         device=DEVICE.type,
+        precision=PRECISION,
         name=f"{arch}-{kernel}-{epochs}-{time.monotonic_ns()}",
     )
     result = train(cfg, dataset=dataset)
@@ -145,13 +187,20 @@ def main() -> None:
         help="race the default recipe too, with 2, 3, 4 … epoch budgets (slower)",
     )
     ap.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="our runs' precision (auto: bf16 autocast where the CPU has AVX-512 BF16)",
+    )
+    ap.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="cpu",
         help="where both recipes train (default cpu; auto: CUDA when present)",
     )
     args = ap.parse_args()
-    global DEVICE
+    global DEVICE, PRECISION
+    PRECISION = args.precision
     DEVICE = torch.device(
         "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     )
@@ -162,24 +211,33 @@ def main() -> None:
         train_set, test_set = seed_loaders(tmp / "seed")
         if args.no_table:
             CONFIGS.clear()
-        where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        kind, peak = cpu_kind()
+        where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{kind}, {torch.get_num_threads()} threads"
         print(
-            f"torch {torch.__version__} on {where}; seed epoch = 60,000 images at batch 64; "
-            f"ours = {len(dataset.train_labels):,} train images + 10,000 validation"
+            f"torch {torch.__version__} on {where}; ours at --precision {PRECISION}; seed epoch = 60,000 images at "
+            f"batch 64; ours = {len(dataset.train_labels):,} train images + 10,000 validation"
         )
+        if peak and DEVICE.type == "cpu":
+            print(
+                f"fp32 peak of these threads ≈ {peak:,.0f} GFLOP/s (2 FMA pipes × lanes × 2 × the clock the OS reports; a boost clock can exceed it)"
+            )
         print(
             f"{'config':<8} {'seed s/epoch':>12} {'ours s/epoch':>12} {'epoch ratio':>11} "
-            f"{'seed img/s':>10} {'ours img/s':>10} {'img/s ratio':>11}"
+            f"{'seed img/s':>10} {'ours img/s':>10} {'img/s ratio':>11} {'seed GFLOP/s':>12} {'ours GFLOP/s':>12}"
         )
         for arch, kernel in CONFIGS:
             model = seed_model(arch, kernel)
             s_sec, s_n = seed_epoch(model, train_set, torch.optim.Adam(model.parameters(), 1e-3), max_batches)
             o = ours(arch, kernel, 1, tmp / "runs", subset, dataset)
             label = f"{arch}-k{kernel}" if kernel else arch
+            s_flops = train_gflop(arch, kernel, s_n) / s_sec
+            o_flops = train_gflop(arch, kernel, o["images"], min(o["images"], 10_000)) / o["epoch_seconds"]
+            share = lambda f: f" ({100 * f / peak:.0f}%)" if peak and DEVICE.type == "cpu" else ""  # noqa: E731 - a format helper
             print(
                 f"{label:<8} {s_sec:12.2f} {o['epoch_seconds']:12.2f} {s_sec / o['epoch_seconds']:10.2f}× "
                 f"{s_n / s_sec:10,.0f} {o['images'] / o['train_seconds']:10,.0f} "
-                f"{(o['images'] / o['train_seconds']) / (s_n / s_sec):10.2f}×",
+                f"{(o['images'] / o['train_seconds']) / (s_n / s_sec):10.2f}× "
+                f"{s_flops:7.1f}{share(s_flops):>5} {o_flops:7.1f}{share(o_flops):>5}",
                 flush=True,
             )
         if not args.no_race:
