@@ -219,10 +219,8 @@ def main() -> None:
         )
         if peak and DEVICE.type == "cpu":
             print(
-                print(
-                    f"fp32 peak of these threads ≈ {peak:,.0f} GFLOP/s (2 FMA pipes × lanes × 2 × the clock the OS "
-                    "reports; a boost clock can exceed it)"
-                )
+                f"fp32 peak of these threads ≈ {peak:,.0f} GFLOP/s (2 FMA pipes × lanes × 2 × the clock the OS "
+                "reports; a boost clock can exceed it)"
             )
         print(
             f"{'config':<8} {'seed s/epoch':>12} {'ours s/epoch':>12} {'epoch ratio':>11} "
