@@ -200,23 +200,30 @@ def tile(maps: np.ndarray, cols: int) -> np.ndarray:
     return out
 
 
-def feature_maps(
-    image: np.ndarray, conv1: np.ndarray, conv2: np.ndarray, path: Path, title: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The input and every conv1 (32×28×28) and conv2 (64×14×14) channel, one colour scale per layer.
+def mosaic_columns(maps: np.ndarray) -> int:
+    """Maps per row: 8 of 28×28, 16 of 14×14, 32 of 7×7, so every layer's mosaic has about the same width."""
+    return max(1, min(len(maps), 8 * 28 // maps.shape[-1]))
 
-    conv1 is tiled 8 wide and conv2 16 wide, so both mosaics have the same width and every map is drawn
-    at the same size per pixel: a conv2 map covers the same image area at half the resolution.
+
+def feature_maps(image: np.ndarray, layers: Sequence[np.ndarray], path: Path, title: str) -> list[np.ndarray]:
+    """The input and every channel of each given conv layer (the seed's conv1 32×28×28 and conv2 64×14×14),
+    one colour scale per layer.
+
+    conv1 is tiled 8 wide and conv2 16 wide (`mosaic_columns`), so both mosaics have the same width and every
+    map is drawn at the same size per pixel: a conv2 map covers the same image area at half the resolution.
     """
-    fig = plt.figure(figsize=(12, 7.6))
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, 3.2], height_ratios=[2, 1.1], wspace=0.05, hspace=0.25)
+    tiles = [tile(maps, mosaic_columns(maps)) for maps in layers]
+    ratios = [max(0.6, t.shape[0] / t.shape[1] * 3.2 * 1.15) for t in tiles]  # rows as tall as their mosaic
+    fig = plt.figure(figsize=(12, 1.2 + 3.2 * sum(ratios)))
+    grid = fig.add_gridspec(len(layers), 2, width_ratios=[1, 3.2], height_ratios=ratios, wspace=0.05, hspace=0.25)
     ax_in = fig.add_subplot(grid[0, 0])
     ax_in.imshow(image, cmap="gray")
     ax_in.set_title("input (28×28)")
     cmap = plt.get_cmap("magma").with_extremes(bad="white")  # NaN gutters between maps
-    for row, maps, cols, name in ((0, conv1, 8, "conv1"), (1, conv2, 16, "conv2")):
+    for row, (maps, mosaic) in enumerate(zip(layers, tiles, strict=True)):
+        name = f"conv{row + 1}"
         ax = fig.add_subplot(grid[row, 1])
-        im = ax.imshow(tile(maps, cols), cmap=cmap, vmin=0, vmax=max(float(maps.max()), 1e-6))
+        im = ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=max(float(maps.max()), 1e-6))
         dead = int((maps.reshape(len(maps), -1).max(axis=1) <= 0).sum())
         ax.set_title(
             f"{name}: {maps.shape[0]} channels × {maps.shape[1]}×{maps.shape[2]} (after ReLU; {dead} silent)",
@@ -227,4 +234,4 @@ def feature_maps(
     ax_in.axis("off")
     fig.suptitle(title)
     save(fig, path)
-    return conv1, conv2
+    return list(layers)

@@ -278,15 +278,18 @@ def draw_feature_maps(run: Run, image: np.ndarray, png: Path, what: str) -> Sect
     """Feature maps of `run` for one 28×28 image (torch loads here only)."""
     from .featuremaps import run_feature_maps
 
-    conv1, conv2 = run_feature_maps(run, image)
-    figures.feature_maps(image, conv1, conv2, png, f"Feature maps of {run.name} for {what}")
-    silent = [int((m.reshape(len(m), -1).max(axis=1) <= 0).sum()) for m in (conv1, conv2)]
+    layers = run_feature_maps(run, image)
+    figures.feature_maps(image, layers, png, f"Feature maps of {run.name} for {what}")
+    names = [f"conv{i}" for i in range(1, len(layers) + 1)]
+    shapes = [f"{name} {'×'.join(map(str, m.shape))}" for name, m in zip(names, layers, strict=True)]
+    silent = [
+        f"{int((m.reshape(len(m), -1).max(axis=1) <= 0).sum())} {name}" for name, m in zip(names, layers, strict=True)
+    ]
     text = (
-        f"{run.name} on {what}: conv1 gives {conv1.shape[0]}×{conv1.shape[1]}×{conv1.shape[2]} activations, "
-        f"conv2 {conv2.shape[0]}×{conv2.shape[1]}×{conv2.shape[2]}; {silent[0]} conv1 and {silent[1]} conv2 "
-        f"channels are zero everywhere for this image (ReLU)."
+        f"{run.name} on {what}: activations {', '.join(shapes)} (channels × height × width); "
+        f"{' and '.join(silent)} channels are zero everywhere for this image (ReLU)."
     )
-    return Section("Feature maps", png, text, (conv1, conv2))
+    return Section("Feature maps", png, text, tuple(layers))
 
 
 def render_markdown(report: Report) -> str:
