@@ -126,6 +126,8 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
     if resume:
         return [*cmd, "--resume"]
     cmd += ["--arch", cfg.arch, "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)]
+    if cfg.precision != "auto":
+        cmd += ["--precision", cfg.precision]
     for name, value in cfg.options.items():
         cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
     if cfg.subset:
