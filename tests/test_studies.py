@@ -142,10 +142,9 @@ def test_plans_and_presets(tmp_path: Path) -> None:
     names = [c.run_name for c in depth.plan(depth.default, tmp_path)]
     assert names[:3] == ["cnn-k3-d1-s0", "cnn-k3-d1-s1", "cnn-k3-d1-s2"] and len(names) == 12
     quick = depth.plan(depth.quick, tmp_path, precision="fp32")
-    assert {(c.epochs, c.subset, c.precision) for c in quick} == {(3, 8192, "fp32")} and len(quick) == 8
-    assert [c.label for c in studies.get("pooling").plan(studies.QUICK, tmp_path)][::2] == studies.get(
-        "pooling"
-    ).labels()
+    assert {(c.epochs, c.subset, c.lr, c.precision) for c in quick} == {(3, 6144, 6e-3, "fp32")} and len(quick) == 12
+    pooling = studies.get("pooling")
+    assert [c.label for c in pooling.plan(studies.QUICK, tmp_path)][:: studies.QUICK.seeds] == pooling.labels()
     # the seed's cnn-k3 is one run shared by four studies: same name, same recipe
     shared = {c.run_name: c.recipe() for s in studies.STUDIES.values() for c in s.plan(s.default, tmp_path)}
     assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 4
@@ -182,7 +181,8 @@ def run_study(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Com
 @pytest.mark.slow
 def test_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
     """plan → dry run with an estimate → runs → verdicts → figure → report section; then every run reused."""
-    args = ["study", "regularizer", "--quick", "--subset", "64", "--epochs", "2", "--runs", "runs", "--out", "out"]
+    args = ["study", "regularizer", "--quick", "--seeds", "2", "--subset", "64", "--epochs", "2", "--runs", "runs"]
+    args += ["--out", "out"]
     dry = run_study([*args, "--dry-run"], cli_env, tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "mlp-s0: new, ~" in dry.stdout and "cnn-k3-s1: new, ~" in dry.stdout
@@ -196,7 +196,7 @@ def test_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None
     assert v["claim"].startswith("the CNN overfits less")
     assert v["detail"].startswith("mlp − cnn-k3 (generalization gap) = ")
     assert v["verdict"] in ("supported", "contradicted", "not supported at this sample size (2 seeds)")
-    assert doc["preset"] == {"seeds": 2, "epochs": 2, "subset": 64, "quick": True}
+    assert doc["preset"] == {"seeds": 2, "epochs": 2, "subset": 64, "lr": 6e-3, "quick": True}
     assert (tmp_path / "out" / "regularizer_study.png").stat().st_size > 1000
     section = (tmp_path / "out" / "section.md").read_text()
     assert section.startswith("## Regularizer study") and "Generalization gap by config" in section

@@ -33,7 +33,7 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     for name, value in (("seeds", seeds), ("epochs", epochs), ("subset", subset)):
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be a positive integer, got {value}")
-    return Preset(seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset)
+    return Preset(seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset, base.lr)
 
 
 def list_studies(runs: Path) -> None:
@@ -178,7 +178,13 @@ def study(
     doc: dict[str, Any] = {
         **result.to_dict(),
         "claims": [{"claim": c.text, "source": c.source, "metric": c.metric, "margin": c.margin} for c in spec.claims],
-        "preset": {"seeds": preset.seeds, "epochs": preset.epochs, "subset": preset.subset, "quick": quick},
+        "preset": {
+            "seeds": preset.seeds,
+            "epochs": preset.epochs,
+            "subset": preset.subset,
+            "lr": preset.lr,
+            "quick": quick,
+        },
         "experiment": {
             "jobs": jobs,
             "threads": threads,

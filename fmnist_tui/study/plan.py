@@ -128,6 +128,8 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
     cmd += ["--arch", cfg.arch, "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)]
     if cfg.precision != "auto":
         cmd += ["--precision", cfg.precision]
+    if cfg.lr is not None:
+        cmd += ["--lr", repr(cfg.lr)]
     for name, value in cfg.options.items():
         cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
     if cfg.subset:

@@ -60,8 +60,10 @@ def section(spec: StudySpec, study: Study, png: Path) -> Section:
     drawn = draw(spec, study, png)
     recipes = sorted(
         {
-            f"{r['epochs']} epochs" + (f" on a {r['subset']:,}-image subset" if r.get("subset") else "")
-            for r in study.rows
+            f"{r['epochs']} epochs"
+            + (f" on a {r['subset']:,}-image subset" if r.get("subset") else "")
+            + (f" at peak lr {lr:g}" if (lr := g.records[0].config.get("lr")) else "")
+            for r, g in zip(study.rows, study.groups.values(), strict=False)
         }
     )
     runs = ", ".join(name for g in study.groups.values() for name in g.row()["runs"])
