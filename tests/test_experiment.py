@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fmnist_tui.core import registry
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.errors import RunError, UsageError
 from fmnist_tui.core.runs import Run
@@ -21,9 +22,10 @@ def test_default_grid() -> None:
     configs = plan(["mlp", "cnn"], {"kernel": [3, 5, 7]}, 3, 15, Path("ck"))
     names = [c.run_name for c in configs]
     assert len(names) == 12 and names[:4] == ["mlp-s0", "mlp-s1", "mlp-s2", "cnn-k3-s0"] and names[-1] == "cnn-k7-s2"
-    # one recipe for all: configs differ only in arch, kernel and seed
+    # one recipe for all: configs differ only in arch, its options (the mlp has no kernel, depth...) and seed
     varying = {k for k in configs[0].to_dict() if len({str(c.to_dict()[k]) for c in configs}) > 1}
-    assert varying == {"arch", "kernel", "seed"}
+    assert varying == {"arch", "seed", *registry.option_names()}
+    assert {str(c.options["kernel"]) for c in configs if c.arch == "cnn"} == {"3", "5", "7"}
 
 
 def test_narrowed_grid_and_bad_values() -> None:

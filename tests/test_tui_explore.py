@@ -115,3 +115,10 @@ async def test_feature_map_errors_are_notifications(tiny_data: Path, tmp_path: P
         await pilot.press("f")
         await wait_workers(app)
         assert seen == [(28, 28)]
+        app.services.feature_maps = lambda run, image: [np.ones((32, 14, 14), np.float32)]  # one strided block
+        await pilot.press("f")
+        await wait_workers(app)
+        await pilot.pause()
+        assert (
+            app.query_one("#conv1", Mosaic).maps.shape == (32, 14, 14) and app.query_one("#conv2", Mosaic).maps is None
+        )

@@ -115,3 +115,45 @@ async def test_loading_is_off_the_ui_thread_and_the_newest_load_wins(
     finally:
         for gate in gates:
             gate.set()
+
+
+@pytest.fixture
+def depth_runs(tmp_path: Path) -> Path:
+    """Two seeds of the depth study's four configs, plus an mlp that is not in it."""
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        for depth, acc in ((1, 0.88), (2, 0.91), (3, 0.912), (4, 0.913)):
+            fake_run(root, "cnn", 3, seed, acc + 0.004 * seed + 0.0005 * depth * seed, depth=depth)
+    fake_run(root, "mlp", None, 0, 0.85)
+    return root
+
+
+@sync
+async def test_study_picker_shows_the_studys_table_and_verdicts(depth_runs: Path, tmp_path: Path) -> None:
+    app = create_app(runs=depth_runs, export=tmp_path / "export", images=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await wait_workers(app)
+        await pilot.pause()
+        pane = app.query_one(ResultsPane)
+        assert table_column(app, 0) == ["mlp", "cnn-k3-d1", "cnn-k3", "cnn-k3-d3", "cnn-k3-d4"]
+        assert not app.query_one("#study-verdicts").display
+        pane.pick_study("depth")
+        await pilot.pause()
+        assert table_column(app, 0) == ["cnn-k3-d1", "cnn-k3", "cnn-k3-d3", "cnn-k3-d4"]  # the mlp is not in it
+        text = screen_text(app)
+        assert "depth: 8 runs in 4 configs" in text and "Depth study" in text
+        assert "supported: 2 conv blocks beat 1" in text and "cnn-k3 − cnn-k3-d1 = +3." in text
+        assert "not supported at this sample size (2 seeds): 2 conv" in text and "margin +0.50 points" in text
+        pane.pick_study("pooling")  # cnn-k3 alone of its six configs
+        await pilot.pause()
+        assert table_column(app, 0) == ["cnn-k3"] and "not tested" in screen_text(app)
+        pane.pick_study("regularizer")  # the mlp and cnn-k3
+        await pilot.pause()
+        assert table_column(app, 0) == ["mlp", "cnn-k3"]
+        app.action_show_study("kernel")  # the command palette's "Study: kernel"
+        await pilot.pause()
+        assert pane.study == "kernel" and table_column(app, 0) == ["mlp", "cnn-k3"]
+        pane.pick_study("all")
+        await pilot.pause()
+        assert len(table_column(app, 0)) == 5 and not app.query_one("#study-verdicts").display

@@ -13,6 +13,7 @@ from textual.widgets import Input
 from fmnist_tui.core.events import BatchProgress, EpochEnd, RunStarted
 from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.messages import TrainerEvent
+from fmnist_tui.tui.results_screen import ResultsPane
 from fmnist_tui.tui.services import Services, Settings
 from fmnist_tui.tui.train_screen import TrainPane
 from tests.tui_support import fake_run, garment_png, tiny_onnx, wait_until, wait_workers
@@ -79,6 +80,22 @@ def test_results(snap_compare, root: Path) -> None:
     fake_run(root / "runs", "cnn", 5, 0, 0.93)
     fake_run(root / "runs", "mlp", None, 0, 0.85)
     assert snap_compare(make_app(root), terminal_size=SIZE, run_before=show_results)
+
+
+@pytest.mark.slow
+def test_results_study(snap_compare, root: Path) -> None:
+    """The depth study picked: its configs, its accuracy bars and its verdicts."""
+    for seed in (0, 1):
+        for depth, acc in ((1, 0.88), (2, 0.91), (3, 0.912), (4, 0.913)):
+            fake_run(root / "runs", "cnn", 3, seed, acc + 0.004 * seed + 0.0005 * depth * seed, depth=depth)
+    fake_run(root / "runs", "mlp", None, 0, 0.85)
+
+    async def pick(pilot) -> None:
+        await show_results(pilot)
+        pilot.app.query_one(ResultsPane).pick_study("depth")
+        await pilot.pause()
+
+    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=pick)
 
 
 @pytest.mark.slow

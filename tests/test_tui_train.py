@@ -129,3 +129,32 @@ async def test_quit_while_training_asks_then_stops_and_saves(tiny_data: Path, tm
         await pilot.press("y")
         await wait_until(pilot, lambda: not pane.running, 60, "the stop on quit")
     assert Run(runs / "quit-run").file("train_state.pt").exists()
+
+
+@sync
+async def test_the_form_offers_family_options_and_names_bad_combinations(tiny_data: Path, tmp_path: Path) -> None:
+    """depth, pool, head (cnn) and hidden (mlp) come from the registry; pool none with a flatten head is refused
+    on the head field, before any training."""
+    app = train_app(tmp_path, tiny_data)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        assert [v for _, v in app.query_one("#pool", Select)._options] == ["max", "avg", "stride", "none"]
+        assert app.query_one("#hidden", Input).disabled and app.query_one("#hidden", Input).value == "256,128"
+        app.query_one("#depth", Select).value = 3
+        app.query_one("#pool", Select).value = "avg"
+        await pilot.pause()
+        assert pane.form_config().run_name == "cnn-k3-d3-avg-s0"
+        app.query_one("#pool", Select).value = "none"
+        await pilot.pause()
+        pane.start()
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("the head field flatten does not work with the pool field none" in m for m in messages), messages
+        assert app.query_one("#head").has_class("invalid") and not pane.running
+        app.query_one("#head", Select).value = "gap"
+        assert pane.form_config().run_name == "cnn-k3-d3-none-gap-s0"
+        app.query_one("#arch", Select).value = "mlp"
+        await pilot.pause()
+        assert not app.query_one("#hidden", Input).disabled and app.query_one("#depth", Select).disabled
+        app.query_one("#hidden", Input).value = "128, 64"
+        assert pane.form_config().options == {"hidden": (128, 64)} and pane.form_config().run_name == "mlp-h128x64-s0"

@@ -39,10 +39,18 @@ async def wait_until(pilot: Any, condition: Callable[[], bool], timeout: float =
 
 
 def fake_run(
-    root: Path, arch: str, kernel: int | None, seed: int, accuracy: float, epochs: int = 3, seconds: float = 12.0
+    root: Path,
+    arch: str,
+    kernel: int | None,
+    seed: int,
+    accuracy: float,
+    epochs: int = 3,
+    seconds: float = 12.0,
+    **options: Any,
 ) -> Path:
-    """A finished run folder with deterministic config, metrics and summary (no training, no torch)."""
-    cfg = TrainConfig.create(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root))
+    """A finished run folder with deterministic config, metrics and summary (no training, no torch); `options`
+    are further architecture options (depth=3)."""
+    cfg = TrainConfig.create(arch=arch, kernel=kernel, seed=seed, epochs=epochs, out=str(root), **options)
     run = cfg.run_dir
     run.mkdir(parents=True)
     write_json(run / "config.json", {**cfg.to_dict(), "run": run.name, "params": 1000 + 10 * (kernel or 0)})

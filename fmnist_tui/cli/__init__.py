@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("data_cmd", "data", "Data"),
     "export": ("export_cmd", "export", "Use"),
     "predict": ("predict_cmd", "predict", "Use"),
+    "study": ("study_cmd", "study", "Study"),
     "experiment": ("experiment_cmd", "experiment", "Study"),
     "results": ("results_cmd", "results", "Study"),
     "report": ("report_cmd", "report", "Study"),

@@ -9,6 +9,7 @@ import typer
 from rich import box
 from rich.table import Column, Table
 
+from ..core import registry
 from ..core.data import CLASSES
 from ..core.runs import resolve_run
 from .common import DataDirOpt, Device, JsonOpt, console, handle_errors, print_json
@@ -75,6 +76,7 @@ def evaluate(
         "path": str(found.path),
         "arch": cfg.get("arch"),
         "kernel": cfg.get("kernel"),
+        "options": registry.resolved_options(str(cfg.get("arch")), cfg),
         "params": cfg.get("params"),
         "macs": cfg.get("macs"),
         **report,

@@ -1,4 +1,5 @@
-"""`fmnist experiment`: train the arch × kernel × seed grid (reusing and resuming runs), then the study's table."""
+"""`fmnist experiment`: the kernel study with its grid as options: train the arch × kernel × seed grid (reusing and
+resuming runs), then the study's table (`fmnist study` runs every study, this one included)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .. import cpu_count
 from ..core.config import TrainConfig
 from ..core.errors import EXIT_INTERRUPTED, ConfigError, UsageError
 from ..study.analysis import study_markdown
+from ..study.estimate import estimate
 from ..study.kernel import ARCHS, KERNELS, analyse
 from ..study.latency import latencies
 from ..study.plan import STATUSES, collect, plan, status
@@ -108,7 +110,8 @@ def experiment(
     ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Train mlp and cnn k=3/5/7 over seeds with one recipe, then compare them with paired statistics."""
+    """The kernel study (`fmnist study kernel` with a grid of your choice): train mlp and cnn k=3/5/7 over seeds
+    with one recipe, then compare them with paired statistics."""
     if epochs < 1 or (subset is not None and subset < 1):
         raise UsageError("--epochs and --subset must be positive integers")
     configs = plan(
@@ -134,8 +137,9 @@ def experiment(
         highlight=False,
     )
     if dry_run:
-        for name, st in statuses.items():
-            console.print(f"  {name}: {st}", highlight=False)
+        from .study_cmd import print_estimate  # the kernel study's plan, timed as `fmnist study kernel` times it
+
+        print_estimate(estimate(configs, statuses, jobs, threads, data_dir), statuses, dry_run=True)
         return
     outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs)
     if outcome.interrupted:

@@ -28,8 +28,8 @@ def report(
         typer.Option(
             "--figure",
             help="Draw only these (repeatable): "
-            "distribution, samples, means, kernels, per-class, curves, confusion, featuremaps. "
-            "Without it, all of them and report.md.",
+            "distribution, samples, means, kernels, depth, pooling, regularizer (the studies), per-class, curves, "
+            "confusion, featuremaps. Without it, all of them and report.md.",
         ),
     ] = None,
     test_index: Annotated[int, typer.Option(help="Test image for the feature maps.")] = 0,
@@ -38,7 +38,7 @@ def report(
     ),
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Draw the study's figures (PNG) and write report.md with the findings computed from the data."""
+    """Draw every figure (PNG) and write report.md: the dataset, every study that has runs, the runs."""
     from ..study.report import FIGURES, ReportBuilder
 
     result = ReportBuilder(out, runs, data_dir, run, test_index, onnx_dir).build(figure)
@@ -46,6 +46,8 @@ def report(
         err_console.print(f"warning: {w}")
     for name, section in result.sections.items():
         console.print(f"  [green]✓[/] {name:<13} {shown(section.png)}", highlight=False)
+    for name, reason in result.absent.items():
+        console.print(f"  - {name:<13} not in the report: {shown(reason)}", highlight=False)
     for name, reason in result.skipped.items():
         err_console.print(f"skipped {FIGURES[name]}: {reason}")
     if result.markdown:

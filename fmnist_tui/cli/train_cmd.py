@@ -222,7 +222,7 @@ def command_line(cfg: TrainConfig) -> list[str]:
     """`fmnist train` with the options that give `cfg` (those at their defaults left out)."""
     args = ["fmnist", "train", "--arch", cfg.arch]
     for option, value in cfg.options.items():
-        args += [f"--{option.replace('_', '-')}", str(value)]
+        args += [f"--{option.replace('_', '-')}", cfg.spec.text(option, value)]
     for setting in ("epochs", "batch_size", "lr", "seed", "subset", "device", "precision", "threads", "shift"):
         value = getattr(cfg, setting)
         if value != default(setting):
@@ -237,9 +237,11 @@ def _option_help(name: str) -> str:
     """The help of an architecture option, with each architecture's valid values and default."""
     takers = registry.options_named(name)
     per_arch = "; ".join(
-        f"{spec.name}: {', '.join(map(str, o.choices)) or o.type.__name__} (default {o.default})" for spec, o in takers
+        f"{spec.name}: {', '.join(map(str, o.choices)) or o.hint().removeprefix('give ')} (default {o.text(o.default)})"
+        for spec, o in takers
     )
-    return f"{takers[0][1].help} {per_arch}."
+    rules = [r.describe() for spec, _ in takers for r in spec.rules if name in (r.name, r.when)]
+    return f"{takers[0][1].help} {per_arch}." + (f" ({'; '.join(rules)}.)" if rules else "")
 
 
 def _option_callback(name: str) -> Callable[[Any], Any]:
@@ -275,7 +277,7 @@ def command() -> Callable[..., None]:
             )
         )
         for name in registry.option_names():  # the architectures' options, right after --arch
-            kind = registry.options_named(name)[0][1].type
+            kind = registry.options_named(name)[0][1].value_type
             option = typer.Option(
                 f"--{name.replace('_', '-')}", help=_option_help(name), callback=_option_callback(name)
             )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .errors import ConfigError, ref
 
 if TYPE_CHECKING:
     from torch import nn
@@ -23,36 +23,102 @@ Options = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Option:
-    """One architecture option: its type, valid values, default and how run names show it."""
+    """One architecture option: its type, valid values, default and how run names show it.
+
+    A list-valued option (`many=True`, e.g. the MLP's hidden widths) takes comma-separated text on the
+    command line, in the TUI and in SageMaker (`256,128`), is held as a tuple, and written to JSON as a list.
+    """
 
     name: str  # config key (and the CLI's --name, the TUI's field)
-    type: type  # int, float, str or bool
+    type: type  # int, float, str or bool (of each item, for a list-valued option)
     default: Any
     help: str
-    choices: tuple[Any, ...] = ()  # the valid values; empty: any value of `type`
+    choices: tuple[Any, ...] = ()  # the valid values; empty: any value of `type` (within `limits`)
     tag: str = ""  # run-name part with {} for the value ("k{}" → k3); "" : never named
     always_named: bool = False  # in run names even at its default (the kernel: cnn-k3-s0)
+    many: bool = False  # a list of `type` values, at least one
+    limits: tuple[float, float] | None = None  # inclusive bounds of a number (of each item)
+    max_items: int = 8  # a list-valued option's longest list
 
     def check(self, value: Any, arch: str) -> Any:
         """The value as this option's type; ConfigError names the option and the valid values."""
+        if not self.many:
+            return self._item(value, arch)
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not 1 <= len(items) <= self.max_items:
+            raise ConfigError(self.name, f"{value!r} is not a list of 1 to {self.max_items} values", self.hint(arch))
+        return tuple(self._item(v, arch) for v in items)
+
+    def _item(self, value: Any, arch: str) -> Any:
         if isinstance(value, bool) and self.type is not bool:
-            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self._valid_hint(arch))
+            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self.hint(arch))
         try:
             value = self.type(value)
         except (TypeError, ValueError):
-            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self._valid_hint(arch)) from None
+            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self.hint(arch)) from None
         if self.choices and value not in self.choices:
-            raise ConfigError(self.name, f"{value} is not valid for {arch}", self._valid_hint(arch))
+            raise ConfigError(self.name, f"{value} is not valid for {arch}", self.hint(arch))
+        if self.limits and not self.limits[0] <= value <= self.limits[1]:
+            raise ConfigError(self.name, f"{value} is out of range for {arch}", self.hint(arch))
         return value
 
-    def _valid_hint(self, arch: str) -> str:
-        return f"valid: {', '.join(map(str, self.choices))}" if self.choices else f"give a {self.type.__name__}"
+    def hint(self, arch: str = "") -> str:
+        """What the option takes: `valid: 3, 5, 7`, or `give comma-separated integers 1–4096 (e.g. 256,128)`."""
+        if self.choices:
+            return f"valid: {', '.join(map(str, self.choices))}"
+        kind = {int: "integer", float: "number", str: "text", bool: "true or false"}.get(self.type, self.type.__name__)
+        bounds = f" {self.limits[0]:g}–{self.limits[1]:g}" if self.limits else ""
+        if self.many:
+            return f"give 1 to {self.max_items} comma-separated {kind}s{bounds} (e.g. {self.text(self.default)})"
+        return f"give an {kind}{bounds}" if kind[0] in "aeiou" else f"give a {kind}{bounds}"
+
+    @property
+    def value_type(self) -> Any:  # (`type` here is the field above, not the builtin)
+        """The type a command line or a form hands over: text for a list (`256,128`), else `type`."""
+        return str if self.many else self.type
+
+    def text(self, value: Any) -> str:
+        """The value as the CLI, the TUI and SageMaker write it (`256,128` for a list)."""
+        if self.many and isinstance(value, (list, tuple)):
+            return ",".join(map(str, value))
+        return str(value)
+
+    def normal(self, value: Any) -> Any:
+        """The value in its held form (a tuple for a list read from JSON); unchanged if it is not valid."""
+        try:
+            return self.check(value, "")
+        except ConfigError:
+            return value
 
     def name_part(self, value: Any) -> str:
         """This option's part of a run name, or '' when it stays out (at its default, or never named)."""
+        value = self.normal(value)
         if not self.tag or (value == self.default and not self.always_named):
             return ""
-        return self.tag.format(value)
+        return self.tag.format("x".join(map(str, value)) if self.many else value)
+
+
+@dataclass(frozen=True)
+class Requires:
+    """A combination rule: when option `when` has value `equals`, option `name` must be one of `values`."""
+
+    when: str
+    equals: Any
+    name: str
+    values: tuple[Any, ...]
+    why: str  # the reason, said in the error
+
+    def check(self, options: Options) -> None:
+        if options.get(self.when) == self.equals and options.get(self.name) not in self.values:
+            raise ConfigError(
+                self.name,
+                f"{options.get(self.name)} does not work with {ref(self.when)} {self.equals} ({self.why})",
+                f"valid with {ref(self.when)} {self.equals}: {', '.join(map(str, self.values))}",
+            )
+
+    def describe(self) -> str:
+        """`pool none needs head gap` (help texts)."""
+        return f"{self.when} {self.equals} needs {self.name} {' or '.join(map(str, self.values))}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +131,7 @@ class ArchSpec:
     options: tuple[Option, ...] = ()
     has_convs: bool = False  # has convolution layers: feature maps, channels_last
     receptive_field: Callable[[Options], int] = field(default=lambda options: 28)  # px per side, last conv unit
+    rules: tuple[Requires, ...] = ()  # combinations of option values that must hold (checked torch-free)
 
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if o.name == name), None)
@@ -75,6 +142,11 @@ class ArchSpec:
         if option is None:
             raise KeyError(f"{self.name} has no option {name!r}")
         return option.choices
+
+    def text(self, name: str, value: Any) -> str:
+        """Option `name`'s value as a command line writes it (`256,128`)."""
+        option = self.option(name)
+        return option.text(value) if option else str(value)
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
@@ -88,9 +160,12 @@ class ArchSpec:
                 raise ConfigError(
                     name, f"does not apply to arch {self.name}", f"{self.name} takes {_names(self.options)}"
                 )
-        return {
+        resolved = {
             o.name: o.default if given.get(o.name) is None else o.check(given[o.name], self.name) for o in self.options
         }
+        for rule in self.rules:
+            rule.check(resolved)
+        return resolved
 
     def label(self, options: Options) -> str:
         """The config's name without the seed: `cnn-k3`, `mlp` (study tables, plans and figure captions)."""
@@ -105,7 +180,7 @@ class ArchSpec:
 
 
 def _names(options: tuple[Option, ...]) -> str:
-    return ", ".join(o.name for o in options) or "no options"
+    return ", ".join(ref(o.name) for o in options) or "no options"
 
 
 #: name → spec, in the order choices are listed
@@ -157,6 +232,13 @@ def options_from(arch: str, flat: Options) -> dict[str, Any]:
     return {o.name: flat[o.name] for o in get(arch).options if o.name in flat}
 
 
+def resolved_options(arch: str, flat: Options) -> dict[str, Any]:
+    """Every option of `arch` from a flat mapping, defaults filled in (a config.json of an older version has
+    only the kernel); {} for an unknown arch."""
+    spec = REGISTRY.get(arch)
+    return spec.resolve(options_from(arch, flat)) if spec else {}
+
+
 def has_convs(arch: str | None) -> bool:
     """Whether an arch has convolution layers (False for an unknown one)."""
     spec = REGISTRY.get(arch or "")
@@ -178,19 +260,82 @@ def conv_pool_rf(layers: list[tuple[int, int]]) -> int:
     return rf
 
 
-# --- the seed's architectures (shared/DESIGN.md) ----------------------------------------------------
-register(ArchSpec("mlp", "784 → 256 → 128 → 10 multilayer perceptron", "fmnist_tui.training.models:build_mlp"))
+# --- the seed's architectures (shared/DESIGN.md) and their families -------------------------------
+#: channels of the CNN's conv blocks 1..4 (the seed's two blocks: 32, 64)
+CNN_CHANNELS = (32, 64, 128, 128)
+#: how a CNN block downsamples: the seed's max-pool, average-pool, its conv at stride 2, or not at all
+POOLS = ("max", "avg", "stride", "none")
+
+
+def cnn_layers(options: Options) -> list[tuple[int, int]]:
+    """The (kernel, stride) chain up to the last conv of a CNN member: conv k (stride 2 with pool=stride),
+    then a 2×2 pool between blocks for max/avg."""
+    k, depth, pool = options["kernel"], options["depth"], options["pool"]
+    layers: list[tuple[int, int]] = []
+    for block in range(depth):
+        if block and pool in ("max", "avg"):
+            layers.append((2, 2))
+        layers.append((k, 2 if pool == "stride" else 1))
+    return layers
+
+
+register(
+    ArchSpec(
+        "mlp",
+        "multilayer perceptron: 784 → hidden widths (ReLU) → 10; the seed's 784 → 256 → 128 → 10",
+        "fmnist_tui.training.models:build_mlp",
+        options=(
+            Option(
+                "hidden",
+                int,
+                (256, 128),
+                "Hidden layer widths, comma-separated.",
+                tag="h{}",
+                many=True,
+                limits=(1, 4096),
+                max_items=4,
+            ),
+        ),
+    )
+)
 
 register(
     ArchSpec(
         "cnn",
-        "conv 1→32 → pool → conv 32→64 → pool → 3136 → 128 → 10, k×k kernels",
+        "conv blocks (k×k conv → ReLU → downsample; 32, 64, 128, 128 channels) → head; "
+        "the seed's: conv 1→32 → pool → conv 32→64 → pool → 3136 → 128 → 10",
         "fmnist_tui.training.models:build_cnn",
         options=(
             Option("kernel", int, 3, "Convolution kernel size.", choices=(3, 5, 7), tag="k{}", always_named=True),
+            Option("depth", int, 2, "Conv blocks (channels 32, 64, 128, 128).", choices=(1, 2, 3, 4), tag="d{}"),
+            Option(
+                "pool",
+                str,
+                "max",
+                "Downsampling after each block: 2×2 max-pool, 2×2 average-pool, the conv at stride 2, or none.",
+                choices=POOLS,
+                tag="{}",
+            ),
+            Option(
+                "head",
+                str,
+                "flatten",
+                "Classifier: flatten → FC 128 → FC 10, or global average pooling → FC 10.",
+                choices=("flatten", "gap"),
+                tag="{}",
+            ),
         ),
         has_convs=True,
-        # conv k, pool 2, conv k (padding k//2): 3k − 1 pixels
-        receptive_field=lambda o: conv_pool_rf([(o["kernel"], 1), (2, 2), (o["kernel"], 1)]),
+        # the seed's (conv k, pool 2, conv k; padding k//2): 3k − 1 pixels
+        receptive_field=lambda o: conv_pool_rf(cnn_layers(o)),
+        rules=(
+            Requires(
+                "pool",
+                "none",
+                "head",
+                ("gap",),
+                "without downsampling a flatten head would take 28×28 maps per channel",
+            ),
+        ),
     )
 )

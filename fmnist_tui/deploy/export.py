@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..core import registry
 from ..core.data import CLASSES, Dataset, dataset_fingerprint, load_dataset
 from ..core.errors import FmnistError, Interrupted, ref
 from ..core.fsutil import atomic_path, check_writable, write_bytes, write_json
@@ -73,13 +74,16 @@ class ExportReport:
 
 
 def build_metadata(run: Run) -> dict[str, str]:
-    """The ONNX metadata_props of shared/DESIGN.md, from the run's config and summary."""
+    """The ONNX metadata_props of shared/DESIGN.md, from the run's config and summary; each option of the
+    architecture under its own name (`depth`, `pool`, `hidden` as `256,128`), `kernel` "none" without one."""
     cfg, summary = run.config(), run.summary()
     hashes = cfg.get("dataset_sha256") or {}
+    spec, options = registry.REGISTRY.get(str(cfg["arch"])), registry.resolved_options(str(cfg["arch"]), cfg)
     return {
         "classes": json.dumps(list(CLASSES)),
         "arch": str(cfg["arch"]),
         "kernel": str(cfg.get("kernel") or "none"),
+        **{name: spec.text(name, value) for name, value in options.items() if spec and name != "kernel"},
         "params": str(summary.get("params", cfg.get("params"))),
         "test_accuracy": f"{summary['test_accuracy']:.6f}",
         "run": run.name,
@@ -316,6 +320,7 @@ def update_manifest(out_dir: Path, report: ExportReport, metadata: dict[str, str
         "run": report.run,
         "arch": metadata["arch"],
         "kernel": None if metadata["kernel"] == "none" else int(metadata["kernel"]),
+        "options": {name: metadata[name] for name in registry.option_names() if name in metadata},
         "params": int(metadata["params"]),
         "test_accuracy": report.onnx_accuracy,
         "test_images": report.test_images,

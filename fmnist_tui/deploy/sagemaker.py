@@ -40,7 +40,10 @@ def hyperparameter_types() -> dict[str, tuple[type, bool]]:
         args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
         types[f.name] = (args[0] if args else hints[f.name], len(args) < len(typing.get_args(hints[f.name])))
     for name in registry.option_names():
-        types[name] = (registry.options_named(name)[0][1].type, True)  # null: the arch's default (none for mlp)
+        # null: the arch's default (none for mlp); a list-valued option (hidden "256,128", or a JSON list) is
+        # handed on as given, and the registry parses and checks it
+        option = registry.options_named(name)[0][1]
+        types[name] = (list if option.many else option.type, True)
     return types
 
 
@@ -181,6 +184,8 @@ def _coerce(key: str, value: Any, kind: type, nullable: bool) -> Any:
         raise bad
     if kind is str:
         return str(value)
+    if kind is list:
+        return value if isinstance(value, (list, str)) else str(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad
     if kind is int:

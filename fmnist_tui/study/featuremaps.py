@@ -1,4 +1,4 @@
-"""Feature maps: the post-ReLU activations of conv1 and conv2 for one image (torch loads on first use)."""
+"""Feature maps: the post-ReLU activations of the first conv blocks for one image (torch loads on first use)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,13 @@ def require_convs(run: Run) -> None:
         )
 
 
-def feature_maps(model: nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """conv1 [32,28,28] and conv2 [64,14,14] activations for a 28×28 image (uint8 0–255 or float 0–1)."""
+#: blocks whose maps are shown: conv1 and conv2 (the seed's two; a one-block CNN shows conv1 alone)
+SHOWN_BLOCKS = 2
+
+
+def feature_maps(model: nn.Module, image: np.ndarray) -> list[np.ndarray]:
+    """The first SHOWN_BLOCKS blocks' activations for a 28×28 image (uint8 0–255 or float 0–1): the seed's
+    conv1 [32,28,28] and conv2 [64,14,14]."""
     import torch
 
     if not callable(getattr(model, "features", None)):
@@ -37,13 +42,13 @@ def feature_maps(model: nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.nd
     if x.shape != (28, 28):
         raise UsageError(f"feature maps need a 28×28 image, got shape {x.shape}")
     # nn.Module's __getattr__ is typed Tensor | Module: say what `features` is
-    extract = cast("Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]", model.eval().features)
+    extract = cast("Callable[[torch.Tensor], tuple[torch.Tensor, ...]]", model.eval().features)
     with torch.no_grad():
-        a1, a2 = extract(torch.from_numpy(x)[None, None])
-    return a1[0].numpy(), a2[0].numpy()
+        maps = extract(torch.from_numpy(x)[None, None])
+    return [m[0].numpy() for m in maps[:SHOWN_BLOCKS]]
 
 
-def run_feature_maps(run: Run, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def run_feature_maps(run: Run, image: np.ndarray) -> list[np.ndarray]:
     """Feature maps of a run's best weights; a UsageError for runs without convolutions."""
     from ..training.checkpoints import model_from_run
 

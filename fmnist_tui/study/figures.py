@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -129,47 +130,137 @@ def confusion(cm: Sequence[Sequence[int]], path: Path, title: str) -> tuple[np.n
     return counts, norm
 
 
-def kernel_study(rows: list[dict[str, Any]], path: Path, baseline: str) -> list[dict[str, Any]]:
-    """Test accuracy (mean, 95% CI error bars) against kernel size, parameters on each point; the `baseline`
-    config (the MLP) as a band."""
-    cnn = sorted((r for r in rows if r.get("kernel")), key=lambda r: r["kernel"])
-    mlp = next((r for r in rows if r["config"] == baseline), None)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if cnn:
-        k = [r["kernel"] for r in cnn]
-        mean = np.array([100 * r["test_acc_mean"] for r in cnn])
-        err = np.array(
+def _ci_err(rows: list[dict[str, Any]]) -> np.ndarray:
+    """Error bars [2, n] (points) from each row's 95% interval of the mean; 0 where one seed has none."""
+    return (
+        np.array(
             [
                 [100 * (r["test_acc_mean"] - r["test_acc_ci_low"]), 100 * (r["test_acc_ci_high"] - r["test_acc_mean"])]
                 if r.get("test_acc_ci_low") is not None
                 else [0.0, 0.0]
-                for r in cnn
+                for r in rows
             ]
-        ).T
-        ax.errorbar(k, mean, yerr=err, fmt="o-", capsize=5, color="C0", label="CNN (mean, 95% CI over seeds)")
+        )
+        .reshape(-1, 2)
+        .T
+    )
+
+
+def kernel_study(rows: list[dict[str, Any]], path: Path, baseline: str) -> list[dict[str, Any]]:
+    """Test accuracy (mean, 95% CI error bars) against kernel size, parameters on each point; the `baseline`
+    config (the MLP) as a band."""
+    return accuracy_by_option(
+        rows, "kernel", path, "Kernel-size study", "kernel size", baseline, tick=lambda k: f"{k}×{k}"
+    )
+
+
+def accuracy_by_option(
+    rows: list[dict[str, Any]],
+    option: str,
+    path: Path,
+    title: str,
+    xlabel: str,
+    baseline: str | None = None,
+    tick: Any = str,
+) -> list[dict[str, Any]]:
+    """Test accuracy (mean, 95% CI error bars) against the value of `option` (kernel size, depth), parameters
+    and MACs on each point; the `baseline` config (the MLP), if any, as a band."""
+    cnn = sorted((r for r in rows if r.get(option) is not None and r["config"] != baseline), key=lambda r: r[option])
+    mlp = next((r for r in rows if r["config"] == baseline), None) if baseline else None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if cnn:
+        k = [r[option] for r in cnn]
+        mean = np.array([100 * r["test_acc_mean"] for r in cnn])
+        ax.errorbar(k, mean, yerr=_ci_err(cnn), fmt="o-", capsize=5, color="C0", label="CNN (mean, 95% CI over seeds)")
         for r, m in zip(cnn, mean, strict=False):
             ax.annotate(
                 f"{r['params'] / 1e3:.0f}k params\n{r['macs'] / 1e6:.1f} M MACs\nn={r['n']} seeds",
-                (r["kernel"], m),
+                (r[option], m),
                 textcoords="offset points",
                 xytext=(9, 4),
                 fontsize=8,
                 va="bottom",
             )
-        ax.set_xticks(k, [f"{x}×{x}" for x in k])
-        ax.set_xlim(min(k) - 1, max(k) + 1.6)
+        ax.set_xticks(k, [tick(x) for x in k])
+        step = min((b - a for a, b in pairwise(k)), default=1)
+        ax.set_xlim(min(k) - 0.5 * step, max(k) + 0.8 * step)
     if mlp:
         m = 100 * mlp["test_acc_mean"]
         ax.axhline(m, color="C3", ls="--", label=f"MLP {m:.2f}% ({mlp['params'] / 1e3:.0f}k params, n={mlp['n']})")
         if mlp.get("test_acc_ci_low") is not None:
             ax.axhspan(100 * mlp["test_acc_ci_low"], 100 * mlp["test_acc_ci_high"], color="C3", alpha=0.12)
-    ax.set(xlabel="kernel size", ylabel="test accuracy (%)", title="Kernel-size study")
+    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=title)
     bottom, top = ax.get_ylim()
     ax.set_ylim(bottom, top + 0.18 * (top - bottom))  # headroom so the point labels clear the title
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     save(fig, path)
     return cnn + ([mlp] if mlp else [])
+
+
+def accuracy_bars(rows: list[dict[str, Any]], x: str, series: str, path: Path, title: str) -> dict[str, list[Any]]:
+    """Grouped bars of test accuracy (mean, 95% CI error bars): one group per value of option `x` (pooling),
+    one bar per value of option `series` (head). Returns {series value: [row or None per x value]}."""
+    xs = list(dict.fromkeys(r[x] for r in rows))
+    ss = list(dict.fromkeys(r[series] for r in rows))
+    drawn: dict[str, list[Any]] = {}
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    width = 0.8 / max(1, len(ss))
+    low = min((100 * (r.get("test_acc_ci_low") or r["test_acc_mean"]) for r in rows), default=0.0)
+    for i, sv in enumerate(ss):
+        picked = [next((r for r in rows if r[x] == xv and r[series] == sv), None) for xv in xs]
+        drawn[str(sv)] = picked
+        where = [j for j, r in enumerate(picked) if r is not None]
+        here = [r for r in picked if r is not None]
+        pos = np.array(where, dtype=float) + (i - (len(ss) - 1) / 2) * width
+        bars = ax.bar(pos, [100 * r["test_acc_mean"] - (low - 1) for r in here], width, bottom=low - 1)
+        ax.errorbar(pos, [100 * r["test_acc_mean"] for r in here], yerr=_ci_err(here), fmt="none", capsize=4, color="k")
+        bars.set_label(f"{series} {sv}")
+        for p, r in zip(pos, here, strict=True):
+            ax.annotate(
+                f"{100 * r['test_acc_mean']:.2f}",
+                (p, 100 * r["test_acc_mean"]),
+                xytext=(0, 6),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+            )
+    ax.set_xticks(range(len(xs)), [f"{x} {v}" for v in xs])
+    ax.set(ylabel="test accuracy (%)", title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    save(fig, path)
+    return drawn
+
+
+def gap_curves(histories: dict[str, list[list[dict[str, float]]]], path: Path, title: str) -> dict[str, np.ndarray]:
+    """Train − validation accuracy per epoch (points), mean over seeds with the min–max band, per config;
+    histories: label → one metrics.csv row list per seed. Returns label → mean gap per epoch."""
+    means: dict[str, np.ndarray] = {}
+    fig, (ax_acc, ax_gap) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for i, (label, runs) in enumerate(histories.items()):
+        epochs = min(len(r) for r in runs)
+        if not epochs:
+            continue
+        colour = f"C{i % 10}"
+        ep = np.arange(1, epochs + 1)
+        train = np.array([[100 * row["train_acc"] for row in r[:epochs]] for r in runs])
+        val = np.array([[100 * row["val_acc"] for row in r[:epochs]] for r in runs])
+        gap = train - val
+        means[label] = gap.mean(axis=0)
+        ax_acc.plot(ep, train.mean(axis=0), "-", color=colour, label=f"{label} train")
+        ax_acc.plot(ep, val.mean(axis=0), "--", color=colour, label=f"{label} validation")
+        ax_gap.plot(ep, means[label], "o-", color=colour, label=f"{label} (n={len(runs)} seeds)")
+        ax_gap.fill_between(ep, gap.min(axis=0), gap.max(axis=0), color=colour, alpha=0.15)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy (mean over seeds)")
+    ax_gap.set(xlabel="epoch", ylabel="train − validation accuracy (points)", title=title)
+    ax_gap.axhline(0, color="k", lw=0.6)
+    for ax in (ax_acc, ax_gap):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=8, loc="best")
+    save(fig, path)
+    return means
 
 
 def per_class_accuracy(recalls: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
@@ -200,23 +291,30 @@ def tile(maps: np.ndarray, cols: int) -> np.ndarray:
     return out
 
 
-def feature_maps(
-    image: np.ndarray, conv1: np.ndarray, conv2: np.ndarray, path: Path, title: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The input and every conv1 (32×28×28) and conv2 (64×14×14) channel, one colour scale per layer.
+def mosaic_columns(maps: np.ndarray) -> int:
+    """Maps per row: 8 of 28×28, 16 of 14×14, 32 of 7×7, so every layer's mosaic has about the same width."""
+    return max(1, min(len(maps), 8 * 28 // maps.shape[-1]))
 
-    conv1 is tiled 8 wide and conv2 16 wide, so both mosaics have the same width and every map is drawn
-    at the same size per pixel: a conv2 map covers the same image area at half the resolution.
+
+def feature_maps(image: np.ndarray, layers: Sequence[np.ndarray], path: Path, title: str) -> list[np.ndarray]:
+    """The input and every channel of each given conv layer (the seed's conv1 32×28×28 and conv2 64×14×14),
+    one colour scale per layer.
+
+    conv1 is tiled 8 wide and conv2 16 wide (`mosaic_columns`), so both mosaics have the same width and every
+    map is drawn at the same size per pixel: a conv2 map covers the same image area at half the resolution.
     """
-    fig = plt.figure(figsize=(12, 7.6))
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, 3.2], height_ratios=[2, 1.1], wspace=0.05, hspace=0.25)
+    tiles = [tile(maps, mosaic_columns(maps)) for maps in layers]
+    ratios = [max(0.6, t.shape[0] / t.shape[1] * 3.2 * 1.15) for t in tiles]  # rows as tall as their mosaic
+    fig = plt.figure(figsize=(12, 1.2 + 3.2 * sum(ratios)))
+    grid = fig.add_gridspec(len(layers), 2, width_ratios=[1, 3.2], height_ratios=ratios, wspace=0.05, hspace=0.25)
     ax_in = fig.add_subplot(grid[0, 0])
     ax_in.imshow(image, cmap="gray")
     ax_in.set_title("input (28×28)")
     cmap = plt.get_cmap("magma").with_extremes(bad="white")  # NaN gutters between maps
-    for row, maps, cols, name in ((0, conv1, 8, "conv1"), (1, conv2, 16, "conv2")):
+    for row, (maps, mosaic) in enumerate(zip(layers, tiles, strict=True)):
+        name = f"conv{row + 1}"
         ax = fig.add_subplot(grid[row, 1])
-        im = ax.imshow(tile(maps, cols), cmap=cmap, vmin=0, vmax=max(float(maps.max()), 1e-6))
+        im = ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=max(float(maps.max()), 1e-6))
         dead = int((maps.reshape(len(maps), -1).max(axis=1) <= 0).sum())
         ax.set_title(
             f"{name}: {maps.shape[0]} channels × {maps.shape[1]}×{maps.shape[2]} (after ReLU; {dead} silent)",
@@ -227,4 +325,4 @@ def feature_maps(
     ax_in.axis("off")
     fig.suptitle(title)
     save(fig, path)
-    return conv1, conv2
+    return list(layers)

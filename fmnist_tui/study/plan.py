@@ -126,8 +126,12 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
     if resume:
         return [*cmd, "--resume"]
     cmd += ["--arch", cfg.arch, "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)]
+    if cfg.precision != "auto":
+        cmd += ["--precision", cfg.precision]
+    if cfg.lr is not None:
+        cmd += ["--lr", repr(cfg.lr)]
     for name, value in cfg.options.items():
-        cmd += [f"--{name.replace('_', '-')}", str(value)]
+        cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
     if cfg.subset:
         cmd += ["--subset", str(cfg.subset)]
     if cfg.data_dir:

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,39 +16,37 @@ from ..core.fsutil import write_text
 from ..core.metrics import most_confused
 from ..core.runs import Run, resolve_run
 from . import figures
-from .analysis import Study, study_markdown
-from .kernel import MLP, analyse
+from .analysis import Study
+from .kernel import analyse
 from .results import Group, group_records, load_records
+from .sections import NoRuns, Section, section
+from .studies import STUDIES
 
-#: figure name → file name, in report order
-FIGURES: dict[str, str] = {
-    "distribution": "class_distribution.png",
-    "samples": "samples.png",
-    "means": "mean_images.png",
-    "kernels": "kernel_study.png",
-    "per-class": "per_class_accuracy.png",
-    "curves": "training_curves.png",
-    "confusion": "confusion_matrix.png",
-    "featuremaps": "feature_maps.png",
+#: figure name → (file name, the study it shows or ""), in report order: one section per study
+REPORT: dict[str, tuple[str, str]] = {
+    "distribution": ("class_distribution.png", ""),
+    "samples": ("samples.png", ""),
+    "means": ("mean_images.png", ""),
+    "kernels": ("kernel_study.png", "kernel"),
+    **{name: (f"{name}_study.png", name) for name in STUDIES if name != "kernel"},
+    "per-class": ("per_class_accuracy.png", ""),
+    "curves": ("training_curves.png", ""),
+    "confusion": ("confusion_matrix.png", ""),
+    "featuremaps": ("feature_maps.png", ""),
 }
+FIGURES: dict[str, str] = {name: file for name, (file, _) in REPORT.items()}
 
-
-@dataclass
-class Section:
-    """One figure's part of report.md: a title, the PNG and the findings computed for it."""
-
-    title: str
-    png: Path
-    text: str
-    data: Any = None
+__all__ = ["FIGURES", "Report", "ReportBuilder", "Section"]
 
 
 @dataclass
 class Report:
-    """What `build` produced: drawn sections, skipped figures with the reason, warnings, report.md."""
+    """What `build` produced: drawn sections, skipped figures with the reason, studies without runs (named,
+    not a failure), warnings, report.md."""
 
     sections: dict[str, Section] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     markdown: Path | None = None
 
@@ -83,7 +80,7 @@ class ReportBuilder:
         return group_records(records)
 
     @cached_property
-    def study(self) -> Study:
+    def latency(self) -> dict[str, float | None]:
         if not self.groups:
             raise RunError(f"{self.runs_root} holds no finished runs; train some with `fmnist experiment`")
         measured: dict[str, float | None] = {}
@@ -92,7 +89,18 @@ class ReportBuilder:
 
             measured, warnings = latencies(self.groups, Path(self.onnx_dir))
             self.warnings += warnings
-        return analyse(self.groups, measured)
+        return measured
+
+    @cached_property
+    def study(self) -> Study:
+        """The kernel study's configs (the seed's networks) where they have runs, else every config: the
+        runs the per-class, curve, confusion and feature-map figures show."""
+        seeds = STUDIES["kernel"].run(self.groups, self.latency)
+        return seeds if seeds.rows else analyse(self.groups, self.latency)
+
+    def studied(self, name: str) -> Study:
+        """Study `name` over the runs that belong to it."""
+        return STUDIES[name].run(self.groups, self.latency)
 
     @cached_property
     def chosen_runs(self) -> list[Run]:
@@ -114,6 +122,8 @@ class ReportBuilder:
                 report.sections[name] = self.draw(name)
             except UsageError:
                 raise
+            except NoRuns as exc:
+                report.absent[name] = str(exc)
             except FmnistError as exc:
                 report.skipped[name] = str(exc)
         report.warnings = self.warnings
@@ -123,11 +133,13 @@ class ReportBuilder:
         return report
 
     def draw(self, name: str) -> Section:
+        study = REPORT[name][1]
+        if study:
+            return section(STUDIES[study], self.studied(study), self.out / FIGURES[name])
         drawers: dict[str, Callable[[Path], Section]] = {
             "distribution": self._distribution,
             "samples": self._samples,
             "means": self._means,
-            "kernels": self._kernels,
             "per-class": self._per_class,
             "curves": self._curves,
             "confusion": self._confusion,
@@ -178,22 +190,6 @@ class ReportBuilder:
             + f". The most different: {far[0]} ↔ {far[1]} {far[2]:.1f}."
         )
         return Section("Mean image per class", png, text, means)
-
-    def _kernels(self, png: Path) -> Section:
-        drawn = figures.kernel_study(self.study.rows, png, baseline=MLP)
-        recipes = sorted(
-            {
-                f"{r['epochs']} epochs" + (f" on a {r['subset']:,}-image subset" if r.get("subset") else "")
-                for r in self.study.rows
-            }
-        )
-        runs = ", ".join(name for g in self.study.groups.values() for name in g.row()["runs"])
-        text = (
-            f"Recipe: {'; '.join(recipes)}. Runs: {runs}. Error bars are Student-t 95% confidence intervals "
-            f"of the mean over seeds; differences are paired by seed.\n\n"
-            + study_markdown(self.study).replace("## ", "### ")
-        )
-        return Section("Kernel-size study", png, text, drawn)
 
     def _per_class(self, png: Path) -> Section:
         recalls = {
@@ -278,25 +274,31 @@ def draw_feature_maps(run: Run, image: np.ndarray, png: Path, what: str) -> Sect
     """Feature maps of `run` for one 28×28 image (torch loads here only)."""
     from .featuremaps import run_feature_maps
 
-    conv1, conv2 = run_feature_maps(run, image)
-    figures.feature_maps(image, conv1, conv2, png, f"Feature maps of {run.name} for {what}")
-    silent = [int((m.reshape(len(m), -1).max(axis=1) <= 0).sum()) for m in (conv1, conv2)]
+    layers = run_feature_maps(run, image)
+    figures.feature_maps(image, layers, png, f"Feature maps of {run.name} for {what}")
+    names = [f"conv{i}" for i in range(1, len(layers) + 1)]
+    shapes = [f"{name} {'×'.join(map(str, m.shape))}" for name, m in zip(names, layers, strict=True)]
+    silent = [
+        f"{int((m.reshape(len(m), -1).max(axis=1) <= 0).sum())} {name}" for name, m in zip(names, layers, strict=True)
+    ]
     text = (
-        f"{run.name} on {what}: conv1 gives {conv1.shape[0]}×{conv1.shape[1]}×{conv1.shape[2]} activations, "
-        f"conv2 {conv2.shape[0]}×{conv2.shape[1]}×{conv2.shape[2]}; {silent[0]} conv1 and {silent[1]} conv2 "
-        f"channels are zero everywhere for this image (ReLU)."
+        f"{run.name} on {what}: activations {', '.join(shapes)} (channels × height × width); "
+        f"{' and '.join(silent)} channels are zero everywhere for this image (ReLU)."
     )
-    return Section("Feature maps", png, text, (conv1, conv2))
+    return Section("Feature maps", png, text, tuple(layers))
 
 
 def render_markdown(report: Report) -> str:
     """report.md: each drawn figure embedded with its computed findings; skipped ones named with the reason."""
     out = [
-        "# Fashion-MNIST: the kernel-size study\n",
+        "# Fashion-MNIST: the dataset and fmnist's studies\n",
         "Generated by `fmnist report` from the dataset and the runs' files; every number below is computed.\n",
     ]
     for s in report.sections.values():
         out += [f"## {s.title}\n", f"![{s.title}]({s.png.name})\n", s.text.rstrip() + "\n"]
+    if report.absent:
+        out += ["## Studies without runs\n"] + [f"- {REPORT[n][1]}: {reason}" for n, reason in report.absent.items()]
+        out += [""]
     if report.skipped:
         out += ["## Not drawn\n"] + [f"- {FIGURES[n]}: {reason}" for n, reason in report.skipped.items()] + [""]
     return "\n".join(out)

@@ -92,15 +92,21 @@ class Scheduler:
         self.emit = on_event or (lambda event: None)
         self.running: list[_Child] = []
 
-    def run(self, configs: list[TrainConfig]) -> Outcome:
-        """Train every config that is not DONE; returns when all ended, or after Ctrl-C stopped them."""
+    def run(self, configs: list[TrainConfig], cost: dict[str, float] | None = None) -> Outcome:
+        """Train every config that is not DONE, longest first (by `cost`, estimated seconds per run name, else
+        by kernel size); returns when all ended, or after Ctrl-C stopped them."""
         outcome, t0 = Outcome(), time.perf_counter()
         todo: deque[tuple[TrainConfig, str]] = deque()
         for cfg in configs:
             st = status(cfg)
             (outcome.reused.append(cfg.run_name) if st == DONE else todo.append((cfg, st)))
-        # longest first (cost grows with the kernel; the mlp is cheapest), so no long run starts last alone
-        todo = deque(sorted(todo, key=lambda item: -(item[0].kernel or 0)))
+
+        # longest first (without estimates: cost grows with the kernel; the mlp is cheapest), so no long run
+        # starts last alone
+        def longest(item: tuple[TrainConfig, str]) -> float:
+            return -(cost[item[0].run_name] if cost and item[0].run_name in cost else item[0].kernel or 0)
+
+        todo = deque(sorted(todo, key=longest))
         total, started = len(todo), 0
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:

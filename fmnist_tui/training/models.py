@@ -4,8 +4,9 @@ The registry (core.registry) names the builders below; receptive fields are comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -33,55 +34,91 @@ class Normalize(nn.Module):
 
 
 class MLP(nn.Module):
-    """Flatten(784) → 256 → 128 → 10 with ReLU: 235,146 parameters."""
+    """Flatten(784) → hidden widths with ReLU → 10; the seed's (256, 128) has 235,146 parameters."""
 
-    def __init__(self) -> None:
+    def __init__(self, hidden: Sequence[int] = (256, 128)) -> None:
         super().__init__()
         self.norm = Normalize()
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(784, 256),
-            nn.ReLU(),
-            nn.Linear(256, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-        )
+        widths = [784, *hidden]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in pairwise(widths):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        # state-dict keys net.1 / net.3 / net.5 for the seed's widths, as its run folders have them
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N,1,28,28] in [0,1]
         return self.net(self.norm(x))
 
 
+def _downsample(pool: str, size: int) -> nn.Module:
+    """2×2 max or average pooling, rounding an odd map up (7 → 4) as a stride-2 conv does, so no row is
+    dropped; nothing for `stride` (the conv itself strides) and `none`."""
+    if pool == "max":
+        return nn.MaxPool2d(2, ceil_mode=size % 2 == 1)
+    if pool == "avg":
+        return nn.AvgPool2d(2, ceil_mode=size % 2 == 1)
+    return nn.Identity()
+
+
 class CNN(nn.Module):
-    """Conv(1→32,k) → pool → Conv(32→64,k) → pool → 3136 → 128 → 10; padding k//2 keeps 28→14→7."""
+    """`depth` blocks of k×k conv (padding k//2) → ReLU → downsample, then a head.
 
-    def __init__(self, kernel: int = 3) -> None:
+    The defaults are the seed's network: Conv(1→32,k) → pool → Conv(32→64,k) → pool → 3136 → 128 → 10
+    (421,642 parameters for k=3). Convs are named conv1..conv4 and the head `head`, so the seed's
+    configuration keeps the state-dict keys of existing run folders (conv1.*, conv2.*, head.1.*, head.3.*).
+    Maps per block for 28×28 inputs: 28 → 14 → 7 → 4 → 2 (no downsampling with pool=none).
+    """
+
+    def __init__(self, kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "flatten") -> None:
         super().__init__()
-        self.kernel = kernel
+        self.kernel, self.depth, self.pool_kind, self.head_kind = kernel, depth, pool, head
         self.norm = Normalize()
-        self.conv1 = nn.Conv2d(1, 32, kernel, padding=kernel // 2)  # [N,32,28,28]
-        self.conv2 = nn.Conv2d(32, 64, kernel, padding=kernel // 2)  # [N,64,14,14]
-        self.pool = nn.MaxPool2d(2)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+        size, channels = 28, 1
+        downs = []
+        for block, out in enumerate(registry.CNN_CHANNELS[:depth], start=1):
+            stride = 2 if pool == "stride" else 1
+            setattr(self, f"conv{block}", nn.Conv2d(channels, out, kernel, stride=stride, padding=kernel // 2))
+            downs.append(_downsample(pool, size))
+            size, channels = (size if pool == "none" else (size + 1) // 2), out
+        self.downs = nn.ModuleList(downs)  # no parameters: not in the state dict
+        if head == "gap":
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+        else:
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.Linear(channels * size * size, 128), nn.ReLU(), nn.Linear(128, 10)
+            )
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Post-ReLU activations of conv1 [N,32,28,28] and conv2 [N,64,14,14], for feature-map views."""
-        a1 = torch.relu(self.conv1(self.norm(x)))
-        a2 = torch.relu(self.conv2(self.pool(a1)))
-        return a1, a2
+    def convs(self) -> list[nn.Conv2d]:
+        """conv1..conv<depth>, in order."""
+        return [cast(nn.Conv2d, getattr(self, f"conv{i}")) for i in range(1, self.depth + 1)]
+
+    def _blocks(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """Each block's post-ReLU conv activation, and the last block's downsampled output."""
+        maps = []
+        x = self.norm(x)
+        for conv, down in zip(self.convs(), self.downs, strict=True):
+            a = torch.relu(conv(x))
+            maps.append(a)
+            x = down(a)
+        return tuple(maps), x
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Post-ReLU activations of each block's conv (before its downsampling), for feature-map views:
+        the seed's conv1 [N,32,28,28] and conv2 [N,64,14,14]."""
+        return self._blocks(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, a2 = self.features(x)
-        return self.head(self.pool(a2))
+        return self.head(self._blocks(x)[1])
 
 
-def build_mlp() -> MLP:
+def build_mlp(hidden: Sequence[int] = (256, 128)) -> MLP:
     """The registry's builder for `mlp`."""
-    return MLP()
+    return MLP(hidden)
 
 
-def build_cnn(kernel: int = 3) -> CNN:
+def build_cnn(kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "flatten") -> CNN:
     """The registry's builder for `cnn`."""
-    return CNN(kernel)
+    return CNN(kernel, depth, pool, head)
 
 
 def create_model(arch: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> nn.Module:

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from ..study.studies import STUDIES
 from .classify_screen import ClassifyPane
 from .explore_screen import ExplorePane
 from .messages import RunsChanged
@@ -113,6 +114,11 @@ class FmnistApp(App[None]):
     def action_sort(self) -> None:
         self.query_one(ResultsPane).cycle_sort()
 
+    def action_show_study(self, name: str) -> None:
+        """The Results tab with study `name` picked."""
+        self.action_show_tab("results")
+        self.query_one(ResultsPane).pick_study(name)
+
     def action_feature_maps(self) -> None:
         self.query_one(ExplorePane).show_feature_maps()
 
@@ -160,6 +166,12 @@ class FmnistApp(App[None]):
         yield SystemCommand("Stop training", "Stop after this batch and save the state (x)", self.action_stop)
         yield SystemCommand("Resume training", "Continue or extend the run the form names (r)", self.action_resume)
         yield SystemCommand("Sort results", "Sort the results table by the next column (o)", self.action_sort)
+        for name, spec in STUDIES.items():
+            yield SystemCommand(
+                f"Study: {name}",
+                f"{spec.title} on the Results tab: its table, figure and verdicts",
+                lambda name=name: self.action_show_study(name),
+            )
         yield SystemCommand("Reload runs and models", "Re-read checkpoints/ and export/", self.action_reload)
         yield SystemCommand(
             "Feature maps", "conv1/conv2 maps of the chosen image and run (f)", self.action_feature_maps

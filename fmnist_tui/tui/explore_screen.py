@@ -169,20 +169,20 @@ class ExplorePane(Vertical):
     @work(thread=True, exclusive=True, group="explore-maps", exit_on_error=False)
     def _maps_worker(self, run: Run, image: np.ndarray, what: str) -> None:
         try:
-            conv1, conv2 = self.services.feature_maps(run, image)
+            layers = list(self.services.feature_maps(run, image))
         except Exception as exc:  # noqa: BLE001 - a damaged run must not take the app down
             message = str(exc) if isinstance(exc, FmnistError) else f"{type(exc).__name__}: {exc}"
             self.app.call_from_thread(self._maps_failed, message)
         else:
-            self.app.call_from_thread(self._maps_shown, run.name, what, conv1, conv2)
+            self.app.call_from_thread(self._maps_shown, run.name, what, layers)
 
     def _maps_failed(self, message: str) -> None:
         self.query_one("#maps-title", Static).update("")
         self.notify(printable(message), title="Feature maps", severity="error", markup=False)
 
-    def _maps_shown(self, run: str, what: str, conv1: np.ndarray, conv2: np.ndarray) -> None:
-        self.query_one("#maps-title", Static).update(
-            f"{run}, {what}: conv1 ({len(conv1)} maps, shown 14×14), then conv2 ({len(conv2)} maps)"
-        )
-        self.query_one("#conv1", Mosaic).set_maps(conv1)
-        self.query_one("#conv2", Mosaic).set_maps(conv2)
+    def _maps_shown(self, run: str, what: str, layers: list[np.ndarray]) -> None:
+        """conv1's maps, then conv2's (a one-block CNN has conv1 alone)."""
+        parts = [f"conv{i} ({len(m)} maps{', shown 14×14' if i == 1 else ''})" for i, m in enumerate(layers, 1)]
+        self.query_one("#maps-title", Static).update(f"{run}, {what}: {', then '.join(parts)}")
+        self.query_one("#conv1", Mosaic).set_maps(layers[0] if layers else None)
+        self.query_one("#conv2", Mosaic).set_maps(layers[1] if len(layers) > 1 else None)

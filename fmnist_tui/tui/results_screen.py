@@ -1,4 +1,5 @@
-"""The Results tab: finished runs grouped by config in a sortable table; details of the selected group."""
+"""The Results tab: finished runs grouped by config in a sortable table, all of them or one study's (its table,
+its figure as bars, its verdicts); details of the selected group."""
 
 from __future__ import annotations
 
@@ -7,19 +8,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Select, Static
 from textual.worker import Worker, get_current_worker
 
 from ..core.data import CLASSES
 from ..core.errors import FmnistError
 from ..core.runs import Run
 from ..core.text import printable
+from ..study.analysis import Study
 from ..study.results import Group, group_records, load_records, row_order
+from ..study.studies import STUDIES
 from .services import Settings
-from .widgets import CurvesPlot, bars, heatmap, mean_rows
+from .widgets import CurvesPlot, bar, bars, heatmap, mean_rows
+
+#: the study picker's value for "every run, no study"
+ALL = "all"
 
 #: column key → (header, sort key of a Group.row() dict)
 COLUMNS: dict[str, tuple[str, Any]] = {
@@ -56,6 +63,50 @@ class Loaded:
     runs: int
     groups: list[Group]
     warnings: list[str]
+    studies: dict[str, Study]  # each study over the runs that belong to it (those with none left out)
+
+
+def analyse_studies(groups: list[Group]) -> dict[str, Study]:
+    """Every study with runs among `groups` (a study whose runs cannot be read is left out)."""
+    found = {}
+    for name, spec in STUDIES.items():
+        try:
+            study = spec.run(groups)
+        except (FmnistError, OSError, KeyError, TypeError, ValueError):
+            continue
+        if study.rows:
+            found[name] = study
+    return found
+
+
+VERDICT_STYLES = (("supported", "bold green"), ("contradicted", "bold red"), ("not tested", "dim"))
+
+
+def study_text(name: str, study: Study) -> Text:
+    """A study as the terminal shows it: its figure as bars (test accuracy, or the gap it is about, mean over
+    seeds, scaled between the lowest and the highest), then each claim's verdict and its numbers."""
+    spec = STUDIES[name]
+    gap = any("gap_mean" in r for r in study.rows)
+    key, what = ("gap_mean", "train − val accuracy gap (points)") if gap else ("test_acc_mean", "test accuracy")
+    values: list[tuple[str, float]] = [(r["config"], float(r[key])) for r in study.rows if r.get(key) is not None]
+    text = Text()
+    text.append(f"{spec.title}: {spec.question}\n", style="bold")
+    text.append(f"{what}, mean over seeds (bars from lowest to highest)\n", style="dim")
+    lo, hi = min((v for _, v in values), default=0.0), max((v for _, v in values), default=1.0)
+    width = max((len(label) for label, _ in values), default=0)  # fits 80 columns: 17 + 9 + 8
+    for label, value in values:
+        share = 1.0 if hi == lo else 0.15 + 0.85 * (value - lo) / (hi - lo)
+        text.append(f"{label:<{width}} ")
+        text.append(bar(share, 8), style="cyan")
+        text.append(f" {100 * value:.2f}%\n" if not gap else f" {100 * value:+.2f}\n")
+    for v in study.verdicts:
+        style = next((st for word, st in VERDICT_STYLES if v["verdict"].startswith(word)), "bold yellow")
+        text.append("● ", style=style)
+        text.append(v["verdict"], style=style)
+        text.append(f": {v['claim']}\n")
+        text.append(f"  {v['detail']}\n", style="dim")
+    text.rstrip()
+    return text
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -74,13 +125,22 @@ class ResultsPane(Vertical):
         self.groups: list[Group] = []
         self.sort_key, self.reverse = "config", False
         self.shown: Loaded | None = None  # the load on screen
+        self.study = ALL  # the study picked (ALL: every run)
 
     def compose(self) -> ComposeResult:
         with Horizontal():
             with Vertical(id="results-left"):
+                yield Select(
+                    [("all runs", ALL), *((f"{name} study", name) for name in STUDIES)],
+                    value=ALL,
+                    allow_blank=False,
+                    compact=True,
+                    id="study-pick",
+                )
                 yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
                 yield Static(f"loading… (reading {self.settings.runs}/)", id="results-hint")
             with VerticalScroll(id="results-detail"):
+                yield Static("", id="study-verdicts")
                 yield Static("", id="detail-title")
                 yield Static("", id="per-class")
                 yield Static("", id="confusion")
@@ -112,9 +172,10 @@ class ResultsPane(Vertical):
                 return
             self.app.call_from_thread(self._loading, worker)
             records, warnings = load_records(root)
-            loaded = Loaded(signature, len(records), group_records(records), warnings)
+            groups = group_records(records)
+            loaded = Loaded(signature, len(records), groups, warnings, analyse_studies(groups))
         except OSError as exc:  # an unreadable folder is a message, not a table stuck in "loading…"
-            loaded = Loaded((), 0, [], [f"cannot read {root}: {exc}"])
+            loaded = Loaded((), 0, [], [f"cannot read {root}: {exc}"], {})
         if not worker.is_cancelled:  # a newer load is under way: spare the UI thread a stale repaint
             self.app.call_from_thread(self._loaded, worker, loaded)
 
@@ -148,9 +209,42 @@ class ResultsPane(Vertical):
                 f"No finished runs in {self.settings.runs}/ yet.\nTrain one on the Train tab (1) "
                 f"or with `fmnist train`."
             )
+        elif self.study != ALL and self._study() is None:
+            hint.update(f"No runs of the {self.study} study in {self.settings.runs}/ yet.\nfmnist study {self.study}")
+        elif self.study != ALL:
+            shown = self.table_groups()
+            runs = sum(len(g.records) for g in shown)
+            hint.update(f"{self.study}: {runs} runs in {len(shown)} configs · verdicts on the right · o: sort")
         else:
             runs = self.shown.runs if self.shown else 0
             hint.update(f"{runs} runs in {len(self.groups)} groups · Enter/click: details · o: sort")
+
+    def _study(self) -> Study | None:
+        """The picked study's analysis (None: every run, or a study without runs)."""
+        return self.shown.studies.get(self.study) if self.shown and self.study != ALL else None
+
+    def table_groups(self) -> list[Group]:
+        """The groups the table shows: every one, or the picked study's (its recipe, its configs)."""
+        if self.study == ALL:
+            return self.groups
+        study = self._study()
+        return list(study.groups.values()) if study else []
+
+    def pick_study(self, name: str) -> None:
+        """Show study `name` (or ALL): its configs in the table, its figure and verdicts on the right."""
+        self.query_one("#study-pick", Select).value = name
+
+    @on(Select.Changed, "#study-pick")
+    def _study_picked(self, event: Select.Changed) -> None:
+        self.study = str(event.value)
+        self._fill()
+        self._update_hint()
+
+    def _show_study(self) -> None:
+        widget = self.query_one("#study-verdicts", Static)
+        study = self._study()
+        widget.display = study is not None
+        widget.update(study_text(self.study, study) if study else "")
 
     def sort_by(self, key: str) -> None:
         """Sort by column `key`; the same key again reverses the order."""
@@ -165,7 +259,8 @@ class ResultsPane(Vertical):
     def _fill(self) -> None:
         table = self.query_one("#results-table", DataTable)
         table.clear()
-        order = sorted(self.groups, key=lambda g: COLUMNS[self.sort_key][1](g.row()), reverse=self.reverse)
+        self._show_study()
+        order = sorted(self.table_groups(), key=lambda g: COLUMNS[self.sort_key][1](g.row()), reverse=self.reverse)
         for group in order:
             table.add_row(*_cells(group.row()), key=group.label + "|" + ",".join(group.row()["runs"]))
         self._show(order[0] if order else None)
@@ -177,7 +272,7 @@ class ResultsPane(Vertical):
     @on(DataTable.RowHighlighted, "#results-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value
-        self._show(next((g for g in self.groups if g.label + "|" + ",".join(g.row()["runs"]) == key), None))
+        self._show(next((g for g in self.table_groups() if g.label + "|" + ",".join(g.row()["runs"]) == key), None))
 
     def _show(self, group: Group | None) -> None:
         """Per-class accuracy (mean over seeds), summed confusion matrix and mean curves of a group."""

@@ -6,7 +6,7 @@ not when the app starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ def _load_dataset(data_dir: Path | None) -> Dataset:
 
 
 @needs_train_extra("Computing feature maps")
-def _feature_maps(run: Run, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _feature_maps(run: Run, image: np.ndarray) -> Sequence[np.ndarray]:
     from ..study.featuremaps import run_feature_maps
 
     return run_feature_maps(run, image)
@@ -67,6 +67,6 @@ class Services:
     train: Callable[[TrainConfig, Callback, Callable[[], bool], bool], Any] = field(default=_train)
     resume_config: Callable[[Path, int | None, int | None], TrainConfig] = field(default=_resume_config)
     load_dataset: Callable[[Path | None], Dataset] = field(default=_load_dataset)
-    feature_maps: Callable[[Run, np.ndarray], tuple[np.ndarray, np.ndarray]] = field(default=_feature_maps)
+    feature_maps: Callable[[Run, np.ndarray], Sequence[np.ndarray]] = field(default=_feature_maps)
     #: a model file → its classifier (the Classify tab keeps one per file)
     classifier: Callable[[Path], Classifier] = field(default=_classifier)

@@ -140,7 +140,7 @@ class TrainPane(Vertical):
                     id=name,
                 )
             else:
-                widget = Input(str(option.default), compact=True, id=name)
+                widget = Input(option.text(option.default), compact=True, id=name)
             widget.disabled = spec.option(name) is None
             yield _field(name, widget)
 

@@ -1,0 +1,216 @@
+"""`fmnist study NAME`: run one study (train its plan, reusing and resuming runs, then its analysis); `--list`
+names the studies, `--dry-run` shows the plan and its time estimated from this machine's measured speed."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import cpu_count
+from ..core.config import PRECISIONS, TrainConfig
+from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
+from ..core.fsutil import write_text
+from ..study.analysis import study_markdown
+from ..study.estimate import Estimate, estimate, minutes
+from ..study.plan import DONE, STATUSES, collect, status
+from ..study.results import to_csv, write_results
+from ..study.scheduler import Scheduler
+from ..study.sections import section, section_markdown
+from ..study.studies import STUDIES, Preset, StudySpec, get
+from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
+from .experiment_cmd import DEFAULT_JOBS, print_event
+from .results_cmd import render_study
+
+QUICK_RUNS = "quick"  # --quick's runs go to <runs>/quick: its recipe differs from the default preset's
+
+
+def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None, subset: int | None) -> Preset:
+    base = spec.quick if quick else spec.default
+    for name, value in (("seeds", seeds), ("epochs", epochs), ("subset", subset)):
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be a positive integer, got {value}")
+    return Preset(seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset, base.lr)
+
+
+def list_studies(runs: Path) -> None:
+    """Each study: its question, configs, claims, and how many of its runs exist (default and quick)."""
+    for spec in STUDIES.values():
+        counts = []
+        for label, preset, root in (("default", spec.default, runs), ("quick", spec.quick, runs / QUICK_RUNS)):
+            configs = spec.plan(preset, root)
+            counts.append(f"{label} ({preset.describe()}): {_done(configs)}/{len(configs)} runs done in {root}")
+        console.print(f"[bold]{spec.name}[/]: {spec.title}. {spec.question}", highlight=False)
+        console.print(f"  configs: {', '.join(spec.labels())}", highlight=False)
+        for claim in spec.claims:
+            console.print(f"  claim: {claim.text}", highlight=False, markup=False)
+        for line in counts:
+            console.print(f"  {line}", highlight=False)
+
+
+def _done(configs: list[TrainConfig]) -> int:
+    n = 0
+    for cfg in configs:
+        try:
+            n += status(cfg) == DONE
+        except FmnistError:  # a run of that name with another recipe is not this study's
+            continue
+    return n
+
+
+def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool) -> None:
+    """The plan's estimated time, and (dry run) each run's and each config's measured speed."""
+    if dry_run:
+        for name, st in statuses.items():
+            left = f", ~{minutes(est.seconds[name])}" if est.seconds.get(name) else ""
+            console.print(f"  {name}: {st}{left}", highlight=False)
+        for label, speed in est.speeds.items():
+            console.print(
+                f"  measured {label}: {1000 * speed['step_s']:.1f} ms per step of {speed['batch_size']} images, "
+                f"{speed['eval_s_per_1000']:.2f} s per 1,000 images evaluated ({'bf16' if speed['bf16'] else 'fp32'}, "
+                f"{speed['threads']} thread{'s' if speed['threads'] > 1 else ''})",
+                highlight=False,
+            )
+    todo = sum(1 for s in est.seconds.values() if s > 0)
+    console.print(
+        f"estimated time: {minutes(est.wall_s)} wall for {todo} training{'s' if todo != 1 else ''} "
+        f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s), "
+        f"from speeds measured on this machine in {est.measuring_s:.0f} s",
+        highlight=False,
+    )
+    for note in est.notes:
+        err_console.print(f"note: {note}")
+
+
+@handle_errors
+def study(
+    name: Annotated[str | None, typer.Argument(help=f"The study: {', '.join(STUDIES)}.", show_default=False)] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Name each study, its claims and how many runs exist.")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="Classroom preset: fewer seeds and epochs on a subset, a few minutes (runs in RUNS/quick)."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and its time estimated from measured speed; train nothing.")
+    ] = False,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per config (default: the preset's).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs of every training (default: the preset's).")] = None,
+    subset: Annotated[int | None, typer.Option(help="Train on the first N images (default: the preset's).")] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Trainings run at once, each with cores/jobs threads (default 2, or 1 on a 1-core machine)."),
+    ] = None,
+    runs: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the run folders (default checkpoints; checkpoints/quick with --quick)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the table, figure and report section (default reports/studies/NAME)."),
+    ] = None,
+    device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = Device(
+        "auto"
+    ),
+    precision: Annotated[str, typer.Option(help=f"Every training's precision: {', '.join(PRECISIONS)}.")] = "auto",
+    latency: Annotated[
+        bool,
+        typer.Option(
+            "--latency/--no-latency", help="Measure onnxruntime latency per config (exports a run per config)."
+        ),
+    ] = False,
+    onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for --latency.")] = Path(
+        "export"
+    ),
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run one study: train its configs × seeds with one recipe (reusing finished runs, resuming interrupted ones),
+    then give each of its claims a verdict from paired statistics; write its table, figure and report section."""
+    if list_:
+        list_studies(runs or Path("checkpoints"))
+        return
+    if name is None:
+        raise UsageError(f"give a study NAME or --list; studies: {', '.join(STUDIES)}")
+    spec = get(name)
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+    preset = _preset(spec, quick, seeds, epochs, subset)
+    runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
+    out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
+    configs = spec.plan(preset, runs, data_dir, Device(device).value, precision)
+    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    jobs = min(jobs, len(configs))
+    threads = max(1, cpu_count() // jobs)
+    statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
+    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
+    console.print(
+        f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
+        f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × {threads} "
+        f"thread{'s' if threads > 1 else ''}",
+        highlight=False,
+    )
+    est = estimate(configs, statuses, jobs, threads, data_dir)
+    print_estimate(est, statuses, dry_run)
+    if dry_run:
+        return
+    outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs, est.seconds)
+    if outcome.interrupted:
+        again = " ".join(shlex.quote(a) for a in ("fmnist", "study", *_argv_tail()))
+        err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    groups, warnings = collect(configs)
+    measured: dict[str, float | None] = {}
+    if latency and groups:
+        from ..study.latency import latencies
+
+        console.print("measuring onnxruntime latency per config…", highlight=False)
+        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
+        warnings += lat_warnings
+    for w in warnings:
+        err_console.print(f"warning: {w}")
+    result = spec.run(groups, measured)
+    doc: dict[str, Any] = {
+        **result.to_dict(),
+        "claims": [{"claim": c.text, "source": c.source, "metric": c.metric, "margin": c.margin} for c in spec.claims],
+        "preset": {
+            "seeds": preset.seeds,
+            "epochs": preset.epochs,
+            "subset": preset.subset,
+            "lr": preset.lr,
+            "quick": quick,
+        },
+        "experiment": {
+            "jobs": jobs,
+            "threads": threads,
+            "wall_seconds": round(outcome.wall_seconds, 2),
+            "estimated_wall_seconds": round(est.wall_s, 1),
+            "trained": outcome.trained,
+            "reused": outcome.reused,
+            "run_seconds": {k: round(v, 2) for k, v in outcome.seconds.items()},
+            "estimate": est.to_dict(),
+        },
+    }
+    paths = write_results(doc, study_markdown(result), to_csv(result.rows), out)
+    if result.rows:
+        drawn = section(spec, result, out / f"{spec.name}_study.png")
+        write_text(out / "section.md", section_markdown(drawn))
+        paths += [drawn.png, out / "section.md"]
+    render_study(result)
+    console.print(
+        f"wall time {outcome.wall_seconds:.1f}s (estimated {est.wall_s:.0f}s; {len(outcome.trained)} trained, "
+        f"{len(outcome.reused)} reused) → {', '.join(shown(p) for p in paths)}",
+        highlight=False,
+    )
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _argv_tail() -> list[str]:
+    args = sys.argv[1:]
+    return args[args.index("study") + 1 :] if "study" in args else args

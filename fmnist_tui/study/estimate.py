@@ -1,0 +1,112 @@
+"""A study plan's time, estimated from this machine's measured speed: a few timed training steps and forward
+passes per config (`training.speed`, which imports torch on use), the time a training process takes to
+start, and the dataset's load, then the runs packed onto the parallel jobs as the scheduler packs them."""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.config import TrainConfig
+from ..core.errors import DataError
+from ..core.runs import Run
+from .plan import DONE, RESUME
+
+#: Fashion-MNIST's split sizes (train / validation / test), when the dataset itself cannot be read
+SIZES = (50_000, 10_000, 10_000)
+
+
+@dataclass
+class Estimate:
+    """Estimated seconds per planned run (0 for a finished one), the measured speeds behind them, and the
+    wall time of the whole plan with `jobs` trainings at once."""
+
+    seconds: dict[str, float]
+    speeds: dict[str, dict[str, Any]]  # config label → training.speed.Speed.to_dict()
+    start_s: float
+    load_s: float
+    jobs: int
+    threads: int
+    wall_s: float = 0.0
+    measuring_s: float = 0.0
+    sizes: tuple[int, int, int] = SIZES
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wall_seconds": round(self.wall_s, 1),
+            "run_seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+            "speeds": self.speeds,
+            "start_seconds": round(self.start_s, 2),
+            "load_seconds": round(self.load_s, 2),
+            "jobs": self.jobs,
+            "threads": self.threads,
+            "measuring_seconds": round(self.measuring_s, 1),
+        }
+
+
+def makespan(seconds: list[float], jobs: int) -> float:
+    """Wall time of runs started longest first, each on the first free of `jobs` slots (the scheduler's order)."""
+    slots = [0.0] * max(1, jobs)
+    for s in sorted(seconds, reverse=True):
+        heapq.heapreplace(slots, slots[0] + s)  # the least loaded slot takes the next longest run
+    return max(slots)
+
+
+def epochs_done(cfg: TrainConfig, st: str) -> int:
+    """Epochs an interrupted run already has (its metrics.csv rows); 0 for a new or restarted one."""
+    if st != RESUME:
+        return 0
+    try:
+        return len(Run(cfg.run_dir).metrics())
+    except Exception:  # noqa: BLE001 - a damaged metrics.csv: count the run as starting over
+        return 0
+
+
+def estimate(
+    configs: list[TrainConfig], statuses: dict[str, str], jobs: int, threads: int, data_dir: Path | None = None
+) -> Estimate:
+    """Measure each config that still has training to do (one per label: seeds train alike) with `threads`
+    torch threads, and estimate every run and the plan's wall time."""
+    from ..training.speed import measure, start_seconds
+
+    t0 = time.perf_counter()
+    todo = [c for c in configs if statuses.get(c.run_name) != DONE]
+    sizes, load_s, notes = SIZES, 0.0, []
+    if todo:
+        try:
+            from ..core.data import load_dataset
+
+            t_load = time.perf_counter()
+            ds = load_dataset(data_dir)
+            load_s = time.perf_counter() - t_load
+            sizes = (len(ds.train_labels), len(ds.val_labels), len(ds.test_labels))
+        except DataError as exc:
+            notes.append(f"dataset not loaded ({exc}); its load time is left out")
+    speeds = {c.label: measure(c, threads) for c in {c.label: c for c in todo}.values()}
+    start_s = start_seconds() if todo else 0.0
+    seconds = {c.run_name: 0.0 for c in configs}
+    for cfg in todo:
+        speed = speeds[cfg.label]
+        n_train = min(cfg.subset or sizes[0], sizes[0])
+        n_val = min(cfg.subset or sizes[1], sizes[1])
+        epoch = math.ceil(n_train / cfg.batch_size) * speed.step_s + n_val / 1000 * speed.eval_s
+        left = max(0, cfg.epochs - epochs_done(cfg, statuses.get(cfg.run_name, "")))
+        seconds[cfg.run_name] = start_s + load_s + left * epoch + sizes[2] / 1000 * speed.test_s
+    est = Estimate(
+        seconds, {label: s.to_dict() for label, s in speeds.items()}, start_s, load_s, jobs, threads, sizes=sizes
+    )
+    est.wall_s = makespan([s for s in seconds.values() if s > 0], jobs)
+    est.measuring_s, est.notes = time.perf_counter() - t0, notes
+    return est
+
+
+def minutes(seconds: float) -> str:
+    """'47 min', '3.2 min', '40 s'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"

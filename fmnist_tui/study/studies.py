@@ -1,0 +1,337 @@
+"""The studies: each a named plan of configs × seeds trained with one recipe, the seed project's claims it
+tests, and how its result is drawn (no torch).
+
+`fmnist study NAME` trains one (reusing and resuming runs as `fmnist experiment` does) and writes its
+table, figure and report section; `fmnist report` includes every study that has runs. A study's configs
+are architecture options from the registry, so its labels (`cnn-k3-d3`) and run names are the registry's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core import registry
+from ..core.config import TrainConfig, default
+from ..core.errors import UsageError
+from . import kernel
+from .analysis import ACCURACY, GAP, METRICS, Comparison, Study, compare, verdict
+from .plan import option_grid, plan
+from .results import Group, study_groups
+from .stats import summarize
+
+#: the project's recipe (TrainConfig's defaults): every study's default preset trains with it, so studies
+#: share runs with each other, with `fmnist experiment` and with `make run` (cnn-k3-s0 is in four studies)
+EPOCHS = default("epochs")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much of a study to train: seeds 0..seeds−1, epochs, the first `subset` images (None: all), and the
+    peak learning rate (None: the recipe's, 2e-3 per 128 images)."""
+
+    seeds: int
+    epochs: int
+    subset: int | None = None
+    lr: float | None = None
+
+    def describe(self) -> str:
+        data = f"the first {self.subset:,} images" if self.subset else "all 50,000 training images"
+        lr = f", peak lr {self.lr:g}" if self.lr else ""
+        return f"{self.seeds} seed{'s' if self.seeds != 1 else ''} × {self.epochs} epochs on {data}{lr}"
+
+
+#: the default preset: 3 seeds of the project's recipe. The classroom one (--quick) keeps 3 seeds, so that a
+#: paired test has an interval worth reading (Student t with 2 degrees of freedom: 4.3; with 2 seeds, 12.7),
+#: and trains 3 epochs on 6,144 images at the peak rate the README gives for short runs (6e-3): at 3 epochs
+#: on 8,192 images it gained cnn-k3 +1.5 points over 2e-3, the mlp +1.2, the gap head +10 (seed 0, here)
+DEFAULT = Preset(3, EPOCHS)
+QUICK = Preset(3, 3, 6144, 6e-3)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the seed project: every difference a − b of `metric` in `needed` is > 0, or, with a
+    `margin`, below +margin ("b is enough": more gains less than the margin)."""
+
+    text: str
+    needed: tuple[tuple[str, str], ...]
+    metric: str = ACCURACY
+    margin: float | None = None
+    source: str = ""  # the seed's words it comes from
+
+    def judge(self, found: dict[str, Comparison]) -> dict[str, Any]:
+        return {**verdict(self.text, self.needed, found, self.metric, self.margin), "source": self.source}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """One study: its question, its grid (architectures × option values, `plan.option_grid`), the accuracy
+    differences it reports, its claims and its figure."""
+
+    name: str
+    title: str
+    question: str
+    archs: tuple[str, ...]
+    grid: Mapping[str, Sequence[Any]]
+    pairs: tuple[tuple[str, str], ...]  # test-accuracy differences a − b, in report order
+    claims: tuple[Claim, ...]
+    figure: str  # how figures.study_figure draws it: kernel, option, bars, gap
+    x: str = ""  # the option along the figure's x axis (option, bars); the series option (bars)
+    series: str = ""
+    default: Preset = DEFAULT
+    quick: Preset = QUICK
+    analyse: Callable[[list[Group], dict[str, float | None] | None], Study] | None = None  # None: `analyse`
+    notes: str = ""  # what the study does not test, said in its report section
+
+    def configs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(arch, options) of each config, in plan order."""
+        return [(arch, options) for arch in self.archs for options in option_grid(arch, self.grid)]
+
+    def labels(self) -> list[str]:
+        """Each config's label (`cnn-k3-d3`): run names are these plus `-s<seed>`."""
+        return [registry.label(arch, options) for arch, options in self.configs()]
+
+    def plan(
+        self,
+        preset: Preset,
+        out: Path,
+        data_dir: Path | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+    ) -> list[TrainConfig]:
+        """The preset's training configs: every config × seeds, one recipe."""
+        configs = plan(list(self.archs), self.grid, preset.seeds, preset.epochs, out, preset.subset, data_dir, device)
+        return [c.with_changes(precision=precision, lr=preset.lr) for c in configs]
+
+    def metrics(self) -> list[str]:
+        """The per-run values the claims are about, test accuracy first."""
+        return list(dict.fromkeys([ACCURACY, *(c.metric for c in self.claims)]))
+
+    def run(self, groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
+        """The analysis over finished runs: this study's configs only, one recipe (`select`)."""
+        chosen = select(groups, self.labels())
+        study = (self.analyse or (lambda g, lat: analyse(self, g, lat)))(list(chosen.values()), latency_ms)
+        study.name = self.name
+        if self.notes:
+            study.notes.append(self.notes)
+        return study
+
+
+def select(groups: list[Group], labels: Sequence[str]) -> dict[str, Group]:
+    """The study's groups, by label in study order: where runs of several recipes exist (another epochs or
+    subset), those of the recipe that covers most of the study's runs, so every comparison is fair."""
+    mine = [g for g in groups if g.label in labels]
+    if not mine:
+        return {}
+    by_recipe: dict[str, list[Group]] = {}
+    for g in mine:
+        by_recipe.setdefault(_recipe_key(g), []).append(g)
+    best = max(by_recipe.values(), key=lambda gs: sum(len(g.records) for g in gs))
+    chosen = study_groups(best)
+    return {label: chosen[label] for label in labels if label in chosen}
+
+
+def _recipe_key(g: Group) -> str:
+    """The recipe of a group's runs without the architecture: what must match across a study's configs."""
+    cfg = g.records[0].config
+    try:
+        recipe = TrainConfig.from_dict(cfg).recipe()
+    except Exception:  # a config of another version: its raw values  # noqa: BLE001 - any failure means "foreign"
+        recipe = dict(cfg)
+    skip = {"arch", *registry.option_names()}
+    return repr(sorted((k, str(v)) for k, v in recipe.items() if k not in skip))
+
+
+def analyse(spec: StudySpec, groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
+    """Table rows, the reported paired differences and each claim's verdict."""
+    chosen = {g.label: g for g in groups}
+    rows = [{**g.row(), "latency_ms": (latency_ms or {}).get(g.label), **_metric_columns(spec, g)} for g in groups]
+    pairs = [(a, b, ACCURACY) for a, b in spec.pairs] + [(a, b, c.metric) for c in spec.claims for a, b in c.needed]
+    comps = [
+        comp
+        for a, b, metric in dict.fromkeys(pairs)
+        if a in chosen and b in chosen
+        for comp in [compare(chosen[a], chosen[b], metric)]
+        if comp
+    ]
+    found = {c.name: c for c in comps}
+    notes = [_metric_table(spec, rows, metric) for metric in spec.metrics() if metric != ACCURACY and rows]
+    return Study(rows, comps, [], [c.judge(found) for c in spec.claims], groups=chosen, name=spec.name, notes=notes)
+
+
+def _metric_columns(spec: StudySpec, g: Group) -> dict[str, Any]:
+    """Mean and spread over seeds of each non-accuracy metric the claims use (`gap_mean`, `gap_std`)."""
+    out: dict[str, Any] = {}
+    for metric in spec.metrics():
+        if metric == ACCURACY:
+            continue
+        try:
+            s = summarize([METRICS[metric](r) for r in g.records])
+        except Exception:  # noqa: BLE001 - a run without metrics.csv rows leaves the column empty
+            continue
+        short = COLUMN[metric]
+        out[f"{short}_mean"], out[f"{short}_std"] = s.mean, (None if s.n < 2 else s.std)
+    return out
+
+
+#: row keys of a metric's columns
+COLUMN = {GAP: "gap"}
+
+
+def _metric_table(spec: StudySpec, rows: list[dict[str, Any]], metric: str) -> str:
+    short = COLUMN[metric]
+    lines = [f"## {metric[0].upper() + metric[1:]} by config (points)\n", "| config | mean | std | seeds |"]
+    lines.append("|---|---:|---:|---:|")
+    for r in rows:
+        mean, std = r.get(f"{short}_mean"), r.get(f"{short}_std")
+        lines.append(
+            f"| {r['config']} | {'—' if mean is None else f'{100 * mean:+.2f}'} | "
+            f"{'—' if std is None else f'{100 * std:.2f}'} | {r['n']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- the studies -----------------------------------------------------------------------------------
+def _cnn(**options: Any) -> str:
+    return registry.label("cnn", options)
+
+
+MLP, CNN = registry.label("mlp", {}), _cnn()  # the seed's two networks: `mlp`, `cnn-k3`
+DEPTHS: tuple[int, ...] = registry.get("cnn").values("depth")
+#: a difference in test accuracy smaller than this is "no gain" (claims that a setting is sufficient):
+#: half a point, 50 of the 10,000 test images, about three times the seed-to-seed spread of cnn-k3
+SUFFICIENT_MARGIN = 0.005
+
+STUDIES: dict[str, StudySpec] = {}
+
+
+def register(spec: StudySpec) -> StudySpec:
+    """Add a study; `fmnist study`, `fmnist report` and the TUI's study picker pick it up from here."""
+    STUDIES[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> StudySpec:
+    """The study called `name`; a UsageError names the studies (exit 2)."""
+    if name not in STUDIES:
+        raise UsageError(f"study {name!r} is unknown; valid: {', '.join(STUDIES)}")
+    return STUDIES[name]
+
+
+register(
+    StudySpec(
+        "kernel",
+        "Kernel-size study",
+        "Do smaller kernels win, and does every CNN beat the MLP?",
+        kernel.ARCHS,
+        {"kernel": kernel.KERNELS},
+        kernel.PAIRS,
+        tuple(Claim(text, needed, source="seed README, results table") for text, needed in kernel.CLAIMS),
+        "kernel",
+        x="kernel",
+        analyse=kernel.analyse,
+    )
+)
+
+register(
+    StudySpec(
+        "depth",
+        "Depth study",
+        "How many conv blocks does a 28×28 image need?",
+        ("cnn",),
+        {"depth": DEPTHS},
+        tuple((_cnn(depth=a), _cnn(depth=b)) for a, b in ((2, 1), (3, 2), (4, 2), (4, 3))),
+        (
+            Claim(
+                "2 conv blocks beat 1 (features need a hierarchy)",
+                ((_cnn(depth=2), _cnn(depth=1)),),
+                source="seed design table: 2 conv layers, sufficient depth for hierarchical features on 28×28",
+            ),
+            Claim(
+                "2 conv blocks are sufficient: 3 or 4 gain less than half a point",
+                ((_cnn(depth=3), _cnn(depth=2)), (_cnn(depth=4), _cnn(depth=2))),
+                margin=SUFFICIENT_MARGIN,
+                source="seed design table: 2 conv layers, sufficient depth for hierarchical features on 28×28",
+            ),
+        ),
+        "option",
+        x="depth",
+        notes=(
+            "Each block halves the maps (28 → 14 → 7 → 4 → 2) with max-pooling and feeds the seed's head "
+            "(Flatten → FC 128 → FC 10), so a deeper CNN also has a smaller first FC layer: depth 1 has "
+            "804,554 parameters, depth 4 307,210."
+        ),
+    )
+)
+
+register(
+    StudySpec(
+        "pooling",
+        "Pooling study",
+        "Does max-pooling beat the other ways to downsample, and the flatten head a global average?",
+        ("cnn",),
+        {"pool": ("max", "avg", "stride"), "head": ("flatten", "gap")},
+        (
+            (CNN, _cnn(pool="avg")),
+            (CNN, _cnn(pool="stride")),
+            (_cnn(head="gap"), _cnn(pool="avg", head="gap")),
+            (_cnn(head="gap"), _cnn(pool="stride", head="gap")),
+            (CNN, _cnn(head="gap")),
+            (_cnn(pool="avg"), _cnn(pool="avg", head="gap")),
+            (_cnn(pool="stride"), _cnn(pool="stride", head="gap")),
+        ),
+        (
+            Claim(
+                "max-pooling beats average-pooling",
+                ((CNN, _cnn(pool="avg")), (_cnn(head="gap"), _cnn(pool="avg", head="gap"))),
+                source="seed design table: MaxPool, translation invariance + dimensionality reduction",
+            ),
+            Claim(
+                "max-pooling beats a stride-2 convolution",
+                ((CNN, _cnn(pool="stride")), (_cnn(head="gap"), _cnn(pool="stride", head="gap"))),
+                source="seed design table: MaxPool, translation invariance + dimensionality reduction",
+            ),
+            Claim(
+                "the seed's flatten head beats global average pooling",
+                ((CNN, _cnn(head="gap")),),
+                source="seed design table: Flatten → FC128 → FC10 (the seed's choice, not argued there)",
+            ),
+        ),
+        "bars",
+        x="pool",
+        series="head",
+        notes=(
+            "Translation invariance itself (a shifted image classified alike) is not measured here: these "
+            "claims are about test accuracy."
+        ),
+    )
+)
+
+register(
+    StudySpec(
+        "regularizer",
+        "Regularizer study",
+        "Does the CNN overfit less than the MLP?",
+        ("mlp", "cnn"),
+        {"kernel": (3,)},
+        ((CNN, MLP),),
+        (
+            Claim(
+                "the CNN overfits less than the MLP (a smaller train − validation gap)",
+                ((MLP, CNN),),
+                metric=GAP,
+                source="seed README: the CNN shows less overfitting divergence; its constraints act as a regularizer",
+            ),
+        ),
+        "gap",
+        notes=(
+            "The generalization gap of a run is its last epoch's train accuracy minus its validation accuracy "
+            "(metrics.csv; the train accuracy is the running accuracy over that epoch's augmented batches, "
+            "with the learning rate near zero at the end of the one-cycle schedule). The claim holds when "
+            "gap(mlp) − gap(cnn-k3) is significantly > 0, paired over seeds."
+        ),
+    )
+)

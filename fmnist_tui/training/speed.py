@@ -1,0 +1,124 @@
+"""This machine's training speed, measured: a few timed training steps and forward passes of a config, as the
+trainer runs them (same model, batch, precision, layout, optimizer, threads). Study plans turn these into
+their estimated time (`fmnist study NAME --dry-run`)."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..core.config import TrainConfig
+from .device import resolve_bf16, resolve_device
+from .evaluate import predict_logits, to_input
+from .models import create_model
+from .recipe import augment
+
+#: images of a timed forward pass (the batch `predict_logits` uses for validation and test)
+EVAL_BATCH = 1000
+_warmed = False  # the process's first measurement is made twice, the first one thrown away
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Seconds per training step of `batch_size` images, and per EVAL_BATCH images of forward pass in the
+    validation's precision and in fp32 (the final test evaluation)."""
+
+    step_s: float
+    eval_s: float
+    test_s: float
+    batch_size: int
+    threads: int
+    bf16: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step_s": round(self.step_s, 5),
+            "eval_s_per_1000": round(self.eval_s, 5),
+            "test_s_per_1000": round(self.test_s, 5),
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "bf16": self.bf16,
+        }
+
+
+def _median_time(fn: Callable[[], Any], repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> Speed:
+    """Time `steps` training steps (after `warmup` untimed ones) and two forward passes of `cfg`'s model with
+    `threads` torch threads; random images, so no dataset is needed.
+
+    A process's first measurement runs twice and keeps the second: the first pays for one-time set-up (the
+    allocator's first large blocks, thread pools), which made a 19 ms step take 35 ms here, whatever its
+    number of warm-up steps."""
+    global _warmed
+    if not _warmed:
+        _warmed = True
+        measure(cfg, threads, steps, warmup)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        device = resolve_device(cfg.device)
+        bf16 = resolve_bf16(device, cfg.precision)
+        autocast: AbstractContextManager[Any] = (
+            torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+        )
+        gen = torch.Generator().manual_seed(0)
+        torch.manual_seed(0)
+        model = create_model(cfg.arch, cfg.options).to(device)
+        if cfg.spec.has_convs:
+            model.to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True)
+        images = torch.randint(0, 256, (cfg.batch_size, 28, 28), dtype=torch.uint8, generator=gen).to(device)
+        labels = torch.randint(0, 10, (cfg.batch_size,), generator=gen).to(device)
+        flips = torch.rand(cfg.batch_size, generator=gen).to(device) < 0.5
+        shifts = torch.zeros(cfg.batch_size, 2, dtype=torch.long).to(device)
+
+        def step() -> None:
+            x = to_input(augment(images, flips, shifts, cfg.shift))
+            if cfg.spec.has_convs:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        model.train()
+        step_s = _median_time(step, steps, warmup)
+        batch = torch.randint(0, 256, (EVAL_BATCH, 28, 28), dtype=torch.uint8, generator=gen).to(device)
+        eval_s = _median_time(lambda: predict_logits(model, batch, bf16=bf16), 2, 1)
+        test_s = eval_s if not bf16 else _median_time(lambda: predict_logits(model, batch), 2, 1)
+    finally:
+        torch.set_num_threads(previous)
+    return Speed(step_s, eval_s, test_s, cfg.batch_size, threads, bf16)
+
+
+def start_seconds() -> float:
+    """Seconds a `fmnist train` child spends before its first step: a fresh interpreter importing torch and
+    the trainer (the dataset's load is timed separately)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import fmnist_tui.training.trainer"], check=False, capture_output=True, timeout=300
+    )
+    return time.perf_counter() - t0

@@ -1,0 +1,218 @@
+"""The study framework: verdicts on fixed numbers, each study's plan and analysis on hand-made runs, the
+recipe a study picks, time estimates, `fmnist study` (list, unknown names, a quick study end to end)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fmnist_tui.cli import app
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.fsutil import write_json
+from fmnist_tui.core.runs import write_metrics
+from fmnist_tui.study import studies
+from fmnist_tui.study.analysis import ACCURACY, GAP, Comparison, key, verdict
+from fmnist_tui.study.estimate import makespan
+from fmnist_tui.study.results import group_records, load_records
+from fmnist_tui.study.stats import paired_t_test
+
+runner = CliRunner()
+
+
+def comparison(a: list[float], b: list[float], metric: str = ACCURACY) -> dict[str, Comparison]:
+    """`x − y` paired over len(a) seeds, keyed as claims look it up."""
+    return {key("x", "y", metric): Comparison("x", "y", list(range(len(a))), paired_t_test(a, b), metric)}
+
+
+NEEDED = (("x", "y"),)
+
+
+@pytest.mark.parametrize(
+    "a,b,margin,word",
+    [
+        ([0.91, 0.92, 0.93], [0.90, 0.911, 0.919], None, "supported"),  # +1.0, +0.9, +1.1 points
+        ([0.90, 0.911, 0.919], [0.91, 0.92, 0.93], None, "contradicted"),
+        ([0.91, 0.90, 0.93], [0.90, 0.91, 0.92], None, "not supported at this sample size (3 seeds)"),
+        ([0.91], [0.90], None, "not supported at this sample size (1 seed)"),  # one seed: no interval
+        # "y is sufficient": x gains at most +0.5 points
+        ([0.901, 0.912, 0.921], [0.90, 0.91, 0.92], 0.005, "supported"),  # +0.1..0.2, interval below +0.5
+        ([0.92, 0.93, 0.94], [0.90, 0.911, 0.919], 0.005, "contradicted"),  # +2 points, interval above +0.5
+        ([0.905, 0.92, 0.925], [0.90, 0.91, 0.92], 0.005, "not supported at this sample size (3 seeds)"),
+        ([0.88, 0.89, 0.90], [0.90, 0.91, 0.92], 0.005, "supported"),  # worse is also "no gain"
+    ],
+)
+def test_verdicts_on_fixed_numbers(a: list[float], b: list[float], margin: float | None, word: str) -> None:
+    v = verdict("x beats y", NEEDED, comparison(a, b), margin=margin)
+    assert v["verdict"] == word
+    assert v["detail"].startswith("x − y = ") and ("margin +0.50 points" in v["detail"]) == (margin is not None)
+
+
+def test_verdict_on_another_metric_and_untested() -> None:
+    gap = comparison([0.04, 0.05, 0.045], [0.02, 0.025, 0.02], GAP)
+    assert verdict("y overfits less", NEEDED, gap, metric=GAP)["verdict"] == "supported"
+    assert verdict("x beats y", NEEDED, gap)["verdict"] == "not tested"  # no test-accuracy difference
+    untested = verdict("x beats y", (("x", "z"),), comparison([0.9], [0.8]))
+    assert untested["verdict"] == "not tested" and "needs x − z" in untested["detail"]
+
+
+def fake(root: Path, arch: str, seed: int, acc: float, gap: float = 0.02, epochs: int = 15, **options: Any) -> None:
+    """A finished run with config, summary and metrics (its last epoch's train − val accuracy is `gap`)."""
+    cfg = TrainConfig.create(arch=arch, seed=seed, epochs=epochs, out=str(root), **options)
+    cfg.run_dir.mkdir(parents=True)
+    write_json(cfg.run_dir / "config.json", {**cfg.to_dict(), "run": cfg.run_name})
+    rows = [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "train_acc": acc - 0.05 / e + gap,
+            "val_loss": 1 / e,
+            "val_acc": acc - 0.05 / e,
+            "lr": 0.0,
+            "seconds": 1.0,
+            "images_per_s": 1.0,
+        }
+        for e in range(1, 4)
+    ]
+    write_metrics(cfg.run_dir / "metrics.csv", rows)
+    summary = {"test_accuracy": acc, "finished": True, "params": 1, "macs": 1, "train_seconds": 1.0, "seed": seed}
+    write_json(cfg.run_dir / "summary.json", summary)
+
+
+def analysed(root: Path, name: str) -> dict[str, str]:
+    study = studies.get(name).run(group_records(load_records(root)[0]))
+    return {v["claim"]: v["verdict"] for v in study.verdicts}
+
+
+def test_depth_study_claims(tmp_path: Path) -> None:
+    for s, spread in enumerate((0.0, 0.003, -0.002)):
+        fake(tmp_path, "cnn", s, 0.900 + spread, depth=1)
+        fake(tmp_path, "cnn", s, 0.920 + spread + 0.0003 * s)
+        fake(tmp_path, "cnn", s, 0.921 + spread, depth=3)
+        fake(tmp_path, "cnn", s, 0.9205 + spread + 0.0002 * s, depth=4)
+    fake(tmp_path, "cnn", 0, 0.95, kernel=7)  # not this study's: left out
+    verdicts = analysed(tmp_path, "depth")
+    assert verdicts["2 conv blocks beat 1 (features need a hierarchy)"] == "supported"
+    assert verdicts["2 conv blocks are sufficient: 3 or 4 gain less than half a point"] == "supported"
+    study = studies.get("depth").run(group_records(load_records(tmp_path)[0]))
+    assert [r["config"] for r in study.rows] == ["cnn-k3-d1", "cnn-k3", "cnn-k3-d3", "cnn-k3-d4"]
+
+
+def test_pooling_and_regularizer_studies(tmp_path: Path) -> None:
+    for s in range(3):
+        e = 0.001 * s
+        fake(tmp_path, "cnn", s, 0.92 + e, gap=0.020 + e)
+        fake(tmp_path, "cnn", s, 0.915 + e + 0.0005 * s, pool="avg")
+        fake(tmp_path, "cnn", s, 0.925 + e, pool="stride")  # the stride-2 conv wins here
+        fake(tmp_path, "cnn", s, 0.91 + e, head="gap")
+        fake(tmp_path, "cnn", s, 0.90 + e, pool="avg", head="gap")
+        fake(tmp_path, "cnn", s, 0.905 + e + 0.0003 * s, pool="stride", head="gap")
+        fake(tmp_path, "mlp", s, 0.89 + e, gap=0.040 + 0.002 * s)
+    pooling = analysed(tmp_path, "pooling")
+    assert pooling["max-pooling beats average-pooling"] == "supported"
+    assert pooling["max-pooling beats a stride-2 convolution"] == "contradicted"
+    assert pooling["the seed's flatten head beats global average pooling"] == "supported"
+    regularizer = studies.get("regularizer").run(group_records(load_records(tmp_path)[0]))
+    (v,) = regularizer.verdicts
+    assert v["verdict"] == "supported" and "mlp − cnn-k3 (generalization gap) = +2.10 points" in v["detail"]
+    rows = {r["config"]: r for r in regularizer.rows}
+    assert rows["mlp"]["gap_mean"] == pytest.approx(0.042) and rows["cnn-k3"]["gap_mean"] == pytest.approx(0.021)
+    assert [c.name for c in regularizer.comparisons] == ["cnn-k3 − mlp", "mlp − cnn-k3 (generalization gap)"]
+
+
+def test_a_study_compares_runs_of_one_recipe(tmp_path: Path) -> None:
+    """Quick runs (3 epochs) beside default ones (15): the recipe with most of the study's runs wins."""
+    for s in range(3):
+        fake(tmp_path, "cnn", s, 0.92, depth=1)
+        fake(tmp_path, "cnn", s, 0.93)
+    fake(tmp_path / "q", "cnn", 0, 0.80, depth=3, epochs=3)
+    for p in (tmp_path / "q").iterdir():
+        p.rename(tmp_path / p.name)
+    study = studies.get("depth").run(group_records(load_records(tmp_path)[0]))
+    assert [r["config"] for r in study.rows] == ["cnn-k3-d1", "cnn-k3"] and {r["epochs"] for r in study.rows} == {15}
+
+
+def test_plans_and_presets(tmp_path: Path) -> None:
+    depth = studies.get("depth")
+    names = [c.run_name for c in depth.plan(depth.default, tmp_path)]
+    assert names[:3] == ["cnn-k3-d1-s0", "cnn-k3-d1-s1", "cnn-k3-d1-s2"] and len(names) == 12
+    quick = depth.plan(depth.quick, tmp_path, precision="fp32")
+    assert {(c.epochs, c.subset, c.lr, c.precision) for c in quick} == {(3, 6144, 6e-3, "fp32")} and len(quick) == 12
+    pooling = studies.get("pooling")
+    assert [c.label for c in pooling.plan(studies.QUICK, tmp_path)][:: studies.QUICK.seeds] == pooling.labels()
+    # the seed's cnn-k3 is one run shared by four studies: same name, same recipe
+    shared = {c.run_name: c.recipe() for s in studies.STUDIES.values() for c in s.plan(s.default, tmp_path)}
+    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 4
+    with pytest.raises(Exception, match="study 'layers' is unknown; valid: kernel, depth, pooling, regularizer"):
+        studies.get("layers")
+
+
+def test_makespan_packs_longest_first() -> None:
+    """As the scheduler starts runs: longest first, each on the first free slot (not the optimal packing)."""
+    assert makespan([10, 10, 10, 10], 2) == 20 and makespan([30, 10, 10, 10], 2) == 30
+    assert makespan([5, 4, 3, 3, 3], 2) == 10 and makespan([], 2) == 0 and makespan([7, 1], 1) == 8
+
+
+def test_unknown_study_and_list(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["study", "layers"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert lines == ["error: study 'layers' is unknown; valid: kernel, depth, pooling, regularizer"]
+    assert runner.invoke(app, ["study"]).exit_code == 2
+    for s in range(2):
+        fake(tmp_path, "mlp", s, 0.89)
+    listed = runner.invoke(app, ["study", "--list", "--runs", str(tmp_path)], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "claim: the CNN overfits less than the MLP" in listed.output
+    assert f"default (3 seeds × 15 epochs on all 50,000 training images): 2/6 runs done in {tmp_path}" in listed.output
+
+
+def run_study(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist_tui", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """plan → dry run with an estimate → runs → verdicts → figure → report section; then every run reused."""
+    args = ["study", "regularizer", "--quick", "--seeds", "2", "--subset", "64", "--epochs", "2", "--runs", "runs"]
+    args += ["--out", "out"]
+    dry = run_study([*args, "--dry-run"], cli_env, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "mlp-s0: new, ~" in dry.stdout and "cnn-k3-s1: new, ~" in dry.stdout
+    assert "measured cnn-k3:" in dry.stdout and "estimated time:" in dry.stdout and not (tmp_path / "runs").exists()
+    res = run_study(args, cli_env, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["study"] == "regularizer" and [r["config"] for r in doc["table"]] == ["mlp", "cnn-k3"]
+    assert sorted(doc["experiment"]["trained"]) == ["cnn-k3-s0", "cnn-k3-s1", "mlp-s0", "mlp-s1"]
+    (v,) = doc["verdicts"]
+    assert v["claim"].startswith("the CNN overfits less")
+    assert v["detail"].startswith("mlp − cnn-k3 (generalization gap) = ")
+    assert v["verdict"] in ("supported", "contradicted", "not supported at this sample size (2 seeds)")
+    assert doc["preset"] == {"seeds": 2, "epochs": 2, "subset": 64, "lr": 6e-3, "quick": True}
+    assert (tmp_path / "out" / "regularizer_study.png").stat().st_size > 1000
+    section = (tmp_path / "out" / "section.md").read_text()
+    assert section.startswith("## Regularizer study") and "Generalization gap by config" in section
+    assert "| mlp |" in (tmp_path / "out" / "results.md").read_text()
+    assert (tmp_path / "out" / "results.csv").read_text().count("\n") == 3
+
+    again = run_study(args, cli_env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["experiment"]["trained"] == []
+
+    report = run_study(["report", "--runs", "runs", "--out", "rep", "--figure", "regularizer"], cli_env, tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "rep" / "regularizer_study.png").is_file()
+    full = run_study(["report", "--runs", "runs", "--out", "rep"], cli_env, tmp_path)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Regularizer study" in md and "## Kernel-size study" in md  # mlp and cnn-k3 are kernel configs too
+    assert "## Studies without runs" not in md or "regularizer:" not in md.split("## Studies without runs")[1]
+    assert "## Depth study" in md  # cnn-k3 is depth 2 of the depth study
+    assert full.returncode in (0, 1), full.stderr  # 1 only for a figure the tiny runs cannot draw
