@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 Options = Mapping[str, Any]
 
 
+#: an option type in words, for errors ("'x' is not an integer")
+_A_TYPE: dict[type, str] = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
 @dataclass(frozen=True)
 class Option:
     """One architecture option: its type, valid values, default and how run names show it.
@@ -51,11 +55,11 @@ class Option:
 
     def _item(self, value: Any, arch: str) -> Any:
         if isinstance(value, bool) and self.type is not bool:
-            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self.hint(arch))
+            raise ConfigError(self.name, f"{value!r} is not {_A_TYPE[self.type]}", self.hint(arch))
         try:
             value = self.type(value)
         except (TypeError, ValueError):
-            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self.hint(arch)) from None
+            raise ConfigError(self.name, f"{value!r} is not {_A_TYPE[self.type]}", self.hint(arch)) from None
         if self.choices and value not in self.choices:
             raise ConfigError(self.name, f"{value} is not valid for {arch}", self.hint(arch))
         if self.limits and not self.limits[0] <= value <= self.limits[1]:
