@@ -13,13 +13,15 @@ from .. import cpu_count
 from ..core.config import TrainConfig
 from ..core.errors import EXIT_INTERRUPTED, ConfigError, UsageError
 from ..study.analysis import study_markdown
+from ..study.cluster import Finished
 from ..study.estimate import estimate
 from ..study.kernel import ARCHS, KERNELS, analyse
 from ..study.latency import latencies
 from ..study.plan import STATUSES, collect, plan, status
 from ..study.results import to_csv, write_results
-from ..study.scheduler import Ended, ExperimentEvent, Launched, Output, Scheduler
+from ..study.scheduler import Ended, ExperimentEvent, Launched, Output
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
+from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor
 from .results_cmd import render_study
 
 #: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
@@ -44,10 +46,17 @@ def parse_kernels(values: list[str]) -> list[int]:
         ) from None
 
 
-def print_event(event: ExperimentEvent) -> None:
-    """One console line per launch, forwarded epoch line and end of a training."""
-    if isinstance(event, Launched):
-        verb = {"resume": "resuming", "restart": "restarting (nothing to resume)"}.get(event.status, "training")
+def print_event(event: ExperimentEvent | Finished) -> None:
+    """One console line per launch, forwarded epoch line and end of a training (under Ray: per submitted
+    task, then per finished training with its node and a bar over the grid)."""
+    if isinstance(event, Finished):
+        bar = "█" * round(20 * event.done / event.total)
+        line = f"[{bar:░<20}] {event.done}/{event.total} {event.name}: ended on {event.node}"
+        console.print(line, highlight=False, markup=False)
+    elif isinstance(event, Launched):
+        verb = {"resume": "resuming", "restart": "restarting (nothing to resume)", "submitted": "submitted to Ray"}.get(
+            event.status, "training"
+        )
         console.print(
             f"[bold]\\[{event.index}/{event.total}] {event.name}[/]: {verb} ({event.threads} thread"
             f"{'s' if event.threads > 1 else ''})",
@@ -108,6 +117,9 @@ def experiment(
             "with manifest.json), as `fmnist export` does."
         ),
     ] = None,
+    ray: RayOpt = None,
+    task_cpus: TaskCpusOpt = 1,
+    task_gpus: TaskGpusOpt = 1.0,
     data_dir: DataDirOpt = None,
 ) -> None:
     """The kernel study (`fmnist study kernel` with a grid of your choice): train mlp and cnn k=3/5/7 over seeds
@@ -141,7 +153,7 @@ def experiment(
 
         print_estimate(estimate(configs, statuses, jobs, threads, data_dir), statuses, dry_run=True)
         return
-    outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs)
+    outcome = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs").run(configs)
     if outcome.interrupted:
         again = " ".join(shlex.quote(a) for a in ("fmnist", "experiment", *_argv_tail()))
         err_console.print(f"interrupted; every run saved its state. Continue with: {again}")

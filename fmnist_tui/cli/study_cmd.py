@@ -18,11 +18,11 @@ from ..study.analysis import study_markdown
 from ..study.estimate import Estimate, estimate, minutes
 from ..study.plan import DONE, STATUSES, collect, status
 from ..study.results import to_csv, write_results
-from ..study.scheduler import Scheduler
 from ..study.sections import section, section_markdown
 from ..study.studies import STUDIES, Preset, StudySpec, get
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
-from .experiment_cmd import DEFAULT_JOBS, print_event
+from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor
+from .experiment_cmd import DEFAULT_JOBS
 from .results_cmd import render_study
 
 QUICK_RUNS = "quick"  # --quick's runs go to <runs>/quick: its recipe differs from the default preset's
@@ -126,6 +126,9 @@ def study(
     onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for --latency.")] = Path(
         "export"
     ),
+    ray: RayOpt = None,
+    task_cpus: TaskCpusOpt = 1,
+    task_gpus: TaskGpusOpt = 1.0,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run one study: train its configs × seeds with one recipe (reusing finished runs, resuming interrupted ones),
@@ -159,7 +162,7 @@ def study(
     print_estimate(est, statuses, dry_run)
     if dry_run:
         return
-    outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs, est.seconds)
+    outcome = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs").run(configs, est.seconds)
     if outcome.interrupted:
         again = " ".join(shlex.quote(a) for a in ("fmnist", "study", *_argv_tail()))
         err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
