@@ -94,7 +94,7 @@ def training_pid(run_dir: Path) -> int | None:
         return None
 
 
-def wait_for(condition: Any, timeout: float = 120.0) -> None:
+def wait_for(condition: Any, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

@@ -172,8 +172,9 @@ def experiment(
     doc = {
         **study.to_dict(),
         "experiment": {
-            "jobs": jobs,
-            "threads": threads,
+            "executor": f"ray {ray}" if ray else "local",
+            "jobs": None if ray else jobs,  # under Ray, the cluster's free CPUs decide how many run at once
+            "threads": task_cpus if ray else threads,
             "wall_seconds": round(outcome.wall_seconds, 2),
             "trained": outcome.trained,
             "reused": outcome.reused,

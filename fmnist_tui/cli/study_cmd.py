@@ -189,8 +189,9 @@ def study(
             "quick": quick,
         },
         "experiment": {
-            "jobs": jobs,
-            "threads": threads,
+            "executor": f"ray {ray}" if ray else "local",
+            "jobs": None if ray else jobs,  # under Ray, the cluster's free CPUs decide how many run at once
+            "threads": task_cpus if ray else threads,
             "wall_seconds": round(outcome.wall_seconds, 2),
             "estimated_wall_seconds": round(est.wall_s, 1),
             "trained": outcome.trained,
