@@ -132,15 +132,16 @@ def test_ctrl_c_leaves_every_run_resumable(cluster_address: str, cli_env: dict[s
     args += ["--epochs", "60", "--runs", "runs", "--out", "out", "--ray", cluster_address]
     proc = subprocess.Popen(args, cwd=tmp_path, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     runs = tmp_path / "runs"
-    wait_for(lambda: all((runs / n / "train_state.pt").exists() for n in ("mlp-s0", "cnn-k3-s0")), timeout=180)
+    wait_for(lambda: (runs / "cnn-k3-s0" / "train_state.pt").exists())  # the mlp may finish before: it is quick
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=200)
     assert proc.returncode == 130, out + err
     assert "interrupted; every run saved its state. Continue with: fmnist study regularizer" in err
     assert "Traceback" not in err
-    for name in ("mlp-s0", "cnn-k3-s0"):
+    assert not Run(runs / "cnn-k3-s0").finished
+    for name in ("mlp-s0", "cnn-k3-s0"):  # each finished, or stopped with its state saved
         run = Run(runs / name)
-        assert not run.finished and (runs / name / "train_state.pt").exists()
+        assert run.finished or (runs / name / "train_state.pt").exists()
         assert cluster.wait_unlocked(run, 0.0)  # nobody holds it: resumable at once
     again = subprocess.run(args, cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=400)
     assert again.returncode == 0, again.stdout + again.stderr
