@@ -6,8 +6,9 @@ folder, recipe checks and resume rules), as a child process of the Ray worker. T
 `--runs`, which every node must see at the same path (a shared filesystem): a task checks that it sees the
 driver's marker file there, and says so in one line when it does not. A task decides on its node whether its
 run is new, to resume or done, so a task retried after its node was lost resumes the run folder. Ctrl-C
-cancels the tasks; each forwards one SIGINT to its training, which saves its state, and the driver waits for
-every run's lock to be released before it returns. Ray is the optional `[cluster]` extra (no torch here).
+writes a stop file beside the marker, which every task polls for: each forwards one SIGINT to its training,
+which saves its state; tasks not started are cancelled; and the driver waits for every run's lock to be
+released before it returns. Ray is the optional `[cluster]` extra (no torch here).
 """
 
 from __future__ import annotations
@@ -80,12 +81,23 @@ def marker_name(token: str) -> str:
     return f".fmnist-ray-{token}"
 
 
+def stop_name(marker: str) -> str:
+    """The file the driver writes beside its marker when Ctrl-C stops the study: every task polls for it (a
+    cancellation alone may not reach a task whose worker ignores SIGINT, or one not started yet)."""
+    return f"{marker}.stop"
+
+
 # --- the task (runs on a worker node) -----------------------------------------------------------------
 def train_task(cfg: TrainConfig, threads: int, marker: str, env: dict[str, str]) -> TaskResult:
     """One training, as `fmnist train` runs it, in the runs folder every node shares."""
     node, t0 = socket.gethostname(), time.perf_counter()
     if not (Path(cfg.out) / marker).exists():
         return TaskResult(cfg.run_name, NOT_SHARED, 0.0, node, "")
+    stop_file = Path(cfg.out) / stop_name(marker)
+    if stop_file.exists():  # the study was stopped before this task started
+        return TaskResult(cfg.run_name, EXIT_INTERRUPTED, 0.0, node, "")
+    if threading.current_thread() is threading.main_thread():  # a worker started with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # still turns ray.cancel into KeyboardInterrupt
     st = status(cfg)  # here, not on the driver: a retry after a lost node finds the state its first try saved
     if st == DONE:
         return TaskResult(cfg.run_name, 0, 0.0, node, "", reused=True)
@@ -108,13 +120,15 @@ def train_task(cfg: TrainConfig, threads: int, marker: str, env: dict[str, str])
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
     reader.start()
     stopped = False
-    while proc.poll() is None:  # polled, not a blocking wait: a cancellation is noticed within 0.2 s
+    while proc.poll() is None:  # polled, not a blocking wait: a stop is noticed within 0.2 s
         try:
             time.sleep(0.2)
-        except KeyboardInterrupt:  # ray.cancel (or a Ctrl-C that reached the worker): stop with state saved
-            if not stopped:
-                stopped = True
-                proc.send_signal(signal.SIGINT)
+            stop = stop_file.exists()
+        except KeyboardInterrupt:  # ray.cancel (or a Ctrl-C that reached the worker)
+            stop = True
+        if stop and not stopped:  # exactly one SIGINT: the training saves its state and exits 130
+            stopped = True
+            proc.send_signal(signal.SIGINT)
     reader.join(5)
     return TaskResult(cfg.run_name, proc.returncode, time.perf_counter() - t0, node, "".join(lines))
 
@@ -214,6 +228,7 @@ class RayExecutor:
         finally:
             for folder in runs:
                 (folder / marker_name(token)).unlink(missing_ok=True)
+                (folder / stop_name(marker_name(token))).unlink(missing_ok=True)
             if started:
                 ray.shutdown()
         outcome.wall_seconds = time.perf_counter() - t0
@@ -241,9 +256,9 @@ class RayExecutor:
                     done += 1
                     self._ended(ray, ref, cfg, outcome, done, len(todo))
         except KeyboardInterrupt:
-            self._stop_all(ray, pending, outcome)
+            self._stop_all(ray, pending, token, outcome)
         except ClusterError:
-            self._stop_all(ray, pending, outcome)
+            self._stop_all(ray, pending, token, outcome)
             raise
 
     def _ended(self, ray: Any, ref: Any, cfg: TrainConfig, outcome: Outcome, done: int, total: int) -> None:
@@ -278,10 +293,13 @@ class RayExecutor:
         self.emit(Finished(cfg.run_name, res.node, done, total))
         self.emit(Ended(cfg.run_name, res.returncode, res.seconds, log))
 
-    def _stop_all(self, ray: Any, pending: dict[Any, TrainConfig], outcome: Outcome) -> None:
-        """Cancel every task left; each running one stops its training, which saves its state. Then wait
-        until no run of theirs is locked any more (the runs folder is shared, so the driver can see)."""
+    def _stop_all(self, ray: Any, pending: dict[Any, TrainConfig], token: str, outcome: Outcome) -> None:
+        """Stop every task left: the stop file tells each running one to stop its training, which saves its
+        state, and the cancellation drops those not started. Then wait until no run of theirs is locked any
+        more (the runs folder is shared, so the driver can see)."""
         outcome.interrupted = True
+        for folder in {Path(c.out).resolve() for c in pending.values()}:
+            write_text(folder / stop_name(marker_name(token)), "stop\n")
         for ref in pending:
             with contextlib.suppress(Exception):  # a task that already ended cannot be cancelled
                 ray.cancel(ref)
