@@ -114,7 +114,7 @@ def train_task(cfg: TrainConfig, threads: int, marker: str, env: dict[str, str])
         text=True,
         env=child_env,
         start_new_session=True,  # the signals the worker gets do not reach it; we forward exactly one SIGINT
-        preexec_fn=_stop_with_parent,
+        preexec_fn=_child_setup,
     )
     lines: deque[str] = deque(maxlen=LOG_LINES)
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
@@ -133,8 +133,11 @@ def train_task(cfg: TrainConfig, threads: int, marker: str, env: dict[str, str])
     return TaskResult(cfg.run_name, proc.returncode, time.perf_counter() - t0, node, "".join(lines))
 
 
-def _stop_with_parent() -> None:
-    """In the training's process: a SIGINT (save and stop) when the worker that started it dies."""
+def _child_setup() -> None:
+    """In the training's process, before it starts: no blocked signals (a Ray worker blocks SIGINT, and a
+    child inherits the mask, which would make the training deaf to the one SIGINT we forward), and a SIGINT
+    (save and stop) when the worker that started it dies."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     if sys.platform.startswith("linux"):
         import ctypes
 
