@@ -73,8 +73,8 @@ LINE_ART_SIDE = 4 * SIZE
 #: A pixel is ink (part of the drawing) above this brightness, the object's peak being 1.
 INK_LEVEL = 0.2
 #: An object whose ink covers less than this fraction of its silhouette (the ink and what it encloses)
-#: is line art: outlines. No Fashion-MNIST garment is that hollow: over the 10,000 test images the
-#: least inked silhouette is 58% ink (a bag with a big handle), 1% are under 78%.
+#: is line art: outlines. Fashion-MNIST's garments are not that hollow: over the 10,000 test images the
+#: least inked silhouette is 58% ink (a bag), 1% are under 78%; 5 of the 60,000 training images are under 55%.
 LINE_ART_COVER = 0.55
 #: What line art encloses is filled at the median brightness of Fashion-MNIST's garment pixels (0.64
 #: over the test set), so that a drawn outline reads as the solid garment the model was trained on.
