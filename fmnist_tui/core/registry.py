@@ -339,3 +339,25 @@ register(
         ),
     )
 )
+
+register(
+    ArchSpec(
+        "lcn",
+        "locally connected network: the seed's CNN with each convolution replaced by a locally connected layer "
+        "(the same k×k windows and channels, a filter of its own at every position: locality without weight sharing)",
+        "fmnist_tui.training.models:build_lcn",
+        options=(
+            Option(
+                "kernel",
+                int,
+                3,
+                "Window size of each locally connected layer.",
+                choices=(3, 5, 7),
+                tag="k{}",
+                always_named=True,
+            ),
+        ),
+        has_convs=True,  # spatial maps per layer (feature maps), though no weights are shared
+        receptive_field=lambda o: conv_pool_rf(cnn_layers({"kernel": o["kernel"], "depth": 2, "pool": "max"})),
+    )
+)
