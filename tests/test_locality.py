@@ -4,12 +4,27 @@ whose parameter count matches the CNN's."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
+from typer.testing import CliRunner
 
+from fmnist_tui.cli import app
 from fmnist_tui.core import registry
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.core.data import PERMUTE_SEED, load_dataset, nested_order, permute_pixels, pixel_permutation
+from fmnist_tui.core.runs import Run
+from fmnist_tui.inference.preprocess import preprocess
+from fmnist_tui.inference.session import OnnxClassifier
+from fmnist_tui.training.checkpoints import load_weights
 from fmnist_tui.training.models import CNN, LocallyConnected2d, count_macs, count_params, create_model
+
+runner = CliRunner()
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
@@ -47,3 +62,75 @@ def test_lcn_parameters_and_macs_hand_computed() -> None:
     assert count_macs(lcn) == count_macs(cnn) == 28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 3136 * 128 + 1280
     assert registry.run_name("lcn", {"kernel": 3}, 0) == "lcn-k3-s0"
     assert registry.receptive_field("lcn", {"kernel": 5}) == registry.receptive_field("cnn", {"kernel": 5}) == 14
+
+
+def test_the_permutation_is_fixed_and_the_models_first_step() -> None:
+    perm = pixel_permutation()
+    assert sorted(perm.tolist()) == list(range(784)) and np.array_equal(perm, pixel_permutation(PERMUTE_SEED))
+    assert not np.array_equal(perm, np.arange(784))
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    moved = permute_pixels(images, perm)
+    assert moved.reshape(3, -1)[:, 5].tolist() == images.reshape(3, -1)[:, perm[5]].tolist()
+    torch.manual_seed(0)
+    natural = create_model("mlp")
+    torch.manual_seed(0)
+    permuted = create_model("mlp", permute_seed=PERMUTE_SEED)
+    assert permuted.state_dict().keys() == natural.state_dict().keys()  # same weights files, same counts
+    x = torch.from_numpy(images[:, None].astype(np.float32) / 255)
+    x_moved = torch.from_numpy(moved[:, None].astype(np.float32) / 255)
+    torch.testing.assert_close(permuted(x), natural(x_moved))
+    cfg = TrainConfig.create(arch="mlp", permute=True, train_size=500)
+    assert cfg.run_name == "mlp-n500-perm-s0" and TrainConfig.create(arch="mlp").run_name == "mlp-s0"
+    assert cfg.to_dict()["permute_seed"] == PERMUTE_SEED and TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_nested_subsets_are_stratified_and_nested() -> None:
+    labels = np.repeat(np.arange(10), 500)
+    np.random.default_rng(1).shuffle(labels)
+    order = nested_order(labels)
+    assert sorted(order.tolist()) == list(range(len(labels)))
+    for n in (500, 1000, 2000):
+        assert np.bincount(labels[order[:n]], minlength=10).tolist() == [n // 10] * 10
+    assert np.array_equal(nested_order(labels), order)  # a fixed seed: the family never moves
+
+
+@pytest.mark.slow
+def test_a_permuted_runs_onnx_classifies_natural_pngs_as_pytorch_does_permuted_tensors(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    runs, out = tmp_path / "runs", tmp_path / "export"
+    trained = runner.invoke(
+        app, ["train", "--arch", "cnn", "--permute", "--epochs", "1", "--threads", "1", "--out", str(runs)]
+    )
+    assert trained.exit_code == 0, trained.output
+    run = Run(runs / "cnn-k3-perm-s0")
+    assert run.config()["permute"] is True and run.config()["permute_seed"] == PERMUTE_SEED
+    exported = runner.invoke(app, ["export", "cnn-k3-perm-s0", "--runs", str(runs), "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    onnx_file = out / "cnn-k3-perm-s0.onnx"
+    assert OnnxClassifier(onnx_file).metadata["permute_seed"] == str(PERMUTE_SEED)
+
+    # the PyTorch network without its permutation step, fed tensors permuted on the data side
+    net = load_weights(create_model("cnn", {"kernel": 3}), run.file("best.safetensors")).eval()
+    ds = load_dataset()
+    natural = ds.test_images[:40]
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for i, im in enumerate(natural):
+        Image.fromarray(im).save(pngs / f"{i:03d}.png")
+    shown = runner.invoke(app, ["predict", str(pngs), "--model", str(onnx_file), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    rows = sorted(json.loads(shown.output), key=lambda r: r["path"])
+    seen = np.stack([preprocess(Path(r["path"])) for r in rows])  # what predict fed the graph: natural images
+    with torch.no_grad():
+        logits = net(torch.from_numpy(permute_pixels(seen, pixel_permutation())[:, None]))
+        unpermuted = net(torch.from_numpy(seen[:, None]))
+    probs = torch.softmax(logits, 1).numpy()
+    assert [r["index"] for r in rows] == probs.argmax(1).tolist()
+    np.testing.assert_allclose([r["probability"] for r in rows], probs.max(1), atol=1e-5)
+    assert not torch.allclose(logits, unpermuted, atol=1e-3)  # the permutation is really in the graph
+    # and on the whole test set: ONNX on natural tensors = PyTorch on permuted ones
+    x = ds.test_images.astype(np.float32)[:, None] / 255
+    with torch.no_grad():
+        by_torch = net(torch.from_numpy(permute_pixels(x, pixel_permutation()))).argmax(1).numpy()
+    assert np.array_equal(OnnxClassifier(onnx_file).predict_proba(x).argmax(1), by_torch)

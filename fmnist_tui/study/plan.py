@@ -134,6 +134,10 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
     if cfg.subset:
         cmd += ["--subset", str(cfg.subset)]
+    if cfg.train_size:
+        cmd += ["--train-size", str(cfg.train_size)]
+    if cfg.permute:
+        cmd += ["--permute"]
     if cfg.data_dir:
         cmd += ["--data-dir", cfg.data_dir]
     return cmd

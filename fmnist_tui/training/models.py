@@ -9,11 +9,13 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..core import registry
+from ..core.data import pixel_permutation
 
 #: Fashion-MNIST pixel statistics on [0,1] inputs; normalisation lives inside the model so that the
 #: exported graph takes plain [0,1] images (shared/DESIGN.md, ONNX contract).
@@ -21,17 +23,28 @@ MEAN, STD = 0.2860, 0.3530
 
 
 class Normalize(nn.Module):
-    """(x - mean) / std with constant buffers (not parameters: counts stay the seed's)."""
+    """The model's input stage: (x - mean) / std with constant buffers (not parameters: counts stay the seed's),
+    after moving the pixels by a fixed permutation when the run has one (`--permute`).
+
+    The permutation lives here, the model's first step, so training (after augmentation), validation, test,
+    feature maps and an exported graph all apply the same one, and the ONNX file still takes natural images.
+    It is a non-persistent buffer: the state dict, and so the run folders' weights, are those of the unpermuted
+    model."""
 
     mean: torch.Tensor
     std: torch.Tensor
+    permutation: torch.Tensor | None
 
-    def __init__(self, mean: float = MEAN, std: float = STD) -> None:
+    def __init__(self, mean: float = MEAN, std: float = STD, permutation: np.ndarray | None = None) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
+        perm = None if permutation is None else torch.as_tensor(permutation, dtype=torch.long)
+        self.register_buffer("permutation", perm, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.permutation is not None:  # [N,1,28,28]: pixel i of the output is pixel permutation[i] of x
+            x = x.reshape(x.shape[0], -1)[:, self.permutation].reshape(x.shape)
         return (x - self.mean) / self.std
 
 
@@ -175,10 +188,24 @@ def build_lcn(kernel: int = 3) -> CNN:
     return CNN(kernel, local=True)
 
 
-def create_model(arch: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+def create_model(
+    arch: str, options: Mapping[str, Any] | None = None, permute_seed: int | None = None, **kwargs: Any
+) -> nn.Module:
     """Build a fresh model from the registry, like timm's (`create_model("cnn", kernel=5)`), initialised from
-    torch's current RNG."""
-    return registry.get(arch).build({**(options or {}), **kwargs})
+    torch's current RNG; with `permute_seed`, its input stage first permutes the pixels (`--permute`)."""
+    model = registry.get(arch).build({**(options or {}), **kwargs})
+    if permute_seed is not None:
+        permute_input(model, permute_seed)
+    return model
+
+
+def permute_input(model: nn.Module, seed: int) -> nn.Module:
+    """Make `model` permute its input pixels by `data.pixel_permutation(seed)` before anything else."""
+    norm = getattr(model, "norm", None)
+    if not isinstance(norm, Normalize):  # every registered model takes its input through a Normalize
+        raise ValueError(f"{type(model).__name__} has no Normalize input stage to permute its pixels in")
+    model.norm = Normalize(float(norm.mean), float(norm.std), pixel_permutation(seed))
+    return model
 
 
 def count_params(model: nn.Module) -> int:
