@@ -5,6 +5,8 @@ whose parameter count matches the CNN's."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from fmnist_tui.core.data import PERMUTE_SEED, load_dataset, nested_order, permu
 from fmnist_tui.core.runs import Run
 from fmnist_tui.inference.preprocess import preprocess
 from fmnist_tui.inference.session import OnnxClassifier
+from fmnist_tui.study import bias
 from fmnist_tui.training.checkpoints import load_weights
 from fmnist_tui.training.models import CNN, LocallyConnected2d, count_macs, count_params, create_model
 
@@ -134,3 +137,41 @@ def test_a_permuted_runs_onnx_classifies_natural_pngs_as_pytorch_does_permuted_t
     with torch.no_grad():
         by_torch = net(torch.from_numpy(permute_pixels(x, pixel_permutation()))).argmax(1).numpy()
     assert np.array_equal(OnnxClassifier(onnx_file).predict_proba(x).argmax(1), by_torch)
+
+
+def test_the_parameter_matched_mlp_is_within_one_percent_of_the_cnn() -> None:
+    cnn = count_params(create_model("cnn", kernel=3))
+    matched = count_params(create_model("mlp", hidden=bias.MATCHED))
+    assert bias.cnn_params(3) == cnn == 421_642 and bias.mlp_params(bias.MATCHED) == matched
+    assert bias.MATCHED == (422, 211) and matched == 422_643 and abs(matched - cnn) / cnn < 0.01
+    assert bias.lcn_params(3) == count_params(create_model("lcn", kernel=3))
+    assert bias.MLP_MATCHED == "mlp-h422x211" and bias.mlp_params((256, 128)) == 235_146
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist_tui", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=1200
+    )
+
+
+@pytest.mark.slow
+def test_locality_study_quick_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """`fmnist study locality --quick` on the synthetic data: six configs, four verdicts, the figure, the
+    section; then `study --list` and `report` find it."""
+    args = ["study", "locality", "--quick", "--seeds", "2", "--epochs", "1", "--subset", "64"]
+    res = run_cli([*args, "--runs", "runs", "--out", "out"], cli_env, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["config"] for r in doc["table"]] == ["mlp", "mlp-perm", "cnn-k3", "cnn-k3-perm", "lcn-k3", "mlp-h422x211"]
+    assert (tmp_path / "runs" / "cnn-k3-perm-s1" / "config.json").is_file()
+    words = ("supported", "contradicted", "not supported at this sample size (2 seeds)")
+    assert len(doc["verdicts"]) == 4 and all(v["verdict"] in words for v in doc["verdicts"])
+    assert "TOST p = " in doc["verdicts"][0]["detail"] and doc["claims"][0]["claim"].startswith("the MLP is unaffected")
+    section = (tmp_path / "out" / "section.md").read_text()
+    assert section.startswith("## Locality study") and "Switched on or off" in section
+    assert (tmp_path / "out" / "locality_study.png").stat().st_size > 1000
+    listed = run_cli(["study", "--list", "--runs", "runs"], {**cli_env, "COLUMNS": "250"}, tmp_path)
+    assert "locality: Locality study" in listed.stdout and "configs: mlp, mlp-perm, cnn-k3" in listed.stdout
+    report = run_cli(["report", "--runs", "runs", "--out", "rep", "--figure", "locality"], cli_env, tmp_path)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert (tmp_path / "rep" / "locality_study.png").is_file()
