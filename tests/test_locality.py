@@ -175,3 +175,18 @@ def test_locality_study_quick_end_to_end(cli_env: dict[str, str], tmp_path: Path
     report = run_cli(["report", "--runs", "runs", "--out", "rep", "--figure", "locality"], cli_env, tmp_path)
     assert report.returncode == 0, report.stdout + report.stderr
     assert (tmp_path / "rep" / "locality_study.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_lcn_exports_to_onnx_with_a_dynamic_batch(tmp_path: Path) -> None:
+    from fmnist_tui.deploy.export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("lcn", kernel=3, permute_seed=PERMUTE_SEED).eval()
+    export_onnx(model, tmp_path / "lcn.onnx", {"run": "lcn-k3-perm-s0"})  # onnx.checker's full check included
+    x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    clf = OnnxClassifier(tmp_path / "lcn.onnx")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(clf.logits(x), expected, atol=1e-4)
+    np.testing.assert_allclose(clf.logits(x[:1]), expected[:1], atol=1e-4)
