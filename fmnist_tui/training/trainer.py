@@ -222,7 +222,8 @@ class Trainer:
         def as_t(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-        chosen = np.arange(n_train)
+        chosen: slice | np.ndarray = slice(n_train)
+        self.train_images = self.epoch_images = n_train  # distinct images; images drawn per epoch
         if cfg.train_size:
             if cfg.train_size > len(ds.train_labels):
                 raise ConfigError(
@@ -230,8 +231,7 @@ class Trainer:
                 )
             subset = nested_order(ds.train_labels)[: cfg.train_size]
             chosen = np.tile(subset, -(-n_train // len(subset)))
-        self.train_images = len(np.unique(chosen))  # distinct images
-        self.epoch_images = n_train
+            self.train_images = len(subset)
         self.train_x, self.train_y = as_t(ds.train_images[chosen]), as_t(ds.train_labels[chosen])
         self.val_x, self.val_y = as_t(ds.val_images[:n_val]), as_t(ds.val_labels[:n_val])
 
