@@ -33,7 +33,9 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     for name, value in (("seeds", seeds), ("epochs", epochs), ("subset", subset)):
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be a positive integer, got {value}")
-    return Preset(seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset, base.lr)
+    return Preset(
+        seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset, base.lr, base.labels
+    )
 
 
 def list_studies(runs: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .data import PERMUTE_SEED
 from .errors import ConfigError, FmnistError, RunError, ref
 from .runs import CONFIG, RETRAIN, Run
 
@@ -47,6 +48,12 @@ class TrainConfig:
     shift: int = 0  # random shift, pixels each direction (0: off; see README on why)
     seed: int = 0
     subset: int | None = None  # train on the first N training images (and N validation images)
+    # a stratified, nested subset of N training images, repeated to the epoch's length (the training split's, or
+    # `subset`'s), so every size takes the same optimisation steps; validation and test unchanged (data study)
+    train_size: int | None = None
+    # one fixed permutation of the 784 pixel positions (data.PERMUTE_SEED), applied by the model's first layer:
+    # after augmentation, to training, validation and test images alike, and inside an exported graph
+    permute: bool = False
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
     threads: int | None = None  # torch intra-op threads; None: torch's default
@@ -63,6 +70,10 @@ class TrainConfig:
             raise ConfigError("lr", f"must be a positive finite number, got {self.lr}")
         if self.subset is not None and self.subset < 1:
             raise ConfigError("subset", f"must be a positive number of images, got {self.subset}")
+        if self.train_size is not None and self.train_size < 1:
+            raise ConfigError("train_size", f"must be a positive number of images, got {self.train_size}")
+        if not isinstance(self.permute, bool):
+            raise ConfigError("permute", f"must be true or false, got {self.permute!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads", f"must be at least 1, got {self.threads}")
         if self.device not in DEVICES:
@@ -98,14 +109,24 @@ class TrainConfig:
         return self.lr if self.lr is not None else self.lr_per_128 * self.batch_size / 128
 
     @property
+    def permute_seed(self) -> int | None:
+        """The seed of the pixel permutation the model applies (recorded in config.json), None without one."""
+        return PERMUTE_SEED if self.permute else None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The data settings that change what the model sees (registry.DATA_TAGS), as labels name them."""
+        return {name: getattr(self, name) for name in registry.DATA_TAGS}
+
+    @property
     def label(self) -> str:
-        """The config's name without the seed (`cnn-k3`): study plans, tables and captions."""
-        return self.spec.label(self.options)
+        """The config's name without the seed (`cnn-k3`, `mlp-perm`): study plans, tables and captions."""
+        return registry.label(self.arch, {**self.options, **self.data})
 
     @property
     def run_name(self) -> str:
         """The run folder's name."""
-        return self.name or registry.run_name(self.arch, self.options, self.seed)
+        return self.name or registry.run_name(self.arch, {**self.options, **self.data}, self.seed)
 
     @property
     def run_dir(self) -> Path:
@@ -119,6 +140,7 @@ class TrainConfig:
         flat: dict[str, Any] = {"arch": self.arch}
         flat.update({name: self.options.get(name) for name in registry.option_names()})
         flat.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arch", "options")})
+        flat["permute_seed"] = self.permute_seed
         return flat
 
     def recipe(self) -> dict[str, Any]:

@@ -220,14 +220,26 @@ def options_named(name: str) -> list[tuple[ArchSpec, Option]]:
     return [(spec, o) for spec in REGISTRY.values() for o in spec.options if o.name == name]
 
 
+#: the recipe's data settings that change what a model sees (shared/DESIGN.md), named in labels and run names
+#: after the architecture's options when they are on: `mlp-perm-s0`, `cnn-k3-n500-s0`
+DATA_TAGS: dict[str, str] = {"train_size": "n{}", "permute": "perm"}
+
+
+def data_parts(flat: Options) -> list[str]:
+    """The name parts of the data settings in `flat` that are on (`n500`, `perm`); none for those at their
+    default (off, None) or absent, so every earlier run keeps its name."""
+    return [tag.format(flat[name]) for name, tag in DATA_TAGS.items() if flat.get(name) not in (None, False)]
+
+
 def label(arch: str, options: Options) -> str:
-    """`cnn-k3` for a known arch; for a foreign one (a run folder of another version), the arch alone."""
+    """`cnn-k3` for a known arch (`cnn-k3-perm` when `options` also holds a data setting that is on); for a
+    foreign one (a run folder of another version), the arch alone."""
     spec = REGISTRY.get(arch)
-    return spec.label(options) if spec else arch
+    return "-".join([spec.label(options), *data_parts(options)]) if spec else arch
 
 
 def run_name(arch: str, options: Options, seed: int) -> str:
-    """The default run name `<label>-s<seed>` (shared/DESIGN.md): `cnn-k3-s0`, `mlp-s1`."""
+    """The default run name `<label>-s<seed>` (shared/DESIGN.md): `cnn-k3-s0`, `mlp-s1`, `mlp-perm-s0`."""
     return f"{label(arch, options)}-s{seed}"
 
 
@@ -341,5 +353,27 @@ register(
                 "without downsampling a flatten head would take 28×28 maps per channel",
             ),
         ),
+    )
+)
+
+register(
+    ArchSpec(
+        "lcn",
+        "locally connected network: the seed's CNN with each convolution replaced by a locally connected layer "
+        "(the same k×k windows and channels, a filter of its own at every position: locality without weight sharing)",
+        "fmnist_tui.training.models:build_lcn",
+        options=(
+            Option(
+                "kernel",
+                int,
+                3,
+                "Window size of each locally connected layer.",
+                choices=(3, 5, 7),
+                tag="k{}",
+                always_named=True,
+            ),
+        ),
+        has_convs=True,  # spatial maps per layer (feature maps), though no weights are shared
+        receptive_field=lambda o: conv_pool_rf(cnn_layers({"kernel": o["kernel"], "depth": 2, "pool": "max"})),
     )
 )

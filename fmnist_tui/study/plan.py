@@ -69,22 +69,36 @@ def plan(
     device: str = "auto",
 ) -> list[TrainConfig]:
     """The grid's training configs: every arch × its option values in `grid` × seeds 0..seeds−1, one recipe."""
+    check_grid(archs, grid)
+    configs = [(arch, options) for arch in dict.fromkeys(archs) for options in option_grid(arch, grid)]
+    return plan_configs(configs, seeds, epochs, out, subset, data_dir, device)
+
+
+def plan_configs(
+    configs: Sequence[tuple[str, Mapping[str, Any]]],
+    seeds: int,
+    epochs: int,
+    out: Path,
+    subset: int | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+) -> list[TrainConfig]:
+    """The training configs of (arch, options and data settings) pairs × seeds 0..seeds−1, one recipe."""
     if seeds < 1:
         raise ConfigError("seeds", f"must be at least 1 (the number of seeds per config), got {seeds}")
-    check_grid(archs, grid)
     return [
         TrainConfig(
             arch=arch,
-            options=options,
+            options={k: v for k, v in options.items() if k not in registry.DATA_TAGS},
             epochs=epochs,
             seed=seed,
             subset=subset,
             out=str(out),
             data_dir=str(data_dir) if data_dir else None,
             device=device,
+            **{k: v for k, v in options.items() if k in registry.DATA_TAGS},
         )
-        for arch in dict.fromkeys(archs)
-        for options in option_grid(arch, grid)
+        for arch, options in configs
         for seed in range(seeds)
     ]
 
@@ -134,6 +148,10 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
     if cfg.subset:
         cmd += ["--subset", str(cfg.subset)]
+    if cfg.train_size:
+        cmd += ["--train-size", str(cfg.train_size)]
+    if cfg.permute:
+        cmd += ["--permute"]
     if cfg.data_dir:
         cmd += ["--data-dir", cfg.data_dir]
     return cmd
