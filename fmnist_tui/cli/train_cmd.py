@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..core import registry
 from ..core.config import PRECISIONS, TrainConfig, default, resume_config
-from ..core.data import PERMUTE_SEED
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
+from ..core.registry import PERMUTE_SEED
 from ..core.runs import CONFIG, Run
 from .common import DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors, shown
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .data import PERMUTE_SEED
 from .errors import ConfigError, FmnistError, RunError, ref
 from .runs import CONFIG, RETRAIN, Run
 
@@ -51,7 +50,7 @@ class TrainConfig:
     # a stratified, nested subset of N training images, repeated to the epoch's length (the training split's, or
     # `subset`'s), so every size takes the same optimisation steps; validation and test unchanged (data study)
     train_size: int | None = None
-    # one fixed permutation of the 784 pixel positions (data.PERMUTE_SEED), applied by the model's first layer:
+    # one fixed permutation of the 784 pixel positions (registry.PERMUTE_SEED), applied by the model's first layer:
     # after augmentation, to training, validation and test images alike, and inside an exported graph
     permute: bool = False
     device: str = "auto"
@@ -111,7 +110,7 @@ class TrainConfig:
     @property
     def permute_seed(self) -> int | None:
         """The seed of the pixel permutation the model applies (recorded in config.json), None without one."""
-        return PERMUTE_SEED if self.permute else None
+        return registry.PERMUTE_SEED if self.permute else None
 
     @property
     def data(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import DataError, ref
 from .extras import INSTALL_TRAIN
+from .registry import PERMUTE_SEED
 
 CLASSES: tuple[str, ...] = (
     "T-shirt/top",
@@ -49,9 +50,8 @@ SHAPES: dict[str, tuple[int, ...]] = {
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_SEED = 20240917  # fixed forever: the validation split never moves with the training seed
 VAL_FRACTION = 6  # 1 in 6 of each class: 10,000 validation images, 1,000 of each class
-#: fixed forever, like the split seed: the one permutation of the 784 pixel positions that `--permute` applies,
-#: and the per-class order the nested training subsets of `--train-size` take their images from
-PERMUTE_SEED = 20250113
+#: fixed forever, like the split seed: the per-class order the nested training subsets of `--train-size` take
+#: their images from (the pixel permutation's seed, PERMUTE_SEED, lives in the numpy-free registry)
 NESTED_SEED = 20250114
 PIXELS = 28 * 28
 

@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ref
 
+#: fixed forever: the seed of the one permutation of the 784 pixel positions that `--permute` applies (here,
+#: not in data.py, so the CLI and TrainConfig name it without importing numpy before Ctrl-C is handled)
+PERMUTE_SEED = 20250113
+
 if TYPE_CHECKING:
     from torch import nn
 

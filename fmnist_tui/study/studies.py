@@ -15,8 +15,8 @@ from typing import Any
 
 from ..core import registry
 from ..core.config import TrainConfig, default
-from ..core.data import PERMUTE_SEED
 from ..core.errors import UsageError
+from ..core.registry import PERMUTE_SEED
 from . import bias, kernel
 from .analysis import ACCURACY, GAP, METRICS, Comparison, Study, Term, compare_terms, verdict
 from .plan import option_grid, plan, plan_configs

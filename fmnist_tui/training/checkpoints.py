@@ -11,9 +11,9 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from ..core import registry
-from ..core.data import PERMUTE_SEED
 from ..core.errors import RunError
 from ..core.fsutil import write_bytes
+from ..core.registry import PERMUTE_SEED
 from ..core.runs import BEST, LAST, RETRAIN, Run
 from .models import create_model
 
