@@ -8,8 +8,11 @@ from typing import Annotated
 
 import typer
 
+from .. import cpu_count
+from ..core.config import TrainConfig
 from ..core.errors import UsageError
 from ..study.cluster import LOCAL, RayExecutor
+from ..study.plan import STATUSES, status
 from ..study.scheduler import Scheduler
 
 RayOpt = Annotated[
@@ -28,6 +31,25 @@ TaskGpusOpt = Annotated[
     float,
     typer.Option(help="With --ray and --device cuda: the share of a GPU each training reserves (0.25: four per GPU)."),
 ]
+
+
+def jobs_and_threads(jobs: int | None, runs: int) -> tuple[int, int]:
+    """The local pool's trainings at once (`--jobs`, default 2 or the cores, at most the runs) and the torch
+    threads of each (the cores shared among them); a UsageError (exit 2) for fewer than 1."""
+    from .experiment_cmd import DEFAULT_JOBS
+
+    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    jobs = min(jobs, runs)
+    return jobs, max(1, cpu_count() // jobs)
+
+
+def plan_statuses(configs: list[TrainConfig]) -> tuple[dict[str, str], dict[str, int]]:
+    """Each planned run's status (done, resume, restart, new) and how many of each; refuses a run folder of
+    another recipe before any work (RunError)."""
+    statuses = {c.run_name: status(c) for c in configs}
+    return statuses, {s: list(statuses.values()).count(s) for s in STATUSES}
 
 
 def executor(

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from .. import cpu_count
 from ..core.config import TrainConfig
 from ..core.errors import EXIT_INTERRUPTED, ConfigError, UsageError
 from ..study.analysis import study_markdown
@@ -17,11 +16,11 @@ from ..study.cluster import Finished
 from ..study.estimate import estimate
 from ..study.kernel import ARCHS, KERNELS, analyse
 from ..study.latency import latencies
-from ..study.plan import STATUSES, collect, plan, status
+from ..study.plan import collect, plan
 from ..study.results import to_csv, write_results
 from ..study.scheduler import Ended, ExperimentEvent, Launched, Output
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
-from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor
+from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor, jobs_and_threads, plan_statuses
 from .results_cmd import render_study
 
 #: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
@@ -136,13 +135,8 @@ def experiment(
         data_dir,
         Device(device).value,
     )
-    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    jobs = min(jobs, len(configs))
-    threads = max(1, cpu_count() // jobs)
-    statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
-    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
+    jobs, threads = jobs_and_threads(jobs, len(configs))
+    statuses, counts = plan_statuses(configs)
     console.print(
         f"experiment: {len(configs)} runs in {runs} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
         f"; {jobs} at a time × {threads} thread{'s' if threads > 1 else ''}",

@@ -10,19 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import cpu_count
 from ..core.config import PRECISIONS, TrainConfig
 from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
 from ..core.fsutil import write_text
 from ..study.analysis import study_markdown
 from ..study.estimate import Estimate, estimate, minutes
-from ..study.plan import DONE, STATUSES, collect, status
+from ..study.plan import DONE, collect, status
 from ..study.results import to_csv, write_results
 from ..study.sections import section, section_markdown
 from ..study.studies import STUDIES, Preset, StudySpec, get
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
-from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor
-from .experiment_cmd import DEFAULT_JOBS
+from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor, jobs_and_threads, plan_statuses
 from .results_cmd import render_study
 
 QUICK_RUNS = "quick"  # --quick's runs go to <runs>/quick: its recipe differs from the default preset's
@@ -147,13 +145,8 @@ def study(
     runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
     out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
     configs = spec.plan(preset, runs, data_dir, Device(device).value, precision)
-    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    jobs = min(jobs, len(configs))
-    threads = max(1, cpu_count() // jobs)
-    statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
-    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
+    jobs, threads = jobs_and_threads(jobs, len(configs))
+    statuses, counts = plan_statuses(configs)
     console.print(
         f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
         f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × {threads} "
