@@ -3,6 +3,8 @@ the options that choose it, shared by `fmnist study` and `fmnist experiment`."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +12,12 @@ import typer
 
 from .. import cpu_count
 from ..core.config import TrainConfig
-from ..core.errors import UsageError
+from ..core.errors import EXIT_INTERRUPTED, UsageError
 from ..study.cluster import LOCAL, RayExecutor
-from ..study.plan import STATUSES, status
-from ..study.scheduler import Scheduler
+from ..study.plan import STATUSES, collect, status
+from ..study.results import Group
+from ..study.scheduler import Outcome, Scheduler
+from .common import console, err_console
 
 RayOpt = Annotated[
     str | None,
@@ -50,6 +54,38 @@ def plan_statuses(configs: list[TrainConfig]) -> tuple[dict[str, str], dict[str,
     another recipe before any work (RunError)."""
     statuses = {c.run_name: status(c) for c in configs}
     return statuses, {s: list(statuses.values()).count(s) for s in STATUSES}
+
+
+def train_and_collect(
+    command: str,
+    runner: Scheduler | RayExecutor,
+    configs: list[TrainConfig],
+    cost: dict[str, float] | None,
+    latency: bool,
+    onnx_dir: Path,
+    out: Path,
+    data_dir: Path | None,
+) -> tuple[Outcome, list[Group], dict[str, float | None]]:
+    """Train the plan; after Ctrl-C say how to continue (exit 130). Then the finished runs' groups and, with
+    `latency`, onnxruntime latency per config; warnings on stderr."""
+    outcome = runner.run(configs, cost)
+    if outcome.interrupted:
+        args = sys.argv[1:]
+        tail = args[args.index(command) + 1 :] if command in args else args
+        again = " ".join(shlex.quote(a) for a in ("fmnist", command, *tail))
+        err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    groups, warnings = collect(configs)
+    measured: dict[str, float | None] = {}
+    if latency and groups:
+        from ..study.latency import latencies
+
+        console.print("measuring onnxruntime latency per config…", highlight=False)
+        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
+        warnings += lat_warnings
+    for w in warnings:
+        err_console.print(f"warning: {w}")
+    return outcome, groups, measured
 
 
 def executor(

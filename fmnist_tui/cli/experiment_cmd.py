@@ -3,7 +3,6 @@ resuming runs), then the study's table (`fmnist study` runs every study, this on
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -15,12 +14,19 @@ from ..study.analysis import study_markdown
 from ..study.cluster import Finished
 from ..study.estimate import estimate
 from ..study.kernel import ARCHS, KERNELS, analyse
-from ..study.latency import latencies
-from ..study.plan import collect, plan
+from ..study.plan import plan
 from ..study.results import to_csv, write_results
 from ..study.scheduler import Ended, ExperimentEvent, Launched, Output
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
-from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor, jobs_and_threads, plan_statuses
+from .executors import (
+    RayOpt,
+    TaskCpusOpt,
+    TaskGpusOpt,
+    executor,
+    jobs_and_threads,
+    plan_statuses,
+    train_and_collect,
+)
 from .results_cmd import render_study
 
 #: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
@@ -147,19 +153,8 @@ def experiment(
 
         print_estimate(estimate(configs, statuses, jobs, threads, data_dir), statuses, dry_run=True)
         return
-    outcome = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs").run(configs)
-    if outcome.interrupted:
-        again = " ".join(shlex.quote(a) for a in ("fmnist", "experiment", *_argv_tail()))
-        err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    groups, warnings = collect(configs)
-    measured: dict = {}
-    if latency and groups:
-        console.print("measuring onnxruntime latency per config…", highlight=False)
-        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
-        warnings += lat_warnings
-    for w in warnings:
-        err_console.print(f"warning: {w}")
+    runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
+    outcome, groups, measured = train_and_collect("experiment", runner, configs, None, latency, onnx_dir, out, data_dir)
     if export is not None:
         export_planned(configs, export, data_dir)
     study = analyse(groups, measured)
@@ -198,10 +193,3 @@ def export_planned(configs: list[TrainConfig], out: Path, data_dir: Path | None)
         run = Run(cfg.run_dir)
         if run.finished:
             print_report(export_run(run, out, dataset))
-
-
-def _argv_tail() -> list[str]:
-    import sys
-
-    args = sys.argv[1:]
-    return args[args.index("experiment") + 1 :] if "experiment" in args else args

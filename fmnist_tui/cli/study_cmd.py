@@ -3,24 +3,30 @@ names the studies, `--dry-run` shows the plan and its time estimated from this m
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..core.config import PRECISIONS, TrainConfig
-from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
+from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_text
 from ..study.analysis import study_markdown
 from ..study.estimate import Estimate, estimate, minutes
-from ..study.plan import DONE, collect, status
+from ..study.plan import DONE, status
 from ..study.results import to_csv, write_results
 from ..study.sections import section, section_markdown
 from ..study.studies import STUDIES, Preset, StudySpec, get
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
-from .executors import RayOpt, TaskCpusOpt, TaskGpusOpt, executor, jobs_and_threads, plan_statuses
+from .executors import (
+    RayOpt,
+    TaskCpusOpt,
+    TaskGpusOpt,
+    executor,
+    jobs_and_threads,
+    plan_statuses,
+    train_and_collect,
+)
 from .results_cmd import render_study
 
 QUICK_RUNS = "quick"  # --quick's runs go to <runs>/quick: its recipe differs from the default preset's
@@ -157,21 +163,10 @@ def study(
     print_estimate(est, statuses, dry_run)
     if dry_run:
         return
-    outcome = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs").run(configs, est.seconds)
-    if outcome.interrupted:
-        again = " ".join(shlex.quote(a) for a in ("fmnist", "study", *_argv_tail()))
-        err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    groups, warnings = collect(configs)
-    measured: dict[str, float | None] = {}
-    if latency and groups:
-        from ..study.latency import latencies
-
-        console.print("measuring onnxruntime latency per config…", highlight=False)
-        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
-        warnings += lat_warnings
-    for w in warnings:
-        err_console.print(f"warning: {w}")
+    runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
+    outcome, groups, measured = train_and_collect(
+        "study", runner, configs, est.seconds, latency, onnx_dir, out, data_dir
+    )
     result = spec.run(groups, measured)
     doc: dict[str, Any] = {
         **result.to_dict(),
@@ -208,8 +203,3 @@ def study(
     )
     if outcome.failed:
         raise typer.Exit(1)
-
-
-def _argv_tail() -> list[str]:
-    args = sys.argv[1:]
-    return args[args.index("study") + 1 :] if "study" in args else args
