@@ -9,6 +9,12 @@ takes two full experiments of time. `--quick` runs a small grid to check the scr
     python bench/experiment_speed.py                 # the real figure (serial, then --jobs 2)
     python bench/experiment_speed.py --modes 2       # only the parallel run
     python bench/experiment_speed.py --quick --modes 1,2,ray   # the local pool and Ray side by side
+
+On a GPU machine, `ray@F` trains through Ray with each task reserving F of the GPU (`--task-gpus F`), so 1/F
+trainings share it; the throughput column shows how many fit:
+
+    python bench/experiment_speed.py --modes ray@1,ray@0.5,ray@0.25,ray@0.125 --task-cpus 2 \
+        --archs cnn --kernels 3 --seeds 8 --epochs 2 --device cuda --no-latency
 """
 
 from __future__ import annotations
@@ -27,11 +33,15 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--archs", "mlp,cnn", "--kernels", "3", "--seeds", "2", "--epochs", "1", "--subset", "4096"]
 
 
-def run_mode(mode: str, grid: list[str], work: Path) -> dict:
+def run_mode(mode: str, grid: list[str], work: Path, task_cpus: int) -> dict:
     """Run the experiment with `--jobs N` (or `--ray local`) into a fresh folder; wall time includes process
     start-up (and Ray's)."""
-    runs, out = work / f"runs-{mode}", work / f"out-{mode}"
-    how = ["--ray", "local"] if mode == "ray" else ["--jobs", mode]
+    runs, out = work / f"runs-{mode.replace('@', '-')}", work / f"out-{mode.replace('@', '-')}"
+    if mode.startswith("ray"):
+        share = mode.partition("@")[2]
+        how = ["--ray", "local", "--task-cpus", str(task_cpus), *(["--task-gpus", share] if share else [])]
+    else:
+        how = ["--jobs", mode]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [
         sys.executable,
@@ -57,6 +67,7 @@ def run_mode(mode: str, grid: list[str], work: Path) -> dict:
         "threads_per_training": exp["threads"],
         "wall_seconds": round(wall, 1),
         "trainings": len(exp["trained"]),
+        "trainings_per_minute": round(60 * len(exp["trained"]) / wall, 2),
         "mean_run_seconds": round(sum(exp["run_seconds"].values()) / max(1, len(exp["run_seconds"])), 1),
         "accuracy": {r["config"]: round(r["test_acc_mean"], 4) for r in doc["table"]},
     }
@@ -65,7 +76,12 @@ def run_mode(mode: str, grid: list[str], work: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small grid: mlp + cnn-k3, 2 seeds, 1 epoch, 4,096 images")
-    ap.add_argument("--modes", default="1,2", help="--jobs values (or 'ray') to time, comma-separated (default 1,2)")
+    ap.add_argument(
+        "--modes",
+        default="1,2",
+        help="--jobs values, 'ray', or 'ray@F' (Ray tasks of F GPU each) to time, comma-separated (default 1,2)",
+    )
+    ap.add_argument("--task-cpus", type=int, default=1, help="CPUs each Ray task reserves (default 1)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("--keep", type=Path, help="keep the runs in this folder instead of a temporary one")
     args, extra = ap.parse_known_args()
@@ -76,20 +92,21 @@ def main() -> None:
     results = []
     try:
         for mode in args.modes.split(","):
-            res = run_mode(mode.strip(), grid, work)
+            res = run_mode(mode.strip(), grid, work, args.task_cpus)
             results.append(res)
             print(
                 f"{res['mode']} × {res['threads_per_training']} threads: {res['wall_seconds']:8.1f} s wall for "
-                f"{res['trainings']} trainings (mean {res['mean_run_seconds']:.1f} s each)",
+                f"{res['trainings']} trainings (mean {res['mean_run_seconds']:.1f} s each; "
+                f"{res['trainings_per_minute']:.1f} trainings/min)",
                 flush=True,
             )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     if len(results) > 1:
-        base = results[0]["wall_seconds"]
         for r in results[1:]:
-            print(f"{r['mode']} vs {results[0]['mode']}: {base / r['wall_seconds']:.2f}× faster")
+            rate = r["trainings_per_minute"] / max(1e-9, results[0]["trainings_per_minute"])
+            print(f"{r['mode']} vs {results[0]['mode']}: {rate:.2f}× the trainings per minute")
     if args.json:
         args.json.write_text(json.dumps({"grid": grid, "cores": cores, "results": results}, indent=2) + "\n")
 

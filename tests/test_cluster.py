@@ -183,3 +183,19 @@ def test_one_line_errors(tmp_path: Path, tiny_data: Path, monkeypatch: pytest.Mo
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     with pytest.raises(ClusterError):
         cluster.import_ray()
+
+
+def test_cuda_runs_on_a_cluster_without_gpus_are_refused(
+    cluster_address: str, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that asks for a GPU on a cluster that has none would wait for ever; the driver says so at once,
+    and leaves no run folder behind. (On a cluster with GPUs, `auto` and `cuda` runs reserve --task-gpus.)"""
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(
+        app, [*STUDY, "--data-dir", str(tiny_data), "--runs", "runs", "--ray", cluster_address, "--device", "cuda"]
+    )
+    assert res.exit_code == 1, res.output
+    line = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert line and "has no GPU" in line[0] and "--device cpu" in res.output, res.output
+    assert not any(p.is_dir() for p in (tmp_path / "runs").iterdir())
+    assert "Traceback" not in res.output

@@ -33,7 +33,10 @@ RayOpt = Annotated[
 TaskCpusOpt = Annotated[int, typer.Option(help="With --ray: CPUs (torch threads) each training reserves.")]
 TaskGpusOpt = Annotated[
     float,
-    typer.Option(help="With --ray and --device cuda: the share of a GPU each training reserves (0.25: four per GPU)."),
+    typer.Option(
+        help="With --ray on a cluster with GPUs (--device cuda, or auto): the share of a GPU each training "
+        "reserves (0.25: four per GPU)."
+    ),
 ]
 
 

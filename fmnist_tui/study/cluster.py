@@ -238,7 +238,7 @@ class RayExecutor:
         return outcome
 
     def _run(self, ray: Any, todo: list[TrainConfig], token: str, outcome: Outcome) -> None:
-        gpus = self.task_gpus if any(c.device == "cuda" for c in todo) else 0.0
+        gpus = self._gpus(ray, todo)
         task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(train_task)
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         pending: dict[Any, TrainConfig] = {}
@@ -263,6 +263,19 @@ class RayExecutor:
         except ClusterError:
             self._stop_all(ray, pending, token, outcome)
             raise
+
+    def _gpus(self, ray: Any, todo: list[TrainConfig]) -> float:
+        """The GPU share each task reserves: `task_gpus` for runs on `--device cuda`, and for `auto` runs when
+        the cluster has GPUs (a task that reserves none sees no GPU: Ray hides them); a ClusterError for cuda
+        runs on a cluster without GPUs, whose tasks could never start."""
+        devices = {c.device for c in todo}
+        has_gpus = float(ray.cluster_resources().get("GPU", 0)) > 0
+        if "cuda" in devices and not has_gpus:
+            raise ClusterError(
+                f"--device cuda, but the Ray cluster at {self.address!r} has no GPU; add GPU nodes, or use "
+                f"--device cpu (or auto)"
+            )
+        return self.task_gpus if has_gpus and devices & {"cuda", "auto"} else 0.0
 
     def _ended(self, ray: Any, ref: Any, cfg: TrainConfig, outcome: Outcome, done: int, total: int) -> None:
         log = self.log_dir / f"{cfg.run_name}.log"

@@ -87,6 +87,12 @@ def estimate(
             sizes = (len(ds.train_labels), len(ds.val_labels), len(ds.test_labels))
         except DataError as exc:
             notes.append(f"dataset not loaded ({exc}); its load time is left out")
+    import torch
+
+    if any(c.device == "cuda" for c in todo) and not torch.cuda.is_available():
+        # the trainings run elsewhere (a Ray cluster's GPU nodes): this machine can only time them on its CPU
+        notes.append("no GPU here: the cuda runs are timed on this machine's CPU")
+        todo = [c.with_changes(device="cpu") if c.device == "cuda" else c for c in todo]
     speeds = {_speed_key(c): measure(c, threads) for c in {_speed_key(c): c for c in todo}.values()}
     start_s = start_seconds() if todo else 0.0
     seconds = {c.run_name: 0.0 for c in configs}
