@@ -22,6 +22,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Fields that say where and how a run ran, not what it learns: runs that differ only in these (and the
 #: seed) are one config of a study.
 PLACEMENT = frozenset({"seed", "name", "out", "data_dir", "device", "threads", "precision"})
+#: Recipe settings that name a config, after the arch's options, where they differ from the recipe's default:
+#: `cnn-k3-shift2-s0` trains with random shifts beside `cnn-k3-s0`, so a study can hold both (and every run name
+#: of the default recipe stays as it was).
+NAMED: dict[str, str] = {"shift": "shift{}"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
     threads: int | None = None  # torch intra-op threads; None: torch's default
-    name: str | None = None  # run folder name; None: registry.run_name (e.g. cnn-k3-s0)
+    name: str | None = None  # run folder name; None: <label>-s<seed> (e.g. cnn-k3-s0)
     out: str = "checkpoints"
     data_dir: str | None = None
 
@@ -99,13 +103,13 @@ class TrainConfig:
 
     @property
     def label(self) -> str:
-        """The config's name without the seed (`cnn-k3`): study plans, tables and captions."""
-        return self.spec.label(self.options)
+        """The config's name without the seed (`cnn-k3`, `mlp-shift2`): study plans, tables and captions."""
+        return config_label(self.arch, self.to_dict())
 
     @property
     def run_name(self) -> str:
-        """The run folder's name."""
-        return self.name or registry.run_name(self.arch, self.options, self.seed)
+        """The run folder's name: `<label>-s<seed>` (`cnn-k3-s0`), unless `name` says otherwise."""
+        return self.name or f"{self.label}-s{self.seed}"
 
     @property
     def run_dir(self) -> Path:
@@ -156,6 +160,18 @@ def recipe_of(config: Mapping[str, Any]) -> dict[str, Any] | None:
         return TrainConfig.from_dict(config).recipe()
     except (FmnistError, TypeError, ValueError):
         return None
+
+
+def config_label(arch: str, flat: Mapping[str, Any]) -> str:
+    """A config's label from flat settings (config.json, a study's config): the registry's label of the arch's
+    options (`cnn-k3`), then each NAMED recipe setting that is not at its default (`cnn-k3-shift2`)."""
+    options = registry.options_from(arch, flat) if arch in registry.REGISTRY else {}
+    parts = [registry.label(arch, options)]
+    for setting, tag in NAMED.items():
+        value = flat.get(setting)
+        if value is not None and str(value) != str(default(setting)):
+            parts.append(tag.format(value))
+    return "-".join(parts)
 
 
 def default(name: str) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import TrainConfig, recipe_of
+from ..core.config import NAMED, TrainConfig, default, recipe_of
 from ..core.errors import ConfigError, RunError, ref
 from ..core.runs import CONFIG, STATE, Run
 from .results import Group, group_records, load_records
@@ -132,6 +132,9 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += ["--lr", repr(cfg.lr)]
     for name, value in cfg.options.items():
         cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
+    for setting in NAMED:  # the recipe settings a config is named by (`--shift 2`), where not at their default
+        if getattr(cfg, setting) != default(setting):
+            cmd += [f"--{setting.replace('_', '-')}", str(getattr(cfg, setting))]
     if cfg.subset:
         cmd += ["--subset", str(cfg.subset)]
     if cfg.data_dir:

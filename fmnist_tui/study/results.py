@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import recipe_of
+from ..core.config import config_label, recipe_of
 from ..core.errors import RunError
 from ..core.fsutil import write_json, write_text
 from ..core.runs import SUMMARY, Run, list_runs
@@ -37,8 +37,10 @@ class Group:
 
     @property
     def label(self) -> str:
-        """`cnn-k3`, `mlp`: the registry's name for the config."""
-        return registry.label(self.arch, self.options)
+        """`cnn-k3`, `mlp`, `mlp-shift2`: the config's name (`config_label`)."""
+        return (
+            config_label(self.arch, self.records[0].config) if self.records else registry.label(self.arch, self.options)
+        )
 
     @property
     def kernel(self) -> int | None:
@@ -138,7 +140,7 @@ def group_records(records: list[RunRecord]) -> list[Group]:
         arch = str(rec.config.get("arch", "?"))
         options = registry.options_from(arch, rec.config) if arch in registry.REGISTRY else {}
         groups.setdefault(key, Group(arch, options)).records.append(rec)
-    return sorted(groups.values(), key=lambda g: config_order(g.arch, g.options))
+    return sorted(groups.values(), key=lambda g: (*config_order(g.arch, g.options), g.label))
 
 
 def config_order(arch: str, options: dict[str, Any]) -> tuple[Any, ...]:

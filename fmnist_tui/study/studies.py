@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import TrainConfig, default
+from ..core.config import NAMED, TrainConfig, default
 from ..core.errors import UsageError
 from . import kernel
 from .analysis import ACCURACY, GAP, METRICS, Comparison, Study, compare, verdict
@@ -141,7 +141,7 @@ def _recipe_key(g: Group) -> str:
         recipe = TrainConfig.from_dict(cfg).recipe()
     except Exception:  # a config of another version: its raw values  # noqa: BLE001 - any failure means "foreign"
         recipe = dict(cfg)
-    skip = {"arch", *registry.option_names()}
+    skip = {"arch", *registry.option_names(), *NAMED}
     return repr(sorted((k, str(v)) for k, v in recipe.items() if k not in skip))
 
 
