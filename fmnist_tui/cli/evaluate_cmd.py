@@ -14,7 +14,7 @@ from ..core import registry
 from ..core.data import CLASSES
 from ..core.errors import UsageError
 from ..core.runs import Run, resolve_run
-from ..study.translation import MAX_SHIFT
+from ..study.translation import EQUIVARIANCE_IMAGES, MAX_SHIFT, SIZES
 from .common import DataDirOpt, Device, JsonOpt, console, handle_errors, print_json, progress_bar
 
 
@@ -80,10 +80,14 @@ def render_shifts(name: str, result: dict[str, Any]) -> None:
             highlight=False,
         )
     console.print(
-        f"mean drop over 1–{len(result['by_radius'][:MAX_SHIFT])} px: {100 * result['mean_drop']:+.2f} points; "
+        f"mean drop over {_radii(len(result['by_radius'][:MAX_SHIFT]))}: {100 * result['mean_drop']:+.2f} points; "
         f"predictions changed {result['mean_changed']:.2%}",
         highlight=False,
     )
+
+
+def _radii(n: int) -> str:
+    return "1 px" if n == 1 else f"1–{n} px"
 
 
 @handle_errors
@@ -143,13 +147,36 @@ def _evaluate_shifts(
     images: int | None,
     data_dir: Path | None,
 ) -> None:
-    from ..training.shift import evaluate_shifts
+    from ..training.shift import evaluate_equivariance, evaluate_shifts
 
     size = (2 * max_shift + 1) ** 2
     with progress_bar(f"{size} shifted test sets", size, quiet=json_out) as advance:
         result = evaluate_shifts(found, 10_000 if images is None else images, max_shift, data_dir, device, advance)
     shown = {**result.grid.to_dict(), "cached": result.cached, "seconds": round(result.seconds, 2)}
+    stages = evaluate_equivariance(found, data_dir, device) if registry.has_convs(str(about["arch"])) else None
     if json_out:
-        print_json({**about, "shift": shown})
-    else:
-        render_shifts(found.name, shown)
+        print_json({**about, "shift": shown, "equivariance": stages})
+        return
+    render_shifts(found.name, shown)
+    if stages:
+        console.print(equivariance_table(stages))
+
+
+def equivariance_table(stages: list[dict[str, Any]]) -> Table:
+    """Per stage: how far its output moves when the input shifts by 1 and 2 px, and how far it is from its own
+    unshifted output shifted alike (away from the borders), relative to the unshifted output."""
+    table = Table(
+        "stage",
+        "shape",
+        *(Column(f"{what} {s} px", justify="right") for what in ("moves", "off its shift") for s in SIZES),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title_justify="left",
+        title=f"equivariance on the first {EQUIVARIANCE_IMAGES // len(CLASSES)} test images of each class (‖·‖ "
+        "relative to the unshifted output; '—': the shift is no whole pixel of that map)",
+    )
+    for st in stages:
+        cells = [f"{st['change'][str(s)]:.3f}" for s in SIZES]
+        cells += ["—" if (e := st["equivariance_error"][str(s)]) is None else f"{e:.1e}" for s in SIZES]
+        table.add_row(st["stage"], "×".join(map(str, st["shape"])), *cells)
+    return table

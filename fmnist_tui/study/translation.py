@@ -22,6 +22,10 @@ from ..core.runs import BEST, SHIFTS, Run
 MAX_SHIFT = 4
 #: the largest shift a command accepts: 12 of the 28 pixels each way still leave a garment's middle in view
 SHIFT_LIMIT = 12
+#: test images (the first 20 of each class) whose feature maps the equivariance measure shifts, and by how many
+#: pixels (`training.equivariance`)
+EQUIVARIANCE_IMAGES = 200
+SIZES = (1, 2)
 #: cache layout; a file of another version is ignored (and rewritten)
 VERSION = 1
 
@@ -144,11 +148,34 @@ def cached_grid(run: Run, images: int, max_shift: int, data_sha256: str | None =
     return None
 
 
-def store_grid(run: Run, grid: ShiftGrid, images: int, data_sha256: str, weights_sha256: str, **about: Any) -> None:
-    """Add (or replace) the entry of `images`/`grid.max_shift` in the run's shift.json, atomically."""
+def cached_equivariance(run: Run, data_sha256: str | None = None) -> list[dict[str, Any]] | None:
+    """The equivariance measure's stages (`training.equivariance.measure`) for the current weights, if cached
+    (for the same images, when `data_sha256` is given)."""
+    found = read_cache(run).get("equivariance")
+    if not isinstance(found, dict) or not isinstance(found.get("stages"), list):
+        return None
+    if data_sha256 is not None and found.get("data_sha256") != data_sha256:
+        return None
+    return found["stages"]
+
+
+def _cache_for(run: Run, weights_sha256: str) -> dict[str, Any]:
     cache = read_cache(run)
     if cache.get("weights_sha256") != weights_sha256:  # the weights changed since they were read: start over
         cache = {**cache, "weights_sha256": weights_sha256, "evaluations": [], "equivariance": None}
+    return cache
+
+
+def store_equivariance(run: Run, stages: list[dict[str, Any]], data_sha256: str, weights_sha256: str) -> None:
+    """Write the equivariance measure into the run's shift.json, atomically."""
+    cache = _cache_for(run, weights_sha256)
+    entry = {"images": EQUIVARIANCE_IMAGES, "data_sha256": data_sha256, "stages": stages}
+    write_json(run.file(SHIFTS), {**cache, "equivariance": entry})
+
+
+def store_grid(run: Run, grid: ShiftGrid, images: int, data_sha256: str, weights_sha256: str, **about: Any) -> None:
+    """Add (or replace) the entry of `images`/`grid.max_shift` in the run's shift.json, atomically."""
+    cache = _cache_for(run, weights_sha256)
     kept = [e for e in cache["evaluations"] if not (e.get("images") == images and e.get("max_shift") == grid.max_shift)]
     entry = {
         "images": images,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,9 +16,18 @@ from torch import nn
 
 from ..core import registry
 from ..core.data import CLASSES, load_dataset
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, UsageError
 from ..core.runs import Run
-from ..study.translation import SHIFT_LIMIT, ShiftGrid, cached_grid, read_cache, store_grid
+from ..study.translation import (
+    EQUIVARIANCE_IMAGES,
+    SHIFT_LIMIT,
+    ShiftGrid,
+    cached_equivariance,
+    cached_grid,
+    read_cache,
+    store_equivariance,
+    store_grid,
+)
 from .checkpoints import model_from_run
 from .device import resolve_device
 from .evaluate import predict_logits, strict_fp32
@@ -109,9 +119,33 @@ def evaluate_shifts(
     weights_sha = read_cache(run)["weights_sha256"]
     model = model_from_run(run, "best").to(where)
     if registry.has_convs(str(run.config().get("arch"))):
-        model.to(memory_format=torch.channels_last)  # twice as fast on the CPU here; the same argmax
+        model.to(memory_format=torch.channels_last)  # twice as fast on the CPU here
     t0 = time.perf_counter()
     grid = shift_grid(model, torch.from_numpy(x).to(where), torch.from_numpy(y).to(where), max_shift, progress)
     seconds = time.perf_counter() - t0
     store_grid(run, grid, images, data_sha, str(weights_sha), seconds=round(seconds, 2), device=where.type)
     return ShiftResult(grid, False, seconds)
+
+
+def evaluate_equivariance(run: Run, data_dir: Path | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+    """The equivariance measure (`equivariance.measure`) of a CNN run's best weights on the first 20 test images
+    of each class; read from shift.json when these weights were measured so before."""
+    from .equivariance import measure
+
+    arch = str(run.config().get("arch"))
+    if not registry.has_convs(arch):
+        raise UsageError(f"run {run.name!r} is an {arch}: it has no conv layers, so no feature maps to shift")
+    where = resolve_device(device)
+    ds = load_dataset(data_dir)
+    idx = pick_images(ds.test_labels, EQUIVARIANCE_IMAGES)
+    x, y = ds.test_images[idx], ds.test_labels[idx]
+    data_sha = fingerprint(x, y)
+    found = cached_equivariance(run, data_sha)
+    if found is not None:
+        return found
+    weights_sha = read_cache(run)["weights_sha256"]
+    model = model_from_run(run, "best").to(where)
+    with strict_fp32():
+        stages = measure(model, torch.from_numpy(x).to(where))
+    store_equivariance(run, stages, data_sha, str(weights_sha))
+    return stages
