@@ -9,17 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
-from fmnist_tui.core.fsutil import write_json
-from fmnist_tui.core.runs import write_metrics
-from fmnist_tui.study import studies
+from fmnist_tui.core.fsutil import sha256_file, write_json
+from fmnist_tui.core.runs import Run, write_metrics
+from fmnist_tui.study import studies, translation
 from fmnist_tui.study.analysis import ACCURACY, GAP, Comparison, key, verdict
 from fmnist_tui.study.estimate import makespan
 from fmnist_tui.study.results import group_records, load_records
+from fmnist_tui.study.sections import section
 from fmnist_tui.study.stats import paired_t_test
 
 runner = CliRunner()
@@ -145,10 +147,19 @@ def test_plans_and_presets(tmp_path: Path) -> None:
     assert {(c.epochs, c.subset, c.lr, c.precision) for c in quick} == {(3, 6144, 6e-3, "fp32")} and len(quick) == 12
     pooling = studies.get("pooling")
     assert [c.label for c in pooling.plan(studies.QUICK, tmp_path)][:: studies.QUICK.seeds] == pooling.labels()
-    # the seed's cnn-k3 is one run shared by four studies: same name, same recipe
+    # the seed's cnn-k3 is one run shared by five studies: same name, same recipe
     shared = {c.run_name: c.recipe() for s in studies.STUDIES.values() for c in s.plan(s.default, tmp_path)}
-    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 4
-    with pytest.raises(Exception, match="study 'layers' is unknown; valid: kernel, depth, pooling, regularizer"):
+    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 5
+    # every run name two studies plan is one recipe (the translation study trains only its shift-augmented runs
+    # where the kernel and pooling studies ran)
+    for s in studies.STUDIES.values():
+        assert all(shared[c.run_name] == c.recipe() for c in s.plan(s.default, tmp_path))
+    translation = {c.run_name for c in studies.get("translation").plan(studies.DEFAULT, tmp_path)}
+    others = {
+        c.run_name for s in studies.STUDIES.values() if s.name != "translation" for c in s.plan(s.default, tmp_path)
+    }
+    assert sorted(translation - others) == [f"{c}-shift2-s{i}" for c in ("cnn-k3", "mlp") for i in range(3)]
+    with pytest.raises(Exception, match=f"study 'layers' is unknown; valid: {', '.join(studies.STUDIES)}"):
         studies.get("layers")
 
 
@@ -162,7 +173,8 @@ def test_unknown_study_and_list(tmp_path: Path) -> None:
     res = runner.invoke(app, ["study", "layers"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     lines = [line for line in res.output.splitlines() if line.startswith("error:")]
-    assert lines == ["error: study 'layers' is unknown; valid: kernel, depth, pooling, regularizer"]
+    assert lines == [f"error: study 'layers' is unknown; valid: {', '.join(studies.STUDIES)}"]
+    assert "translation" in studies.STUDIES
     assert runner.invoke(app, ["study"]).exit_code == 2
     for s in range(2):
         fake(tmp_path, "mlp", s, 0.89)
@@ -216,3 +228,72 @@ def test_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None
     assert "## Studies without runs" not in md or "regularizer:" not in md.split("## Studies without runs")[1]
     assert "## Depth study" in md  # cnn-k3 is depth 2 of the depth study
     assert full.returncode in (0, 1), full.stderr  # 1 only for a figure the tiny runs cannot draw
+
+
+def fake_shifts(root: Path, name: str, unshifted: float, drop: float, changed: float) -> None:
+    """A cached shifted evaluation for a fake run: `drop` at every distance, `changed` predictions at every shift
+    (and, for a CNN, an equivariance measure), for weights written here."""
+    run = Run(root / name)
+    run.file("best.safetensors").write_bytes(name.encode())
+    n = translation.STUDY_IMAGES
+    correct = np.full((9, 9), round(n * (unshifted - drop)))
+    correct[4, 4] = round(n * unshifted)
+    moved = np.full((9, 9), round(n * changed))
+    moved[4, 4] = 0
+    weights = sha256_file(run.file("best.safetensors"))
+    translation.store_grid(run, translation.ShiftGrid(4, n, correct, moved), n, "data", weights)
+    if name.startswith("cnn"):
+        stage = {"stride": 1, "receptive_field": 3, "change": {"1": 0.5, "2": 0.6}}
+        stages = [
+            {"stage": "conv1", "shape": [32, 28, 28], **stage, "equivariance_error": {"1": 0.0, "2": 0.0}},
+            {"stage": "logits", "shape": [10], **stage, "stride": 0, "equivariance_error": {"1": None, "2": None}},
+        ]
+        translation.store_equivariance(run, stages, "data", weights)
+
+
+def test_translation_study(tmp_path: Path) -> None:
+    """The claims on shifted-evaluation metrics, the tables, the figure; a config without one is 'not tested'."""
+    for s in range(3):
+        e = 0.002 * s * s
+        for arch, options, acc, drop, changed in (
+            ("mlp", {}, 0.89, 0.30 + e, 0.30),
+            ("cnn", {}, 0.92, 0.10 + e, 0.12 + e),
+            ("cnn", {"pool": "stride"}, 0.915, 0.15, 0.20 + e),
+            ("cnn", {"head": "gap"}, 0.90, 0.05, 0.05 + 0.5 * e),
+            ("mlp", {"shift": 2}, 0.88, 0.18 + 2 * e, 0.2),
+            ("cnn", {"shift": 2}, 0.925, 0.04, 0.04),
+        ):
+            fake(tmp_path, arch, s, acc, **options)
+            fake_shifts(tmp_path, TrainConfig.create(arch=arch, seed=s, **options).run_name, acc, drop, changed)
+    assert (tmp_path / "mlp-shift2-s0").is_dir() and (tmp_path / "cnn-k3-shift2-s2").is_dir()
+    spec = studies.get("translation")
+    study = spec.run(group_records(load_records(tmp_path)[0]))
+    assert [r["config"] for r in study.rows] == spec.labels()
+    verdicts = {v["claim"].split(" (")[0]: v for v in study.verdicts}
+    assert {k: v["verdict"] for k, v in verdicts.items()} == {
+        "the CNN is more robust to translation than the MLP": "supported",
+        "max-pooling adds invariance beyond a plain": "supported",
+        "the global-average-pooling head adds invariance beyond the flatten head": "supported",
+        "shift augmentation narrows the MLP's gap: trained with ±2 px shifts it drops less": "supported",
+    }
+    robust = verdicts["the CNN is more robust to translation than the MLP"]["detail"]
+    assert robust.startswith("mlp − cnn-k3 (accuracy drop under shift) = +20.")
+    rows = {r["config"]: r for r in study.rows}
+    assert rows["mlp"]["shift_drop_mean"] == pytest.approx(0.30 + 0.002 * 5 / 3, abs=1e-3)
+    text = "\n".join(study.notes)
+    assert "| mlp-shift2 | 88.00 | +18." in text and "| cnn-k3-gap | conv1 | 32×28×28 | 0.500 | 0.600 | 0.0e+00" in text
+
+    png = tmp_path / "translation_study.png"
+    drawn = section(spec, study, png)
+    assert png.stat().st_size > 10_000 and drawn.title == "Translation study"
+    assert set(drawn.data.heatmap) == set(spec.labels()) and drawn.data.radius["mlp"].shape == (3, 5)
+    assert "### Equivariance by stage" in drawn.text and "random shifts of up to ±2 px" in drawn.text
+
+    for s in range(3):  # new weights for the gap head's runs: their cached evaluations no longer count
+        (tmp_path / f"cnn-k3-gap-s{s}" / "best.safetensors").write_bytes(b"retrained")
+    again = spec.run(group_records(load_records(tmp_path)[0]))
+    gap = next(v for v in again.verdicts if v["claim"].startswith("the global-average-pooling head"))
+    assert (
+        gap["verdict"] == "not tested" and "needs cnn-k3 − cnn-k3-gap (predictions changed by shift)" in gap["detail"]
+    )
+    assert "| cnn-k3-gap | — |" in "\n".join(again.notes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,13 +15,14 @@ from .. import cpu_count
 from ..core.config import PRECISIONS, TrainConfig
 from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
 from ..core.fsutil import write_text
+from ..core.runs import Run
 from ..study.analysis import study_markdown
 from ..study.estimate import Estimate, estimate, minutes
 from ..study.plan import DONE, STATUSES, collect, status
 from ..study.results import to_csv, write_results
 from ..study.scheduler import Scheduler
 from ..study.sections import section, section_markdown
-from ..study.studies import STUDIES, Preset, StudySpec, get
+from ..study.studies import STUDIES, Preset, StudySpec, get, prepare
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
 from .experiment_cmd import DEFAULT_JOBS, print_event
 from .results_cmd import render_study
@@ -61,12 +63,23 @@ def _done(configs: list[TrainConfig]) -> int:
     return n
 
 
-def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool) -> None:
+def _work_images(spec: StudySpec, statuses: dict[str, str]) -> Callable[[TrainConfig, int], int] | None:
+    """Images a planned run will evaluate for the study's work on it, given the test set's size (0 where done)."""
+    work = spec.work
+    if work is None:
+        return None
+    return lambda c, n_test: (
+        work.images(c.arch, n_test) if statuses[c.run_name] != DONE or work.needs(Run(c.run_dir)) else 0
+    )
+
+
+def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work: str = "") -> None:
     """The plan's estimated time, and (dry run) each run's and each config's measured speed."""
     if dry_run:
         for name, st in statuses.items():
             left = f", ~{minutes(est.seconds[name])}" if est.seconds.get(name) else ""
-            console.print(f"  {name}: {st}{left}", highlight=False)
+            then = f", then {work} ~{minutes(est.after_s[name])}" if est.after_s.get(name) else ""
+            console.print(f"  {name}: {st}{left}{then}", highlight=False)
         for label, speed in est.speeds.items():
             console.print(
                 f"  measured {label}: {1000 * speed['step_s']:.1f} ms per step of {speed['batch_size']} images, "
@@ -75,10 +88,16 @@ def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool) -> No
                 highlight=False,
             )
     todo = sum(1 for s in est.seconds.values() if s > 0)
+    after = (
+        f", then {work} of {len(est.after_s)} run{'s' if len(est.after_s) != 1 else ''} one after another "
+        f"(~{minutes(sum(est.after_s.values()))}, at the fp32 speed of one training's threads)"
+        if est.after_s
+        else ""
+    )
     console.print(
         f"estimated time: {minutes(est.wall_s)} wall for {todo} training{'s' if todo != 1 else ''} "
-        f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s), "
-        f"from speeds measured on this machine in {est.measuring_s:.0f} s",
+        f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s)"
+        f"{after}, from speeds measured on this machine in {est.measuring_s:.0f} s",
         highlight=False,
     )
     for note in est.notes:
@@ -155,8 +174,8 @@ def study(
         f"thread{'s' if threads > 1 else ''}",
         highlight=False,
     )
-    est = estimate(configs, statuses, jobs, threads, data_dir)
-    print_estimate(est, statuses, dry_run)
+    est = estimate(configs, statuses, jobs, threads, data_dir, _work_images(spec, statuses))
+    print_estimate(est, statuses, dry_run, spec.work.what if spec.work else "")
     if dry_run:
         return
     outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs, est.seconds)
@@ -165,6 +184,11 @@ def study(
         err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
         raise typer.Exit(EXIT_INTERRUPTED)
     groups, warnings = collect(configs)
+    if spec.work:
+        todo = sum(spec.work.needs(r.run) for g in groups for r in g.records)
+        if todo:
+            console.print(f"{spec.work.what} of {todo} run{'s' if todo != 1 else ''}…", highlight=False)
+        warnings += prepare(spec, groups, data_dir, Device(device).value, lambda name: console.print(f"  {name}"))
     measured: dict[str, float | None] = {}
     if latency and groups:
         from ..study.latency import latencies

@@ -20,7 +20,9 @@ from ..core.errors import ConfigError, UsageError
 from ..core.runs import Run
 from ..study.translation import (
     EQUIVARIANCE_IMAGES,
+    MAX_SHIFT,
     SHIFT_LIMIT,
+    STUDY_IMAGES,
     ShiftGrid,
     cached_equivariance,
     cached_grid,
@@ -149,3 +151,11 @@ def evaluate_equivariance(run: Run, data_dir: Path | None = None, device: str = 
         stages = measure(model, torch.from_numpy(x).to(where))
     store_equivariance(run, stages, data_sha, str(weights_sha))
     return stages
+
+
+def study_work(run: Run, data_dir: Path | None = None, device: str = "cpu") -> None:
+    """The translation study's work on one run (`studies.RunWork`): its shifted evaluation, and for a CNN its
+    equivariance measure, both cached in shift.json."""
+    evaluate_shifts(run, STUDY_IMAGES, MAX_SHIFT, data_dir, device)
+    if registry.has_convs(str(run.config().get("arch"))):
+        evaluate_equivariance(run, data_dir, device)
