@@ -297,3 +297,44 @@ def test_translation_study(tmp_path: Path) -> None:
         gap["verdict"] == "not tested" and "needs cnn-k3 − cnn-k3-gap (predictions changed by shift)" in gap["detail"]
     )
     assert "| cnn-k3-gap | — |" in "\n".join(again.notes)
+
+
+@pytest.mark.slow
+def test_translation_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The translation study in --quick form on synthetic data: shift-augmented runs beside the others, every run
+    evaluated on shifted test sets once (then cached), verdicts from the cached numbers, figure, report."""
+    args = ["study", "translation", "--quick", "--seeds", "2", "--subset", "64", "--epochs", "1", "--runs", "runs"]
+    args += ["--out", "out"]
+    dry = run_study([*args, "--dry-run"], cli_env, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "mlp-shift2-s0: new, ~" in dry.stdout and "cnn-k3-gap-s1: new, ~" in dry.stdout
+    assert ", then shifted evaluation ~" in dry.stdout and "then shifted evaluation of 12 runs one after" in dry.stdout
+    res = run_study(args, cli_env, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "shifted evaluation of 12 runs…" in res.stdout
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    spec = studies.get("translation")
+    assert doc["study"] == "translation" and [r["config"] for r in doc["table"]] == spec.labels()
+    assert all(r["shift_drop_mean"] is not None and r["shift_changed_mean"] is not None for r in doc["table"])
+    assert [v["claim"] for v in doc["verdicts"]] == [c.text for c in spec.claims]
+    for v in doc["verdicts"]:
+        assert v["verdict"] in ("supported", "contradicted", "not supported at this sample size (2 seeds)"), v
+    runs = tmp_path / "runs"
+    assert json.loads((runs / "mlp-shift2-s0" / "config.json").read_text())["shift"] == 2
+    assert json.loads((runs / "mlp-s0" / "config.json").read_text())["shift"] == 0
+    cache = json.loads((runs / "cnn-k3-s1" / "shift.json").read_text())
+    assert cache["evaluations"][0]["n"] == 100 and cache["evaluations"][0]["images"] == translation.STUDY_IMAGES
+    conv1 = cache["equivariance"]["stages"][0]
+    assert conv1["stage"] == "conv1" and conv1["equivariance_error"]["1"] < 1e-6  # trained weights: still exact
+    assert (tmp_path / "out" / "translation_study.png").stat().st_size > 10_000
+    section_md = (tmp_path / "out" / "section.md").read_text()
+    assert section_md.startswith("## Translation study") and "Accuracy on shifted test images by config" in section_md
+
+    again = run_study(args, cli_env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "shifted evaluation of" not in again.stdout  # every run's evaluation is cached
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["verdicts"] == doc["verdicts"]
+
+    report = run_study(["report", "--runs", "runs", "--out", "rep", "--figure", "translation"], cli_env, tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "rep" / "translation_study.png").is_file()

@@ -94,29 +94,28 @@ def measure(model: nn.Module, images: torch.Tensor) -> list[dict[str, Any]]:
         for st in base
     ]
     for s in SIZES:
-        moved = [stages(model, shift_images(x, dx * s, dy * s)) for dx, dy in DIRECTIONS]
-        for i, st in enumerate(base):
-            rows[i]["change"][str(s)] = _mean(_distance(m[i].value, st.value) for m in moved)
-            rows[i]["equivariance_error"][str(s)] = _equivariance(st, [m[i] for m in moved], s)
+        change: list[list[float]] = [[] for _ in base]
+        error: list[list[float | None]] = [[] for _ in base]
+        for dx, dy in DIRECTIONS:  # one direction at a time: a batch's maps of 8 shifts would take ~300 MB
+            moved = stages(model, shift_images(x, dx * s, dy * s))
+            for i, (st, m) in enumerate(zip(base, moved, strict=True)):
+                change[i].append(_distance(m.value, st.value))
+                error[i].append(_equivariance(st, m, dx * s, dy * s))
+        for i, row in enumerate(rows):
+            row["change"][str(s)] = sum(change[i]) / len(change[i])
+            errs = [e for e in error[i] if e is not None]
+            row["equivariance_error"][str(s)] = sum(errs) / len(errs) if errs else None
     return rows
 
 
-def _equivariance(st: Stage, moved: list[Stage], s: int) -> float | None:
-    """Distance of each shifted input's map from the unshifted map shifted by s/stride, inside a margin that keeps
-    both positions' receptive fields off the border; None for a vector or a shift that is no whole map pixel."""
-    if st.stride == 0 or s % st.stride:
+def _equivariance(st: Stage, moved: Stage, dx: int, dy: int) -> float | None:
+    """Distance of the shifted input's map from the unshifted map shifted by (dx, dy)/stride, inside a margin that
+    keeps both positions' receptive fields off the border; None for a vector or a shift that is no whole map
+    pixel."""
+    if st.stride == 0 or dx % st.stride or dy % st.stride:
         return None
-    step = s // st.stride
-    margin = math.ceil((st.rf / 2 + s) / st.stride) + 1
+    margin = math.ceil((st.rf / 2 + max(abs(dx), abs(dy))) / st.stride) + 1
     if 2 * margin >= st.value.shape[-1]:
         return None  # no interior left
-    errors = []
-    for (dx, dy), m in zip(DIRECTIONS, moved, strict=True):
-        expected = shift_images(st.value, dx * step, dy * step)
-        errors.append(_distance(_interior(m.value, margin), _interior(expected, margin)))
-    return _mean(errors)
-
-
-def _mean(values: Any) -> float:
-    vals = list(values)
-    return sum(vals) / len(vals)
+    expected = shift_images(st.value, dx // st.stride, dy // st.stride)
+    return _distance(_interior(moved.value, margin), _interior(expected, margin))
