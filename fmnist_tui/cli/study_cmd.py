@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -184,11 +185,13 @@ def study(
         err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
         raise typer.Exit(EXIT_INTERRUPTED)
     groups, warnings = collect(configs)
+    t_work = time.perf_counter()
     if spec.work:
         todo = sum(spec.work.needs(r.run) for g in groups for r in g.records)
         if todo:
             console.print(f"{spec.work.what} of {todo} run{'s' if todo != 1 else ''}…", highlight=False)
         warnings += prepare(spec, groups, data_dir, Device(device).value, lambda name: console.print(f"  {name}"))
+    work_s = time.perf_counter() - t_work
     measured: dict[str, float | None] = {}
     if latency and groups:
         from ..study.latency import latencies
@@ -212,7 +215,8 @@ def study(
         "experiment": {
             "jobs": jobs,
             "threads": threads,
-            "wall_seconds": round(outcome.wall_seconds, 2),
+            "wall_seconds": round(outcome.wall_seconds + work_s, 2),
+            "after_seconds": round(work_s, 2),
             "estimated_wall_seconds": round(est.wall_s, 1),
             "trained": outcome.trained,
             "reused": outcome.reused,
@@ -227,7 +231,7 @@ def study(
         paths += [drawn.png, out / "section.md"]
     render_study(result)
     console.print(
-        f"wall time {outcome.wall_seconds:.1f}s (estimated {est.wall_s:.0f}s; {len(outcome.trained)} trained, "
+        f"wall time {outcome.wall_seconds + work_s:.1f}s (estimated {est.wall_s:.0f}s; {len(outcome.trained)} trained, "
         f"{len(outcome.reused)} reused) → {', '.join(shown(p) for p in paths)}",
         highlight=False,
     )

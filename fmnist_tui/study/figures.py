@@ -374,9 +374,10 @@ def _shift_curves(ax: Any, radius: dict[str, np.ndarray], colours: dict[str, str
         colour = colours[label]
         ls = "--" if "shift" in label else "-"
         ax.plot(r, mean, "o" + ls, color=colour, label=f"{label} (n={len(acc)})")
-        if len(acc) > 1:
+        if len(acc) > 1:  # clipped to 0–100%: two seeds' t-interval (t = 12.7) can reach far past both
             bands = [summarize(list(100 * acc[:, j])) for j in range(acc.shape[1])]
-            ax.fill_between(r, [b.ci_low for b in bands], [b.ci_high for b in bands], color=colour, alpha=0.15)
+            low, high = (np.clip([getattr(b, k) for b in bands], 0, 100) for k in ("ci_low", "ci_high"))
+            ax.fill_between(r, low, high, color=colour, alpha=0.15)
     ax.set(
         xlabel="shift distance max(|dx|, |dy|) (px)",
         ylabel="test accuracy (%)",
@@ -388,7 +389,10 @@ def _shift_curves(ax: Any, radius: dict[str, np.ndarray], colours: dict[str, str
 
 
 def _equivariance_panel(ax: Any, measured: dict[str, list[dict[str, Any]]], colours: dict[str, str]) -> None:
-    order = list(dict.fromkeys(st["stage"] for stages in measured.values() for st in stages))
+    names = {st["stage"] for stages in measured.values() for st in stages}
+    order = sorted(
+        names, key=lambda n: (n in ("gap", "logits"), n == "logits", n[-1:], n)
+    )  # conv1 pool1 conv2 … gap logits
     for label, stages in measured.items():
         colour = colours[label]
         at = {st["stage"]: st for st in stages}
