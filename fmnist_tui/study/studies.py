@@ -469,7 +469,7 @@ register(
             translation.work_images,
         ),
         notes=(
-            "Every run's best weights are evaluated, without retraining, on the first 100 test images of each "
+            "Every run's best weights are evaluated, without retraining, on the first 50 test images of each "
             "class shifted by every (dx, dy) in [−4, 4]² pixels with zero fill (81 shifted sets; shift.json in "
             "the run folder keeps the counts). A run's *accuracy drop under shift* is its unshifted accuracy on "
             "those images minus its mean accuracy over the shifts at each distance max(|dx|, |dy|) = 1, 2, 3, 4 "
