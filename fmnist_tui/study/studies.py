@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core import registry
 from ..core.config import NAMED, TrainConfig, config_label, default
-from ..core.errors import FmnistError, RunError, UsageError
+from ..core.errors import RunError, UsageError
 from ..core.runs import Run
 from . import kernel, translation
 from .analysis import ACCURACY, GAP, METRICS, SHIFT_CHANGED, SHIFT_DROP, Comparison, Study, compare, verdict
@@ -70,19 +70,22 @@ class Claim:
 
 @dataclass(frozen=True)
 class RunWork:
-    """Work a study does on each of its finished runs before the analysis, its result cached in the run folder
-    (the translation study's shifted test sets): `function` is "module:function(run, data_dir, device)", imported
-    on use (it may import torch); `needs` says, torch-free, whether a run still lacks it; `images(arch, test
-    images)` how many images a run of an arch evaluates for it (the time estimate)."""
+    """Work a study does on its finished runs before the analysis, its result cached in each run folder (the
+    translation study's shifted test sets): `function` is "module:function(runs, data_dir, device, on_run) ->
+    warnings", imported on use (it may import torch); `needs` says, torch-free, whether a run still lacks it;
+    `images(arch, test images)` how many images a run of an arch evaluates for it (the time estimate)."""
 
     what: str
     function: str
     needs: Callable[[Run], bool]
     images: Callable[[str, int], int]
 
-    def do(self, run: Run, data_dir: Path | None, device: str) -> None:
+    def do(
+        self, runs: list[Run], data_dir: Path | None, device: str, on_run: Callable[[str], None] | None
+    ) -> list[str]:
         module, _, function = self.function.partition(":")
-        getattr(importlib.import_module(module), function)(run, data_dir, device)
+        warnings: list[str] = getattr(importlib.import_module(module), function)(runs, data_dir, device, on_run)
+        return warnings
 
 
 @dataclass(frozen=True)
@@ -181,15 +184,7 @@ def prepare(
     if spec.work is None:
         return []
     runs = [r.run for g in select(groups, spec.labels()).values() for r in g.records if spec.work.needs(r.run)]
-    warnings = []
-    for run in runs:
-        if on_run:
-            on_run(run.name)
-        try:
-            spec.work.do(run, data_dir, device)
-        except FmnistError as exc:
-            warnings.append(f"{spec.work.what} of {run.name} failed: {exc}")
-    return warnings
+    return spec.work.do(runs, data_dir, device, on_run) if runs else []
 
 
 def _recipe_key(g: Group) -> str:
@@ -372,7 +367,7 @@ register(
         series="head",
         notes=(
             "Translation invariance itself (a shifted image classified alike) is not measured here: these "
-            "claims are about test accuracy."
+            "claims are about test accuracy; the translation study measures it (`fmnist study translation`)."
         ),
     )
 )
@@ -474,8 +469,9 @@ register(
             "the run folder keeps the counts). A run's *accuracy drop under shift* is its unshifted accuracy on "
             "those images minus its mean accuracy over the shifts at each distance max(|dx|, |dy|) = 1, 2, 3, 4 "
             "px, averaged over the four distances; its *predictions changed by shift* is the share of images "
-            "whose predicted class differs from the unshifted prediction, averaged alike (invariance: 0 for a "
-            "network that classifies every shifted copy as the original, right or wrong). The stride-2 "
+            "whose predicted class differs from the unshifted prediction, averaged alike (invariance itself, "
+            "right or wrong: a network that always answers one class scores 0, so read it beside the accuracy). "
+            "The stride-2 "
             "convolution (`cnn-k3-stride`) is the plain convolution that downsamples without pooling; "
             "`mlp-shift2` and `cnn-k3-shift2` train with random shifts of up to ±2 px (`--shift 2`). The "
             "augmentation claim compares the MLP's drop with and without it, so its gap to the (unaugmented) "

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ..core import registry
-from ..core.data import CLASSES, load_dataset
-from ..core.errors import ConfigError, UsageError
+from ..core.data import CLASSES, Dataset, load_dataset
+from ..core.errors import ConfigError, FmnistError, UsageError
 from ..core.runs import Run
 from ..study.translation import (
     EQUIVARIANCE_IMAGES,
@@ -103,6 +103,7 @@ def evaluate_shifts(
     data_dir: Path | None = None,
     device: str = "cpu",
     progress: Progress | None = None,
+    dataset: Dataset | None = None,
 ) -> ShiftResult:
     """The run's best weights on `images` test images (the first images/10 of each class) shifted by every
     (dx, dy) up to `max_shift` pixels; read from shift.json when these weights were evaluated so before."""
@@ -111,7 +112,7 @@ def evaluate_shifts(
     if images < len(CLASSES):
         raise ConfigError("images", f"{images} is too few", f"give at least {len(CLASSES)} (one per class)")
     where = resolve_device(device)
-    ds = load_dataset(data_dir)
+    ds = dataset or load_dataset(data_dir)
     idx = pick_images(ds.test_labels, images)
     x, y = ds.test_images[idx], ds.test_labels[idx]
     data_sha = fingerprint(x, y)
@@ -129,7 +130,9 @@ def evaluate_shifts(
     return ShiftResult(grid, False, seconds)
 
 
-def evaluate_equivariance(run: Run, data_dir: Path | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+def evaluate_equivariance(
+    run: Run, data_dir: Path | None = None, device: str = "cpu", dataset: Dataset | None = None
+) -> list[dict[str, Any]]:
     """The equivariance measure (`equivariance.measure`) of a CNN run's best weights on the first 20 test images
     of each class; read from shift.json when these weights were measured so before."""
     from .equivariance import measure
@@ -138,7 +141,7 @@ def evaluate_equivariance(run: Run, data_dir: Path | None = None, device: str = 
     if not registry.has_convs(arch):
         raise UsageError(f"run {run.name!r} is an {arch}: it has no conv layers, so no feature maps to shift")
     where = resolve_device(device)
-    ds = load_dataset(data_dir)
+    ds = dataset or load_dataset(data_dir)
     idx = pick_images(ds.test_labels, EQUIVARIANCE_IMAGES)
     x, y = ds.test_images[idx], ds.test_labels[idx]
     data_sha = fingerprint(x, y)
@@ -153,9 +156,20 @@ def evaluate_equivariance(run: Run, data_dir: Path | None = None, device: str = 
     return stages
 
 
-def study_work(run: Run, data_dir: Path | None = None, device: str = "cpu") -> None:
-    """The translation study's work on one run (`studies.RunWork`): its shifted evaluation, and for a CNN its
-    equivariance measure, both cached in shift.json."""
-    evaluate_shifts(run, STUDY_IMAGES, MAX_SHIFT, data_dir, device)
-    if registry.has_convs(str(run.config().get("arch"))):
-        evaluate_equivariance(run, data_dir, device)
+def study_work(
+    runs: list[Run], data_dir: Path | None = None, device: str = "cpu", on_run: Callable[[str], None] | None = None
+) -> list[str]:
+    """The translation study's work (`studies.RunWork`): each run's shifted evaluation, and for a CNN its
+    equivariance measure, both cached in shift.json; the dataset is loaded once. A warning per run it failed on."""
+    ds = load_dataset(data_dir)
+    warnings = []
+    for run in runs:
+        if on_run:
+            on_run(run.name)
+        try:
+            evaluate_shifts(run, STUDY_IMAGES, MAX_SHIFT, data_dir, device, dataset=ds)
+            if registry.has_convs(str(run.config().get("arch"))):
+                evaluate_equivariance(run, data_dir, device, dataset=ds)
+        except FmnistError as exc:
+            warnings.append(f"shifted evaluation of {run.name} failed: {exc}")
+    return warnings
