@@ -2,7 +2,7 @@
 the drops and changed predictions per shift radius, and the run folder's cache of them (`shift.json`).
 
 The shifted evaluation itself runs in `training.shift` (torch); this module reads what it wrote, so the
-translation study's analysis, `fmnist report` and the TUI never import torch or evaluate anything again.
+translation study's analysis and the TUI never import torch, and no run is evaluated twice.
 The cache holds the SHA-256 of the weights it evaluated: once best.safetensors changes (a run extended with
 `--resume --epochs N`), its entries no longer count.
 """
