@@ -184,9 +184,9 @@ def test_unknown_study_and_list(tmp_path: Path) -> None:
     assert f"default (3 seeds × 15 epochs on all 50,000 training images): 2/6 runs done in {tmp_path}" in listed.output
 
 
-def run_study(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_study(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fmnist_tui", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "fmnist_tui", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -309,7 +309,7 @@ def test_translation_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: P
     assert dry.returncode == 0, dry.stderr
     assert "mlp-shift2-s0: new, ~" in dry.stdout and "cnn-k3-gap-s1: new, ~" in dry.stdout
     assert ", then shifted evaluation ~" in dry.stdout and "then shifted evaluation of 12 runs one after" in dry.stdout
-    res = run_study(args, cli_env, tmp_path)
+    res = run_study(args, cli_env, tmp_path, timeout=1800)  # 12 trainings: ~20 minutes on 2 busy cores
     assert res.returncode == 0, res.stdout + res.stderr
     assert "shifted evaluation of 12 runs…" in res.stdout
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
