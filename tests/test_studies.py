@@ -235,7 +235,7 @@ def fake_shifts(root: Path, name: str, unshifted: float, drop: float, changed: f
     (and, for a CNN, an equivariance measure), for weights written here."""
     run = Run(root / name)
     run.file("best.safetensors").write_bytes(name.encode())
-    n = translation.STUDY_IMAGES
+    n = translation.STUDY_IMAGES  # the fake runs train on all the images
     correct = np.full((9, 9), round(n * (unshifted - drop)))
     correct[4, 4] = round(n * unshifted)
     moved = np.full((9, 9), round(n * changed))
@@ -323,7 +323,7 @@ def test_translation_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: P
     assert json.loads((runs / "mlp-shift2-s0" / "config.json").read_text())["shift"] == 2
     assert json.loads((runs / "mlp-s0" / "config.json").read_text())["shift"] == 0
     cache = json.loads((runs / "cnn-k3-s1" / "shift.json").read_text())
-    assert cache["evaluations"][0]["n"] == 100 and cache["evaluations"][0]["images"] == translation.STUDY_IMAGES
+    assert cache["evaluations"][0]["n"] == 100 and cache["evaluations"][0]["images"] == translation.QUICK_IMAGES
     conv1 = cache["equivariance"]["stages"][0]
     assert conv1["stage"] == "conv1" and conv1["equivariance_error"]["1"] < 1e-6  # trained weights: still exact
     assert (tmp_path / "out" / "translation_study.png").stat().st_size > 10_000

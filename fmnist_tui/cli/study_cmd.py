@@ -69,9 +69,7 @@ def _work_images(spec: StudySpec, statuses: dict[str, str]) -> Callable[[TrainCo
     work = spec.work
     if work is None:
         return None
-    return lambda c, n_test: (
-        work.images(c.arch, n_test) if statuses[c.run_name] != DONE or work.needs(Run(c.run_dir)) else 0
-    )
+    return lambda c, n_test: work.images(c, n_test) if statuses[c.run_name] != DONE or work.needs(Run(c.run_dir)) else 0
 
 
 def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work: str = "") -> None:

@@ -73,12 +73,12 @@ class RunWork:
     """Work a study does on its finished runs before the analysis, its result cached in each run folder (the
     translation study's shifted test sets): `function` is "module:function(runs, data_dir, device, on_run) ->
     warnings", imported on use (it may import torch); `needs` says, torch-free, whether a run still lacks it;
-    `images(arch, test images)` how many images a run of an arch evaluates for it (the time estimate)."""
+    `images(config, test images)` how many images a planned run evaluates for it (the time estimate)."""
 
     what: str
     function: str
     needs: Callable[[Run], bool]
-    images: Callable[[str, int], int]
+    images: Callable[[TrainConfig, int], int]
 
     def do(
         self, runs: list[Run], data_dir: Path | None, device: str, on_run: Callable[[str], None] | None
@@ -464,18 +464,18 @@ register(
             translation.work_images,
         ),
         notes=(
-            "Every run's best weights are evaluated, without retraining, on the first 50 test images of each "
-            "class shifted by every (dx, dy) in [−4, 4]² pixels with zero fill (81 shifted sets; shift.json in "
-            "the run folder keeps the counts). A run's *accuracy drop under shift* is its unshifted accuracy on "
-            "those images minus its mean accuracy over the shifts at each distance max(|dx|, |dy|) = 1, 2, 3, 4 "
-            "px, averaged over the four distances; its *predictions changed by shift* is the share of images "
-            "whose predicted class differs from the unshifted prediction, averaged alike (invariance itself, "
-            "right or wrong: a network that always answers one class scores 0, so read it beside the accuracy). "
-            "The stride-2 "
-            "convolution (`cnn-k3-stride`) is the plain convolution that downsamples without pooling; "
-            "`mlp-shift2` and `cnn-k3-shift2` train with random shifts of up to ±2 px (`--shift 2`). The "
-            "augmentation claim compares the MLP's drop with and without it, so its gap to the (unaugmented) "
-            "CNN narrows by exactly that difference."
+            "Every run's best weights are evaluated, without retraining, on the first 100 test images of each "
+            "class (20 for a run trained on a subset: the quick preset) shifted by every (dx, dy) in [−4, 4]² "
+            "pixels with zero fill (81 shifted sets; shift.json in the run folder keeps the counts). A run's "
+            "*accuracy drop under shift* is its unshifted accuracy on those images minus its mean accuracy over "
+            "the shifts at each distance max(|dx|, |dy|) = 1, 2, 3, 4 px, averaged over the four distances; its "
+            "*predictions changed by shift* is the share of images whose predicted class differs from the "
+            "unshifted prediction, averaged alike (invariance itself, right or wrong: a network that always "
+            "answers one class scores 0, so read it beside the accuracy). The stride-2 convolution "
+            "(`cnn-k3-stride`) is the plain convolution that downsamples without pooling; `mlp-shift2` and "
+            "`cnn-k3-shift2` train with random shifts of up to ±2 px (`--shift 2`). The augmentation claim "
+            "compares the MLP's drop with and without it, so its gap to the (unaugmented) CNN narrows by exactly "
+            "that difference."
         ),
     )
 )

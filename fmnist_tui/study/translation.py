@@ -10,12 +10,14 @@ The cache holds the SHA-256 of the weights it evaluated: once best.safetensors c
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..core import registry
+from ..core.config import TrainConfig
 from ..core.errors import RunError
 from ..core.fsutil import sha256_file, write_json
 from ..core.runs import BEST, SHIFTS, Run
@@ -193,35 +195,43 @@ def store_grid(run: Run, grid: ShiftGrid, images: int, data_sha256: str, weights
 
 
 # --- the translation study: its per-run metrics, its work on each run, its tables and figure data ----------
-#: test images of the study's shifted evaluation: the first 50 of each class, so 81 shifted copies cost a CNN
-#: run 40,500 forward passes, ~10 s on two cores, and the quick preset's 12 CNN runs fit its 5 minutes beside
-#: their training (the paired differences compare every run on the same images)
-STUDY_IMAGES = 500
+#: test images of the study's shifted evaluation of a run trained on all the training images: the first 100 of
+#: each class (81 shifted copies: 81,000 forward passes, ~30 s for a CNN on two cores), and of a run trained on
+#: a subset (the quick preset): the first 20 of each class, so the quick preset's 12 CNN runs take ~1.5 minutes
+#: beside their training. A study compares runs of one recipe, so every comparison is on the same images.
+STUDY_IMAGES, QUICK_IMAGES = 1000, 200
+
+
+def study_images(config: Mapping[str, Any]) -> int:
+    """The test images the study evaluates a run on, from its config: fewer for a run trained on a subset."""
+    return QUICK_IMAGES if config.get("subset") else STUDY_IMAGES
 
 
 def study_grid(run: Run) -> ShiftGrid:
     """The run's shifted evaluation as the study makes it; a RunError naming the command when it has none."""
-    grid = cached_grid(run, STUDY_IMAGES, MAX_SHIFT)
+    images = study_images(run.config())
+    grid = cached_grid(run, images, MAX_SHIFT)
     if grid is None:
         raise RunError(
             f"run {run.name!r} has no shifted evaluation of its current weights; `fmnist study translation` or "
-            f"`fmnist evaluate {run.name} --shift --images {STUDY_IMAGES}` makes one"
+            f"`fmnist evaluate {run.name} --shift --images {images}` makes one"
         )
     return grid
 
 
 def needs_work(run: Run) -> bool:
     """Whether the run still lacks the study's shifted evaluation (or, for a CNN, its equivariance measure)."""
-    if cached_grid(run, STUDY_IMAGES, MAX_SHIFT) is None:
+    config = run.config()
+    if cached_grid(run, study_images(config), MAX_SHIFT) is None:
         return True
-    return registry.has_convs(str(run.config().get("arch"))) and cached_equivariance(run) is None
+    return registry.has_convs(str(config.get("arch"))) and cached_equivariance(run) is None
 
 
-def work_images(arch: str, test_images: int) -> int:
-    """Images a run's model evaluates for the study, on a test set of `test_images`: 81 shifted copies of its
-    first 50 of each class, and for a CNN the equivariance measure's (1 + 16 shifts) × 200."""
-    grid = (2 * MAX_SHIFT + 1) ** 2 * min(STUDY_IMAGES, test_images)
-    return grid + ((1 + 8 * len(SIZES)) * min(EQUIVARIANCE_IMAGES, test_images) if registry.has_convs(arch) else 0)
+def work_images(cfg: TrainConfig, test_images: int) -> int:
+    """Images a planned run's model evaluates for the study, on a test set of `test_images`: 81 shifted copies of
+    the first `study_images` / 10 of each class, and for a CNN the equivariance measure's (1 + 16 shifts) × 200."""
+    grid = (2 * MAX_SHIFT + 1) ** 2 * min(study_images(cfg.to_dict()), test_images)
+    return grid + ((1 + 8 * len(SIZES)) * min(EQUIVARIANCE_IMAGES, test_images) if cfg.spec.has_convs else 0)
 
 
 def radius_accuracy(grids: list[ShiftGrid]) -> np.ndarray:
@@ -232,14 +242,15 @@ def radius_accuracy(grids: list[ShiftGrid]) -> np.ndarray:
 def shift_table(groups: list[Group]) -> str:
     """Markdown: per config, mean over seeds of the unshifted accuracy and the drop at each radius."""
     head = " | ".join(f"drop {r} px" for r in range(1, MAX_SHIFT + 1))
+    per_class = {study_images(r.config) // 10 for g in groups for r in g.records}
     lines = [
-        f"## Accuracy on shifted test images by config (first {STUDY_IMAGES // 10} test images of each class, "
-        "mean over seeds)\n",
+        f"## Accuracy on shifted test images by config (first {', '.join(map(str, sorted(per_class)))} test "
+        "images of each class, mean over seeds)\n",
         f"| config | unshifted % | {head} | mean drop | predictions changed % | seeds |",
         "|---|" + "---:|" * (MAX_SHIFT + 4),
     ]
     for g in groups:
-        grids = [grid for r in g.records if (grid := cached_grid(r.run, STUDY_IMAGES, MAX_SHIFT))]
+        grids = [grid for r in g.records if (grid := cached_grid(r.run, study_images(r.config), MAX_SHIFT))]
         if not grids:
             lines.append(f"| {g.label} | — |" + " — |" * (MAX_SHIFT + 2) + " 0 |")
             continue
@@ -303,7 +314,7 @@ def figure_data(groups: list[Group]) -> Curves:
     """The figure's data from the runs' caches (configs without a shifted evaluation are left out)."""
     radius, heatmap = {}, {}
     for g in groups:
-        grids = [grid for r in g.records if (grid := cached_grid(r.run, STUDY_IMAGES, MAX_SHIFT))]
+        grids = [grid for r in g.records if (grid := cached_grid(r.run, study_images(r.config), MAX_SHIFT))]
         if grids:
             radius[g.label] = radius_accuracy(grids)
             heatmap[g.label] = np.mean([gr.accuracy for gr in grids], axis=0)

@@ -22,13 +22,13 @@ from ..study.translation import (
     EQUIVARIANCE_IMAGES,
     MAX_SHIFT,
     SHIFT_LIMIT,
-    STUDY_IMAGES,
     ShiftGrid,
     cached_equivariance,
     cached_grid,
     read_cache,
     store_equivariance,
     store_grid,
+    study_images,
 )
 from .checkpoints import model_from_run
 from .device import resolve_device
@@ -167,7 +167,7 @@ def study_work(
         if on_run:
             on_run(run.name)
         try:
-            evaluate_shifts(run, STUDY_IMAGES, MAX_SHIFT, data_dir, device, dataset=ds)
+            evaluate_shifts(run, study_images(run.config()), MAX_SHIFT, data_dir, device, dataset=ds)
             if registry.has_convs(str(run.config().get("arch"))):
                 evaluate_equivariance(run, data_dir, device, dataset=ds)
         except FmnistError as exc:
