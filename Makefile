@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: these builds install from this machine's disk (no multi-GB download)
 	$(PIP) install --quiet -c constraints.txt "torch==2.14.1" "torchvision==0.29.1"
-	$(PIP) install --quiet -c constraints.txt -e ".[train,test,dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[train,cluster,test,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,4 +1,5 @@
-"""Wall time of `fmnist experiment` run serially (--jobs 1, all cores per training) vs in parallel (--jobs 2).
+"""Wall time of `fmnist experiment` run serially (--jobs 1, all cores per training) vs in parallel (--jobs 2),
+and through Ray (`--ray local`: a local Ray instance started for the run, one CPU per training task).
 
 Each mode trains the same grid from scratch into its own temporary runs folder, so neither reuses the
 other's runs. The default grid is the default experiment (mlp + cnn k3/5/7, 3 seeds, 15 epochs): that
@@ -7,6 +8,7 @@ takes two full experiments of time. `--quick` runs a small grid to check the scr
     python bench/experiment_speed.py --quick
     python bench/experiment_speed.py                 # the real figure (serial, then --jobs 2)
     python bench/experiment_speed.py --modes 2       # only the parallel run
+    python bench/experiment_speed.py --quick --modes 1,2,ray   # the local pool and Ray side by side
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--archs", "mlp,cnn", "--kernels", "3", "--seeds", "2", "--epochs", "1", "--subset", "4096"]
 
 
-def run_mode(jobs: int, grid: list[str], work: Path) -> dict:
-    """Run the experiment with `--jobs jobs` into a fresh folder; wall time includes process start-up."""
-    runs, out = work / f"runs-j{jobs}", work / f"out-j{jobs}"
+def run_mode(mode: str, grid: list[str], work: Path) -> dict:
+    """Run the experiment with `--jobs N` (or `--ray local`) into a fresh folder; wall time includes process
+    start-up (and Ray's)."""
+    runs, out = work / f"runs-{mode}", work / f"out-{mode}"
+    how = ["--ray", "local"] if mode == "ray" else ["--jobs", mode]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [
         sys.executable,
@@ -35,8 +39,7 @@ def run_mode(jobs: int, grid: list[str], work: Path) -> dict:
         "fmnist_tui",
         "experiment",
         *grid,
-        "--jobs",
-        str(jobs),
+        *how,
         "--runs",
         str(runs),
         "--out",
@@ -46,11 +49,11 @@ def run_mode(jobs: int, grid: list[str], work: Path) -> dict:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        sys.exit(f"--jobs {jobs} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        sys.exit(f"{' '.join(how)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     doc = json.loads((out / "results.json").read_text())
     exp = doc["experiment"]
     return {
-        "jobs": jobs,
+        "mode": " ".join(how),
         "threads_per_training": exp["threads"],
         "wall_seconds": round(wall, 1),
         "trainings": len(exp["trained"]),
@@ -62,7 +65,7 @@ def run_mode(jobs: int, grid: list[str], work: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small grid: mlp + cnn-k3, 2 seeds, 1 epoch, 4,096 images")
-    ap.add_argument("--modes", default="1,2", help="--jobs values to time, comma-separated (default 1,2)")
+    ap.add_argument("--modes", default="1,2", help="--jobs values (or 'ray') to time, comma-separated (default 1,2)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("--keep", type=Path, help="keep the runs in this folder instead of a temporary one")
     args, extra = ap.parse_known_args()
@@ -72,11 +75,11 @@ def main() -> None:
     print(f"grid: {' '.join(grid) or '(the default experiment)'} · {cores} cores", flush=True)
     results = []
     try:
-        for jobs in (int(j) for j in args.modes.split(",")):
-            res = run_mode(jobs, grid, work)
+        for mode in args.modes.split(","):
+            res = run_mode(mode.strip(), grid, work)
             results.append(res)
             print(
-                f"--jobs {jobs} × {res['threads_per_training']} threads: {res['wall_seconds']:8.1f} s wall for "
+                f"{res['mode']} × {res['threads_per_training']} threads: {res['wall_seconds']:8.1f} s wall for "
                 f"{res['trainings']} trainings (mean {res['mean_run_seconds']:.1f} s each)",
                 flush=True,
             )
@@ -86,7 +89,7 @@ def main() -> None:
     if len(results) > 1:
         base = results[0]["wall_seconds"]
         for r in results[1:]:
-            print(f"--jobs {r['jobs']} vs --jobs {results[0]['jobs']}: {base / r['wall_seconds']:.2f}× faster")
+            print(f"{r['mode']} vs {results[0]['mode']}: {base / r['wall_seconds']:.2f}× faster")
     if args.json:
         args.json.write_text(json.dumps({"grid": grid, "cores": cores, "results": results}, indent=2) + "\n")
 

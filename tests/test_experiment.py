@@ -113,6 +113,7 @@ def test_experiment_trains_then_reuses(cli_env: dict[str, str], tmp_path: Path) 
     # latency is measured on a model exported by `fmnist export`'s pipeline, never estimated
     assert 0 < doc["table"][0]["latency_ms"] < 100 and (tmp_path / "out" / "onnx" / "mlp-s0.onnx").is_file()
     assert sorted(doc["experiment"]["trained"]) == ["mlp-s0", "mlp-s1"] and doc["experiment"]["jobs"] == 2
+    assert doc["experiment"]["executor"] == "local"
     assert (tmp_path / "out" / "results.md").read_text().startswith("## Results by config")
     assert (tmp_path / "out" / "results.csv").read_text().count("\n") == 2
     assert (tmp_path / "out" / "logs" / "mlp-s0.log").stat().st_size > 0

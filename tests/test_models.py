@@ -212,7 +212,7 @@ def test_registry_errors_and_names() -> None:
         ("cnn", {"pool": "none"}, "head", "head flatten does not work with pool none .*valid with pool none: gap"),
         ("mlp", {"kernel": 3}, "kernel", "does not apply"),
         ("mlp", {"depth": 3}, "depth", "does not apply"),
-        ("mlp", {"hidden": "256,x"}, "hidden", "'x' is not int; give 1 to 4 comma-separated integers 1–4096"),
+        ("mlp", {"hidden": "256,x"}, "hidden", "'x' is not an integer; give 1 to 4 comma-separated integers 1–4096"),
         ("mlp", {"hidden": "0"}, "hidden", "0 is out of range"),
         ("mlp", {"hidden": "1,2,3,4,5"}, "hidden", "not a list of 1 to 4 values"),
     ):

@@ -19,11 +19,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fmnist_tui.inference import preprocess as preprocess_module
 from fmnist_tui.inference.preprocess import (
+    LINE_ART_FILL,
     MAX_DECODE_BYTES,
     MAX_PIXELS,
     WORK_SIDE,
     ImageError,
+    _fill_holes,
     open_image,
     pixel_cap,
     preprocess,
@@ -372,3 +375,56 @@ def test_preprocess_module_imports_no_torch() -> None:
     code = "import sys, fmnist_tui.inference.preprocess, fmnist_tui.inference.session; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- line art ---------------------------------------------------------------------------------
+
+
+def outline(size: int = 200, box: tuple[int, int, int, int] = (50, 30, 150, 170), width: int = 4) -> np.ndarray:
+    """A uint8 drawing: a dark rectangle outline `width` px wide on white (line art, as icons are drawn)."""
+    img = np.full((size, size), 255, np.uint8)
+    x0, y0, x1, y1 = box
+    img[y0:y1, x0:x1] = 30
+    img[y0 + width : y1 - width, x0 + width : x1 - width] = 255
+    return img
+
+
+def test_line_art_is_filled_as_a_solid_garment() -> None:
+    x = preprocess(encode(Image.fromarray(outline())))
+    inside = x[6:22, 6:22]  # well within the outline
+    assert inside.min() == pytest.approx(LINE_ART_FILL, abs=0.02)  # filled, not the black it enclosed
+    assert x.max() > 0.9  # the lines stay the brightest
+    assert x[0, 0] == 0.0  # and the outside stays background
+
+
+def test_a_solid_garment_and_a_bag_handle_are_not_filled(monkeypatch: pytest.MonkeyPatch) -> None:
+    bag = np.full((200, 200), 250, np.uint8)
+    bag[80:180, 30:170] = 60  # the body
+    bag[20:80, 70:130] = 60  # the handle, with its hole: background, as in Fashion-MNIST's bags
+    bag[35:80, 85:115] = 250
+    images = [encode(Image.fromarray(img)) for img in (garment(), bag)]
+    filled = [preprocess(data) for data in images]
+    monkeypatch.setattr(preprocess_module, "_fill_line_art", lambda crop: crop)
+    assert all(np.array_equal(x, preprocess(data)) for x, data in zip(filled, images, strict=True))
+    assert filled[1][5, 14] < 0.1  # the handle's hole is still empty (not LINE_ART_FILL)
+
+
+def test_fill_holes_fills_what_the_border_cannot_reach() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        mask = rng.random((30, 40)) < rng.uniform(0.2, 0.7)
+        expected = mask.copy()  # reference: flood the free pixels from the border, one step at a time
+        reach = np.zeros_like(mask)
+        reach[[0, -1], :], reach[:, [0, -1]] = ~mask[[0, -1], :], ~mask[:, [0, -1]]
+        while True:
+            grown = reach.copy()
+            grown[1:] |= reach[:-1]
+            grown[:-1] |= reach[1:]
+            grown[:, 1:] |= reach[:, :-1]
+            grown[:, :-1] |= reach[:, 1:]
+            grown &= ~mask
+            if np.array_equal(grown, reach):
+                break
+            reach = grown
+        expected = ~reach
+        assert np.array_equal(_fill_holes(mask), expected)

@@ -49,7 +49,7 @@ def test_toy_is_in_train_help_and_trains_under_its_own_name(
     app = build_app()
     shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0
-    assert "mlp|cnn|toy" in shown.output and "--width" in shown.output and "toy: 8, 16 (default 8)" in shown.output
+    assert "mlp|cnn|lcn|toy" in shown.output and "--width" in shown.output and "toy: 8, 16 (default 8)" in shown.output
     refused = runner.invoke(app, ["train", "--arch", "toy", "--width", "12"])
     assert refused.exit_code == 2 and "valid: 8, 16" in refused.output
     refused = runner.invoke(app, ["train", "--arch", "mlp", "--width", "16"])

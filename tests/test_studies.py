@@ -4,6 +4,7 @@ recipe a study picks, time estimates, `fmnist study` (list, unknown names, a qui
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +21,14 @@ from fmnist_tui.core.runs import Run, write_metrics
 from fmnist_tui.study import studies, translation
 from fmnist_tui.study.analysis import ACCURACY, GAP, Comparison, key, verdict
 from fmnist_tui.study.estimate import makespan
+from fmnist_tui.study.plan import train_command
 from fmnist_tui.study.results import group_records, load_records
 from fmnist_tui.study.sections import section
-from fmnist_tui.study.stats import paired_t_test
+from fmnist_tui.study.stats import equivalence_test, paired_t_test
 
 runner = CliRunner()
+#: every registered study, in `fmnist study --list` order
+STUDY_NAMES = "kernel, depth, pooling, regularizer, locality, data, translation"
 
 
 def comparison(a: list[float], b: list[float], metric: str = ACCURACY) -> dict[str, Comparison]:
@@ -53,6 +57,82 @@ def test_verdicts_on_fixed_numbers(a: list[float], b: list[float], margin: float
     v = verdict("x beats y", NEEDED, comparison(a, b), margin=margin)
     assert v["verdict"] == word
     assert v["detail"].startswith("x − y = ") and ("margin +0.50 points" in v["detail"]) == (margin is not None)
+
+
+@pytest.mark.parametrize(
+    "diffs,word",
+    [
+        ([0.0005, -0.0005, 0.0], "supported"),  # 90% CI ±0.08 points, inside ±0.3
+        ([0.001, 0.001, 0.001], "supported"),  # no spread, inside the margin
+        ([0.010, 0.011, 0.009], "contradicted"),  # +1 point, significantly beyond +0.3
+        ([0.002, -0.003, 0.004], "not supported at this sample size (3 seeds)"),  # too noisy to tell
+        ([0.0005], "not supported at this sample size (1 seed)"),
+    ],
+)
+def test_equivalence_verdicts_on_fixed_numbers(diffs: list[float], word: str) -> None:
+    b = [0.90 + 0.001 * i for i in range(len(diffs))]
+    found = comparison([x + d for x, d in zip(b, diffs, strict=True)], b)
+    v = verdict("x is y", NEEDED, found, equivalence=0.003)
+    assert v["verdict"] == word
+    assert v["detail"].startswith("x − y = ") and v["detail"].endswith("equivalence margin ±0.30 points")
+
+
+def test_equivalence_test_by_hand_and_not_different_is_not_equal() -> None:
+    # d = +0.05, −0.05, 0 points: mean 0, sd 0.0005, se 0.0005/√3; Student t with 2 df has the closed form
+    # cdf(t) = 1/2 + t / (2 √(t² + 2)), so each one-sided p is 1 − cdf(0.003 / se)
+    e = equivalence_test(paired_t_test([0.9005, 0.9005, 0.9], [0.9, 0.901, 0.9]), 0.003)
+    t = 0.003 / (0.0005 / math.sqrt(3))
+    assert e.p_equivalent == pytest.approx(0.5 - t / (2 * math.sqrt(t * t + 2)), rel=1e-9)
+    assert e.ci_high == pytest.approx(2.919986 * 0.0005 / math.sqrt(3), rel=1e-5) and e.equivalent
+    # a noisy difference: the t-test finds nothing (a "beats" claim is not supported) and neither does TOST
+    noisy = comparison([0.902, 0.897, 0.904], [0.9, 0.9, 0.9])
+    assert verdict("x beats y", NEEDED, noisy)["verdict"].startswith("not supported")
+    assert verdict("x is y", NEEDED, noisy, equivalence=0.003)["verdict"].startswith("not supported")
+
+
+def test_locality_and_data_studies_on_hand_made_runs(tmp_path: Path) -> None:
+    for s in range(3):
+        e = 0.001 * s
+        fake(tmp_path, "mlp", s, 0.890 + e)
+        fake(tmp_path, "mlp", s, 0.890 + e + 0.0002 * (s - 1), permute=True)
+        fake(tmp_path, "cnn", s, 0.920 + e)
+        fake(tmp_path, "cnn", s, 0.880 + e + 0.0005 * s, permute=True)
+        fake(tmp_path, "lcn", s, 0.910 + e - 0.0004 * s)
+        fake(tmp_path, "mlp", s, 0.893 + e, hidden="422,211")
+        for n, (cnn, mlp) in {500: (0.75, 0.70), 2000: (0.83, 0.80), 50000: (0.92, 0.90)}.items():
+            fake(tmp_path, "cnn", s, cnn + e + 0.001 * s * (n == 500), train_size=n)
+            fake(tmp_path, "mlp", s, mlp + e, train_size=n)
+            fake(tmp_path, "lcn", s, cnn - 0.01 + e, train_size=n)
+    groups = group_records(load_records(tmp_path)[0])
+    locality = studies.get("locality").run(groups)
+    assert [r["config"] for r in locality.rows] == [
+        "mlp",
+        "mlp-perm",
+        "cnn-k3",
+        "cnn-k3-perm",
+        "lcn-k3",
+        "mlp-h422x211",
+    ]
+    verdicts = {v["claim"]: v for v in locality.verdicts}
+    assert verdicts["the MLP is unaffected by the permutation (equal within ±0.3 points)"]["verdict"] == "supported"
+    lost = verdicts["the CNN loses its advantage over the MLP on permuted pixels"]
+    assert lost["verdict"] == "supported" and lost["detail"].startswith(
+        "(cnn-k3 − mlp) − (cnn-k3-perm − mlp-perm) = +3.95 points"
+    )
+    assert (
+        verdicts["weight sharing helps beyond locality (the CNN beats the locally connected network)"]["verdict"]
+        == "supported"
+    )
+    assert verdicts["the CNN beats an MLP with as many parameters"]["verdict"] == "supported"
+    data = studies.get("data").run(groups)
+    assert {r["config"] for r in data.rows} == {
+        f"{a}-n{n}" for a in ("mlp", "cnn-k3", "lcn-k3") for n in (500, 2000, 50000)
+    }
+    (grows,) = data.verdicts
+    assert (
+        grows["verdict"] == "supported"
+        and "(cnn-k3-n500 − mlp-n500) − (cnn-k3-n50000 − mlp-n50000) = +3.10" in grows["detail"]
+    )
 
 
 def test_verdict_on_another_metric_and_untested() -> None:
@@ -147,9 +227,9 @@ def test_plans_and_presets(tmp_path: Path) -> None:
     assert {(c.epochs, c.subset, c.lr, c.precision) for c in quick} == {(3, 6144, 6e-3, "fp32")} and len(quick) == 12
     pooling = studies.get("pooling")
     assert [c.label for c in pooling.plan(studies.QUICK, tmp_path)][:: studies.QUICK.seeds] == pooling.labels()
-    # the seed's cnn-k3 is one run shared by five studies: same name, same recipe
+    # the seed's cnn-k3 is one run shared by six studies: same name, same recipe
     shared = {c.run_name: c.recipe() for s in studies.STUDIES.values() for c in s.plan(s.default, tmp_path)}
-    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 5
+    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 6
     # every run name two studies plan is one recipe (the translation study trains only its shift-augmented runs
     # where the kernel and pooling studies ran)
     for s in studies.STUDIES.values():
@@ -159,7 +239,7 @@ def test_plans_and_presets(tmp_path: Path) -> None:
         c.run_name for s in studies.STUDIES.values() if s.name != "translation" for c in s.plan(s.default, tmp_path)
     }
     assert sorted(translation - others) == [f"{c}-shift2-s{i}" for c in ("cnn-k3", "mlp") for i in range(3)]
-    with pytest.raises(Exception, match=f"study 'layers' is unknown; valid: {', '.join(studies.STUDIES)}"):
+    with pytest.raises(Exception, match=f"study 'layers' is unknown; valid: {STUDY_NAMES}"):
         studies.get("layers")
 
 
@@ -173,8 +253,7 @@ def test_unknown_study_and_list(tmp_path: Path) -> None:
     res = runner.invoke(app, ["study", "layers"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     lines = [line for line in res.output.splitlines() if line.startswith("error:")]
-    assert lines == [f"error: study 'layers' is unknown; valid: {', '.join(studies.STUDIES)}"]
-    assert "translation" in studies.STUDIES
+    assert lines == [f"error: study 'layers' is unknown; valid: {STUDY_NAMES}"]
     assert runner.invoke(app, ["study"]).exit_code == 2
     for s in range(2):
         fake(tmp_path, "mlp", s, 0.89)
@@ -249,6 +328,18 @@ def fake_shifts(root: Path, name: str, unshifted: float, drop: float, changed: f
             {"stage": "logits", "shape": [10], **stage, "stride": 0, "equivariance_error": {"1": None, "2": None}},
         ]
         translation.store_equivariance(run, stages, "data", weights)
+
+
+def test_shift_is_named_among_the_data_settings(tmp_path: Path) -> None:
+    """`--shift N` is a data setting (registry.DATA_TAGS) like `--train-size` and `--permute`: one naming path for
+    labels, run names and a run folder's group, each part after the architecture's options, none when off."""
+    cfg = TrainConfig.create(arch="cnn", train_size=500, permute=True, shift=2, out=str(tmp_path))
+    assert cfg.label == "cnn-k3-n500-perm-shift2" and cfg.run_name == "cnn-k3-n500-perm-shift2-s0"
+    assert TrainConfig.create(arch="mlp", shift=0).run_name == "mlp-s0"
+    cmd = train_command(cfg, threads=1, resume=False)
+    assert cmd[cmd.index("--shift") + 1] == "2" and cmd[cmd.index("--train-size") + 1] == "500" and "--permute" in cmd
+    fake(tmp_path, "cnn", 0, 0.9, train_size=500, permute=True, shift=2)
+    assert [g.label for g in group_records(load_records(tmp_path)[0])] == [cfg.label]
 
 
 def test_translation_study(tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 from textual.widgets import Select, Static
 
 from fmnist_tui.core.config import TrainConfig
@@ -121,4 +123,28 @@ async def test_feature_map_errors_are_notifications(tiny_data: Path, tmp_path: P
         await pilot.pause()
         assert (
             app.query_one("#conv1", Mosaic).maps.shape == (32, 14, 14) and app.query_one("#conv2", Mosaic).maps is None
+        )
+
+
+@sync
+async def test_an_image_beside_its_permuted_version(tiny_data: Path, tmp_path: Path) -> None:
+    from fmnist_tui.core.data import permute_pixels, pixel_permutation
+    from fmnist_tui.tui.widgets import pixels
+
+    app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    async with app.run_test(size=(100, 40)) as pilot:
+        pane = await open_explore(pilot)
+        chosen = pane.chosen_image()
+        assert chosen is not None
+        assert "its pixels permuted" in str(app.query_one("#permuted-title", Static).render())
+
+        def drawn(renderable: object) -> str:  # the half-block cells with their colours
+            console = Console(width=40, record=True, color_system="truecolor", file=io.StringIO())
+            console.print(renderable)
+            return console.export_text(styles=True)
+
+        shown = drawn(app.query_one("#permuted-image", Static).content)
+        assert shown == drawn(pixels(permute_pixels(chosen[0], pixel_permutation())))
+        assert shown != drawn(pixels(chosen[0])) and drawn(app.query_one("#natural-image", Static).content) == drawn(
+            pixels(chosen[0])
         )

@@ -3,23 +3,30 @@ resuming runs), then the study's table (`fmnist study` runs every study, this on
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .. import cpu_count
 from ..core.config import TrainConfig
 from ..core.errors import EXIT_INTERRUPTED, ConfigError, UsageError
 from ..study.analysis import study_markdown
+from ..study.cluster import Finished
 from ..study.estimate import estimate
 from ..study.kernel import ARCHS, KERNELS, analyse
-from ..study.latency import latencies
-from ..study.plan import STATUSES, collect, plan, status
+from ..study.plan import plan
 from ..study.results import to_csv, write_results
-from ..study.scheduler import Ended, ExperimentEvent, Launched, Output, Scheduler
+from ..study.scheduler import Ended, ExperimentEvent, Launched, Output
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
+from .executors import (
+    RayOpt,
+    TaskCpusOpt,
+    TaskGpusOpt,
+    executor,
+    jobs_and_threads,
+    plan_statuses,
+    train_and_collect,
+)
 from .results_cmd import render_study
 
 #: measured on the 2-core machine (bench/experiment_speed.py, README "Kernel-size study"): two trainings with
@@ -44,10 +51,17 @@ def parse_kernels(values: list[str]) -> list[int]:
         ) from None
 
 
-def print_event(event: ExperimentEvent) -> None:
-    """One console line per launch, forwarded epoch line and end of a training."""
-    if isinstance(event, Launched):
-        verb = {"resume": "resuming", "restart": "restarting (nothing to resume)"}.get(event.status, "training")
+def print_event(event: ExperimentEvent | Finished) -> None:
+    """One console line per launch, forwarded epoch line and end of a training (under Ray: per submitted
+    task, then per finished training with its node and a bar over the grid)."""
+    if isinstance(event, Finished):
+        bar = "█" * round(20 * event.done / event.total)
+        line = f"[{bar:░<20}] {event.done}/{event.total} {event.name}: ended on {event.node}"
+        console.print(line, highlight=False, markup=False)
+    elif isinstance(event, Launched):
+        verb = {"resume": "resuming", "restart": "restarting (nothing to resume)", "submitted": "submitted to Ray"}.get(
+            event.status, "training"
+        )
         console.print(
             f"[bold]\\[{event.index}/{event.total}] {event.name}[/]: {verb} ({event.threads} thread"
             f"{'s' if event.threads > 1 else ''})",
@@ -108,6 +122,9 @@ def experiment(
             "with manifest.json), as `fmnist export` does."
         ),
     ] = None,
+    ray: RayOpt = None,
+    task_cpus: TaskCpusOpt = 1,
+    task_gpus: TaskGpusOpt = 1.0,
     data_dir: DataDirOpt = None,
 ) -> None:
     """The kernel study (`fmnist study kernel` with a grid of your choice): train mlp and cnn k=3/5/7 over seeds
@@ -124,13 +141,8 @@ def experiment(
         data_dir,
         Device(device).value,
     )
-    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    jobs = min(jobs, len(configs))
-    threads = max(1, cpu_count() // jobs)
-    statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
-    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
+    jobs, threads = jobs_and_threads(jobs, len(configs))
+    statuses, counts = plan_statuses(configs)
     console.print(
         f"experiment: {len(configs)} runs in {runs} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
         f"; {jobs} at a time × {threads} thread{'s' if threads > 1 else ''}",
@@ -141,27 +153,17 @@ def experiment(
 
         print_estimate(estimate(configs, statuses, jobs, threads, data_dir), statuses, dry_run=True)
         return
-    outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs)
-    if outcome.interrupted:
-        again = " ".join(shlex.quote(a) for a in ("fmnist", "experiment", *_argv_tail()))
-        err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    groups, warnings = collect(configs)
-    measured: dict = {}
-    if latency and groups:
-        console.print("measuring onnxruntime latency per config…", highlight=False)
-        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
-        warnings += lat_warnings
-    for w in warnings:
-        err_console.print(f"warning: {w}")
+    runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
+    outcome, groups, measured = train_and_collect("experiment", runner, configs, None, latency, onnx_dir, out, data_dir)
     if export is not None:
         export_planned(configs, export, data_dir)
     study = analyse(groups, measured)
     doc = {
         **study.to_dict(),
         "experiment": {
-            "jobs": jobs,
-            "threads": threads,
+            "executor": f"ray {ray}" if ray else "local",
+            "jobs": None if ray else jobs,  # under Ray, the cluster's free CPUs decide how many run at once
+            "threads": task_cpus if ray else threads,
             "wall_seconds": round(outcome.wall_seconds, 2),
             "trained": outcome.trained,
             "reused": outcome.reused,
@@ -191,10 +193,3 @@ def export_planned(configs: list[TrainConfig], out: Path, data_dir: Path | None)
         run = Run(cfg.run_dir)
         if run.finished:
             print_report(export_run(run, out, dataset))
-
-
-def _argv_tail() -> list[str]:
-    import sys
-
-    args = sys.argv[1:]
-    return args[args.index("experiment") + 1 :] if "experiment" in args else args

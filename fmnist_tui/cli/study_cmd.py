@@ -3,8 +3,6 @@ names the studies, `--dry-run` shows the plan and its time estimated from this m
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,20 +10,26 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import cpu_count
 from ..core.config import PRECISIONS, TrainConfig
-from ..core.errors import EXIT_INTERRUPTED, FmnistError, UsageError
+from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_text
 from ..core.runs import Run
 from ..study.analysis import study_markdown
 from ..study.estimate import Estimate, estimate, minutes
-from ..study.plan import DONE, STATUSES, collect, status
-from ..study.results import to_csv, write_results
-from ..study.scheduler import Scheduler
+from ..study.plan import DONE, status
+from ..study.results import Group, to_csv, write_results
 from ..study.sections import section, section_markdown
 from ..study.studies import STUDIES, Preset, StudySpec, get, prepare
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
-from .experiment_cmd import DEFAULT_JOBS, print_event
+from .executors import (
+    RayOpt,
+    TaskCpusOpt,
+    TaskGpusOpt,
+    executor,
+    jobs_and_threads,
+    plan_statuses,
+    train_and_collect,
+)
 from .results_cmd import render_study
 
 QUICK_RUNS = "quick"  # --quick's runs go to <runs>/quick: its recipe differs from the default preset's
@@ -36,7 +40,9 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     for name, value in (("seeds", seeds), ("epochs", epochs), ("subset", subset)):
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be a positive integer, got {value}")
-    return Preset(seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset, base.lr)
+    return Preset(
+        seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset, base.lr, base.labels
+    )
 
 
 def list_studies(runs: Path) -> None:
@@ -70,6 +76,20 @@ def _work_images(spec: StudySpec, statuses: dict[str, str]) -> Callable[[TrainCo
     if work is None:
         return None
     return lambda c, n_test: work.images(c, n_test) if statuses[c.run_name] != DONE or work.needs(Run(c.run_dir)) else 0
+
+
+def _do_work(spec: StudySpec, groups: list[Group], data_dir: Path | None, device: str) -> float:
+    """The study's work on its finished runs that lack it (`spec.work`: the translation study's shifted
+    evaluation), one run after another in this process; its warnings on stderr; the seconds it took."""
+    if spec.work is None:
+        return 0.0
+    t0 = time.perf_counter()
+    todo = sum(spec.work.needs(r.run) for g in groups for r in g.records)
+    if todo:
+        console.print(f"{spec.work.what} of {todo} run{'s' if todo != 1 else ''}…", highlight=False)
+    for w in prepare(spec, groups, data_dir, device, lambda name: console.print(f"  {name}")):
+        err_console.print(f"warning: {w}")
+    return time.perf_counter() - t0
 
 
 def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work: str = "") -> None:
@@ -144,6 +164,9 @@ def study(
     onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for --latency.")] = Path(
         "export"
     ),
+    ray: RayOpt = None,
+    task_cpus: TaskCpusOpt = 1,
+    task_gpus: TaskGpusOpt = 1.0,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run one study: train its configs × seeds with one recipe (reusing finished runs, resuming interrupted ones),
@@ -160,13 +183,8 @@ def study(
     runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
     out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
     configs = spec.plan(preset, runs, data_dir, Device(device).value, precision)
-    jobs = min(DEFAULT_JOBS, cpu_count()) if jobs is None else jobs
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    jobs = min(jobs, len(configs))
-    threads = max(1, cpu_count() // jobs)
-    statuses = {c.run_name: status(c) for c in configs}  # also refuses runs of another recipe, before any work
-    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
+    jobs, threads = jobs_and_threads(jobs, len(configs))
+    statuses, counts = plan_statuses(configs)
     console.print(
         f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
         f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × {threads} "
@@ -177,28 +195,11 @@ def study(
     print_estimate(est, statuses, dry_run, spec.work.what if spec.work else "")
     if dry_run:
         return
-    outcome = Scheduler(jobs, threads, out / "logs", print_event).run(configs, est.seconds)
-    if outcome.interrupted:
-        again = " ".join(shlex.quote(a) for a in ("fmnist", "study", *_argv_tail()))
-        err_console.print(f"interrupted; every run saved its state. Continue with: {again}")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    groups, warnings = collect(configs)
-    t_work = time.perf_counter()
-    if spec.work:
-        todo = sum(spec.work.needs(r.run) for g in groups for r in g.records)
-        if todo:
-            console.print(f"{spec.work.what} of {todo} run{'s' if todo != 1 else ''}…", highlight=False)
-        warnings += prepare(spec, groups, data_dir, Device(device).value, lambda name: console.print(f"  {name}"))
-    work_s = time.perf_counter() - t_work
-    measured: dict[str, float | None] = {}
-    if latency and groups:
-        from ..study.latency import latencies
-
-        console.print("measuring onnxruntime latency per config…", highlight=False)
-        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
-        warnings += lat_warnings
-    for w in warnings:
-        err_console.print(f"warning: {w}")
+    runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
+    outcome, groups, measured = train_and_collect(
+        "study", runner, configs, est.seconds, latency, onnx_dir, out, data_dir
+    )
+    work_s = _do_work(spec, groups, data_dir, Device(device).value)
     result = spec.run(groups, measured)
     doc: dict[str, Any] = {
         **result.to_dict(),
@@ -211,8 +212,9 @@ def study(
             "quick": quick,
         },
         "experiment": {
-            "jobs": jobs,
-            "threads": threads,
+            "executor": f"ray {ray}" if ray else "local",
+            "jobs": None if ray else jobs,  # under Ray, the cluster's free CPUs decide how many run at once
+            "threads": task_cpus if ray else threads,
             "wall_seconds": round(outcome.wall_seconds + work_s, 2),
             "after_seconds": round(work_s, 2),
             "estimated_wall_seconds": round(est.wall_s, 1),
@@ -235,8 +237,3 @@ def study(
     )
     if outcome.failed:
         raise typer.Exit(1)
-
-
-def _argv_tail() -> list[str]:
-    args = sys.argv[1:]
-    return args[args.index("study") + 1 :] if "study" in args else args

@@ -16,6 +16,7 @@ from ..core import registry
 from ..core.config import PRECISIONS, TrainConfig, default, resume_config
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
+from ..core.registry import PERMUTE_SEED
 from ..core.runs import CONFIG, Run
 from .common import DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors, shown
 
@@ -111,6 +112,23 @@ def train(
         int | None,
         typer.Option(help="Train on the first N images (and validate on N) for smoke runs.", callback=_positive),
     ] = None,
+    train_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Train on N images of a stratified, nested family (a smaller N's images are in every larger N's), "
+            "repeated to the epoch's usual length so every N takes the same steps; validation and test unchanged.",
+            callback=_positive,
+        ),
+    ] = None,
+    permute: Annotated[
+        bool,
+        typer.Option(
+            "--permute",
+            help=f"Permute the 784 pixel positions by one fixed permutation (seed {PERMUTE_SEED}, in config.json), "
+            "after augmentation, for training, validation and test alike; inside the model, so its ONNX export "
+            "still takes natural images.",
+        ),
+    ] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.", callback=_positive)] = None,
     out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path(default("out")),
     name: Annotated[
@@ -154,6 +172,8 @@ def train(
         lr=lr,
         seed=seed,
         subset=subset,
+        train_size=train_size,
+        permute=permute,
         device=Device(device).value,
         precision=Precision(precision).value,
         threads=threads,
@@ -223,11 +243,13 @@ def command_line(cfg: TrainConfig) -> list[str]:
     args = ["fmnist", "train", "--arch", cfg.arch]
     for option, value in cfg.options.items():
         args += [f"--{option.replace('_', '-')}", cfg.spec.text(option, value)]
-    for setting in ("epochs", "batch_size", "lr", "seed", "subset", "device", "precision", "threads", "shift"):
+    settings = ("epochs", "batch_size", "lr", "seed", "subset", "train_size", "device", "precision", "threads", "shift")
+    for setting in settings:
         value = getattr(cfg, setting)
         if value != default(setting):
             args += [flag(setting), str(value)]
     args += [] if cfg.hflip else ["--no-augment"]
+    args += ["--permute"] if cfg.permute else []
     args += ["--out", cfg.out, "--name", cfg.run_name] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
     return args
 

@@ -22,10 +22,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Fields that say where and how a run ran, not what it learns: runs that differ only in these (and the
 #: seed) are one config of a study.
 PLACEMENT = frozenset({"seed", "name", "out", "data_dir", "device", "threads", "precision"})
-#: Recipe settings that name a config, after the arch's options, where they differ from the recipe's default:
-#: `cnn-k3-shift2-s0` trains with random shifts beside `cnn-k3-s0`, so a study can hold both (and every run name
-#: of the default recipe stays as it was).
-NAMED: dict[str, str] = {"shift": "shift{}"}
 
 
 @dataclass(frozen=True)
@@ -51,10 +47,16 @@ class TrainConfig:
     shift: int = 0  # random shift, pixels each direction (0: off; see README on why)
     seed: int = 0
     subset: int | None = None  # train on the first N training images (and N validation images)
+    # a stratified, nested subset of N training images, repeated to the epoch's length (the training split's, or
+    # `subset`'s), so every size takes the same optimisation steps; validation and test unchanged (data study)
+    train_size: int | None = None
+    # one fixed permutation of the 784 pixel positions (registry.PERMUTE_SEED), applied by the model's first layer:
+    # after augmentation, to training, validation and test images alike, and inside an exported graph
+    permute: bool = False
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
     threads: int | None = None  # torch intra-op threads; None: torch's default
-    name: str | None = None  # run folder name; None: <label>-s<seed> (e.g. cnn-k3-s0)
+    name: str | None = None  # run folder name; None: registry.run_name (e.g. cnn-k3-s0, mlp-shift2-s0)
     out: str = "checkpoints"
     data_dir: str | None = None
 
@@ -67,6 +69,10 @@ class TrainConfig:
             raise ConfigError("lr", f"must be a positive finite number, got {self.lr}")
         if self.subset is not None and self.subset < 1:
             raise ConfigError("subset", f"must be a positive number of images, got {self.subset}")
+        if self.train_size is not None and self.train_size < 1:
+            raise ConfigError("train_size", f"must be a positive number of images, got {self.train_size}")
+        if not isinstance(self.permute, bool):
+            raise ConfigError("permute", f"must be true or false, got {self.permute!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads", f"must be at least 1, got {self.threads}")
         if self.device not in DEVICES:
@@ -102,14 +108,24 @@ class TrainConfig:
         return self.lr if self.lr is not None else self.lr_per_128 * self.batch_size / 128
 
     @property
+    def permute_seed(self) -> int | None:
+        """The seed of the pixel permutation the model applies (recorded in config.json), None without one."""
+        return registry.PERMUTE_SEED if self.permute else None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The data settings that change what the model sees (registry.DATA_TAGS), as labels name them."""
+        return {name: getattr(self, name) for name in registry.DATA_TAGS}
+
+    @property
     def label(self) -> str:
-        """The config's name without the seed (`cnn-k3`, `mlp-shift2`): study plans, tables and captions."""
-        return config_label(self.arch, self.to_dict())
+        """The config's name without the seed (`cnn-k3`, `mlp-perm`, `mlp-shift2`): study plans, tables, captions."""
+        return registry.label(self.arch, {**self.options, **self.data})
 
     @property
     def run_name(self) -> str:
-        """The run folder's name: `<label>-s<seed>` (`cnn-k3-s0`), unless `name` says otherwise."""
-        return self.name or f"{self.label}-s{self.seed}"
+        """The run folder's name."""
+        return self.name or registry.run_name(self.arch, {**self.options, **self.data}, self.seed)
 
     @property
     def run_dir(self) -> Path:
@@ -123,6 +139,7 @@ class TrainConfig:
         flat: dict[str, Any] = {"arch": self.arch}
         flat.update({name: self.options.get(name) for name in registry.option_names()})
         flat.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arch", "options")})
+        flat["permute_seed"] = self.permute_seed
         return flat
 
     def recipe(self) -> dict[str, Any]:
@@ -160,18 +177,6 @@ def recipe_of(config: Mapping[str, Any]) -> dict[str, Any] | None:
         return TrainConfig.from_dict(config).recipe()
     except (FmnistError, TypeError, ValueError):
         return None
-
-
-def config_label(arch: str, flat: Mapping[str, Any]) -> str:
-    """A config's label from flat settings (config.json, a study's config): the registry's label of the arch's
-    options (`cnn-k3`), then each NAMED recipe setting that is not at its default (`cnn-k3-shift2`)."""
-    options = registry.options_from(arch, flat) if arch in registry.REGISTRY else {}
-    parts = [registry.label(arch, options)]
-    for setting, tag in NAMED.items():
-        value = flat.get(setting)
-        if value is not None and str(value) != str(default(setting)):
-            parts.append(tag.format(value))
-    return "-".join(parts)
 
 
 def default(name: str) -> Any:

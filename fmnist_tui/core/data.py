@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import DataError, ref
 from .extras import INSTALL_TRAIN
+from .registry import PERMUTE_SEED
 
 CLASSES: tuple[str, ...] = (
     "T-shirt/top",
@@ -49,6 +50,10 @@ SHAPES: dict[str, tuple[int, ...]] = {
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_SEED = 20240917  # fixed forever: the validation split never moves with the training seed
 VAL_FRACTION = 6  # 1 in 6 of each class: 10,000 validation images, 1,000 of each class
+#: fixed forever, like the split seed: the per-class order the nested training subsets of `--train-size` take
+#: their images from (the pixel permutation's seed, PERMUTE_SEED, lives in the numpy-free registry)
+NESTED_SEED = 20250114
+PIXELS = 28 * 28
 
 HOW_TO_GET = (
     "Fashion-MNIST not found. Get it one of these ways: "
@@ -209,6 +214,30 @@ def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> tuple[np.ndarra
     train = np.setdiff1d(np.arange(len(labels)), val)
     # a fixed shuffle of the train indices, so `--subset N` takes a class-mixed prefix
     return rng.permutation(train), val
+
+
+def pixel_permutation(seed: int = PERMUTE_SEED) -> np.ndarray:
+    """The fixed permutation of the 784 pixel positions (`--permute`): int64 [784], pixel i of a permuted image
+    (row-major) is pixel perm[i] of the natural one."""
+    return np.random.default_rng(seed).permutation(PIXELS).astype(np.int64)
+
+
+def permute_pixels(images: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Images [..., 28, 28] with their pixels moved by `perm` (the same permutation for every image)."""
+    flat = images.reshape(*images.shape[:-2], PIXELS)
+    return flat[..., perm].reshape(images.shape)
+
+
+def nested_order(labels: np.ndarray, seed: int = NESTED_SEED) -> np.ndarray:
+    """Indices of the training split in a fixed order whose every prefix is stratified and nested (`--train-size`):
+    each class's images in a fixed random order, interleaved rank by rank (the first image of every class,
+    then the second, ...), so the first N hold N/10 of each class (±1) and hold the first M for every M < N."""
+    rng = np.random.default_rng(seed)
+    ranks = np.empty(len(labels), dtype=np.int64)
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        ranks[members] = rng.permutation(len(members))
+    return np.lexsort((labels, ranks))  # by rank, then by class
 
 
 def verification_enabled() -> bool:

@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ref
 
+#: fixed forever: the seed of the one permutation of the 784 pixel positions that `--permute` applies (here,
+#: not in data.py, so the CLI and TrainConfig name it without importing numpy before Ctrl-C is handled)
+PERMUTE_SEED = 20250113
+
 if TYPE_CHECKING:
     from torch import nn
 
 Options = Mapping[str, Any]
+
+
+#: an option type in words, for errors ("'x' is not an integer")
+_A_TYPE: dict[type, str] = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 @dataclass(frozen=True)
@@ -51,11 +59,11 @@ class Option:
 
     def _item(self, value: Any, arch: str) -> Any:
         if isinstance(value, bool) and self.type is not bool:
-            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self.hint(arch))
+            raise ConfigError(self.name, f"{value!r} is not {_A_TYPE[self.type]}", self.hint(arch))
         try:
             value = self.type(value)
         except (TypeError, ValueError):
-            raise ConfigError(self.name, f"{value!r} is not {self.type.__name__}", self.hint(arch)) from None
+            raise ConfigError(self.name, f"{value!r} is not {_A_TYPE[self.type]}", self.hint(arch)) from None
         if self.choices and value not in self.choices:
             raise ConfigError(self.name, f"{value} is not valid for {arch}", self.hint(arch))
         if self.limits and not self.limits[0] <= value <= self.limits[1]:
@@ -216,14 +224,27 @@ def options_named(name: str) -> list[tuple[ArchSpec, Option]]:
     return [(spec, o) for spec in REGISTRY.values() for o in spec.options if o.name == name]
 
 
+#: the recipe's data settings that change what a model sees (shared/DESIGN.md), named in labels and run names
+#: after the architecture's options when they are on: `mlp-perm-s0`, `cnn-k3-n500-s0`, and random-shift
+#: augmentation `mlp-shift2-s0` (trained beside `mlp-s0`, so a study can hold both)
+DATA_TAGS: dict[str, str] = {"train_size": "n{}", "permute": "perm", "shift": "shift{}"}
+
+
+def data_parts(flat: Options) -> list[str]:
+    """The name parts of the data settings in `flat` that are on (`n500`, `perm`, `shift2`); none for those at
+    their default (off: None, False, 0) or absent, so every earlier run keeps its name."""
+    return [tag.format(flat[name]) for name, tag in DATA_TAGS.items() if flat.get(name) not in (None, False, 0)]
+
+
 def label(arch: str, options: Options) -> str:
-    """`cnn-k3` for a known arch; for a foreign one (a run folder of another version), the arch alone."""
+    """`cnn-k3` for a known arch (`cnn-k3-perm`, `cnn-k3-shift2` when `options` also holds a data setting that is
+    on); for a foreign one (a run folder of another version), the arch alone."""
     spec = REGISTRY.get(arch)
-    return spec.label(options) if spec else arch
+    return "-".join([spec.label(options), *data_parts(options)]) if spec else arch
 
 
 def run_name(arch: str, options: Options, seed: int) -> str:
-    """The default run name `<label>-s<seed>` (shared/DESIGN.md): `cnn-k3-s0`, `mlp-s1`."""
+    """The default run name `<label>-s<seed>` (shared/DESIGN.md): `cnn-k3-s0`, `mlp-s1`, `mlp-perm-s0`."""
     return f"{label(arch, options)}-s{seed}"
 
 
@@ -337,5 +358,27 @@ register(
                 "without downsampling a flatten head would take 28×28 maps per channel",
             ),
         ),
+    )
+)
+
+register(
+    ArchSpec(
+        "lcn",
+        "locally connected network: the seed's CNN with each convolution replaced by a locally connected layer "
+        "(the same k×k windows and channels, a filter of its own at every position: locality without weight sharing)",
+        "fmnist_tui.training.models:build_lcn",
+        options=(
+            Option(
+                "kernel",
+                int,
+                3,
+                "Window size of each locally connected layer.",
+                choices=(3, 5, 7),
+                tag="k{}",
+                always_named=True,
+            ),
+        ),
+        has_convs=True,  # spatial maps per layer (feature maps), though no weights are shared
+        receptive_field=lambda o: conv_pool_rf(cnn_layers({"kernel": o["kernel"], "depth": 2, "pool": "max"})),
     )
 )

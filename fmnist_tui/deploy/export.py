@@ -25,7 +25,7 @@ from ..core.errors import FmnistError, Interrupted, ref
 from ..core.fsutil import atomic_path, check_writable, sha256_file, write_bytes, write_json
 from ..core.runs import Run
 from ..inference.session import ModelError, OnnxClassifier
-from ..training.checkpoints import model_from_run
+from ..training.checkpoints import model_from_run, permute_seed
 
 #: The dynamo exporter's own opset in torch 2.14 (no version conversion); onnxruntime ≥ 1.17 runs it.
 OPSET = 20
@@ -89,11 +89,21 @@ def build_metadata(run: Run) -> dict[str, str]:
         "fmnist_version": __version__,
         "dataset_sha256": dataset_fingerprint(hashes) if hashes else "unknown",
         "input_polarity": INPUT_POLARITY,
-        "input": "input float32 [N,1,28,28] in [0,1], batch axis dynamic",
+        **_data_metadata(cfg),
+        "input": "input float32 [N,1,28,28] in [0,1], batch axis dynamic"
+        + (" (natural images: the run's pixel permutation is the graph's first step)" if cfg.get("permute") else ""),
         "output": "logits float32 [N,10]",
         "opset": str(OPSET),
         "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__.split('+')[0]}",
     }
+
+
+def _data_metadata(cfg: dict[str, Any]) -> dict[str, str]:
+    """The run's data settings that are on (`permute_seed`, `train_size`), as metadata_props."""
+    out = {"permute_seed": str(permute_seed(cfg))} if cfg.get("permute") else {}
+    if cfg.get("train_size"):
+        out["train_size"] = str(cfg["train_size"])
+    return out
 
 
 def validate_run(run: Run, dataset: Dataset) -> dict[str, Any]:

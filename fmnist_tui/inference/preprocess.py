@@ -68,6 +68,17 @@ SIZE = 28
 WORK_SIDE = 512
 #: An object's peak must stand this far above the background (fraction of full scale).
 MIN_CONTRAST = 0.04
+#: Line art is told and filled at this side (4× the output: a stroke of a 72-px icon is still 3 px wide).
+LINE_ART_SIDE = 4 * SIZE
+#: A pixel is ink (part of the drawing) above this brightness, the object's peak being 1.
+INK_LEVEL = 0.2
+#: An object whose ink covers less than this fraction of its silhouette (the ink and what it encloses)
+#: is line art: outlines. Fashion-MNIST's garments are not that hollow: over the 10,000 test images the
+#: least inked silhouette is 58% ink (a bag), 1% are under 78%; 5 of the 60,000 training images are under 55%.
+LINE_ART_COVER = 0.55
+#: What line art encloses is filled at the median brightness of Fashion-MNIST's garment pixels (0.64
+#: over the test set), so that a drawn outline reads as the solid garment the model was trained on.
+LINE_ART_FILL = 0.64
 
 Source = str | Path | bytes | bytearray
 
@@ -337,6 +348,57 @@ def _crop_to_object(x: np.ndarray, mask_level: float) -> np.ndarray:
     return np.clip(x[top:bottom, left:right] / peak, 0.0, 1.0)
 
 
+def _spread_along_rows(reach: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Every run of free pixels in a row that holds a reached pixel, reached whole."""
+    height, width = free.shape
+    # each run of free pixels gets an id: the count of blocked pixels before it in its row, made unique per row
+    run = np.cumsum(~free, axis=1) + (np.arange(height) * (width + 1))[:, None]
+    hit = np.zeros(height * (width + 1), dtype=bool)
+    hit[run[reach]] = True
+    reached: np.ndarray = hit[run] & free
+    return reached
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask and every region it encloses: all that the outside (from the border) cannot reach.
+
+    Runs of free pixels are spread along rows, then columns, until nothing changes: a handful of
+    passes for any drawing (each turn of a path to a region costs one), each a few numpy operations."""
+    free = ~mask
+    reach = np.zeros_like(mask)
+    reach[[0, -1], :], reach[:, [0, -1]] = free[[0, -1], :], free[:, [0, -1]]
+    while True:
+        grown = _spread_along_rows(reach, free)
+        grown = _spread_along_rows(grown.T, free.T).T
+        if np.array_equal(grown, reach):
+            return ~reach
+        reach = grown
+
+
+def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float image to (width, height): box average to shrink, bilinear to enlarge."""
+    shrink = size[0] * size[1] < x.shape[0] * x.shape[1]
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(x, "F").resize(size, method), dtype=np.float32)
+
+
+def _fill_line_art(crop: np.ndarray) -> np.ndarray:
+    """Line art (outlines, as in icons, emoji and sketches) → what its lines enclose filled, as a solid garment.
+
+    Anything else is returned as it is: the test is how much of the object's silhouette is ink
+    (LINE_ART_COVER), told at LINE_ART_SIDE whatever the input's size."""
+    height, width = crop.shape
+    scale = LINE_ART_SIDE / max(height, width)
+    small = _resize(crop, (max(1, round(width * scale)), max(1, round(height * scale))))
+    ink = np.pad(small > INK_LEVEL, 1)  # a free ring: the outside reaches round an object that touches the crop
+    silhouette = _fill_holes(ink)
+    if np.count_nonzero(ink) >= LINE_ART_COVER * np.count_nonzero(silhouette):
+        return crop
+    enclosed = (silhouette & ~ink)[1:-1, 1:-1].astype(np.float32)
+    filled: np.ndarray = np.maximum(crop, LINE_ART_FILL * np.clip(_resize(enclosed, (width, height)), 0.0, 1.0))
+    return filled
+
+
 def _fit(crop: np.ndarray) -> np.ndarray:
     """Scale the longest side to 28 keeping the aspect ratio, and centre on a black 28×28."""
     height, width = crop.shape
@@ -358,7 +420,7 @@ def to_model_input(img: Image.Image) -> np.ndarray:
     x, mask_level = _remove_background(gray)
     if mask_level is None:
         return x  # already trimmed, scaled and centred: cropping again could only resample it
-    return _fit(_crop_to_object(x, mask_level))
+    return _fit(_fill_line_art(_crop_to_object(x, mask_level)))
 
 
 def preprocess(source: Source) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 from ..core.data import CLASSES
 from ..core.errors import RunError
 from .results import Group, RunRecord, to_markdown
-from .stats import PairedTest, paired_t_test
+from .stats import PairedTest, equivalence_test, paired_t_test
 from .translation import study_grid
 
 #: the values a claim can be about, per run: test accuracy (summary.json) and the generalization gap
@@ -79,6 +79,40 @@ def key(a: str, b: str, metric: str = ACCURACY) -> str:
     return f"{a} − {b}" + ("" if metric == ACCURACY else f" ({metric})")
 
 
+#: one side of a claimed difference: a config's label, or the difference x − y of two configs (a contrast:
+#: "(cnn-k3 − mlp) − (cnn-k3-perm − mlp-perm)", is the CNN's advantage smaller on permuted pixels?)
+Term = str | tuple[str, str]
+
+
+def term(t: Term) -> str:
+    """`mlp`, or `(cnn-k3 − mlp)` for a difference."""
+    return t if isinstance(t, str) else f"({t[0]} − {t[1]})"
+
+
+def labels_of(t: Term) -> tuple[str, ...]:
+    return (t,) if isinstance(t, str) else t
+
+
+def compare_terms(groups: dict[str, Group], a: Term, b: Term, metric: str = ACCURACY) -> Comparison | None:
+    """`compare` for labels; for differences, (x − y) − (z − w) paired over the seeds all four configs have."""
+    if isinstance(a, str) and isinstance(b, str):
+        return compare(groups[a], groups[b], metric) if a in groups and b in groups else None
+    needed = [*labels_of(a), *labels_of(b)]
+    if any(label not in groups for label in needed):
+        return None
+    runs = {label: groups[label].by_seed() for label in needed}
+    seeds = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if not seeds:
+        return None
+
+    def value(t: Term, seed: int) -> float:
+        parts = [METRICS[metric](runs[label][seed]) for label in labels_of(t)]
+        return parts[0] - parts[1] if len(parts) == 2 else parts[0]
+
+    test = paired_t_test([value(a, s) for s in seeds], [value(b, s) for s in seeds])
+    return Comparison(term(a), term(b), seeds, test, metric)
+
+
 def compare(ga: Group, gb: Group, metric: str = ACCURACY, cls: int | None = None) -> Comparison | None:
     """Paired test of a − b over common seeds (per-class recall when `cls` is given); None without one."""
     a, b = ga.by_seed(), gb.by_seed()
@@ -95,26 +129,33 @@ def compare(ga: Group, gb: Group, metric: str = ACCURACY, cls: int | None = None
 
 def verdict(
     claim: str,
-    needed: tuple[tuple[str, str], ...],
+    needed: tuple[tuple[Term, Term], ...],
     found: dict[str, Comparison],
     metric: str = ACCURACY,
     margin: float | None = None,
+    equivalence: float | None = None,
 ) -> dict[str, Any]:
     """The verdict on a claim from paired differences over seeds (95% intervals, as `PairedTest`):
 
-    - a claim that a beats b (`margin` None): supported when every a − b is significantly > 0, contradicted
-      when one is significantly < 0;
+    - a claim that a beats b (`margin` and `equivalence` None): supported when every a − b is significantly
+      > 0, contradicted when one is significantly < 0;
     - a claim that a gains at most `margin` over b ("b is sufficient"): supported when every a − b has its
       95% interval below +margin, contradicted when one has its interval above +margin;
+    - a claim that a and b do not differ by more than ±`equivalence` ("unaffected"): two one-sided tests at
+      5% each (`stats.equivalence_test`, the 90% interval within ±margin): supported when every a − b is
+      shown inside the margin, contradicted when one is shown outside it. "Not different" (a t-test that
+      finds nothing) is not "equal": only the equivalence test supports such a claim;
     - else "not supported at this sample size", or "not tested" when a difference has no runs."""
-    missing = [key(a, b, metric) for a, b in needed if key(a, b, metric) not in found]
+    if equivalence is not None:
+        return _equivalence_verdict(claim, needed, found, metric, equivalence)
+    missing = [key(term(a), term(b), metric) for a, b in needed if key(term(a), term(b), metric) not in found]
     if missing:
         return {
             "claim": claim,
             "verdict": "not tested",
             "detail": f"needs {', '.join(missing)} (runs with shared seeds)",
         }
-    comps = [found[key(a, b, metric)] for a, b in needed]
+    comps = [found[key(term(a), term(b), metric)] for a, b in needed]
     if margin is None:
         against = [c for c in comps if c.test.significant and c.test.mean_diff < 0]
         holds = all(c.test.significant and c.test.mean_diff > 0 for c in comps)
@@ -132,6 +173,35 @@ def verdict(
     if margin is not None:
         detail += f"; margin +{100 * margin:.2f} points"
     return {"claim": claim, "verdict": word, "detail": detail}
+
+
+def _equivalence_verdict(
+    claim: str, needed: tuple[tuple[Term, Term], ...], found: dict[str, Comparison], metric: str, margin: float
+) -> dict[str, Any]:
+    """`verdict` for a claim of no difference beyond ±margin (TOST)."""
+    names = [key(term(a), term(b), metric) for a, b in needed]
+    missing = [name for name in names if name not in found]
+    if missing:
+        return {
+            "claim": claim,
+            "verdict": "not tested",
+            "detail": f"needs {', '.join(missing)} (runs with shared seeds)",
+        }
+    tests = [(found[name], equivalence_test(found[name].test, margin)) for name in names]
+    if any(e.outside for _, e in tests):
+        word = "contradicted"
+    elif all(e.equivalent for _, e in tests):
+        word = "supported"
+    else:
+        n = min(e.n for _, e in tests)
+        word = f"not supported at this sample size ({n} seed{'s' if n != 1 else ''})"
+    detail = "; ".join(
+        f"{c.name} = {100 * e.mean_diff:+.2f} points"
+        + ("" if e.n < 2 else f", 90% CI [{100 * e.ci_low:+.2f}, {100 * e.ci_high:+.2f}]")
+        + f", TOST p = {_p(e.p_equivalent)} ({e.n} seed{'s' if e.n != 1 else ''})"
+        for c, e in tests
+    )
+    return {"claim": claim, "verdict": word, "detail": f"{detail}; equivalence margin ±{100 * margin:.2f} points"}
 
 
 @dataclass

@@ -237,6 +237,68 @@ def accuracy_bars(rows: list[dict[str, Any]], x: str, series: str, path: Path, t
     return drawn
 
 
+def accuracy_by_config(rows: list[dict[str, Any]], path: Path, title: str) -> list[dict[str, Any]]:
+    """One bar per config (test accuracy, mean with 95% CI error bars), in table order; a permuted config
+    hatched; parameters under each label. Returns the rows drawn."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(rows) + 1.5), 4.5))
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    means = [100 * r["test_acc_mean"] for r in rows]
+    low = min((100 * (r.get("test_acc_ci_low") or r["test_acc_mean"]) for r in rows), default=0.0)
+    for i, (r, m) in enumerate(zip(rows, means, strict=True)):
+        ax.bar(
+            i,
+            m - (low - 1),
+            0.7,
+            bottom=low - 1,
+            color=f"C{archs.index(r['arch']) % 10}",
+            hatch="//" if r.get("permute") else None,
+            edgecolor="white",
+        )
+        ax.annotate(f"{m:.2f}", (i, m), xytext=(0, 8), textcoords="offset points", ha="center", fontsize=8)
+    ax.errorbar(range(len(rows)), means, yerr=_ci_err(rows), fmt="none", capsize=4, color="k")
+    ticks = [
+        f"{r['config']}\n{r['params'] / 1e3:,.0f}k params\nn={r['n']}" if r.get("params") else r["config"] for r in rows
+    ]
+    ax.set_xticks(range(len(rows)), ticks, fontsize=8)
+    ax.set(ylabel="test accuracy (%)", title=f"{title} (hatched: pixels permuted; 95% CI over seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    save(fig, path)
+    return rows
+
+
+def accuracy_by_size(rows: list[dict[str, Any]], path: Path, title: str) -> dict[str, list[dict[str, Any]]]:
+    """Test accuracy against the training-set size (log scale), one line per architecture with its 95% CI band
+    over seeds. Returns {arch label: rows by size}."""
+    by_arch: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("train_size"):
+            name = r["config"].rsplit(f"-n{r['train_size']}", 1)[0]
+            by_arch.setdefault(name, []).append(r)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for i, (name, rs) in enumerate(by_arch.items()):
+        rs.sort(key=lambda r: r["train_size"])
+        x = np.array([r["train_size"] for r in rs])
+        mean = np.array([100 * r["test_acc_mean"] for r in rs])
+        ax.plot(x, mean, "o-", color=f"C{i}", label=f"{name} (n={min(r['n'] for r in rs)} seeds)")
+        lo = np.array(
+            [100 * (r["test_acc_ci_low"] if r.get("test_acc_ci_low") is not None else r["test_acc_mean"]) for r in rs]
+        )
+        hi = np.array(
+            [100 * (r["test_acc_ci_high"] if r.get("test_acc_ci_high") is not None else r["test_acc_mean"]) for r in rs]
+        )
+        ax.fill_between(x, lo, hi, color=f"C{i}", alpha=0.18)
+    sizes = sorted({r["train_size"] for rs in by_arch.values() for r in rs})
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
+    ax.set(xlabel="training images (log scale; the same optimisation steps at every size)", ylabel="test accuracy (%)")
+    ax.set_title(f"{title}: mean and 95% CI over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    save(fig, path)
+    return by_arch
+
+
 def gap_curves(histories: dict[str, list[list[dict[str, float]]]], path: Path, title: str) -> dict[str, np.ndarray]:
     """Train − validation accuracy per epoch (points), mean over seeds with the min–max band, per config;
     histories: label → one metrics.csv row list per seed. Returns label → mean gap per epoch."""

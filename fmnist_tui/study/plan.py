@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import NAMED, TrainConfig, default, recipe_of
+from ..core.config import TrainConfig, recipe_of
 from ..core.errors import ConfigError, RunError, ref
 from ..core.runs import CONFIG, STATE, Run
 from .results import Group, group_records, load_records
@@ -69,22 +69,36 @@ def plan(
     device: str = "auto",
 ) -> list[TrainConfig]:
     """The grid's training configs: every arch × its option values in `grid` × seeds 0..seeds−1, one recipe."""
+    check_grid(archs, grid)
+    configs = [(arch, options) for arch in dict.fromkeys(archs) for options in option_grid(arch, grid)]
+    return plan_configs(configs, seeds, epochs, out, subset, data_dir, device)
+
+
+def plan_configs(
+    configs: Sequence[tuple[str, Mapping[str, Any]]],
+    seeds: int,
+    epochs: int,
+    out: Path,
+    subset: int | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+) -> list[TrainConfig]:
+    """The training configs of (arch, options and data settings) pairs × seeds 0..seeds−1, one recipe."""
     if seeds < 1:
         raise ConfigError("seeds", f"must be at least 1 (the number of seeds per config), got {seeds}")
-    check_grid(archs, grid)
     return [
         TrainConfig(
             arch=arch,
-            options=options,
+            options={k: v for k, v in options.items() if k not in registry.DATA_TAGS},
             epochs=epochs,
             seed=seed,
             subset=subset,
             out=str(out),
             data_dir=str(data_dir) if data_dir else None,
             device=device,
+            **{k: v for k, v in options.items() if k in registry.DATA_TAGS},
         )
-        for arch in dict.fromkeys(archs)
-        for options in option_grid(arch, grid)
+        for arch, options in configs
         for seed in range(seeds)
     ]
 
@@ -132,11 +146,14 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += ["--lr", repr(cfg.lr)]
     for name, value in cfg.options.items():
         cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
-    for setting in NAMED:  # the recipe settings a config is named by (`--shift 2`), where not at their default
-        if getattr(cfg, setting) != default(setting):
-            cmd += [f"--{setting.replace('_', '-')}", str(getattr(cfg, setting))]
     if cfg.subset:
         cmd += ["--subset", str(cfg.subset)]
+    if cfg.train_size:
+        cmd += ["--train-size", str(cfg.train_size)]
+    if cfg.permute:
+        cmd += ["--permute"]
+    if cfg.shift:
+        cmd += ["--shift", str(cfg.shift)]
     if cfg.data_dir:
         cmd += ["--data-dir", cfg.data_dir]
     return cmd

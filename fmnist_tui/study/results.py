@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import config_label, recipe_of
+from ..core.config import recipe_of
 from ..core.errors import RunError
 from ..core.fsutil import write_json, write_text
 from ..core.runs import SUMMARY, Run, list_runs
@@ -34,13 +34,12 @@ class Group:
     arch: str
     options: dict[str, Any]
     records: list[RunRecord] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # the data settings that are on (registry.DATA_TAGS)
 
     @property
     def label(self) -> str:
-        """`cnn-k3`, `mlp`, `mlp-shift2`: the config's name (`config_label`)."""
-        return (
-            config_label(self.arch, self.records[0].config) if self.records else registry.label(self.arch, self.options)
-        )
+        """`cnn-k3`, `mlp`, `mlp-perm`, `mlp-shift2`: the registry's name for the config."""
+        return registry.label(self.arch, {**self.options, **self.data})
 
     @property
     def kernel(self) -> int | None:
@@ -67,6 +66,7 @@ class Group:
             "config": self.label,
             "arch": self.arch,
             **self._option_columns(),
+            **{name: self.data.get(name) for name in registry.DATA_TAGS},
             "seeds": sorted(r.config.get("seed", 0) for r in self.records),
             "n": len(accs),
             "params": first.get("params"),
@@ -139,15 +139,17 @@ def group_records(records: list[RunRecord]) -> list[Group]:
         key = tuple(sorted((k, str(v)) for k, v in recipe.items()))
         arch = str(rec.config.get("arch", "?"))
         options = registry.options_from(arch, rec.config) if arch in registry.REGISTRY else {}
-        groups.setdefault(key, Group(arch, options)).records.append(rec)
-    return sorted(groups.values(), key=lambda g: (*config_order(g.arch, g.options), g.label))
+        data = {k: rec.config[k] for k in registry.DATA_TAGS if rec.config.get(k) not in (None, False)}
+        groups.setdefault(key, Group(arch, options, data=data)).records.append(rec)
+    return sorted(groups.values(), key=lambda g: config_order(g.arch, {**g.options, **g.data}))
 
 
 def config_order(arch: str, options: dict[str, Any]) -> tuple[Any, ...]:
-    """Registry order of architectures (the seed's mlp first), then their option values."""
+    """Registry order of architectures (the seed's mlp first), then their option values, then data settings."""
     archs = list(registry.REGISTRY)
     rank = archs.index(arch) if arch in archs else len(archs)
-    return (rank, arch, tuple(str(v).zfill(8) for v in options.values()))
+    data = tuple(str(options.get(k) or 0).zfill(8) for k in registry.DATA_TAGS)
+    return (rank, arch, tuple(str(v).zfill(8) for k, v in options.items() if k not in registry.DATA_TAGS), data)
 
 
 def row_order(row: dict[str, Any]) -> tuple[Any, ...]:

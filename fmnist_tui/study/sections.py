@@ -45,6 +45,10 @@ def draw(spec: StudySpec, study: Study, png: Path) -> Any:
         return figures.accuracy_by_option(study.rows, spec.x, png, spec.title, _XLABELS.get(spec.x, spec.x))
     if spec.figure == "bars":
         return figures.accuracy_bars(study.rows, spec.x, spec.series, png, spec.title)
+    if spec.figure == "configs":
+        return figures.accuracy_by_config(study.rows, png, spec.title)
+    if spec.figure == "size":
+        return figures.accuracy_by_size(study.rows, png, spec.title)
     if spec.figure == "gap":
         histories = {label: [r.run.metrics() for r in g.records] for label, g in study.groups.items()}
         return figures.gap_curves(histories, png, f"{spec.title}: generalization gap")

@@ -145,3 +145,47 @@ def paired_t_test(a: Sequence[float], b: Sequence[float], confidence: float = CO
     t = s.mean / (s.std / math.sqrt(s.n))
     p = 2.0 * (1.0 - t_cdf(abs(t), s.n - 1))
     return PairedTest(s.n, s.mean, s.std, s.ci_low, s.ci_high, t, min(1.0, p))
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided tests (TOST) of a paired difference against ±margin: is it inside the margin (equivalent),
+    or outside it, each side tested at `alpha` (so the (1 − 2·alpha) interval is the one to read)."""
+
+    n: int
+    mean_diff: float
+    margin: float
+    ci_low: float  # the (1 − 2·alpha) interval: 90% for alpha 0.05
+    ci_high: float
+    p_equivalent: float  # max of the two one-sided p-values: H0 "d ≤ −margin" and H0 "d ≥ +margin"
+    p_outside: float  # one-sided p of H0 "|d| ≤ margin" on the side the mean lies: is it beyond the margin?
+    alpha: float
+
+    @property
+    def equivalent(self) -> bool:
+        return self.p_equivalent < self.alpha
+
+    @property
+    def outside(self) -> bool:
+        return self.p_outside < self.alpha
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def equivalence_test(test: PairedTest, margin: float, alpha: float = 1 - CONFIDENCE) -> Equivalence:
+    """TOST on a paired test's mean and spread: equivalent when both one-sided tests reject at `alpha` (the
+    (1 − 2·alpha) interval lies within ±margin); outside when the difference is significantly beyond the
+    margin on the side of its mean. With one seed nothing is decided (p NaN)."""
+    n, mean = test.n, test.mean_diff
+    if n < 2:
+        return Equivalence(n, mean, margin, math.nan, math.nan, math.nan, math.nan, alpha)
+    if test.std_diff == 0.0:  # no spread: where the mean lies decides
+        inside = -margin < mean < margin
+        return Equivalence(n, mean, margin, mean, mean, 0.0 if inside else 1.0, 1.0 if inside else 0.0, alpha)
+    se, df = test.std_diff / math.sqrt(n), n - 1
+    p_low = 1.0 - t_cdf((mean + margin) / se, df)  # H0: d ≤ −margin
+    p_high = t_cdf((mean - margin) / se, df)  # H0: d ≥ +margin
+    p_outside = 1.0 - p_high if mean >= 0 else 1.0 - p_low  # H0: d ≤ +margin (or ≥ −margin)
+    half = t_ppf(1.0 - alpha, df) * se
+    return Equivalence(n, mean, margin, mean - half, mean + half, max(p_low, p_high), p_outside, alpha)

@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import NAMED, TrainConfig, config_label, default
+from ..core.config import TrainConfig, default
 from ..core.errors import RunError, UsageError
+from ..core.registry import PERMUTE_SEED
 from ..core.runs import Run
-from . import kernel, translation
-from .analysis import ACCURACY, GAP, METRICS, SHIFT_CHANGED, SHIFT_DROP, Comparison, Study, compare, verdict
-from .plan import option_grid, plan
+from . import bias, kernel, translation
+from .analysis import (
+    ACCURACY,
+    GAP,
+    METRICS,
+    SHIFT_CHANGED,
+    SHIFT_DROP,
+    Comparison,
+    Study,
+    Term,
+    compare_terms,
+    verdict,
+)
+from .plan import option_grid, plan, plan_configs
 from .results import Group, study_groups
 from .stats import summarize
 
@@ -38,6 +50,7 @@ class Preset:
     epochs: int
     subset: int | None = None
     lr: float | None = None
+    labels: tuple[str, ...] = ()  # the configs this preset trains (empty: all of the study's)
 
     def describe(self) -> str:
         data = f"the first {self.subset:,} images" if self.subset else "all 50,000 training images"
@@ -55,17 +68,23 @@ QUICK = Preset(3, 3, 6144, 6e-3)
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the seed project: every difference a − b of `metric` in `needed` is > 0, or, with a
-    `margin`, below +margin ("b is enough": more gains less than the margin)."""
+    """A claim of the seed project: every difference a − b of `metric` in `needed` is > 0; or, with a
+    `margin`, below +margin ("b is enough": more gains less than the margin); or, with an `equivalence`
+    margin, within ±margin by two one-sided tests ("unaffected"). A side of a difference may itself be a
+    difference of two configs (`analysis.Term`): a contrast such as "the CNN's advantage shrinks"."""
 
     text: str
-    needed: tuple[tuple[str, str], ...]
+    needed: tuple[tuple[Term, Term], ...]
     metric: str = ACCURACY
     margin: float | None = None
     source: str = ""  # the seed's words it comes from
+    equivalence: float | None = None
 
     def judge(self, found: dict[str, Comparison]) -> dict[str, Any]:
-        return {**verdict(self.text, self.needed, found, self.metric, self.margin), "source": self.source}
+        return {
+            **verdict(self.text, self.needed, found, self.metric, self.margin, self.equivalence),
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -107,17 +126,21 @@ class StudySpec:
     quick: Preset = QUICK
     analyse: Callable[[list[Group], dict[str, float | None] | None], Study] | None = None  # None: `analyse`
     notes: str = ""  # what the study does not test, said in its report section
-    extra: tuple[tuple[str, Mapping[str, Any]], ...] = ()  # configs beyond the grid: (arch, options and recipe)
+    # the configs as (arch, options and data settings), when a grid of options does not say them (a permuted
+    # MLP beside a natural CNN, sizes of the training set, an MLP trained with random shifts): then `archs` and
+    # `grid` are not used
+    explicit: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     work: RunWork | None = None  # done on every finished run of the study before its analysis
 
     def configs(self) -> list[tuple[str, dict[str, Any]]]:
-        """(arch, settings) of each config, in plan order: the grid's options, then the extra configs."""
-        grid = [(arch, options) for arch in self.archs for options in option_grid(arch, self.grid)]
-        return grid + [(arch, dict(settings)) for arch, settings in self.extra]
+        """(arch, options) of each config, in plan order (data settings among the options)."""
+        if self.explicit:
+            return [(arch, dict(options)) for arch, options in self.explicit]
+        return [(arch, options) for arch in self.archs for options in option_grid(arch, self.grid)]
 
     def labels(self) -> list[str]:
-        """Each config's label (`cnn-k3-d3`, `mlp-shift2`): run names are these plus `-s<seed>`."""
-        return [config_label(arch, settings) for arch, settings in self.configs()]
+        """Each config's label (`cnn-k3-d3`, `mlp-perm`): run names are these plus `-s<seed>`."""
+        return [registry.label(arch, options) for arch, options in self.configs()]
 
     def plan(
         self,
@@ -127,22 +150,14 @@ class StudySpec:
         device: str = "auto",
         precision: str = "auto",
     ) -> list[TrainConfig]:
-        """The preset's training configs: every config × seeds, one recipe."""
-        configs = plan(list(self.archs), self.grid, preset.seeds, preset.epochs, out, preset.subset, data_dir, device)
-        configs += [
-            TrainConfig.create(
-                arch=arch,
-                **settings,
-                epochs=preset.epochs,
-                seed=seed,
-                subset=preset.subset,
-                out=str(out),
-                data_dir=str(data_dir) if data_dir else None,
-                device=device,
+        """The preset's training configs: every config (or the preset's `labels`) × seeds, one recipe."""
+        if self.explicit:
+            chosen = [c for c in self.configs() if not preset.labels or registry.label(*c) in preset.labels]
+            configs = plan_configs(chosen, preset.seeds, preset.epochs, out, preset.subset, data_dir, device)
+        else:
+            configs = plan(
+                list(self.archs), self.grid, preset.seeds, preset.epochs, out, preset.subset, data_dir, device
             )
-            for arch, settings in self.extra
-            for seed in range(preset.seeds)
-        ]
         return [c.with_changes(precision=precision, lr=preset.lr) for c in configs]
 
     def metrics(self) -> list[str]:
@@ -194,7 +209,7 @@ def _recipe_key(g: Group) -> str:
         recipe = TrainConfig.from_dict(cfg).recipe()
     except Exception:  # a config of another version: its raw values  # noqa: BLE001 - any failure means "foreign"
         recipe = dict(cfg)
-    skip = {"arch", *registry.option_names(), *NAMED}
+    skip = {"arch", *registry.option_names(), *registry.DATA_TAGS, "permute_seed"}
     return repr(sorted((k, str(v)) for k, v in recipe.items() if k not in skip))
 
 
@@ -202,24 +217,19 @@ def analyse(spec: StudySpec, groups: list[Group], latency_ms: dict[str, float | 
     """Table rows, the reported paired differences and each claim's verdict."""
     chosen = {g.label: g for g in groups}
     rows = [{**g.row(), "latency_ms": (latency_ms or {}).get(g.label), **_metric_columns(spec, g)} for g in groups]
-    pairs = [(a, b, ACCURACY) for a, b in spec.pairs] + [(a, b, c.metric) for c in spec.claims for a, b in c.needed]
-    comps = [
-        comp
-        for a, b, metric in dict.fromkeys(pairs)
-        if a in chosen and b in chosen
-        for comp in [_compare(chosen[a], chosen[b], metric)]
-        if comp
-    ]
+    pairs: list[tuple[Term, Term, str]] = [(a, b, ACCURACY) for a, b in spec.pairs]
+    pairs += [(a, b, c.metric) for c in spec.claims for a, b in c.needed]
+    comps = [comp for a, b, metric in dict.fromkeys(pairs) for comp in [_compare(chosen, a, b, metric)] if comp]
     found = {c.name: c for c in comps}
     notes = [_metric_table(spec, rows, metric) for metric in spec.metrics() if metric != ACCURACY and rows]
     return Study(rows, comps, [], [c.judge(found) for c in spec.claims], groups=chosen, name=spec.name, notes=notes)
 
 
-def _compare(a: Group, b: Group, metric: str) -> Comparison | None:
-    """`compare`, or None when a run lacks the metric (a translation metric before its shifted evaluation): the
-    claims that need it say "not tested"."""
+def _compare(groups: dict[str, Group], a: Term, b: Term, metric: str) -> Comparison | None:
+    """`compare_terms`, or None when a run lacks the metric (a translation metric before its shifted evaluation):
+    the claims that need it say "not tested"."""
     try:
-        return compare(a, b, metric)
+        return compare_terms(groups, a, b, metric)
     except RunError:
         return None
 
@@ -268,6 +278,13 @@ DEPTHS: tuple[int, ...] = registry.get("cnn").values("depth")
 SUFFICIENT_MARGIN = 0.005
 
 STUDIES: dict[str, StudySpec] = {}
+
+#: the data study trains 18 configs (6 sizes × mlp, cnn-k3 and the LCN, which is ~3× slower per step than cnn-k3
+#: on a CPU) at the same steps each: its default takes 2 epochs' steps per run at the short-run peak rate (6e-3)
+#: to stay near an hour on two cores (README). Its run names (`cnn-k3-n500-s0`) are its own, so its recipe can
+#: differ from the project's. The locality study keeps the recipe: its mlp and cnn-k3 runs are the kernel and
+#: regularizer studies' (same names), which a recipe of its own would refuse to share.
+DATA_DEFAULT = Preset(3, 2, lr=6e-3)
 
 
 def register(spec: StudySpec) -> StudySpec:
@@ -398,7 +415,117 @@ register(
     )
 )
 
-MLP_SHIFT, CNN_SHIFT = config_label("mlp", {"shift": 2}), config_label("cnn", {"shift": 2})  # trained with ±2 px shifts
+register(
+    StudySpec(
+        "locality",
+        "Locality study",
+        "Does the CNN's advantage come from pixel neighbourhoods, from sharing its weights, or from its size?",
+        ("mlp", "cnn", "lcn"),
+        {},
+        (
+            (bias.CNN, bias.MLP),
+            (bias.CNN_PERM, bias.MLP_PERM),
+            (bias.MLP_PERM, bias.MLP),
+            (bias.CNN_PERM, bias.CNN),
+            (bias.CNN, bias.LCN),
+            (bias.LCN, bias.MLP),
+            (bias.CNN, bias.MLP_MATCHED),
+            (bias.MLP_MATCHED, bias.MLP),
+        ),
+        (
+            Claim(
+                "the MLP is unaffected by the permutation (equal within ±0.3 points)",
+                ((bias.MLP_PERM, bias.MLP),),
+                equivalence=bias.EQUIVALENCE_MARGIN,
+                source="implied by the seed README's account of why the CNN wins (spatial structure the MLP ignores)",
+            ),
+            Claim(
+                "the CNN loses its advantage over the MLP on permuted pixels",
+                (((bias.CNN, bias.MLP), (bias.CNN_PERM, bias.MLP_PERM)),),
+                source="seed README: convolutions exploit the spatial structure (local pixel neighbourhoods)",
+            ),
+            Claim(
+                "weight sharing helps beyond locality (the CNN beats the locally connected network)",
+                ((bias.CNN, bias.LCN),),
+                source="seed design table: shared k×k filters (parameter efficiency, translation equivariance)",
+            ),
+            Claim(
+                "the CNN beats an MLP with as many parameters",
+                ((bias.CNN, bias.MLP_MATCHED),),
+                source="seed README: the CNN beats the MLP (here without the excuse of size)",
+            ),
+        ),
+        "configs",
+        explicit=bias.LOCALITY,
+        notes=(
+            "Switched on or off: `-perm` permutes the 784 pixel positions by one fixed permutation (seed "
+            f"{PERMUTE_SEED}) after augmentation, for training, validation and test alike: the MLP sees the same "
+            "information either way, the CNN loses which pixels are neighbours. `lcn-k3` is the CNN with each "
+            "convolution locally connected (the same 3×3 windows and channels, a filter of its own at every "
+            f"position: locality kept, weight sharing removed; {bias.lcn_params():,} parameters). "
+            f"`{bias.MLP_MATCHED}` is the seed's MLP shape widened to {bias.mlp_params(bias.MATCHED):,} "
+            f"parameters, within {bias.matched_gap():.2%} of the CNN k3's {bias.cnn_params(3):,}. The "
+            "permutation claim is tested as a contrast, (cnn-k3 − mlp) − (cnn-k3-perm − mlp-perm) > 0 paired "
+            "over seeds; the MLP's claim by two one-sided tests at 5% each against ±0.30 points (the 90% interval "
+            "must lie inside the margin: a t-test that finds no difference would not be enough)."
+        ),
+    )
+)
+
+register(
+    StudySpec(
+        "data",
+        "Data-efficiency study",
+        "Does the CNN's advantage over the MLP grow as the training set shrinks?",
+        ("mlp", "cnn", "lcn"),
+        {},
+        tuple((bias.cnn(train_size=n), bias.mlp(train_size=n)) for n in bias.SIZES)
+        + tuple((bias.cnn(train_size=n), bias.lcn(train_size=n)) for n in bias.SIZES),
+        (
+            Claim(
+                f"the CNN's advantage over the MLP grows as data shrinks (larger at {bias.SIZES[0]:,} images "
+                f"than at {bias.SIZES[-1]:,})",
+                (
+                    (
+                        (bias.cnn(train_size=bias.SIZES[0]), bias.mlp(train_size=bias.SIZES[0])),
+                        (bias.cnn(train_size=bias.SIZES[-1]), bias.mlp(train_size=bias.SIZES[-1])),
+                    ),
+                ),
+                source="seed README: the CNN's constraints act as a regularizer (an inductive bias is worth data)",
+            ),
+        ),
+        "size",
+        explicit=bias.DATA,
+        default=DATA_DEFAULT,
+        quick=replace(QUICK, labels=bias.data_labels((bias.SIZES[0], 2_000, bias.SIZES[-1]))),
+        notes=(
+            "Switched on or off: the training set. Each size is a stratified subset of the 50,000 training images "
+            "(a tenth of each class) and the sizes are nested (the 500 images are among the 1,000, ...); "
+            "validation and test are unchanged. Protocol: every size trains the same number of optimisation "
+            "steps, the recipe's (its epochs × the 50,000 images, or the preset's subset, per epoch): the small "
+            "sets are repeated to fill an epoch, each copy flipped on its own. So no size is starved of "
+            "updates or given more of them, and the learning-rate schedule is the same curve for all; what "
+            "differs is only how many distinct images the steps see. (Epochs scaled with the size would give "
+            "500 images 100 × 15 epochs of validation and checkpoints, for the same steps.) The claim is the "
+            "contrast (cnn − mlp at the smallest size) − (cnn − mlp at the largest) > 0, paired over seeds. With "
+            "--quick (or --subset N) an epoch is N draws from the size's images and validation takes the first N "
+            "validation images; --quick trains the sizes 500, 2,000 and 50,000 only."
+        ),
+    )
+)
+
+#: the translation study: the seed's MLP and CNN, the CNN with a stride-2 convolution for its pooling and with
+#: the global-average-pooling head (shared with the kernel and pooling studies), and the MLP and CNN trained with
+#: random shifts of up to ±2 px (`--shift 2`)
+TRANSLATION: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("mlp", {}),
+    ("cnn", {"kernel": 3}),
+    ("cnn", {"kernel": 3, "pool": "stride"}),
+    ("cnn", {"kernel": 3, "head": "gap"}),
+    ("mlp", {"shift": 2}),
+    ("cnn", {"kernel": 3, "shift": 2}),
+)
+MLP_SHIFT, CNN_SHIFT = registry.label("mlp", {"shift": 2}), _cnn(shift=2)  # trained with ±2 px shifts
 
 
 def _translation(groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
@@ -417,7 +544,7 @@ register(
         "How much does shifting a test image by 1–4 px cost each network, and where does the CNN's robustness "
         "come from: its convolutions, its pooling, its head, or data?",
         ("mlp", "cnn"),
-        {"kernel": (3,)},
+        {},
         (
             (CNN, MLP),
             (MLP_SHIFT, MLP),
@@ -455,7 +582,7 @@ register(
             ),
         ),
         "translation",
-        extra=(("cnn", {"pool": "stride"}), ("cnn", {"head": "gap"}), ("mlp", {"shift": 2}), ("cnn", {"shift": 2})),
+        explicit=TRANSLATION,
         analyse=_translation,
         work=RunWork(
             "shifted evaluation",

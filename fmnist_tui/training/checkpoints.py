@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -12,6 +13,7 @@ from torch import nn
 from ..core import registry
 from ..core.errors import RunError
 from ..core.fsutil import write_bytes
+from ..core.registry import PERMUTE_SEED
 from ..core.runs import BEST, LAST, RETRAIN, Run
 from .models import create_model
 
@@ -36,12 +38,19 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
+def permute_seed(cfg: dict[str, Any]) -> int | None:
+    """The seed of the pixel permutation a run's config.json records (`--permute`), None without one."""
+    if not cfg.get("permute"):
+        return None
+    return int(cfg.get("permute_seed") or PERMUTE_SEED)
+
+
 def model_from_run(run: Run, which: str = "best") -> nn.Module:
     """Rebuild a run's model from its config.json alone and load its best (or last) weights."""
     cfg = run.config()
     try:
         arch = str(cfg["arch"])
-        model = create_model(arch, registry.options_from(arch, cfg))
+        model = create_model(arch, registry.options_from(arch, cfg), permute_seed=permute_seed(cfg))
     except Exception as exc:  # a hand-edited config can break in many ways
         raise RunError(f"{run.file('config.json')}: cannot rebuild the model ({exc}); {RETRAIN}") from exc
     load_weights(model, run.file(BEST if which == "best" else LAST))

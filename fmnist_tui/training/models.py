@@ -1,4 +1,5 @@
-"""The models: the seed's MLP and 2-conv CNN, declared from their hyperparameters, and their measured sizes.
+"""The models: the seed's MLP and 2-conv CNN, the locally connected CNN, declared from their hyperparameters,
+and their measured sizes.
 
 The registry (core.registry) names the builders below; receptive fields are computed there, torch-free."""
 
@@ -8,10 +9,13 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any, cast
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..core import registry
+from ..core.data import pixel_permutation
 
 #: Fashion-MNIST pixel statistics on [0,1] inputs; normalisation lives inside the model so that the
 #: exported graph takes plain [0,1] images (shared/DESIGN.md, ONNX contract).
@@ -19,17 +23,28 @@ MEAN, STD = 0.2860, 0.3530
 
 
 class Normalize(nn.Module):
-    """(x - mean) / std with constant buffers (not parameters: counts stay the seed's)."""
+    """The model's input stage: (x - mean) / std with constant buffers (not parameters: counts stay the seed's),
+    after moving the pixels by a fixed permutation when the run has one (`--permute`).
+
+    The permutation lives here, the model's first step, so training (after augmentation), validation, test,
+    feature maps and an exported graph all apply the same one, and the ONNX file still takes natural images.
+    It is a non-persistent buffer: the state dict, and so the run folders' weights, are those of the unpermuted
+    model."""
 
     mean: torch.Tensor
     std: torch.Tensor
+    permutation: torch.Tensor | None
 
-    def __init__(self, mean: float = MEAN, std: float = STD) -> None:
+    def __init__(self, mean: float = MEAN, std: float = STD, permutation: np.ndarray | None = None) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
+        perm = None if permutation is None else torch.as_tensor(permutation, dtype=torch.long)
+        self.register_buffer("permutation", perm, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.permutation is not None:  # [N,1,28,28]: pixel i of the output is pixel permutation[i] of x
+            x = x.reshape(x.shape[0], -1)[:, self.permutation].reshape(x.shape)
         return (x - self.mean) / self.std
 
 
@@ -48,6 +63,44 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N,1,28,28] in [0,1]
         return self.net(self.norm(x))
+
+
+class LocallyConnected2d(nn.Module):
+    """A k×k "convolution" whose filter and bias differ at every output position (stride 1, padding k//2):
+    a convolution's locality without its weight sharing.
+
+    Patches are k² shifted slices of the zero-padded input, stacked (plain slicing, which the ONNX exporter
+    writes as Slice nodes), then one einsum applies each position's own filter. With every position's
+    weights set to one convolution's (`tie_to`), the output is that convolution's.
+    Weight [H, W, out, in, k, k], bias [out, H, W] for an input of H×W = size×size.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, size: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.kernel_size, self.size = in_channels, out_channels, kernel, size
+        self.weight = nn.Parameter(torch.empty(size, size, out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.empty(out_channels, size, size))
+        # nn.Conv2d's default initialisation at every position: uniform ±1/sqrt(fan_in)
+        bound = 1 / (in_channels * kernel * kernel) ** 0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, in, H, W]
+        k, pad, h, w = self.kernel_size, self.kernel_size // 2, self.size, self.size
+        padded = F.pad(x, (pad, pad, pad, pad))
+        patches = torch.stack(
+            [padded[:, :, i : i + h, j : j + w] for i in range(k) for j in range(k)], dim=2
+        )  # [N, in, k², H, W]
+        weight = self.weight.flatten(4)  # [H, W, out, in, k²]
+        return torch.einsum("nckhw,hwock->nohw", patches, weight) + self.bias
+
+    @torch.no_grad()
+    def tie_to(self, conv: nn.Conv2d) -> LocallyConnected2d:
+        """Set every position's filter and bias to `conv`'s (weight sharing restored): then self(x) == conv(x)."""
+        self.weight.copy_(conv.weight.expand(self.size, self.size, *conv.weight.shape))
+        bias = conv.bias if conv.bias is not None else torch.zeros(self.out_channels)
+        self.bias.copy_(bias[:, None, None].expand_as(self.bias))
+        return self
 
 
 def _downsample(pool: str, size: int) -> nn.Module:
@@ -69,15 +122,24 @@ class CNN(nn.Module):
     Maps per block for 28×28 inputs: 28 → 14 → 7 → 4 → 2 (no downsampling with pool=none).
     """
 
-    def __init__(self, kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "flatten") -> None:
+    def __init__(
+        self, kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "flatten", local: bool = False
+    ) -> None:
         super().__init__()
-        self.kernel, self.depth, self.pool_kind, self.head_kind = kernel, depth, pool, head
+        if local and pool == "stride":
+            raise ValueError("a locally connected layer has stride 1: pool 'stride' does not apply")
+        self.kernel, self.depth, self.pool_kind, self.head_kind, self.local = kernel, depth, pool, head, local
         self.norm = Normalize()
         size, channels = 28, 1
         downs = []
         for block, out in enumerate(registry.CNN_CHANNELS[:depth], start=1):
             stride = 2 if pool == "stride" else 1
-            setattr(self, f"conv{block}", nn.Conv2d(channels, out, kernel, stride=stride, padding=kernel // 2))
+            layer: nn.Module = (
+                LocallyConnected2d(channels, out, kernel, size)
+                if local
+                else nn.Conv2d(channels, out, kernel, stride=stride, padding=kernel // 2)
+            )
+            setattr(self, f"conv{block}", layer)
             downs.append(_downsample(pool, size))
             size, channels = (size if pool == "none" else (size + 1) // 2), out
         self.downs = nn.ModuleList(downs)  # no parameters: not in the state dict
@@ -88,9 +150,9 @@ class CNN(nn.Module):
                 nn.Flatten(), nn.Linear(channels * size * size, 128), nn.ReLU(), nn.Linear(128, 10)
             )
 
-    def convs(self) -> list[nn.Conv2d]:
-        """conv1..conv<depth>, in order."""
-        return [cast(nn.Conv2d, getattr(self, f"conv{i}")) for i in range(1, self.depth + 1)]
+    def convs(self) -> list[nn.Module]:
+        """conv1..conv<depth> (convolutions, or locally connected layers in the LCN), in order."""
+        return [cast(nn.Module, getattr(self, f"conv{i}")) for i in range(1, self.depth + 1)]
 
     def _blocks(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """Each block's post-ReLU conv activation, and the last block's downsampled output."""
@@ -121,10 +183,29 @@ def build_cnn(kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "f
     return CNN(kernel, depth, pool, head)
 
 
-def create_model(arch: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+def build_lcn(kernel: int = 3) -> CNN:
+    """The registry's builder for `lcn`: the seed's CNN with each convolution locally connected."""
+    return CNN(kernel, local=True)
+
+
+def create_model(
+    arch: str, options: Mapping[str, Any] | None = None, permute_seed: int | None = None, **kwargs: Any
+) -> nn.Module:
     """Build a fresh model from the registry, like timm's (`create_model("cnn", kernel=5)`), initialised from
-    torch's current RNG."""
-    return registry.get(arch).build({**(options or {}), **kwargs})
+    torch's current RNG; with `permute_seed`, its input stage first permutes the pixels (`--permute`)."""
+    model = registry.get(arch).build({**(options or {}), **kwargs})
+    if permute_seed is not None:
+        permute_input(model, permute_seed)
+    return model
+
+
+def permute_input(model: nn.Module, seed: int) -> nn.Module:
+    """Make `model` permute its input pixels by `data.pixel_permutation(seed)` before anything else."""
+    norm = getattr(model, "norm", None)
+    if not isinstance(norm, Normalize):  # every registered model takes its input through a Normalize
+        raise ValueError(f"{type(model).__name__} has no Normalize input stage to permute its pixels in")
+    model.norm = Normalize(float(norm.mean), float(norm.std), pixel_permutation(seed))
+    return model
 
 
 def count_params(model: nn.Module) -> int:
@@ -133,7 +214,7 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module) -> int:
-    """Multiply-accumulates for one 1×28×28 image, measured by hooks on conv and linear layers."""
+    """Multiply-accumulates for one 1×28×28 image, measured by hooks on conv, locally connected and linear layers."""
     total = 0
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -141,10 +222,13 @@ def count_macs(model: nn.Module) -> int:
         if isinstance(module, nn.Conv2d):
             per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
             total += output[0].numel() * per_output
+        elif isinstance(module, LocallyConnected2d):
+            total += output[0].numel() * module.in_channels * module.kernel_size**2
         elif isinstance(module, nn.Linear):
             total += module.in_features * module.out_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers = (nn.Conv2d, LocallyConnected2d, nn.Linear)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layers)]
     try:
         with torch.no_grad():
             model(torch.zeros(1, 1, 28, 28))

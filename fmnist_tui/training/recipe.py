@@ -64,10 +64,12 @@ class EpochPlan:
         return EpochPlan(self.perm.to(device), self.flip.to(device), self.shift.to(device))
 
 
-def epoch_plan(cfg: TrainConfig, epoch: int, n: int) -> EpochPlan:
-    """Order, flips and shifts of epoch `epoch`: a pure function of (seed, epoch)."""
+def epoch_plan(cfg: TrainConfig, epoch: int, n: int, draws: int | None = None) -> EpochPlan:
+    """Order, flips and shifts of epoch `epoch` over `n` images: a pure function of (seed, epoch). The order
+    holds the first `draws` of a random permutation (all `n` by default; fewer where a small training set is
+    repeated past the epoch's length)."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=gen)
+    perm = torch.randperm(n, generator=gen)[:draws]
     flip = (torch.rand(n, generator=gen) < 0.5) if cfg.hflip else torch.zeros(n, dtype=torch.bool)
     s = cfg.shift
     shift = torch.randint(-s, s + 1, (n, 2), generator=gen) if s else torch.zeros(n, 2, dtype=torch.long)

@@ -84,7 +84,7 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         )
         gen = torch.Generator().manual_seed(0)
         torch.manual_seed(0)
-        model = create_model(cfg.arch, cfg.options).to(device)
+        model = create_model(cfg.arch, cfg.options, cfg.permute_seed).to(device)
         if cfg.spec.has_convs:
             model.to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True)

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..core.config import TrainConfig
-from ..core.data import Dataset, dataset_fingerprint, load_dataset
-from ..core.errors import RunError, ref
+from ..core.data import Dataset, dataset_fingerprint, load_dataset, nested_order
+from ..core.errors import ConfigError, RunError, ref
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
 from ..core.fsutil import check_writable, write_error, write_json
 from ..core.registry import option_names
@@ -154,7 +154,7 @@ class Trainer:
         self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
         self._load_tensors()
         torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.arch, cfg.options)
+        self.model = create_model(cfg.arch, cfg.options, cfg.permute_seed)
         self.params, self.macs = count_params(self.model), count_macs(self.model)
         self.model.to(self.device)
         # channels_last: the layout bf16 convolutions run fastest in. Not for the weights under DDP on
@@ -166,7 +166,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True
         )  # one kernel per step instead of a loop over tensors
-        self.batches = math.ceil(len(self.train_y) / cfg.batch_size)
+        self.batches = math.ceil(self.epoch_images / cfg.batch_size)
         self.net = world.wrap(self.model) if world else self.model  # what the training step calls
 
     # --- set-up -------------------------------------------------------------------------------
@@ -210,7 +210,11 @@ class Trainer:
             )
 
     def _load_tensors(self) -> None:
-        """The train and validation splits (or their first `subset` images) as tensors on the device."""
+        """The train and validation splits (or their first `subset` images) as tensors on the device.
+
+        With `train_size` N the training images are the first N of the stratified nested order, repeated
+        (each copy flipped and shifted on its own) to at least the epoch's length, the images a run without it
+        would train on per epoch; an epoch draws that many of the copies (`epoch_images`)."""
         cfg, ds = self.cfg, self.ds
         n_train = min(cfg.subset, len(ds.train_labels)) if cfg.subset else len(ds.train_labels)
         n_val = min(cfg.subset, len(ds.val_labels)) if cfg.subset else len(ds.val_labels)
@@ -218,7 +222,17 @@ class Trainer:
         def as_t(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-        self.train_x, self.train_y = as_t(ds.train_images[:n_train]), as_t(ds.train_labels[:n_train])
+        chosen: slice | np.ndarray = slice(n_train)
+        self.train_images = self.epoch_images = n_train  # distinct images; images drawn per epoch
+        if cfg.train_size:
+            if cfg.train_size > len(ds.train_labels):
+                raise ConfigError(
+                    "train_size", f"{cfg.train_size:,} is more than the {len(ds.train_labels):,} training images"
+                )
+            subset = nested_order(ds.train_labels)[: cfg.train_size]
+            chosen = np.tile(subset, -(-n_train // len(subset)))
+            self.train_images = len(subset)
+        self.train_x, self.train_y = as_t(ds.train_images[chosen]), as_t(ds.train_labels[chosen])
         self.val_x, self.val_y = as_t(ds.val_images[:n_val]), as_t(ds.val_labels[:n_val])
 
     def _restore(self) -> TrainState:
@@ -263,7 +277,8 @@ class Trainer:
             "device": str(self.device),
             "bf16_autocast": self.bf16,
             "threads": torch.get_num_threads(),
-            "train_images": len(self.train_y),
+            "train_images": self.train_images,
+            "epoch_images": self.epoch_images,
             "val_images": len(self.val_y),
             "dataset_sha256": self.ds.sha256,
             "dataset_fingerprint": dataset_fingerprint(self.ds.sha256),
@@ -330,7 +345,7 @@ class Trainer:
     def _train_epoch(self, epoch: int, state: TrainState) -> bool:
         """Run the remaining batches of `epoch`; False if stopped (state then holds the position)."""
         size, part = self.cfg.batch_size, state.partial
-        plan = epoch_plan(self.cfg, epoch, len(self.train_y)).to(self.device)
+        plan = epoch_plan(self.cfg, epoch, len(self.train_y), self.epoch_images).to(self.device)
         sums = RunningSums(part, self.device, self.world)
         self.model.train()
         t0, base_seconds = time.perf_counter(), part.train_seconds
@@ -429,12 +444,14 @@ class Trainer:
         load_weights(self.model, self.run_.file(BEST))
         self.model.to(self.device)
         report = evaluate_model(self.model, self.ds.test_images, self.ds.test_labels, self.device)
-        seen = len(self.train_y) * state.epoch_done
+        seen = self.epoch_images * state.epoch_done
         summary = {
             **report,
             "run": self.run_.name,
             "arch": self.cfg.arch,
             **self._options(),
+            **self.cfg.data,
+            "permute_seed": self.cfg.permute_seed,
             "seed": self.cfg.seed,
             "params": self.params,
             "macs": self.macs,

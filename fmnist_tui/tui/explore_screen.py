@@ -1,4 +1,5 @@
-"""The Explore tab: samples and the mean image of a class, class counts, and a run's feature maps."""
+"""The Explore tab: samples and the mean image of a class, an image beside its permuted pixels (`--permute`),
+class counts, and a run's feature maps."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
 from ..core import registry
-from ..core.data import CLASSES, Dataset, class_counts
+from ..core.data import CLASSES, Dataset, class_counts, permute_pixels, pixel_permutation
 from ..core.errors import FmnistError
 from ..core.runs import BEST, Run, list_runs
 from ..core.text import printable
@@ -80,6 +81,10 @@ class ExplorePane(Vertical):
                 with Horizontal(id="mean-row"):
                     yield Static("", id="mean-image")
                     yield Static("", id="chosen-image")
+                yield Static("", id="permuted-title", classes="section")
+                with Horizontal(id="permuted-row"):
+                    yield Static("", id="natural-image")
+                    yield Static("", id="permuted-image")
                 yield Static("", id="maps-title", classes="section")
                 yield Mosaic(size=14, id="conv1")
                 yield Mosaic(size=14, id="conv2")
@@ -152,6 +157,12 @@ class ExplorePane(Vertical):
             self.query_one("#mean-image", Static).update(pixels(images.mean(axis=0) / 255.0))
         chosen = self.chosen_image()
         self.query_one("#chosen-image", Static).update(pixels(chosen[0]) if chosen else "")
+        self.query_one("#permuted-title", Static).update(
+            "chosen image · its pixels permuted (--permute: the same pixels, no neighbourhoods)" if chosen else ""
+        )
+        self.query_one("#natural-image", Static).update(pixels(chosen[0]) if chosen else "")
+        permuted = permute_pixels(chosen[0], pixel_permutation()) if chosen else None
+        self.query_one("#permuted-image", Static).update(pixels(permuted) if permuted is not None else "")
 
     @on(Button.Pressed, "#explore-maps")
     def show_feature_maps(self) -> None:
