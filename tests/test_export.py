@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.data import CLASSES, load_dataset
+from fmnist_tui.core.fsutil import sha256_file
 from fmnist_tui.core.runs import Run
-from fmnist_tui.deploy.export import PARITY_MIN_IMAGES, ExportError, export_run, sha256_file
+from fmnist_tui.deploy.export import PARITY_MIN_IMAGES, ExportError, export_run
 from fmnist_tui.inference.session import OnnxClassifier
 from fmnist_tui.training.trainer import train
 from tests.conftest import ROOT, make_tiny_dataset

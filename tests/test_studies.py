@@ -10,20 +10,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
-from fmnist_tui.core.fsutil import write_json
-from fmnist_tui.core.runs import write_metrics
-from fmnist_tui.study import studies
+from fmnist_tui.core.fsutil import sha256_file, write_json
+from fmnist_tui.core.runs import Run, write_metrics
+from fmnist_tui.study import studies, translation
 from fmnist_tui.study.analysis import ACCURACY, GAP, Comparison, key, verdict
 from fmnist_tui.study.estimate import makespan
+from fmnist_tui.study.plan import train_command
 from fmnist_tui.study.results import group_records, load_records
+from fmnist_tui.study.sections import section
 from fmnist_tui.study.stats import equivalence_test, paired_t_test
 
 runner = CliRunner()
+#: every registered study, in `fmnist study --list` order
+STUDY_NAMES = "kernel, depth, pooling, regularizer, locality, data, translation"
 
 
 def comparison(a: list[float], b: list[float], metric: str = ACCURACY) -> dict[str, Comparison]:
@@ -222,12 +227,19 @@ def test_plans_and_presets(tmp_path: Path) -> None:
     assert {(c.epochs, c.subset, c.lr, c.precision) for c in quick} == {(3, 6144, 6e-3, "fp32")} and len(quick) == 12
     pooling = studies.get("pooling")
     assert [c.label for c in pooling.plan(studies.QUICK, tmp_path)][:: studies.QUICK.seeds] == pooling.labels()
-    # the seed's cnn-k3 is one run shared by four studies: same name, same recipe
+    # the seed's cnn-k3 is one run shared by six studies: same name, same recipe
     shared = {c.run_name: c.recipe() for s in studies.STUDIES.values() for c in s.plan(s.default, tmp_path)}
-    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 5
-    with pytest.raises(
-        Exception, match="study 'layers' is unknown; valid: kernel, depth, pooling, regularizer, locality, data"
-    ):
+    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 6
+    # every run name two studies plan is one recipe (the translation study trains only its shift-augmented runs
+    # where the kernel and pooling studies ran)
+    for s in studies.STUDIES.values():
+        assert all(shared[c.run_name] == c.recipe() for c in s.plan(s.default, tmp_path))
+    translation = {c.run_name for c in studies.get("translation").plan(studies.DEFAULT, tmp_path)}
+    others = {
+        c.run_name for s in studies.STUDIES.values() if s.name != "translation" for c in s.plan(s.default, tmp_path)
+    }
+    assert sorted(translation - others) == [f"{c}-shift2-s{i}" for c in ("cnn-k3", "mlp") for i in range(3)]
+    with pytest.raises(Exception, match=f"study 'layers' is unknown; valid: {STUDY_NAMES}"):
         studies.get("layers")
 
 
@@ -241,7 +253,7 @@ def test_unknown_study_and_list(tmp_path: Path) -> None:
     res = runner.invoke(app, ["study", "layers"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     lines = [line for line in res.output.splitlines() if line.startswith("error:")]
-    assert lines == ["error: study 'layers' is unknown; valid: kernel, depth, pooling, regularizer, locality, data"]
+    assert lines == [f"error: study 'layers' is unknown; valid: {STUDY_NAMES}"]
     assert runner.invoke(app, ["study"]).exit_code == 2
     for s in range(2):
         fake(tmp_path, "mlp", s, 0.89)
@@ -251,9 +263,9 @@ def test_unknown_study_and_list(tmp_path: Path) -> None:
     assert f"default (3 seeds × 15 epochs on all 50,000 training images): 2/6 runs done in {tmp_path}" in listed.output
 
 
-def run_study(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_study(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fmnist_tui", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "fmnist_tui", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -295,3 +307,125 @@ def test_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None
     assert "## Studies without runs" not in md or "regularizer:" not in md.split("## Studies without runs")[1]
     assert "## Depth study" in md  # cnn-k3 is depth 2 of the depth study
     assert full.returncode in (0, 1), full.stderr  # 1 only for a figure the tiny runs cannot draw
+
+
+def fake_shifts(root: Path, name: str, unshifted: float, drop: float, changed: float) -> None:
+    """A cached shifted evaluation for a fake run: `drop` at every distance, `changed` predictions at every shift
+    (and, for a CNN, an equivariance measure), for weights written here."""
+    run = Run(root / name)
+    run.file("best.safetensors").write_bytes(name.encode())
+    n = translation.STUDY_IMAGES  # the fake runs train on all the images
+    correct = np.full((9, 9), round(n * (unshifted - drop)))
+    correct[4, 4] = round(n * unshifted)
+    moved = np.full((9, 9), round(n * changed))
+    moved[4, 4] = 0
+    weights = sha256_file(run.file("best.safetensors"))
+    translation.store_grid(run, translation.ShiftGrid(4, n, correct, moved), n, "data", weights)
+    if name.startswith("cnn"):
+        stage = {"stride": 1, "receptive_field": 3, "change": {"1": 0.5, "2": 0.6}}
+        stages = [
+            {"stage": "conv1", "shape": [32, 28, 28], **stage, "equivariance_error": {"1": 0.0, "2": 0.0}},
+            {"stage": "logits", "shape": [10], **stage, "stride": 0, "equivariance_error": {"1": None, "2": None}},
+        ]
+        translation.store_equivariance(run, stages, "data", weights)
+
+
+def test_shift_is_named_among_the_data_settings(tmp_path: Path) -> None:
+    """`--shift N` is a data setting (registry.DATA_TAGS) like `--train-size` and `--permute`: one naming path for
+    labels, run names and a run folder's group, each part after the architecture's options, none when off."""
+    cfg = TrainConfig.create(arch="cnn", train_size=500, permute=True, shift=2, out=str(tmp_path))
+    assert cfg.label == "cnn-k3-n500-perm-shift2" and cfg.run_name == "cnn-k3-n500-perm-shift2-s0"
+    assert TrainConfig.create(arch="mlp", shift=0).run_name == "mlp-s0"
+    cmd = train_command(cfg, threads=1, resume=False)
+    assert cmd[cmd.index("--shift") + 1] == "2" and cmd[cmd.index("--train-size") + 1] == "500" and "--permute" in cmd
+    fake(tmp_path, "cnn", 0, 0.9, train_size=500, permute=True, shift=2)
+    assert [g.label for g in group_records(load_records(tmp_path)[0])] == [cfg.label]
+
+
+def test_translation_study(tmp_path: Path) -> None:
+    """The claims on shifted-evaluation metrics, the tables, the figure; a config without one is 'not tested'."""
+    for s in range(3):
+        e = 0.002 * s * s
+        for arch, options, acc, drop, changed in (
+            ("mlp", {}, 0.89, 0.30 + e, 0.30),
+            ("cnn", {}, 0.92, 0.10 + e, 0.12 + e),
+            ("cnn", {"pool": "stride"}, 0.915, 0.15, 0.20 + e),
+            ("cnn", {"head": "gap"}, 0.90, 0.05, 0.05 + 0.5 * e),
+            ("mlp", {"shift": 2}, 0.88, 0.18 + 2 * e, 0.2),
+            ("cnn", {"shift": 2}, 0.925, 0.04, 0.04),
+        ):
+            fake(tmp_path, arch, s, acc, **options)
+            fake_shifts(tmp_path, TrainConfig.create(arch=arch, seed=s, **options).run_name, acc, drop, changed)
+    assert (tmp_path / "mlp-shift2-s0").is_dir() and (tmp_path / "cnn-k3-shift2-s2").is_dir()
+    spec = studies.get("translation")
+    study = spec.run(group_records(load_records(tmp_path)[0]))
+    assert [r["config"] for r in study.rows] == spec.labels()
+    verdicts = {v["claim"].split(" (")[0]: v for v in study.verdicts}
+    assert {k: v["verdict"] for k, v in verdicts.items()} == {
+        "the CNN is more robust to translation than the MLP": "supported",
+        "max-pooling adds invariance beyond a plain": "supported",
+        "the global-average-pooling head adds invariance beyond the flatten head": "supported",
+        "shift augmentation narrows the MLP's gap: trained with ±2 px shifts it drops less": "supported",
+    }
+    robust = verdicts["the CNN is more robust to translation than the MLP"]["detail"]
+    assert robust.startswith("mlp − cnn-k3 (accuracy drop under shift) = +20.")
+    rows = {r["config"]: r for r in study.rows}
+    assert rows["mlp"]["shift_drop_mean"] == pytest.approx(0.30 + 0.002 * 5 / 3, abs=1e-3)
+    text = "\n".join(study.notes)
+    assert "| mlp-shift2 | 88.00 | +18." in text and "| cnn-k3-gap | conv1 | 32×28×28 | 0.500 | 0.600 | 0.0e+00" in text
+
+    png = tmp_path / "translation_study.png"
+    drawn = section(spec, study, png)
+    assert png.stat().st_size > 10_000 and drawn.title == "Translation study"
+    assert set(drawn.data.heatmap) == set(spec.labels()) and drawn.data.radius["mlp"].shape == (3, 5)
+    assert "### Equivariance by stage" in drawn.text and "random shifts of up to ±2 px" in drawn.text
+
+    for s in range(3):  # new weights for the gap head's runs: their cached evaluations no longer count
+        (tmp_path / f"cnn-k3-gap-s{s}" / "best.safetensors").write_bytes(b"retrained")
+    again = spec.run(group_records(load_records(tmp_path)[0]))
+    gap = next(v for v in again.verdicts if v["claim"].startswith("the global-average-pooling head"))
+    assert (
+        gap["verdict"] == "not tested" and "needs cnn-k3 − cnn-k3-gap (predictions changed by shift)" in gap["detail"]
+    )
+    assert "| cnn-k3-gap | — |" in "\n".join(again.notes)
+
+
+@pytest.mark.slow
+def test_translation_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The translation study in --quick form on synthetic data: shift-augmented runs beside the others, every run
+    evaluated on shifted test sets once (then cached), verdicts from the cached numbers, figure, report."""
+    args = ["study", "translation", "--quick", "--seeds", "2", "--subset", "64", "--epochs", "1", "--runs", "runs"]
+    args += ["--out", "out"]
+    dry = run_study([*args, "--dry-run"], cli_env, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "mlp-shift2-s0: new, ~" in dry.stdout and "cnn-k3-gap-s1: new, ~" in dry.stdout
+    assert ", then shifted evaluation ~" in dry.stdout and "then shifted evaluation of 12 runs one after" in dry.stdout
+    res = run_study(args, cli_env, tmp_path, timeout=1800)  # 12 trainings: ~20 minutes on 2 busy cores
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "shifted evaluation of 12 runs…" in res.stdout
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    spec = studies.get("translation")
+    assert doc["study"] == "translation" and [r["config"] for r in doc["table"]] == spec.labels()
+    assert all(r["shift_drop_mean"] is not None and r["shift_changed_mean"] is not None for r in doc["table"])
+    assert [v["claim"] for v in doc["verdicts"]] == [c.text for c in spec.claims]
+    for v in doc["verdicts"]:
+        assert v["verdict"] in ("supported", "contradicted", "not supported at this sample size (2 seeds)"), v
+    runs = tmp_path / "runs"
+    assert json.loads((runs / "mlp-shift2-s0" / "config.json").read_text())["shift"] == 2
+    assert json.loads((runs / "mlp-s0" / "config.json").read_text())["shift"] == 0
+    cache = json.loads((runs / "cnn-k3-s1" / "shift.json").read_text())
+    assert cache["evaluations"][0]["n"] == 100 and cache["evaluations"][0]["images"] == translation.QUICK_IMAGES
+    conv1 = cache["equivariance"]["stages"][0]
+    assert conv1["stage"] == "conv1" and conv1["equivariance_error"]["1"] < 1e-6  # trained weights: still exact
+    assert (tmp_path / "out" / "translation_study.png").stat().st_size > 10_000
+    section_md = (tmp_path / "out" / "section.md").read_text()
+    assert section_md.startswith("## Translation study") and "Accuracy on shifted test images by config" in section_md
+
+    again = run_study(args, cli_env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "shifted evaluation of" not in again.stdout  # every run's evaluation is cached
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["verdicts"] == doc["verdicts"]
+
+    report = run_study(["report", "--runs", "runs", "--out", "rep", "--figure", "translation"], cli_env, tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "rep" / "translation_study.png").is_file()

@@ -7,7 +7,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
@@ -123,6 +124,23 @@ def handle_errors(func: F) -> F:
             raise fail(exc.render(flag), exc.exit_code) from None
 
     return cast(F, wrapper)
+
+
+@contextmanager
+def progress_bar(what: str, total: int, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on stderr, in a terminal only (nothing in a pipe, a log file or when `quiet`);
+    yields `advance(done, total)`."""
+    console = err_console.get()
+    if quiet or not console.is_terminal:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+    ) as progress:
+        task = progress.add_task(what, total=total)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def print_json(obj: Any) -> None:

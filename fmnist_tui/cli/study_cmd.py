@@ -3,6 +3,8 @@ names the studies, `--dry-run` shows the plan and its time estimated from this m
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,12 +13,13 @@ import typer
 from ..core.config import PRECISIONS, TrainConfig
 from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_text
+from ..core.runs import Run
 from ..study.analysis import study_markdown
 from ..study.estimate import Estimate, estimate, minutes
 from ..study.plan import DONE, status
-from ..study.results import to_csv, write_results
+from ..study.results import Group, to_csv, write_results
 from ..study.sections import section, section_markdown
-from ..study.studies import STUDIES, Preset, StudySpec, get
+from ..study.studies import STUDIES, Preset, StudySpec, get, prepare
 from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
 from .executors import (
     RayOpt,
@@ -67,12 +70,35 @@ def _done(configs: list[TrainConfig]) -> int:
     return n
 
 
-def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool) -> None:
+def _work_images(spec: StudySpec, statuses: dict[str, str]) -> Callable[[TrainConfig, int], int] | None:
+    """Images a planned run will evaluate for the study's work on it, given the test set's size (0 where done)."""
+    work = spec.work
+    if work is None:
+        return None
+    return lambda c, n_test: work.images(c, n_test) if statuses[c.run_name] != DONE or work.needs(Run(c.run_dir)) else 0
+
+
+def _do_work(spec: StudySpec, groups: list[Group], data_dir: Path | None, device: str) -> float:
+    """The study's work on its finished runs that lack it (`spec.work`: the translation study's shifted
+    evaluation), one run after another in this process; its warnings on stderr; the seconds it took."""
+    if spec.work is None:
+        return 0.0
+    t0 = time.perf_counter()
+    todo = sum(spec.work.needs(r.run) for g in groups for r in g.records)
+    if todo:
+        console.print(f"{spec.work.what} of {todo} run{'s' if todo != 1 else ''}…", highlight=False)
+    for w in prepare(spec, groups, data_dir, device, lambda name: console.print(f"  {name}")):
+        err_console.print(f"warning: {w}")
+    return time.perf_counter() - t0
+
+
+def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work: str = "") -> None:
     """The plan's estimated time, and (dry run) each run's and each config's measured speed."""
     if dry_run:
         for name, st in statuses.items():
             left = f", ~{minutes(est.seconds[name])}" if est.seconds.get(name) else ""
-            console.print(f"  {name}: {st}{left}", highlight=False)
+            then = f", then {work} ~{minutes(est.after_s[name])}" if est.after_s.get(name) else ""
+            console.print(f"  {name}: {st}{left}{then}", highlight=False)
         for label, speed in est.speeds.items():
             console.print(
                 f"  measured {label}: {1000 * speed['step_s']:.1f} ms per step of {speed['batch_size']} images, "
@@ -81,10 +107,16 @@ def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool) -> No
                 highlight=False,
             )
     todo = sum(1 for s in est.seconds.values() if s > 0)
+    after = (
+        f", then {work} of {len(est.after_s)} run{'s' if len(est.after_s) != 1 else ''} one after another "
+        f"(~{minutes(sum(est.after_s.values()))}, at the fp32 speed of one training's threads)"
+        if est.after_s
+        else ""
+    )
     console.print(
         f"estimated time: {minutes(est.wall_s)} wall for {todo} training{'s' if todo != 1 else ''} "
-        f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s), "
-        f"from speeds measured on this machine in {est.measuring_s:.0f} s",
+        f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s)"
+        f"{after}, from speeds measured on this machine in {est.measuring_s:.0f} s",
         highlight=False,
     )
     for note in est.notes:
@@ -159,14 +191,15 @@ def study(
         f"thread{'s' if threads > 1 else ''}",
         highlight=False,
     )
-    est = estimate(configs, statuses, jobs, threads, data_dir)
-    print_estimate(est, statuses, dry_run)
+    est = estimate(configs, statuses, jobs, threads, data_dir, _work_images(spec, statuses))
+    print_estimate(est, statuses, dry_run, spec.work.what if spec.work else "")
     if dry_run:
         return
     runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
     outcome, groups, measured = train_and_collect(
         "study", runner, configs, est.seconds, latency, onnx_dir, out, data_dir
     )
+    work_s = _do_work(spec, groups, data_dir, Device(device).value)
     result = spec.run(groups, measured)
     doc: dict[str, Any] = {
         **result.to_dict(),
@@ -182,7 +215,8 @@ def study(
             "executor": f"ray {ray}" if ray else "local",
             "jobs": None if ray else jobs,  # under Ray, the cluster's free CPUs decide how many run at once
             "threads": task_cpus if ray else threads,
-            "wall_seconds": round(outcome.wall_seconds, 2),
+            "wall_seconds": round(outcome.wall_seconds + work_s, 2),
+            "after_seconds": round(work_s, 2),
             "estimated_wall_seconds": round(est.wall_s, 1),
             "trained": outcome.trained,
             "reused": outcome.reused,
@@ -197,7 +231,7 @@ def study(
         paths += [drawn.png, out / "section.md"]
     render_study(result)
     console.print(
-        f"wall time {outcome.wall_seconds:.1f}s (estimated {est.wall_s:.0f}s; {len(outcome.trained)} trained, "
+        f"wall time {outcome.wall_seconds + work_s:.1f}s (estimated {est.wall_s:.0f}s; {len(outcome.trained)} trained, "
         f"{len(outcome.reused)} reused) → {', '.join(shown(p) for p in paths)}",
         highlight=False,
     )

@@ -56,7 +56,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
     threads: int | None = None  # torch intra-op threads; None: torch's default
-    name: str | None = None  # run folder name; None: registry.run_name (e.g. cnn-k3-s0)
+    name: str | None = None  # run folder name; None: registry.run_name (e.g. cnn-k3-s0, mlp-shift2-s0)
     out: str = "checkpoints"
     data_dir: str | None = None
 
@@ -119,7 +119,7 @@ class TrainConfig:
 
     @property
     def label(self) -> str:
-        """The config's name without the seed (`cnn-k3`, `mlp-perm`): study plans, tables and captions."""
+        """The config's name without the seed (`cnn-k3`, `mlp-perm`, `mlp-shift2`): study plans, tables, captions."""
         return registry.label(self.arch, {**self.options, **self.data})
 
     @property

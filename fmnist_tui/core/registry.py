@@ -225,19 +225,20 @@ def options_named(name: str) -> list[tuple[ArchSpec, Option]]:
 
 
 #: the recipe's data settings that change what a model sees (shared/DESIGN.md), named in labels and run names
-#: after the architecture's options when they are on: `mlp-perm-s0`, `cnn-k3-n500-s0`
-DATA_TAGS: dict[str, str] = {"train_size": "n{}", "permute": "perm"}
+#: after the architecture's options when they are on: `mlp-perm-s0`, `cnn-k3-n500-s0`, and random-shift
+#: augmentation `mlp-shift2-s0` (trained beside `mlp-s0`, so a study can hold both)
+DATA_TAGS: dict[str, str] = {"train_size": "n{}", "permute": "perm", "shift": "shift{}"}
 
 
 def data_parts(flat: Options) -> list[str]:
-    """The name parts of the data settings in `flat` that are on (`n500`, `perm`); none for those at their
-    default (off, None) or absent, so every earlier run keeps its name."""
-    return [tag.format(flat[name]) for name, tag in DATA_TAGS.items() if flat.get(name) not in (None, False)]
+    """The name parts of the data settings in `flat` that are on (`n500`, `perm`, `shift2`); none for those at
+    their default (off: None, False, 0) or absent, so every earlier run keeps its name."""
+    return [tag.format(flat[name]) for name, tag in DATA_TAGS.items() if flat.get(name) not in (None, False, 0)]
 
 
 def label(arch: str, options: Options) -> str:
-    """`cnn-k3` for a known arch (`cnn-k3-perm` when `options` also holds a data setting that is on); for a
-    foreign one (a run folder of another version), the arch alone."""
+    """`cnn-k3` for a known arch (`cnn-k3-perm`, `cnn-k3-shift2` when `options` also holds a data setting that is
+    on); for a foreign one (a run folder of another version), the arch alone."""
     spec = REGISTRY.get(arch)
     return "-".join([spec.label(options), *data_parts(options)]) if spec else arch
 

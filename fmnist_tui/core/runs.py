@@ -16,6 +16,9 @@ from .fsutil import write_text
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.csv", "summary.json"
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.pt"
+#: the best weights evaluated on shifted test sets (and their equivariance), a cache `evaluate --shift` and the
+#: translation study write and read again while best.safetensors is unchanged
+SHIFTS = "shift.json"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
 DEFAULT_ROOT = Path("checkpoints")
 #: What to do with a run whose files cannot be used any more

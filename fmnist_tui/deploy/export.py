@@ -6,7 +6,6 @@ temporary file beside it, checked and compared there, and renamed into place at 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -23,7 +22,7 @@ from .. import __version__
 from ..core import registry
 from ..core.data import CLASSES, Dataset, dataset_fingerprint, load_dataset
 from ..core.errors import FmnistError, Interrupted, ref
-from ..core.fsutil import atomic_path, check_writable, write_bytes, write_json
+from ..core.fsutil import atomic_path, check_writable, sha256_file, write_bytes, write_json
 from ..core.runs import Run
 from ..inference.session import ModelError, OnnxClassifier
 from ..training.checkpoints import model_from_run, permute_seed
@@ -230,15 +229,6 @@ def verify(
             "re-evaluate the run with `fmnist evaluate` or retrain it"
         )
     return figures
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_run(

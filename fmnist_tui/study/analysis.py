@@ -10,10 +10,14 @@ from ..core.data import CLASSES
 from ..core.errors import RunError
 from .results import Group, RunRecord, to_markdown
 from .stats import PairedTest, equivalence_test, paired_t_test
+from .translation import study_grid
 
 #: the values a claim can be about, per run: test accuracy (summary.json) and the generalization gap
 #: (metrics.csv's last epoch: train accuracy − validation accuracy), both fractions
 ACCURACY, GAP = "test accuracy", "generalization gap"
+#: translation (shift.json, the translation study's shifted evaluation): the accuracy drop and the share of
+#: predictions changed, each averaged over shifts of 1, 2, 3 and 4 px (fractions)
+SHIFT_DROP, SHIFT_CHANGED = "accuracy drop under shift", "predictions changed by shift"
 
 
 def final_gap(rec: RunRecord) -> float:
@@ -29,6 +33,8 @@ def final_gap(rec: RunRecord) -> float:
 METRICS: dict[str, Callable[[RunRecord], float]] = {
     ACCURACY: lambda rec: float(rec.summary["test_accuracy"]),
     GAP: final_gap,
+    SHIFT_DROP: lambda rec: study_grid(rec.run).mean_drop(),
+    SHIFT_CHANGED: lambda rec: study_grid(rec.run).mean_changed(),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,13 @@ class Estimate:
     measuring_s: float = 0.0
     sizes: tuple[int, int, int] = SIZES
     notes: list[str] = field(default_factory=list)
+    after_s: dict[str, float] = field(default_factory=dict)  # per run: the study's work on it once trained
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "wall_seconds": round(self.wall_s, 1),
             "run_seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+            "after_seconds": {k: round(v, 1) for k, v in self.after_s.items()},
             "speeds": self.speeds,
             "start_seconds": round(self.start_s, 2),
             "load_seconds": round(self.load_s, 2),
@@ -68,16 +71,23 @@ def epochs_done(cfg: TrainConfig, st: str) -> int:
 
 
 def estimate(
-    configs: list[TrainConfig], statuses: dict[str, str], jobs: int, threads: int, data_dir: Path | None = None
+    configs: list[TrainConfig],
+    statuses: dict[str, str],
+    jobs: int,
+    threads: int,
+    data_dir: Path | None = None,
+    after: Callable[[TrainConfig, int], int] | None = None,
 ) -> Estimate:
     """Measure each config that still has training to do (one per label: seeds train alike) with `threads`
-    torch threads, and estimate every run and the plan's wall time."""
+    torch threads, and estimate every run and the plan's wall time. `after(cfg, test images)`: images a run's
+    model still evaluates once it is trained (a study's work on its runs, done one run after another after the
+    trainings), timed at the measured fp32 speed."""
     from ..training.speed import measure, start_seconds
 
     t0 = time.perf_counter()
     todo = [c for c in configs if statuses.get(c.run_name) != DONE]
     sizes, load_s, notes = SIZES, 0.0, []
-    if todo:
+    if todo or after:
         try:
             from ..core.data import load_dataset
 
@@ -87,13 +97,15 @@ def estimate(
             sizes = (len(ds.train_labels), len(ds.val_labels), len(ds.test_labels))
         except DataError as exc:
             notes.append(f"dataset not loaded ({exc}); its load time is left out")
+    work = {c.run_name: n for c in configs if after and (n := after(c, sizes[2])) > 0}
+    measured = [c for c in configs if c in todo or c.run_name in work]
     import torch
 
-    if any(c.device == "cuda" for c in todo) and not torch.cuda.is_available():
+    if any(c.device == "cuda" for c in measured) and not torch.cuda.is_available():
         # the trainings run elsewhere (a Ray cluster's GPU nodes): this machine can only time them on its CPU
         notes.append("no GPU here: the cuda runs are timed on this machine's CPU")
-        todo = [c.with_changes(device="cpu") if c.device == "cuda" else c for c in todo]
-    speeds = {_speed_key(c): measure(c, threads) for c in {_speed_key(c): c for c in todo}.values()}
+        measured = [c.with_changes(device="cpu") if c.device == "cuda" else c for c in measured]
+    speeds = {_speed_key(c): measure(c, threads) for c in {_speed_key(c): c for c in measured}.values()}
     start_s = start_seconds() if todo else 0.0
     seconds = {c.run_name: 0.0 for c in configs}
     for cfg in todo:
@@ -106,14 +118,17 @@ def estimate(
     est = Estimate(
         seconds, {label: s.to_dict() for label, s in speeds.items()}, start_s, load_s, jobs, threads, sizes=sizes
     )
-    est.wall_s = makespan([s for s in seconds.values() if s > 0], jobs)
+    est.after_s = {
+        c.run_name: work[c.run_name] / 1000 * speeds[_speed_key(c)].test_s for c in measured if c.run_name in work
+    }
+    est.wall_s = makespan([s for s in seconds.values() if s > 0], jobs) + sum(est.after_s.values())
     est.measuring_s, est.notes = time.perf_counter() - t0, notes
     return est
 
 
 def _speed_key(cfg: TrainConfig) -> str:
     """What a step's time depends on: the network (`cnn-k3`), not the data settings (a training-set size, the
-    pixel permutation), so the data study's 18 configs are measured as 3."""
+    pixel permutation, random shifts), so the data study's 18 configs are measured as 3."""
     return cfg.spec.label(cfg.options)
 
 

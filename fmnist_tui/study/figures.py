@@ -6,7 +6,7 @@ import io
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -16,6 +16,10 @@ import numpy as np
 
 from ..core.data import CLASSES
 from ..core.fsutil import write_bytes
+from .stats import summarize
+
+if TYPE_CHECKING:
+    from .translation import Curves
 
 SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 SPLITS = ("train", "val", "test")
@@ -388,3 +392,87 @@ def feature_maps(image: np.ndarray, layers: Sequence[np.ndarray], path: Path, ti
     fig.suptitle(title)
     save(fig, path)
     return list(layers)
+
+
+def translation_study(data: Curves, path: Path, title: str) -> Curves:
+    """Top left: accuracy against shift distance per config (mean over seeds, Student-t 95% band); top right: how
+    far each stage of the CNNs moves under a 1-px shift against how far it is from its own shifted output
+    (2 px); below: the accuracy over every (dx, dy) per config, mean over seeds."""
+    labels = list(data.heatmap)
+    cols = max(1, len(labels))
+    fig = plt.figure(figsize=(max(12.0, 2.3 * cols), 8.2))
+    rows = fig.add_gridspec(2, 1, height_ratios=[1.5, 1], hspace=0.35)
+    top = rows[0].subgridspec(1, 2, wspace=0.22)
+    bottom = rows[1].subgridspec(1, cols, wspace=0.35)
+    colours = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys([*labels, *data.equivariance]))}
+    _shift_curves(fig.add_subplot(top[0, 0]), data.radius, colours)
+    _equivariance_panel(fig.add_subplot(top[0, 1]), data.equivariance, colours)
+    low = 100 * min((float(h.min()) for h in data.heatmap.values()), default=0.0)
+    high = 100 * max((float(h.max()) for h in data.heatmap.values()), default=1.0)
+    for i, label in enumerate(labels):
+        ax = fig.add_subplot(bottom[0, i])
+        h = data.heatmap[label]
+        m = h.shape[0] // 2
+        extent = (-m - 0.5, m + 0.5, m + 0.5, -m - 0.5)
+        im = ax.imshow(100 * h, cmap="viridis", vmin=low, vmax=high, extent=extent)
+        ax.set_title(f"{label}\n(n={len(data.radius[label])} seeds)", fontsize=9)
+        ax.set_xticks([-m, 0, m])
+        ax.set_yticks([-m, 0, m])
+        ax.set_xlabel("dx (px, → right)", fontsize=8)
+        if i == 0:
+            ax.set_ylabel("dy (px, ↓ down)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if labels:
+        fig.colorbar(im, ax=fig.axes[2:], fraction=0.02, pad=0.01, label="accuracy (%)")
+    fig.suptitle(title)
+    save(fig, path)
+    return data
+
+
+def _shift_curves(ax: Any, radius: dict[str, np.ndarray], colours: dict[str, str]) -> None:
+    for label, acc in radius.items():
+        r = np.arange(acc.shape[1])
+        mean = 100 * acc.mean(axis=0)
+        colour = colours[label]
+        ls = "--" if "shift" in label else "-"
+        ax.plot(r, mean, "o" + ls, color=colour, label=f"{label} (n={len(acc)})")
+        if len(acc) > 1:  # clipped to 0–100%: two seeds' t-interval (t = 12.7) can reach far past both
+            bands = [summarize(list(100 * acc[:, j])) for j in range(acc.shape[1])]
+            low, high = (np.clip([getattr(b, k) for b in bands], 0, 100) for k in ("ci_low", "ci_high"))
+            ax.fill_between(r, low, high, color=colour, alpha=0.15)
+    ax.set(
+        xlabel="shift distance max(|dx|, |dy|) (px)",
+        ylabel="test accuracy (%)",
+        title="Accuracy on shifted test images (mean, 95% CI over seeds)",
+    )
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def _equivariance_panel(ax: Any, measured: dict[str, list[dict[str, Any]]], colours: dict[str, str]) -> None:
+    names = {st["stage"] for stages in measured.values() for st in stages}
+    order = sorted(
+        names, key=lambda n: (n in ("gap", "logits"), n == "logits", n[-1:], n)
+    )  # conv1 pool1 conv2 … gap logits
+    for label, stages in measured.items():
+        colour = colours[label]
+        at = {st["stage"]: st for st in stages}
+        xs = [order.index(name) for name in at]
+        ax.plot(xs, [at[n]["change"]["1"] for n in at], "o-", color=colour, label=label)
+        off = [(order.index(n), e) for n in at if (e := at[n]["equivariance_error"]["2"]) is not None]
+        if off:
+            ax.plot(*zip(*off, strict=True), "x", color=colour, ms=9, mew=2)
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylim(bottom=-0.03)
+    ax.set(
+        ylabel="‖difference‖ / ‖unshifted output‖",
+        title="Equivariance by stage (lowest seed's run)\n● how far it moves (1 px shift) · × how far from its "
+        "own shifted output (2 px)",
+    )
+    ax.title.set_fontsize(10)
+    ax.grid(alpha=0.3)
+    if measured:
+        ax.legend(fontsize=7, loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "no CNN run measured", ha="center", va="center", transform=ax.transAxes)

@@ -152,6 +152,8 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += ["--train-size", str(cfg.train_size)]
     if cfg.permute:
         cmd += ["--permute"]
+    if cfg.shift:
+        cmd += ["--shift", str(cfg.shift)]
     if cfg.data_dir:
         cmd += ["--data-dir", cfg.data_dir]
     return cmd

@@ -38,7 +38,7 @@ class Group:
 
     @property
     def label(self) -> str:
-        """`cnn-k3`, `mlp`, `mlp-perm`: the registry's name for the config."""
+        """`cnn-k3`, `mlp`, `mlp-perm`, `mlp-shift2`: the registry's name for the config."""
         return registry.label(self.arch, {**self.options, **self.data})
 
     @property
