@@ -5,7 +5,7 @@ The registry (core.registry) names the builders below; receptive fields are comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any, cast
 
@@ -224,6 +224,26 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)[-1])
+
+
+class FlipTTA(nn.Module):
+    """Flip test-time augmentation (`--tta`): the mean of the logits of an image and of its mirror image.
+
+    A module, not a step of the evaluation loop, so that validation, the test evaluation and the exported ONNX
+    graph (where it is baked in) all compute the same thing: predict, serve and the TUI need nothing extra."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The wrapped model's feature maps (of the image as given)."""
+        # nn.Module's __getattr__ is typed Tensor | Module: say what `features` is
+        features = cast("Callable[[torch.Tensor], tuple[torch.Tensor, ...]]", self.model.features)
+        return features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N,1,28,28]; flip along the width
+        return (self.model(x) + self.model(x.flip(-1))) / 2
 
 
 def build_mlp(hidden: Sequence[int] = (256, 128)) -> MLP:
