@@ -24,7 +24,7 @@ def test_default_grid() -> None:
     assert len(names) == 12 and names[:4] == ["mlp-s0", "mlp-s1", "mlp-s2", "cnn-k3-s0"] and names[-1] == "cnn-k7-s2"
     # one recipe for all: configs differ only in arch, its options (the mlp has no kernel, depth...) and seed
     varying = {k for k in configs[0].to_dict() if len({str(c.to_dict()[k]) for c in configs}) > 1}
-    assert varying == {"arch", "seed", *registry.option_names()}
+    assert varying == {"arch", "seed", *(o.name for arch in ("mlp", "cnn") for o in registry.get(arch).options)}
     assert {str(c.options["kernel"]) for c in configs if c.arch == "cnn"} == {"3", "5", "7"}
 
 

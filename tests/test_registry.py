@@ -22,10 +22,10 @@ from .tui_support import sync
 runner = CliRunner()
 
 
-def build_toy(width: int = 8) -> nn.Module:
-    """A one-hidden-layer network of `width` units (the toy's builder, named in its spec)."""
+def build_toy(size: int = 8) -> nn.Module:
+    """A one-hidden-layer network of `size` units (the toy's builder, named in its spec)."""
 
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, size), nn.ReLU(), nn.Linear(size, 10))
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def toy() -> Iterator[registry.ArchSpec]:
             "toy",
             "a toy MLP for the registry test",
             f"{__name__}:build_toy",
-            options=(registry.Option("width", int, 8, "Hidden units of the toy.", choices=(8, 16), tag="w{}"),),
+            options=(registry.Option("size", int, 8, "Hidden units of the toy.", choices=(8, 16), tag="u{}"),),
         )
     )
     yield spec
@@ -49,18 +49,22 @@ def test_toy_is_in_train_help_and_trains_under_its_own_name(
     app = build_app()
     shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0
-    assert "mlp|cnn|lcn|toy" in shown.output and "--width" in shown.output and "toy: 8, 16 (default 8)" in shown.output
-    refused = runner.invoke(app, ["train", "--arch", "toy", "--width", "12"])
+    assert (
+        "mlp|cnn|lcn|resnet|toy" in shown.output
+        and "--size" in shown.output
+        and "toy: 8, 16 (default 8)" in shown.output
+    )
+    refused = runner.invoke(app, ["train", "--arch", "toy", "--size", "12"])
     assert refused.exit_code == 2 and "valid: 8, 16" in refused.output
-    refused = runner.invoke(app, ["train", "--arch", "mlp", "--width", "16"])
-    assert refused.exit_code == 2 and "--width does not apply to arch mlp" in refused.output
+    refused = runner.invoke(app, ["train", "--arch", "mlp", "--size", "16"])
+    assert refused.exit_code == 2 and "--size does not apply to arch mlp" in refused.output
     done = runner.invoke(
         app,
         [
             "train",
             "--arch",
             "toy",
-            "--width",
+            "--size",
             "16",
             "--epochs",
             "1",
@@ -75,23 +79,23 @@ def test_toy_is_in_train_help_and_trains_under_its_own_name(
         ],
     )
     assert done.exit_code == 0, done.output
-    config = json.loads((tmp_path / "runs" / "toy-w16-s0" / "config.json").read_text())
-    assert config["arch"] == "toy" and config["width"] == 16 and config["params"] == 784 * 16 + 16 + 16 * 10 + 10
+    config = json.loads((tmp_path / "runs" / "toy-u16-s0" / "config.json").read_text())
+    assert config["arch"] == "toy" and config["size"] == 16 and config["params"] == 784 * 16 + 16 + 16 * 10 + 10
     listed = runner.invoke(app, ["results", "--runs", str(tmp_path / "runs"), "--format", "json"])
-    assert listed.exit_code == 0 and json.loads(listed.output)["table"][0]["config"] == "toy-w16"
+    assert listed.exit_code == 0 and json.loads(listed.output)["table"][0]["config"] == "toy-u16"
 
 
 def test_toy_appears_in_a_study_plan(toy: registry.ArchSpec, tmp_path: Path) -> None:
-    names = [c.run_name for c in plan(["mlp", "toy"], {"width": [8, 16]}, 1, 1, tmp_path)]
-    assert names == ["mlp-s0", "toy-s0", "toy-w16-s0"]
-    with pytest.raises(ConfigError, match="widths 32 not valid; valid: 8,16"):
-        plan(["toy"], {"width": [32]}, 1, 1, tmp_path)
+    names = [c.run_name for c in plan(["mlp", "toy"], {"size": [8, 16]}, 1, 1, tmp_path)]
+    assert names == ["mlp-s0", "toy-s0", "toy-u16-s0"]
+    with pytest.raises(ConfigError, match="sizes 32 not valid; valid: 8,16"):
+        plan(["toy"], {"size": [32]}, 1, 1, tmp_path)
     dry = runner.invoke(
         build_app(), ["experiment", "--archs", "toy", "--seeds", "2", "--runs", str(tmp_path), "--dry-run"]
     )
     assert dry.exit_code == 0, dry.output
     assert "toy-s0: new" in dry.output and "toy-s1: new" in dry.output
-    assert TrainConfig.create(arch="toy", width=16).label == "toy-w16"
+    assert TrainConfig.create(arch="toy", size=16).label == "toy-u16"
 
 
 @sync
@@ -105,11 +109,11 @@ async def test_toy_is_in_the_tui_form(toy: registry.ArchSpec, tmp_path: Path) ->
     async with app.run_test(size=(100, 30)) as pilot:
         arch = app.query_one("#arch", Select)
         assert ("toy", "toy") in [(str(label), value) for label, value in arch._options]
-        width = app.query_one("#width", Select)
-        assert width.disabled  # the default arch (cnn) has no width
+        size = app.query_one("#size", Select)
+        assert size.disabled  # the default arch (cnn) has no size
         arch.value = "toy"
         await pilot.pause()
-        assert not width.disabled and app.query_one("#kernel", Select).disabled
-        width.value = 16
+        assert not size.disabled and app.query_one("#kernel", Select).disabled
+        size.value = 16
         cfg = app.query_one(TrainPane).form_config()
-        assert cfg.arch == "toy" and cfg.options == {"width": 16} and cfg.run_name == "toy-w16-s0"
+        assert cfg.arch == "toy" and cfg.options == {"size": 16} and cfg.run_name == "toy-u16-s0"

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..core import registry
-from ..core.config import PRECISIONS, TrainConfig, default, resume_config
+from ..core.config import PRECISIONS, RECIPE_NUMBERS, TrainConfig, default, resume_config
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from ..core.registry import PERMUTE_SEED
@@ -140,8 +140,33 @@ def train(
     shift: Annotated[
         int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)
     ] = default("shift"),
+    erase: Annotated[
+        float,
+        typer.Option(
+            help="Random erasing: the probability that a training image gets one random rectangle (2–40% of its "
+            "area) blacked out (0: off).",
+        ),
+    ] = default("erase"),
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the training loss, in [0, 1).")] = default(
+        "label_smoothing"
+    ),
+    ema: Annotated[
+        float,
+        typer.Option(
+            help="Decay per step of an exponential moving average of the weights, in [0, 1) (e.g. 0.999; 0: off); "
+            "the average is what is validated, saved and exported.",
+        ),
+    ] = default("ema"),
+    tta: Annotated[
+        bool,
+        typer.Option(
+            "--tta",
+            help="Flip test-time augmentation: logits are the mean of the image's and its mirror image's, in "
+            "validation, test and the exported ONNX graph alike.",
+        ),
+    ] = False,
     no_augment: Annotated[
-        bool, typer.Option("--no-augment", help="Turn off all augmentation (flips and shifts).")
+        bool, typer.Option("--no-augment", help="Turn off all augmentation (flips, shifts and erasing).")
     ] = False,
     data_dir: DataDirOpt = None,
     nproc: Annotated[
@@ -182,6 +207,10 @@ def train(
         data_dir=str(data_dir) if data_dir else None,
         hflip=not no_augment,
         shift=0 if no_augment else shift,
+        erase=0.0 if no_augment else erase,
+        label_smoothing=label_smoothing,
+        ema=ema,
+        tta=tta,
         **options,
     )
     if resume:
@@ -243,13 +272,14 @@ def command_line(cfg: TrainConfig) -> list[str]:
     args = ["fmnist", "train", "--arch", cfg.arch]
     for option, value in cfg.options.items():
         args += [f"--{option.replace('_', '-')}", cfg.spec.text(option, value)]
-    settings = ("epochs", "batch_size", "lr", "seed", "subset", "train_size", "device", "precision", "threads", "shift")
-    for setting in settings:
+    settings = ("epochs", "batch_size", "lr", "seed", "subset", "train_size", "device", "precision", "threads")
+    for setting in (*settings, *RECIPE_NUMBERS):
         value = getattr(cfg, setting)
         if value != default(setting):
             args += [flag(setting), str(value)]
     args += [] if cfg.hflip else ["--no-augment"]
     args += ["--permute"] if cfg.permute else []
+    args += ["--tta"] if cfg.tta else []
     args += ["--out", cfg.out, "--name", cfg.run_name] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
     return args
 

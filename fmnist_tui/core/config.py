@@ -22,6 +22,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Fields that say where and how a run ran, not what it learns: runs that differ only in these (and the
 #: seed) are one config of a study.
 PLACEMENT = frozenset({"seed", "name", "out", "data_dir", "device", "threads", "precision"})
+#: the recipe's numeric settings a command line gives as `--<setting> VALUE` where they are not the default
+RECIPE_NUMBERS = ("shift", "erase", "label_smoothing", "ema")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class TrainConfig:
     first `warmup` fraction of steps, then cosine to zero), label smoothing, and augmentation on the
     in-memory uint8 tensor: random horizontal flips (and optional random shifts of up to `shift`
     pixels, off by default because they cost the MLP more than they give the CNN at 15 epochs).
+    Random erasing, a weight average (EMA) and flip test-time augmentation are off by default: every
+    earlier run keeps its recipe, and the ResNet's recipe turns them on by name (README).
     """
 
     arch: str = "cnn"
@@ -45,6 +49,15 @@ class TrainConfig:
     label_smoothing: float = 0.1
     hflip: bool = True
     shift: int = 0  # random shift, pixels each direction (0: off; see README on why)
+    # random erasing (Zhong et al. 2020): the probability that a training image gets one random rectangle of
+    # 2–40% of its area set to black (the background, as a shift's fill); 0: off
+    erase: float = 0.0
+    # decay per step of an exponential moving average of the weights (ramped as min(ema, (1+t)/(10+t))); the
+    # average is what is validated, saved (best/last) and exported; 0: off
+    ema: float = 0.0
+    # flip test-time augmentation: logits are the mean of the image's and its mirror image's, in validation, test
+    # and the exported graph alike; off: the plain forward pass
+    tta: bool = False
     seed: int = 0
     subset: int | None = None  # train on the first N training images (and N validation images)
     # a stratified, nested subset of N training images, repeated to the epoch's length (the training split's, or
@@ -71,17 +84,20 @@ class TrainConfig:
             raise ConfigError("subset", f"must be a positive number of images, got {self.subset}")
         if self.train_size is not None and self.train_size < 1:
             raise ConfigError("train_size", f"must be a positive number of images, got {self.train_size}")
-        if not isinstance(self.permute, bool):
-            raise ConfigError("permute", f"must be true or false, got {self.permute!r}")
+        for key in ("permute", "tta"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(key, f"must be true or false, got {getattr(self, key)!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads", f"must be at least 1, got {self.threads}")
         if self.device not in DEVICES:
             raise ConfigError("device", f"{self.device!r} is not valid", f"valid: {', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError("precision", f"{self.precision!r} is not valid", f"valid: {', '.join(PRECISIONS)}")
-        for key in ("warmup", "label_smoothing"):
-            if not 0 <= getattr(self, key) < 1:
+        for key in ("warmup", "label_smoothing", "ema"):
+            if not 0 <= getattr(self, key) < 1:  # (a NaN fails this too)
                 raise ConfigError(key, f"must lie in [0, 1), got {getattr(self, key)}")
+        if not 0 <= self.erase <= 1:
+            raise ConfigError("erase", f"is a probability and must lie in [0, 1], got {self.erase}")
         if self.shift < 0:
             raise ConfigError("shift", f"must be ≥ 0 pixels, got {self.shift}")
         if self.name is not None and (

@@ -382,3 +382,41 @@ register(
         receptive_field=lambda o: conv_pool_rf(cnn_layers({"kernel": o["kernel"], "depth": 2, "pool": "max"})),
     )
 )
+
+
+def resnet_widths(width: int) -> tuple[int, int, int]:
+    """Channels of the ResNet's three stages: the base width, doubled at each downsampling stage."""
+    return (width, 2 * width, 4 * width)
+
+
+def resnet_layers(options: Options) -> list[tuple[int, int]]:
+    """The (kernel, stride) chain along the ResNet's longest path: the 3×3 stem, then two 3×3 convs per basic
+    block, the first of stages 2 and 3 at stride 2."""
+    layers = [(3, 1)]
+    for stage in range(len(resnet_widths(options["width"]))):
+        for block in range(options["blocks"]):
+            layers += [(3, 2 if stage and not block else 1), (3, 1)]
+    return layers
+
+
+register(
+    ArchSpec(
+        "resnet",
+        "small residual network: 3×3 conv stem (BN, ReLU) → 3 stages of basic residual blocks (width ×1, ×2, ×4; "
+        "stride 2 into stages 2 and 3: 28 → 14 → 7) → global average pooling → FC 10",
+        "fmnist_tui.training.models:build_resnet",
+        options=(
+            Option(
+                "width",
+                int,
+                32,
+                "Channels of the first stage (doubled at each of the next two).",
+                tag="w{}",
+                limits=(4, 128),
+            ),
+            Option("blocks", int, 2, "Residual basic blocks per stage.", choices=(1, 2, 3, 4), tag="b{}"),
+        ),
+        has_convs=True,
+        receptive_field=lambda o: conv_pool_rf(resnet_layers(o)),
+    )
+)

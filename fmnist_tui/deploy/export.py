@@ -78,6 +78,7 @@ def build_metadata(run: Run) -> dict[str, str]:
     cfg, summary = run.config(), run.summary()
     hashes = cfg.get("dataset_sha256") or {}
     spec, options = registry.REGISTRY.get(str(cfg["arch"])), registry.resolved_options(str(cfg["arch"]), cfg)
+    tta = bool(cfg.get("tta"))  # baked into the graph (model_from_run wraps the model): nothing to apply at inference
     return {
         "classes": json.dumps(list(CLASSES)),
         "arch": str(cfg["arch"]),
@@ -92,7 +93,9 @@ def build_metadata(run: Run) -> dict[str, str]:
         **_data_metadata(cfg),
         "input": "input float32 [N,1,28,28] in [0,1], batch axis dynamic"
         + (" (natural images: the run's pixel permutation is the graph's first step)" if cfg.get("permute") else ""),
-        "output": "logits float32 [N,10]",
+        "output": "logits float32 [N,10]"
+        + (" (flip test-time augmentation in the graph: the mean of the image's and its mirror's)" if tta else ""),
+        "tta": "flip" if tta else "none",
         "opset": str(OPSET),
         "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__.split('+')[0]}",
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import TrainConfig, recipe_of
+from ..core.config import RECIPE_NUMBERS, TrainConfig, default, recipe_of
 from ..core.errors import ConfigError, RunError, ref
 from ..core.runs import CONFIG, STATE, Run
 from .results import Group, group_records, load_records
@@ -152,8 +152,11 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += ["--train-size", str(cfg.train_size)]
     if cfg.permute:
         cmd += ["--permute"]
-    if cfg.shift:
-        cmd += ["--shift", str(cfg.shift)]
+    for setting in RECIPE_NUMBERS:  # shift, erasing, label smoothing, EMA: where not the default
+        if getattr(cfg, setting) != default(setting):
+            cmd += [f"--{setting.replace('_', '-')}", str(getattr(cfg, setting))]
+    if cfg.tta:
+        cmd += ["--tta"]
     if cfg.data_dir:
         cmd += ["--data-dir", cfg.data_dir]
     return cmd

@@ -15,7 +15,7 @@ from ..core.errors import RunError
 from ..core.fsutil import write_bytes
 from ..core.registry import PERMUTE_SEED
 from ..core.runs import BEST, LAST, RETRAIN, Run
-from .models import create_model
+from .models import FlipTTA, create_model
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -46,7 +46,8 @@ def permute_seed(cfg: dict[str, Any]) -> int | None:
 
 
 def model_from_run(run: Run, which: str = "best") -> nn.Module:
-    """Rebuild a run's model from its config.json alone and load its best (or last) weights."""
+    """Rebuild a run's model from its config.json alone and load its best (or last) weights; for a run trained
+    with `--tta`, wrapped in its flip test-time augmentation, as it was validated and tested (and is exported)."""
     cfg = run.config()
     try:
         arch = str(cfg["arch"])
@@ -54,4 +55,4 @@ def model_from_run(run: Run, which: str = "best") -> nn.Module:
     except Exception as exc:  # a hand-edited config can break in many ways
         raise RunError(f"{run.file('config.json')}: cannot rebuild the model ({exc}); {RETRAIN}") from exc
     load_weights(model, run.file(BEST if which == "best" else LAST))
-    return model.eval()
+    return (FlipTTA(model) if cfg.get("tta") else model).eval()

@@ -1,11 +1,11 @@
-"""The models: the seed's MLP and 2-conv CNN, the locally connected CNN, declared from their hyperparameters,
-and their measured sizes.
+"""The models: the seed's MLP and 2-conv CNN, the locally connected CNN, a small residual network, declared from
+their hyperparameters, and their measured sizes.
 
 The registry (core.registry) names the builders below; receptive fields are computed there, torch-free."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any, cast
 
@@ -173,6 +173,79 @@ class CNN(nn.Module):
         return self.head(self._blocks(x)[1])
 
 
+class BasicBlock(nn.Module):
+    """Two 3×3 conv → batch norm stages with an identity shortcut (He et al. 2016, "basic block"); a 1×1 conv →
+    BN shortcut where the block changes width or strides. The second BN starts at zero scale, so each block
+    starts as the identity and a deep stack trains like a shallow one at first (Goyal et al. 2017)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)  # bias: BN's shift does it
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        nn.init.zeros_(self.bn2.weight)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem (3×3 conv → BN → ReLU, `width` channels) → 3 stages of `blocks` basic blocks each (width ×1, ×2, ×4;
+    the 2nd and 3rd stages stride 2 in their first block) → global average pooling → linear 10.
+
+    Maps for 28×28 inputs: 28 (stem, stage 1) → 14 (stage 2) → 7 (stage 3). The layout of the CIFAR ResNets
+    (He et al. 2016, §4.2), widened: width 32 with 2 blocks is a ResNet-14 of about 0.7 M parameters."""
+
+    def __init__(self, width: int = 32, blocks: int = 2) -> None:
+        super().__init__()
+        self.norm = Normalize()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        stages, cin = [], width
+        for i, cout in enumerate(registry.resnet_widths(width)):
+            layers = [BasicBlock(cin if b == 0 else cout, cout, 2 if i and b == 0 else 1) for b in range(blocks)]
+            stages.append(nn.Sequential(*layers))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Post-ReLU maps of the stem [N,w,28,28] and of each stage ([N,w,28,28], [N,2w,14,14], [N,4w,7,7])."""
+        x = self.stem(self.norm(x))
+        maps = [x]
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return tuple(maps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)[-1])
+
+
+class FlipTTA(nn.Module):
+    """Flip test-time augmentation (`--tta`): the mean of the logits of an image and of its mirror image.
+
+    A module, not a step of the evaluation loop, so that validation, the test evaluation and the exported ONNX
+    graph (where it is baked in) all compute the same thing: predict, serve and the TUI need nothing extra."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The wrapped model's feature maps (of the image as given)."""
+        # nn.Module's __getattr__ is typed Tensor | Module: say what `features` is
+        features = cast("Callable[[torch.Tensor], tuple[torch.Tensor, ...]]", self.model.features)
+        return features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N,1,28,28]; flip along the width
+        return (self.model(x) + self.model(x.flip(-1))) / 2
+
+
 def build_mlp(hidden: Sequence[int] = (256, 128)) -> MLP:
     """The registry's builder for `mlp`."""
     return MLP(hidden)
@@ -186,6 +259,11 @@ def build_cnn(kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "f
 def build_lcn(kernel: int = 3) -> CNN:
     """The registry's builder for `lcn`: the seed's CNN with each convolution locally connected."""
     return CNN(kernel, local=True)
+
+
+def build_resnet(width: int = 32, blocks: int = 2) -> ResNet:
+    """The registry's builder for `resnet`."""
+    return ResNet(width, blocks)
 
 
 def create_model(
@@ -214,7 +292,8 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module) -> int:
-    """Multiply-accumulates for one 1×28×28 image, measured by hooks on conv, locally connected and linear layers."""
+    """Multiply-accumulates for one 1×28×28 image, measured by hooks on conv, locally connected and linear layers
+    (batch norm, ReLU, pooling and residual additions are not counted: no multiply-accumulates of weights)."""
     total = 0
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -229,10 +308,12 @@ def count_macs(model: nn.Module) -> int:
 
     layers = (nn.Conv2d, LocallyConnected2d, nn.Linear)
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layers)]
+    was_training = model.training
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 1, 28, 28))
+            model.eval()(torch.zeros(1, 1, 28, 28))  # eval: a BN layer's running statistics stay untouched
     finally:
+        model.train(was_training)
         for h in handles:
             h.remove()
     return total

@@ -65,6 +65,7 @@ class SavedState:
     optimizer: dict[str, Any]
     torch_rng: torch.Tensor
     model: dict[str, torch.Tensor] | None = None
+    ema: dict[str, torch.Tensor] | None = None  # the weight average's state (`--ema`); None without one
 
 
 def save_state(path: Path, saved: SavedState) -> None:
@@ -120,7 +121,7 @@ class _Shape(ValueError):
 
 
 def _encode(saved: SavedState) -> dict[str, Any]:
-    """The on-disk layout (keys as they have been since version 1)."""
+    """The on-disk layout (keys as they have been since version 1; `model` and `ema` only where there are some)."""
     s = saved.state
     return {
         "version": STATE_VERSION,
@@ -140,6 +141,7 @@ def _encode(saved: SavedState) -> dict[str, Any]:
         "optimizer": saved.optimizer,
         "torch_rng": saved.torch_rng,
         **({"model": saved.model} if saved.model is not None else {}),
+        **({"ema": saved.ema} if saved.ema is not None else {}),
     }
 
 
@@ -167,7 +169,8 @@ def _decode(raw: object) -> SavedState:
         train_seconds=_get(top, "train_seconds", float),
     )
     model = _get(top, "model", dict) if "model" in top else None
-    return SavedState(state, _get(top, "optimizer", dict), _get(top, "torch_rng", torch.Tensor), model)
+    ema = _get(top, "ema", dict) if "ema" in top else None
+    return SavedState(state, _get(top, "optimizer", dict), _get(top, "torch_rng", torch.Tensor), model, ema)
 
 
 def _segment(raw: object, i: int) -> Segment:

@@ -47,9 +47,10 @@ from ..core.runs import (
 from .checkpoints import load_weights, save_weights
 from .device import resolve_bf16, resolve_device
 from .distributed import World
+from .ema import WeightEma
 from .evaluate import evaluate_model, predict_logits, to_input
-from .models import count_macs, count_params, create_model
-from .recipe import EpochPlan, augment, epoch_plan, extension_segment, first_segment, lr_at
+from .models import FlipTTA, count_macs, count_params, create_model
+from .recipe import EpochPlan, augment, epoch_plan, erase, extension_segment, first_segment, lr_at
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
 
 #: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
@@ -168,6 +169,10 @@ class Trainer:
         )  # one kernel per step instead of a loop over tensors
         self.batches = math.ceil(self.epoch_images / cfg.batch_size)
         self.net = world.wrap(self.model) if world else self.model  # what the training step calls
+        # the weights that are validated, saved (best, last) and exported: the weight average with --ema
+        self.ema = WeightEma(self.model, cfg.ema) if cfg.ema else None
+        self.kept = self.ema.model if self.ema else self.model
+        self.judged = FlipTTA(self.kept) if cfg.tta else self.kept  # what validation and the test evaluate
 
     # --- set-up -------------------------------------------------------------------------------
     def _check_place(self) -> None:
@@ -244,6 +249,10 @@ class Trainer:
                 self.model.load_state_dict(saved.model)
             else:  # a state written before it held the weights
                 load_weights(self.model, self.run_.file(LAST))
+            if self.ema:
+                if saved.ema is None:
+                    raise ValueError("the run averages its weights (--ema) but the state holds no average")
+                self.ema.model.load_state_dict(saved.ema)
             self.opt.load_state_dict(saved.optimizer)
             torch.set_rng_state(saved.torch_rng)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # torch checks these loosely
@@ -374,7 +383,10 @@ class Trainer:
         cfg, n_batch = self.cfg, len(idx)
         if self.world:
             idx = self.world.shard(idx)
-        x = to_input(augment(self.train_x[idx], plan.flip[idx], plan.shift[idx], cfg.shift))
+        images = augment(self.train_x[idx], plan.flip[idx], plan.shift[idx], cfg.shift)
+        if plan.erase is not None:
+            images = erase(images, plan.erase[idx])
+        x = to_input(images)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = self.train_y[idx]
@@ -392,6 +404,8 @@ class Trainer:
         loss.backward()
         self.opt.step()
         state.step += 1
+        if self.ema:
+            self.ema.update(state.step)
         sums.add(logits.detach(), y)
 
     def _stop_requested(self) -> bool:
@@ -406,7 +420,7 @@ class Trainer:
             return
         t0 = time.perf_counter()
         part = state.partial
-        logits = predict_logits(self.model, self.val_x, bf16=self.bf16)
+        logits = predict_logits(self.judged, self.val_x, bf16=self.bf16)
         val_loss = F.cross_entropy(logits, self.val_y).item()
         val_acc = (logits.argmax(1) == self.val_y).float().mean().item()
         seconds = part.train_seconds + time.perf_counter() - t0
@@ -421,9 +435,9 @@ class Trainer:
             "images_per_s": round(part.seen / max(part.train_seconds, 1e-9), 1),
         }
         is_best = val_acc > state.best_val_acc
-        save_weights(self.model, self.run_.file(LAST))
+        save_weights(self.kept, self.run_.file(LAST))
         if is_best:
-            save_weights(self.model, self.run_.file(BEST))
+            save_weights(self.kept, self.run_.file(BEST))
             state.best_val_acc, state.best_epoch = val_acc, epoch
         state.rows.append(row)
         write_metrics(self.run_.file(METRICS), state.rows)
@@ -434,16 +448,16 @@ class Trainer:
 
     def _save_state(self, state: TrainState) -> None:
         if state.batch_done:  # mid-epoch: the weights of this very step
-            save_weights(self.model, self.run_.file(LAST))
+            save_weights(self.kept, self.run_.file(LAST))
         weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.model.state_dict().items()}
-        saved = SavedState(state, self.opt.state_dict(), torch.get_rng_state(), weights)
+        ema = self.ema.state_dict() if self.ema else None
+        saved = SavedState(state, self.opt.state_dict(), torch.get_rng_state(), weights, ema)
         save_state(self.run_.file(STATE), saved)  # the commit point: position and weights in one rename
 
     def _finish(self, state: TrainState) -> dict[str, Any]:
         """Test accuracy, once, from the best weights chosen on validation."""
-        load_weights(self.model, self.run_.file(BEST))
-        self.model.to(self.device)
-        report = evaluate_model(self.model, self.ds.test_images, self.ds.test_labels, self.device)
+        load_weights(self.kept, self.run_.file(BEST))
+        report = evaluate_model(self.judged, self.ds.test_images, self.ds.test_labels, self.device)
         seen = self.epoch_images * state.epoch_done
         summary = {
             **report,
