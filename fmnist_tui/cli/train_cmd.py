@@ -140,8 +140,17 @@ def train(
     shift: Annotated[
         int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)
     ] = default("shift"),
+    affine: Annotated[
+        float,
+        typer.Option(
+            help="Random re-framing strength, 0 (off) to 2: each garment made wider or narrower (×/÷ 1.5 at 1), "
+            "tilted (±15° at 1) and shrunk (to 3/4 of the box at 1), then fitted and centred as drawings are.",
+            min=0,
+            max=2,
+        ),
+    ] = default("affine"),
     no_augment: Annotated[
-        bool, typer.Option("--no-augment", help="Turn off all augmentation (flips and shifts).")
+        bool, typer.Option("--no-augment", help="Turn off all augmentation (flips, shifts, re-framing).")
     ] = False,
     data_dir: DataDirOpt = None,
     nproc: Annotated[
@@ -182,6 +191,7 @@ def train(
         data_dir=str(data_dir) if data_dir else None,
         hflip=not no_augment,
         shift=0 if no_augment else shift,
+        affine=0.0 if no_augment else affine,
         **options,
     )
     if resume:
@@ -243,7 +253,8 @@ def command_line(cfg: TrainConfig) -> list[str]:
     args = ["fmnist", "train", "--arch", cfg.arch]
     for option, value in cfg.options.items():
         args += [f"--{option.replace('_', '-')}", cfg.spec.text(option, value)]
-    settings = ("epochs", "batch_size", "lr", "seed", "subset", "train_size", "device", "precision", "threads", "shift")
+    settings: tuple[str, ...] = ("epochs", "batch_size", "lr", "seed", "subset", "train_size", "device", "precision")
+    settings += ("threads", "shift", "affine")
     for setting in settings:
         value = getattr(cfg, setting)
         if value != default(setting):

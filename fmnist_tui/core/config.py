@@ -45,6 +45,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     hflip: bool = True
     shift: int = 0  # random shift, pixels each direction (0: off; see README on why)
+    # strength of the random re-framing (training.geometry: aspect, tilt, share of the box), 0: off, up to 2
+    affine: float = 0.0
     seed: int = 0
     subset: int | None = None  # train on the first N training images (and N validation images)
     # a stratified, nested subset of N training images, repeated to the epoch's length (the training split's, or
@@ -84,6 +86,9 @@ class TrainConfig:
                 raise ConfigError(key, f"must lie in [0, 1), got {getattr(self, key)}")
         if self.shift < 0:
             raise ConfigError("shift", f"must be ≥ 0 pixels, got {self.shift}")
+        strength_ok = isinstance(self.affine, (int, float)) and not isinstance(self.affine, bool)
+        if not (strength_ok and 0 <= self.affine <= 2):  # NaN fails too
+            raise ConfigError("affine", f"must be a strength from 0 (off) to 2, got {self.affine}")
         if self.name is not None and (
             not self.name.strip() or "/" in self.name or self.name.startswith(".") or self.name != self.name.strip()
         ):

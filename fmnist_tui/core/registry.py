@@ -225,8 +225,8 @@ def options_named(name: str) -> list[tuple[ArchSpec, Option]]:
 
 
 #: the recipe's data settings that change what a model sees (shared/DESIGN.md), named in labels and run names
-#: after the architecture's options when they are on: `mlp-perm-s0`, `cnn-k3-n500-s0`
-DATA_TAGS: dict[str, str] = {"train_size": "n{}", "permute": "perm"}
+#: after the architecture's options when they are on (0 is off): `mlp-perm-s0`, `cnn-k3-n500-s0`, `cnn-k3-aff1-s0`
+DATA_TAGS: dict[str, str] = {"train_size": "n{}", "permute": "perm", "affine": "aff{:g}"}
 
 
 def data_parts(flat: Options) -> list[str]:
