@@ -143,8 +143,8 @@ def train(
     affine: Annotated[
         float,
         typer.Option(
-            help="Random re-framing strength, 0 (off) to 2: each garment made wider or narrower (×/÷ 1.5 at 1), "
-            "tilted (±15° at 1) and shrunk (to 3/4 of the box at 1), then fitted and centred as drawings are.",
+            help="Random re-framing strength, 0 (off) to 2: half the garments made wider or narrower (×/÷ 1.5 at 1), "
+            "tilted (±15° at 1) and shrunk (to 0.85 of the box at 1), then fitted and centred as drawings are.",
             min=0,
             max=2,
         ),
