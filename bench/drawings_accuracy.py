@@ -12,7 +12,8 @@
   made 1.3× wider or narrower, shrunk to 3/4 of the box, or tilted 20°, then fitted as `preprocess`
   fits (longest side 28, box centred): how much of the model's accuracy rests on Fashion-MNIST's
   proportions and framing, which drawings do not keep.
-Options: `--images N` (default 1000), `--reframe N` (default 0: off), `--models GLOB`, `--failures`
+Options: `--images N` (default 1000), `--reframe N` (default 0: off), `--models GLOB` (in `--export-dir DIR`,
+default the project's `export/`: e.g. a folder of `fmnist export RUN --out DIR` files), `--failures`
 (list the misread drawings), `--json FILE`. Needs the real dataset for the last two parts (skipped
 with a note without it).
 """
@@ -166,10 +167,13 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--reframe", type=int, default=0)
     parser.add_argument("--models", default="*.onnx")
+    parser.add_argument("--export-dir", type=Path, default=ROOT / "export")
     parser.add_argument("--failures", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    models = sorted((ROOT / "export").glob(args.models))
+    models = sorted(args.export_dir.glob(args.models))
+    if not models:
+        raise SystemExit(f"no model matches {args.models} in {args.export_dir}")
     report: dict[str, object] = {"drawings": {}, "test_images": None}
     for model in models:
         accuracy, failures, styles = drawings_accuracy(model)

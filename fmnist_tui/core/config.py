@@ -23,7 +23,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: seed) are one config of a study.
 PLACEMENT = frozenset({"seed", "name", "out", "data_dir", "device", "threads", "precision"})
 #: the recipe's numeric settings a command line gives as `--<setting> VALUE` where they are not the default
-RECIPE_NUMBERS = ("shift", "erase", "label_smoothing", "ema")
+RECIPE_NUMBERS = ("shift", "affine", "erase", "label_smoothing", "ema")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class TrainConfig:
     # flip test-time augmentation: logits are the mean of the image's and its mirror image's, in validation, test
     # and the exported graph alike; off: the plain forward pass
     tta: bool = False
+    # strength of the random re-framing (training.geometry: aspect, tilt, share of the box), 0: off, up to 2
+    affine: float = 0.0
     seed: int = 0
     subset: int | None = None  # train on the first N training images (and N validation images)
     # a stratified, nested subset of N training images, repeated to the epoch's length (the training split's, or
@@ -100,6 +102,9 @@ class TrainConfig:
             raise ConfigError("erase", f"is a probability and must lie in [0, 1], got {self.erase}")
         if self.shift < 0:
             raise ConfigError("shift", f"must be ≥ 0 pixels, got {self.shift}")
+        strength_ok = isinstance(self.affine, (int, float)) and not isinstance(self.affine, bool)
+        if not (strength_ok and 0 <= self.affine <= 2):  # NaN fails too
+            raise ConfigError("affine", f"must be a strength from 0 (off) to 2, got {self.affine}")
         if self.name is not None and (
             not self.name.strip() or "/" in self.name or self.name.startswith(".") or self.name != self.name.strip()
         ):

@@ -152,7 +152,7 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += ["--train-size", str(cfg.train_size)]
     if cfg.permute:
         cmd += ["--permute"]
-    for setting in RECIPE_NUMBERS:  # shift, erasing, label smoothing, EMA: where not the default
+    for setting in RECIPE_NUMBERS:  # shift, re-framing, erasing, label smoothing, EMA: where not the default
         if getattr(cfg, setting) != default(setting):
             cmd += [f"--{setting.replace('_', '-')}", str(getattr(cfg, setting))]
     if cfg.tta:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..core.config import TrainConfig
 from .device import resolve_bf16, resolve_device
 from .evaluate import predict_logits, to_input
+from .geometry import warp, warp_plan
 from .models import create_model
 from .recipe import augment
 
@@ -92,9 +93,11 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         labels = torch.randint(0, 10, (cfg.batch_size,), generator=gen).to(device)
         flips = torch.rand(cfg.batch_size, generator=gen).to(device) < 0.5
         shifts = torch.zeros(cfg.batch_size, 2, dtype=torch.long).to(device)
+        warps = warp_plan(cfg, 1, cfg.batch_size)
+        warps = None if warps is None else warps.to(device)
 
         def step() -> None:
-            x = to_input(augment(images, flips, shifts, cfg.shift))
+            x = to_input(augment(warp(images, warps), flips, shifts, cfg.shift))
             if cfg.spec.has_convs:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast:

@@ -49,6 +49,7 @@ from .device import resolve_bf16, resolve_device
 from .distributed import World
 from .ema import WeightEma
 from .evaluate import evaluate_model, predict_logits, to_input
+from .geometry import warp, warp_plan
 from .models import FlipTTA, count_macs, count_params, create_model
 from .recipe import EpochPlan, augment, epoch_plan, erase, extension_segment, first_segment, lr_at
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
@@ -154,6 +155,7 @@ class Trainer:
         )
         self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
         self._load_tensors()
+        self.warps: torch.Tensor | None = None  # the epoch's --affine draws, on the device
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.arch, cfg.options, cfg.permute_seed)
         self.params, self.macs = count_params(self.model), count_macs(self.model)
@@ -355,6 +357,8 @@ class Trainer:
         """Run the remaining batches of `epoch`; False if stopped (state then holds the position)."""
         size, part = self.cfg.batch_size, state.partial
         plan = epoch_plan(self.cfg, epoch, len(self.train_y), self.epoch_images).to(self.device)
+        warps = warp_plan(self.cfg, epoch, len(self.train_y))
+        self.warps = None if warps is None else warps.to(self.device)
         sums = RunningSums(part, self.device, self.world)
         self.model.train()
         t0, base_seconds = time.perf_counter(), part.train_seconds
@@ -383,7 +387,8 @@ class Trainer:
         cfg, n_batch = self.cfg, len(idx)
         if self.world:
             idx = self.world.shard(idx)
-        images = augment(self.train_x[idx], plan.flip[idx], plan.shift[idx], cfg.shift)
+        images = warp(self.train_x[idx], None if self.warps is None else self.warps[idx])  # --affine
+        images = augment(images, plan.flip[idx], plan.shift[idx], cfg.shift)
         if plan.erase is not None:
             images = erase(images, plan.erase[idx])
         x = to_input(images)
