@@ -156,7 +156,7 @@ def test_resnet_trains_evaluates_exports_and_predicts(tiny_data: Path, tmp_path:
     args = ["train", "--arch", "resnet", "--width", "8", "--blocks", "1", "--epochs", "1", "--subset", "128"]
     trained = runner.invoke(app, [*args, *RECIPE, "--threads", "1", "--out", str(runs), "--data-dir", str(tiny_data)])
     assert trained.exit_code == 0, trained.output
-    name = "resnet-w8-b1-s0"
+    name = "resnet-w8-b1-shift2-s0"  # --shift is named (a data setting), the other recipe options are not
     config = json.loads((runs / name / "config.json").read_text())
     assert (config["erase"], config["ema"], config["tta"], config["label_smoothing"]) == (0.5, 0.9, True, 0.05)
     assert config["params"] == resnet_sizes(8, 1)[0] and config["macs"] == resnet_sizes(8, 1)[1]
