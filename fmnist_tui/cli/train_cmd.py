@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..core import registry
-from ..core.config import PRECISIONS, RECIPE_NUMBERS, TrainConfig, default, resume_config
+from ..core.config import PRECISIONS, TrainConfig, default, resume_config, what_args
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from ..core.registry import PERMUTE_SEED
@@ -279,17 +279,12 @@ def continue_with(cfg: TrainConfig) -> str:
 
 def command_line(cfg: TrainConfig) -> list[str]:
     """`fmnist train` with the options that give `cfg` (those at their defaults left out)."""
-    args = ["fmnist", "train", "--arch", cfg.arch]
-    for option, value in cfg.options.items():
-        args += [f"--{option.replace('_', '-')}", cfg.spec.text(option, value)]
-    settings = ("epochs", "batch_size", "lr", "seed", "subset", "train_size", "device", "precision", "threads")
-    for setting in (*settings, *RECIPE_NUMBERS):
+    args = ["fmnist", "train", "--arch", cfg.arch, *what_args(cfg)]
+    for setting in ("epochs", "batch_size", "lr", "seed", "device", "precision", "threads"):
         value = getattr(cfg, setting)
         if value != default(setting):
             args += [flag(setting), str(value)]
     args += [] if cfg.hflip else ["--no-augment"]
-    args += ["--permute"] if cfg.permute else []
-    args += ["--tta"] if cfg.tta else []
     args += ["--out", cfg.out, "--name", cfg.run_name] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
     return args
 

@@ -208,6 +208,20 @@ def default(name: str) -> Any:
     raise KeyError(name)
 
 
+def what_args(cfg: TrainConfig) -> list[str]:
+    """The `fmnist train` options that say what `cfg` trains beyond its arch, epochs and seed: the arch's
+    options, then the data settings and recipe numbers away from their defaults, `--permute` and `--tta`
+    (shared by the command line `fmnist train` shows and a study's train command)."""
+    args: list[str] = []
+    for name, value in cfg.options.items():
+        args += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
+    for setting in ("subset", "train_size", *RECIPE_NUMBERS):
+        if (value := getattr(cfg, setting)) != default(setting):
+            args += [f"--{setting.replace('_', '-')}", str(value)]
+    args += ["--permute"] if cfg.permute else []
+    return args + (["--tta"] if cfg.tta else [])
+
+
 def resume_config(
     run_dir: Path, epochs: int | None = None, device: str | None = None, threads: int | None = None
 ) -> TrainConfig:

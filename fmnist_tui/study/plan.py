@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import RECIPE_NUMBERS, TrainConfig, default, recipe_of
+from ..core.config import TrainConfig, recipe_of, what_args
 from ..core.errors import ConfigError, RunError, ref
 from ..core.runs import CONFIG, STATE, Run
 from .results import Group, group_records, load_records
@@ -144,19 +144,7 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         cmd += ["--precision", cfg.precision]
     if cfg.lr is not None:
         cmd += ["--lr", repr(cfg.lr)]
-    for name, value in cfg.options.items():
-        cmd += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
-    if cfg.subset:
-        cmd += ["--subset", str(cfg.subset)]
-    if cfg.train_size:
-        cmd += ["--train-size", str(cfg.train_size)]
-    if cfg.permute:
-        cmd += ["--permute"]
-    for setting in RECIPE_NUMBERS:  # shift, re-framing, erasing, label smoothing, EMA: where not the default
-        if getattr(cfg, setting) != default(setting):
-            cmd += [f"--{setting.replace('_', '-')}", str(getattr(cfg, setting))]
-    if cfg.tta:
-        cmd += ["--tta"]
+    cmd += what_args(cfg)
     if cfg.data_dir:
         cmd += ["--data-dir", cfg.data_dir]
     return cmd
