@@ -61,6 +61,7 @@ MEMBERS = (
     ("cnn", {"depth": "3", "pool": "avg", "head": "gap"}, "cnn-k3-d3-avg-gap-s0"),
     ("cnn", {"kernel": "5", "depth": "4"}, "cnn-k5-d4-s0"),  # max-pool rounding 7 → 4 up (ceil mode) in ONNX too
     ("mlp", {"hidden": "64"}, "mlp-h64-s0"),
+    ("cnn", {"norm": "batch"}, "cnn-k3-bn-s0"),  # batch norm: in training mode in the loop, folded in the graph
 )
 
 
@@ -92,7 +93,13 @@ def test_every_command_takes_new_members(
     assert config["params"] == 93_962  # conv 1→32, 32→64, 64→128 (k3) + FC 128→10
     evaluated = runner.invoke(app, ["evaluate", "cnn-k3-d3-avg-gap-s0", "--runs", str(runs), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
-    assert json.loads(evaluated.output)["options"] == {"kernel": 3, "depth": 3, "pool": "avg", "head": "gap"}
+    assert json.loads(evaluated.output)["options"] == {
+        "kernel": 3,
+        "depth": 3,
+        "pool": "avg",
+        "head": "gap",
+        "norm": "none",
+    }
 
     out = tmp_path / "export"
     names = [name for _, _, name in MEMBERS]
@@ -103,8 +110,9 @@ def test_every_command_takes_new_members(
     meta = OnnxClassifier(out / "cnn-k3-d3-avg-gap-s0.onnx").metadata
     assert (meta["kernel"], meta["depth"], meta["pool"], meta["head"]) == ("3", "3", "avg", "gap")
     assert OnnxClassifier(out / "mlp-h64-s0.onnx").metadata["hidden"] == "64"
+    assert OnnxClassifier(out / "cnn-k3-bn-s0.onnx").metadata["norm"] == "batch"
     manifest = {m["run"]: m for m in json.loads((out / "manifest.json").read_text())["models"]}
-    options = {"kernel": "3", "depth": "1", "pool": "stride", "head": "flatten"}
+    options = {"kernel": "3", "depth": "1", "pool": "stride", "head": "flatten", "norm": "none"}
     assert manifest["cnn-k3-d1-stride-s0"]["options"] == options
 
     image = garment_png(tmp_path / "trouser.png")
@@ -117,7 +125,7 @@ def test_every_command_takes_new_members(
     listed = runner.invoke(app, ["results", "--runs", str(runs), "--format", "json"])
     assert listed.exit_code == 0, listed.output
     rows = {r["config"]: r for r in json.loads(listed.output)["groups"]}
-    assert set(rows) == {"mlp-h64", "cnn-k3-d1-stride", "cnn-k3-d3-avg-gap", "cnn-k5-d4"}
+    assert set(rows) == {"mlp-h64", "cnn-k3-d1-stride", "cnn-k3-d3-avg-gap", "cnn-k5-d4", "cnn-k3-bn"}
     assert rows["cnn-k3-d1-stride"]["receptive_field"] == 3 and rows["mlp-h64"]["hidden"] == [64]
 
     png = tmp_path / "fm.png"

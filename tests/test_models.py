@@ -49,6 +49,17 @@ PARAMS: list[tuple[str, dict[str, Any], int]] = [
         {"pool": "none", "head": "gap", "depth": 3},
         conv(1, 32, 3) + conv(32, 64, 3) + conv(64, 128, 3) + fc(128, 10),
     ),
+    # batch norm: the convs lose their biases, each BN has a scale and a shift per channel
+    (
+        "cnn",
+        {"norm": "batch"},
+        conv(1, 32, 3) - 32 + conv(32, 64, 3) - 64 + 2 * (32 + 64) + fc(3136, 128) + fc(128, 10),
+    ),
+    (
+        "cnn",
+        {"norm": "batch", "depth": 3, "head": "gap"},
+        conv(1, 32, 3) + conv(32, 64, 3) + conv(64, 128, 3) + (32 + 64 + 128) + fc(128, 10),
+    ),
     # avg-pool and the stride-2 conv change no parameter count
     ("cnn", {"pool": "avg"}, 421_642),
     ("cnn", {"pool": "stride"}, 421_642),
@@ -203,7 +214,13 @@ def test_receptive_fields_stated() -> None:
 
 def test_registry_errors_and_names() -> None:
     assert list(registry.REGISTRY)[:2] == ["mlp", "cnn"]
-    assert registry.get("cnn").resolve({}) == {"kernel": 3, "depth": 2, "pool": "max", "head": "flatten"}
+    assert registry.get("cnn").resolve({}) == {
+        "kernel": 3,
+        "depth": 2,
+        "pool": "max",
+        "head": "flatten",
+        "norm": "none",
+    }
     assert registry.get("mlp").resolve({}) == {"hidden": (256, 128)}
     assert isinstance(create_model("cnn"), CNN)
     for arch, options, field, match in (

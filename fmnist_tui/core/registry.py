@@ -345,6 +345,14 @@ register(
                 choices=("flatten", "gap"),
                 tag="{}",
             ),
+            Option(
+                "norm",
+                str,
+                "none",
+                "After each conv: nothing (the seed's) or batch norm (conv → BN → ReLU; the conv then has no bias).",
+                choices=("none", "batch"),
+                tag="bn",
+            ),
         ),
         has_convs=True,
         # the seed's (conv k, pool 2, conv k; padding k//2): 3k − 1 pixels

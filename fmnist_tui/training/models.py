@@ -114,7 +114,7 @@ def _downsample(pool: str, size: int) -> nn.Module:
 
 
 class CNN(nn.Module):
-    """`depth` blocks of k×k conv (padding k//2) → ReLU → downsample, then a head.
+    """`depth` blocks of k×k conv (padding k//2) [→ batch norm] → ReLU → downsample, then a head.
 
     The defaults are the seed's network: Conv(1→32,k) → pool → Conv(32→64,k) → pool → 3136 → 128 → 10
     (421,642 parameters for k=3). Convs are named conv1..conv4 and the head `head`, so the seed's
@@ -123,7 +123,13 @@ class CNN(nn.Module):
     """
 
     def __init__(
-        self, kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "flatten", local: bool = False
+        self,
+        kernel: int = 3,
+        depth: int = 2,
+        pool: str = "max",
+        head: str = "flatten",
+        local: bool = False,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if local and pool == "stride":
@@ -131,18 +137,20 @@ class CNN(nn.Module):
         self.kernel, self.depth, self.pool_kind, self.head_kind, self.local = kernel, depth, pool, head, local
         self.norm = Normalize()
         size, channels = 28, 1
-        downs = []
+        downs, bns = [], []
         for block, out in enumerate(registry.CNN_CHANNELS[:depth], start=1):
             stride = 2 if pool == "stride" else 1
             layer: nn.Module = (
                 LocallyConnected2d(channels, out, kernel, size)
                 if local
-                else nn.Conv2d(channels, out, kernel, stride=stride, padding=kernel // 2)
+                else nn.Conv2d(channels, out, kernel, stride=stride, padding=kernel // 2, bias=not batch_norm)
             )
             setattr(self, f"conv{block}", layer)
+            bns.append(nn.BatchNorm2d(out) if batch_norm else nn.Identity())
             downs.append(_downsample(pool, size))
             size, channels = (size if pool == "none" else (size + 1) // 2), out
         self.downs = nn.ModuleList(downs)  # no parameters: not in the state dict
+        self.bns = nn.ModuleList(bns)  # Identity (nothing in the state dict) unless batch norm
         if head == "gap":
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
         else:
@@ -158,8 +166,8 @@ class CNN(nn.Module):
         """Each block's post-ReLU conv activation, and the last block's downsampled output."""
         maps = []
         x = self.norm(x)
-        for conv, down in zip(self.convs(), self.downs, strict=True):
-            a = torch.relu(conv(x))
+        for conv, bn, down in zip(self.convs(), self.bns, self.downs, strict=True):
+            a = torch.relu(bn(conv(x)))
             maps.append(a)
             x = down(a)
         return tuple(maps), x
@@ -251,9 +259,9 @@ def build_mlp(hidden: Sequence[int] = (256, 128)) -> MLP:
     return MLP(hidden)
 
 
-def build_cnn(kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "flatten") -> CNN:
+def build_cnn(kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "flatten", norm: str = "none") -> CNN:
     """The registry's builder for `cnn`."""
-    return CNN(kernel, depth, pool, head)
+    return CNN(kernel, depth, pool, head, batch_norm=norm == "batch")
 
 
 def build_lcn(kernel: int = 3) -> CNN:
