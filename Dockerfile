@@ -11,7 +11,7 @@
 # (BuildKit, Docker's default builder, builds only the stages the target needs.)
 
 # the exported model to bake in (from export/, if present); a model in /opt/ml/model takes precedence
-ARG MODEL_NAME=cnn-k3-s0.onnx
+ARG MODEL_NAME=resnet-shift2-s0.onnx
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
 FROM python:3.11-slim AS python

@@ -214,7 +214,7 @@ def test_shipped_models_match_their_manifest_on_the_full_test_set(monkeypatch: p
     if not manifest_path.is_file():
         pytest.skip(f"{manifest_path} does not exist yet: build the shipped models with `make models`")
     manifest = json.loads(manifest_path.read_text())
-    expected = {"mlp-s0.onnx", "cnn-k3-s0.onnx", "cnn-k5-s0.onnx", "cnn-k7-s0.onnx"}
+    expected = {"mlp-s0.onnx", "cnn-k3-s0.onnx", "cnn-k5-s0.onnx", "cnn-k7-s0.onnx", "resnet-shift2-s0.onnx"}
     assert expected <= {m["file"] for m in manifest["models"]}
     ds = load_dataset(verify=True)
     x = ds.test_images[:, None].astype(np.float32) / 255.0

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from tests.test_preprocess import garment, png_header_only
 
 PHOTOS = ROOT / "tests" / "photos"
-SHIPPED_K3 = ROOT / "export" / "cnn-k3-s0.onnx"
+SHIPPED_DEFAULT = ROOT / "export" / "resnet-shift2-s0.onnx"  # the default model (session.DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -329,18 +329,21 @@ def test_default_model_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FMNIST_MODEL", raising=False)
-    assert default_model_path() == PACKAGE_EXPORT / "cnn-k3-s0.onnx"  # from any working directory
+    assert default_model_path() == PACKAGE_EXPORT / SHIPPED_DEFAULT.name  # from any working directory
     (tmp_path / "export").mkdir()
-    (tmp_path / "export" / "cnn-k3-s0.onnx").write_bytes(b"x")
-    assert default_model_path() == Path("export") / "cnn-k3-s0.onnx"
+    (tmp_path / "export" / "cnn-k3-s0.onnx").write_bytes(b"x")  # another model there: not the default
+    assert default_model_path() == PACKAGE_EXPORT / SHIPPED_DEFAULT.name
+    (tmp_path / "export" / SHIPPED_DEFAULT.name).write_bytes(b"x")
+    assert default_model_path() == Path("export") / SHIPPED_DEFAULT.name
     monkeypatch.setenv("FMNIST_MODEL", "/some/where.onnx")
     assert default_model_path() == Path("/some/where.onnx")
-    assert list_models(tmp_path / "export") == [tmp_path / "export" / "cnn-k3-s0.onnx"]
+    names = ("cnn-k3-s0.onnx", SHIPPED_DEFAULT.name)
+    assert list_models(tmp_path / "export") == [tmp_path / "export" / n for n in names]
     assert list_models(tmp_path / "absent") == []
 
 
 needs_shipped = pytest.mark.skipif(
-    not SHIPPED_K3.is_file(), reason=f"{SHIPPED_K3} does not exist yet: build it with `make models`"
+    not SHIPPED_DEFAULT.is_file(), reason=f"{SHIPPED_DEFAULT} does not exist yet: build it with `make models`"
 )
 
 
@@ -370,5 +373,5 @@ def test_test_set_pngs_round_trip_to_the_tensor_prediction(tmp_path: Path) -> No
     res = run_predict([str(tmp_path), "--format", "json"])
     assert res.returncode == 0, res.stderr
     by_png = np.array([r["index"] for r in json.loads(res.stdout)])
-    by_tensor = OnnxClassifier(SHIPPED_K3).predict_proba(images.astype(np.float32) / 255.0).argmax(1)
+    by_tensor = OnnxClassifier(SHIPPED_DEFAULT).predict_proba(images.astype(np.float32) / 255.0).argmax(1)
     assert np.array_equal(by_png, by_tensor)

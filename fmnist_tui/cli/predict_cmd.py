@@ -86,7 +86,8 @@ def predict(
     model: Annotated[
         Path | None,
         typer.Option(
-            help="ONNX model file (default: $FMNIST_MODEL, else the shipped export/cnn-k3-s0.onnx).", dir_okay=False
+            help="ONNX model file (default: $FMNIST_MODEL, else the shipped export/resnet-shift2-s0.onnx).",
+            dir_okay=False,
         ),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list per image.", min=1, max=10)] = 3,

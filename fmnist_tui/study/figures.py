@@ -476,3 +476,27 @@ def _equivariance_panel(ax: Any, measured: dict[str, list[dict[str, Any]]], colo
         ax.legend(fontsize=7, loc="upper right")
     else:
         ax.text(0.5, 0.5, "no CNN run measured", ha="center", va="center", transform=ax.transAxes)
+
+
+def ladder(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """The ladder (study.ladder): one horizontal bar per rung, bottom to top, test accuracy mean ± std over
+    seeds, MACs and seeds beside each; a rung without runs says so. Returns the rows drawn."""
+    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(rows) + 1.5))
+    trained = [r for r in rows if r["n"]]
+    low = min((100 * r["test_acc_mean"] for r in trained), default=90.0) - 1.5
+    for i, r in enumerate(rows):
+        if not r["n"]:
+            ax.text(low + 0.1, i, "not trained", va="center", fontsize=8, color="0.45")
+            continue
+        m = 100 * r["test_acc_mean"]
+        ax.barh(i, m - low, 0.65, left=low, color="C0" if r["config"].startswith(("mlp", "cnn")) else "C1")
+        ax.errorbar(m, i, xerr=100 * r["test_acc_std"], fmt="none", capsize=3, color="k")
+        end = m + 100 * r["test_acc_std"]
+        ax.text(end + 0.1, i, f" {m:.2f}%  ·  {r['macs'] / 1e6:.1f} M MACs  ·  n={r['n']}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"{r['step']}\n{r['config']}" for r in rows], fontsize=8)
+    right = max((100 * (r["test_acc_mean"] + r["test_acc_std"]) for r in trained), default=low + 5)
+    ax.set_xlim(low, right + 2.2)
+    ax.set(xlabel="test accuracy (%), mean ± std over seeds", title="The ladder: one ingredient at a time")
+    ax.grid(axis="x", alpha=0.3)
+    save(fig, path)
+    return rows

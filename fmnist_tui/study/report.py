@@ -15,7 +15,7 @@ from ..core.errors import ConfigError, FmnistError, RunError, UsageError
 from ..core.fsutil import write_text
 from ..core.metrics import most_confused
 from ..core.runs import Run, resolve_run
-from . import figures
+from . import figures, ladder
 from .analysis import Study
 from .kernel import analyse
 from .results import Group, group_records, load_records
@@ -29,6 +29,7 @@ REPORT: dict[str, tuple[str, str]] = {
     "means": ("mean_images.png", ""),
     "kernels": ("kernel_study.png", "kernel"),
     **{name: (f"{name}_study.png", name) for name in STUDIES if name != "kernel"},
+    "ladder": ("ladder.png", ""),
     "per-class": ("per_class_accuracy.png", ""),
     "curves": ("training_curves.png", ""),
     "confusion": ("confusion_matrix.png", ""),
@@ -142,6 +143,7 @@ class ReportBuilder:
             "distribution": self._distribution,
             "samples": self._samples,
             "means": self._means,
+            "ladder": self._ladder,
             "per-class": self._per_class,
             "curves": self._curves,
             "confusion": self._confusion,
@@ -192,6 +194,18 @@ class ReportBuilder:
             + f". The most different: {far[0]} ↔ {far[1]} {far[2]:.1f}."
         )
         return Section("Mean image per class", png, text, means)
+
+    def _ladder(self, png: Path) -> Section:
+        rows = ladder.ladder(self.groups)
+        if not any(r["n"] for r in rows):
+            raise NoRuns(f"no run of any rung: train them with {ladder.RUNGS[0].options!r} and the others it lists")
+        figures.ladder(rows, png)
+        text = (
+            "One ingredient at a time, from the seed's MLP to the modern network (issue 14). Each step is the "
+            "paired difference to the rung below over the seeds both have; one seed is not a measurement of a "
+            "small step.\n\n" + ladder.markdown(rows)
+        )
+        return Section("The ladder", png, text, rows)
 
     def _per_class(self, png: Path) -> Section:
         recalls = {
