@@ -184,3 +184,16 @@ async def test_a_models_odd_metadata_is_shown_as_text_not_markup(folders: dict[s
         await submit(pilot, folders["images"] / "trouser.png")
         assert "[bold]lin[/bold" in screen_text(app) and "test" not in str(app.query_one("#model-info").render())
         assert app.query_one(ClassifyPane).last is not None
+
+
+@sync
+async def test_the_default_model_is_chosen_first(folders: dict[str, Path]) -> None:
+    from fmnist_tui.inference.session import DEFAULT_MODEL
+
+    tiny_onnx(folders["export"] / DEFAULT_MODEL, seed=2)
+    tiny_onnx(folders["export"] / "cnn-k3-s0.onnx", seed=3)  # listed first, not chosen first
+    app = create_app(runs=folders["runs"], export=folders["export"], images=folders["images"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        assert app.query_one("#model", Select).value == str(folders["export"] / DEFAULT_MODEL)

@@ -69,8 +69,9 @@ class ClassifyPane(Vertical):
         self.reload_models()
 
     def reload_models(self) -> None:
-        """List the ONNX files in the export folder; an empty folder shows how to make one."""
-        from ..inference.session import list_models
+        """List the ONNX files in the export folder, the default model (predict's) chosen first where it is there;
+        an empty folder shows how to make one."""
+        from ..inference.session import DEFAULT_MODEL, list_models
 
         try:
             models = list(list_models(self.settings.export))
@@ -80,7 +81,8 @@ class ClassifyPane(Vertical):
         current = picker.value
         picker.set_options([(Path(m).name, str(m)) for m in models])
         if models:
-            picker.value = current if current in [str(m) for m in models] else str(models[0])
+            first = next((m for m in models if Path(m).name == DEFAULT_MODEL), models[0])
+            picker.value = current if current in [str(m) for m in models] else str(first)
         else:
             self.query_one("#model-info", Static).update(
                 f"No models in {self.settings.export}/.\nExport one with\n`fmnist export RUN`."
