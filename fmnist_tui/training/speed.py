@@ -1,5 +1,6 @@
 """This machine's training speed, measured: a few timed training steps and forward passes of a config, as the
-trainer runs them (same model, batch, precision, layout, optimizer, threads). Study plans turn these into
+trainer runs them (its very step, training/step.py: same model, batch, precision, layout, optimizer, threads,
+re-framing, erasing, weight average and flip-TTA). Study plans turn these into
 their estimated time (`fmnist study NAME --dry-run`)."""
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..core.config import TrainConfig
 from .device import resolve_bf16, resolve_device
-from .evaluate import predict_logits, to_input
-from .geometry import warp, warp_plan
-from .models import create_model
-from .recipe import augment
+from .ema import WeightEma
+from .evaluate import predict_logits
+from .geometry import warp_plan
+from .models import FlipTTA, create_model
+from .recipe import erase_boxes
+from .step import batch_input, optimise
 
 #: images of a timed forward pass (the batch `predict_logits` uses for validation and test)
 EVAL_BATCH = 1000
@@ -89,29 +91,32 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         if cfg.spec.has_convs:
             model.to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True)
-        images = torch.randint(0, 256, (cfg.batch_size, 28, 28), dtype=torch.uint8, generator=gen).to(device)
-        labels = torch.randint(0, 10, (cfg.batch_size,), generator=gen).to(device)
-        flips = torch.rand(cfg.batch_size, generator=gen).to(device) < 0.5
-        shifts = torch.zeros(cfg.batch_size, 2, dtype=torch.long).to(device)
-        warps = warp_plan(cfg, 1, cfg.batch_size)
+        ema = WeightEma(model, cfg.ema) if cfg.ema else None
+        kept = ema.model if ema else model
+        judged = FlipTTA(kept) if cfg.tta else kept  # what validation and the test evaluate
+        n = cfg.batch_size
+        images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=gen).to(device)
+        labels = torch.randint(0, 10, (n,), generator=gen).to(device)
+        flips = (torch.rand(n, generator=gen) < 0.5).to(device)
+        shifts = torch.randint(-cfg.shift, cfg.shift + 1, (n, 2), generator=gen).to(device)
+        boxes = erase_boxes(cfg.erase, n, gen).to(device) if cfg.erase else None
+        warps = warp_plan(cfg, 1, n)
         warps = None if warps is None else warps.to(device)
+        steps_done = 0
 
-        def step() -> None:
-            x = to_input(augment(warp(images, warps), flips, shifts, cfg.shift))
-            if cfg.spec.has_convs:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        def step() -> None:  # the trainer's step (training/step.py), then its EMA update
+            nonlocal steps_done
+            x = batch_input(cfg, images, flips, shifts, boxes, warps, cfg.spec.has_convs)
+            optimise(model, opt, x, labels, cfg.label_smoothing, autocast)
+            steps_done += 1
+            if ema:
+                ema.update(steps_done)
 
         model.train()
         step_s = _median_time(step, steps, warmup)
         batch = torch.randint(0, 256, (EVAL_BATCH, 28, 28), dtype=torch.uint8, generator=gen).to(device)
-        eval_s = _median_time(lambda: predict_logits(model, batch, bf16=bf16), 2, 1)
-        test_s = eval_s if not bf16 else _median_time(lambda: predict_logits(model, batch), 2, 1)
+        eval_s = _median_time(lambda: predict_logits(judged, batch, bf16=bf16), 2, 1)
+        test_s = eval_s if not bf16 else _median_time(lambda: predict_logits(judged, batch), 2, 1)
     finally:
         torch.set_num_threads(previous)
     return Speed(step_s, eval_s, test_s, cfg.batch_size, threads, bf16)

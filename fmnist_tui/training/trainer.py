@@ -48,11 +48,12 @@ from .checkpoints import load_weights, save_weights
 from .device import resolve_bf16, resolve_device
 from .distributed import World
 from .ema import WeightEma
-from .evaluate import evaluate_model, predict_logits, to_input
-from .geometry import warp, warp_plan
+from .evaluate import evaluate_model, predict_logits
+from .geometry import warp_plan
 from .models import FlipTTA, count_macs, count_params, create_model
-from .recipe import EpochPlan, augment, epoch_plan, erase, extension_segment, first_segment, lr_at
+from .recipe import EpochPlan, epoch_plan, extension_segment, first_segment, lr_at
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
+from .step import batch_input, optimise
 
 #: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
 #: events: rare enough that the device runs ahead of Python, often enough for a live progress bar.
@@ -387,27 +388,15 @@ class Trainer:
         cfg, n_batch = self.cfg, len(idx)
         if self.world:
             idx = self.world.shard(idx)
-        images = warp(self.train_x[idx], None if self.warps is None else self.warps[idx])  # --affine
-        images = augment(images, plan.flip[idx], plan.shift[idx], cfg.shift)
-        if plan.erase is not None:
-            images = erase(images, plan.erase[idx])
-        x = to_input(images)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        boxes = None if plan.erase is None else plan.erase[idx]
+        warps = None if self.warps is None else self.warps[idx]  # --affine
+        x = batch_input(cfg, self.train_x[idx], plan.flip[idx], plan.shift[idx], boxes, warps, self.channels_last)
         y = self.train_y[idx]
         for group in self.opt.param_groups:
             group["lr"] = lr_at(state.step, state.segments)
-        with self.autocast:
-            logits = self.net(x)
-        logits = logits.float()
-        if self.world:  # sum over this shard / global batch × ranks: DDP's gradient mean is then the batch mean
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing, reduction="sum")
-            loss = loss * (self.world.size / n_batch)
-        else:
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        # under DDP the loss is the shard's sum × ranks / global batch: DDP's gradient mean is then the batch mean
+        scale = self.world.size / n_batch if self.world else None
+        logits = optimise(self.net, self.opt, x, y, cfg.label_smoothing, self.autocast, scale)
         state.step += 1
         if self.ema:
             self.ema.update(state.step)

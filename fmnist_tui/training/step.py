@@ -1,0 +1,59 @@
+"""One training step, as the trainer runs it and as `speed.measure` times it (a study's `--dry-run` estimate):
+the batch's input (re-framing, flips and shifts, erasing, layout) and the optimisation step (autocast, loss,
+backward, optimizer). One definition, so the estimate pays for every part of the recipe the training pays for."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.config import TrainConfig
+from .evaluate import to_input
+from .geometry import warp
+from .recipe import augment, erase
+
+
+def batch_input(
+    cfg: TrainConfig,
+    images: torch.Tensor,
+    flip: torch.Tensor,
+    shift: torch.Tensor,
+    boxes: torch.Tensor | None,
+    warps: torch.Tensor | None,
+    channels_last: bool,
+) -> torch.Tensor:
+    """The model's input for uint8 images [B,28,28]: re-framed (`--affine`: `warps`), flipped and shifted,
+    erased (`--erase`: `boxes`), as float [B,1,28,28], channels_last where the model has convolutions."""
+    images = augment(warp(images, warps), flip, shift, cfg.shift)
+    if boxes is not None:
+        images = erase(images, boxes)
+    x = to_input(images)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def optimise(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    label_smoothing: float,
+    autocast: AbstractContextManager[Any],
+    sum_scale: float | None = None,
+) -> torch.Tensor:
+    """Forward under `autocast`, cross-entropy in fp32, backward, optimizer step; the logits (for the running
+    sums). `sum_scale` (DDP): the loss is the batch's sum times it instead of its mean."""
+    with autocast:
+        logits = net(x)
+    logits = logits.float()
+    if sum_scale is not None:
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="sum") * sum_scale
+    else:
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return logits
