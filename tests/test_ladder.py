@@ -59,6 +59,7 @@ def test_rungs_steps_and_what_is_left_to_train(runs: Path) -> None:
     assert "- resnet: `fmnist train --arch resnet --seed 0` (and 1, 2)" in text
 
 
+@pytest.mark.slow
 def test_report_draws_the_ladder(runs: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = runner.invoke(app, ["report", "--runs", str(runs), "--out", str(out), "--figure", "ladder"])

@@ -17,6 +17,7 @@ def test_trainer_and_estimate_share_one_step() -> None:
     assert speed.optimise is trainer.optimise is step.optimise
 
 
+@pytest.mark.slow
 def test_the_estimate_pays_for_erasing_reframing_ema_and_tta(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, list[Any]] = {"input": [], "ema": [], "judged": []}
     real_input, real_update, real_predict = step.batch_input, WeightEma.update, speed.predict_logits

@@ -186,6 +186,7 @@ async def test_a_models_odd_metadata_is_shown_as_text_not_markup(folders: dict[s
         assert app.query_one(ClassifyPane).last is not None
 
 
+@pytest.mark.slow
 @sync
 async def test_the_default_model_is_chosen_first(folders: dict[str, Path]) -> None:
     from fmnist_tui.inference.session import DEFAULT_MODEL
