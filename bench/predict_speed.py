@@ -212,11 +212,8 @@ def main() -> None:
     rows = [bench_model(m, args.runs, x, args.threads, calls, repeats) for m in models]
     # end to end: the default model of `fmnist predict`, and cnn-k3 (the default before it), where present
     ends = [m for m in models if m.name in (DEFAULT_MODEL, "cnn-k3-s0.onnx")] or models[:1]
-    e2es = []
-    for model in ends:
-        pngs = (x[:files, 0] * 255).round().astype(np.uint8)
-        e2e = {"model": model.stem, **bench_end_to_end(model, args.runs / model.stem, pngs, args.threads, e2e_repeats)}
-        e2es.append(e2e)
+    pngs = (x[:files, 0] * 255).round().astype(np.uint8)
+    e2es = [{"model": m.stem, **bench_end_to_end(m, args.runs / m.stem, pngs, args.threads, e2e_repeats)} for m in ends]
     report(rows, e2es)
     if args.json:
         args.json.write_text(json.dumps({"models": rows, "end_to_end": e2es}, indent=2) + "\n")

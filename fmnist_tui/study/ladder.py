@@ -14,6 +14,7 @@ from typing import Any
 from ..core.config import TrainConfig
 from .results import Group
 from .stats import summarize
+from .studies import recipe_key
 
 #: the default model's recipe on top of the project's (README, The ResNet); `make models` trains it
 MODERN = (
@@ -40,23 +41,14 @@ RUNGS = (
 )
 
 
-def _default_recipe() -> dict[str, Any]:
-    return TrainConfig().recipe()
-
-
-def _is_default(group: Group) -> bool:
-    try:
-        return TrainConfig.from_dict(group.records[0].config).recipe() == _default_recipe()
-    except Exception:  # noqa: BLE001 - a config of another version is simply not the default recipe
-        return False
-
-
 def pick(groups: list[Group], label: str) -> Group | None:
-    """The rung's group: of `label`, the default recipe's if present, else the one with the most runs."""
+    """The rung's group: of `label`, the project's default recipe's if present (its arch, options and data
+    settings aside, as a study compares recipes), else the one with the most runs."""
     mine = [g for g in groups if g.label == label]
     if not mine:
         return None
-    return max(mine, key=lambda g: (_is_default(g), len(g.records)))
+    default = recipe_key(TrainConfig().to_dict())
+    return max(mine, key=lambda g: (recipe_key(g.records[0].config) == default, len(g.records)))
 
 
 def ladder(groups: list[Group]) -> list[dict[str, Any]]:

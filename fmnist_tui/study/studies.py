@@ -182,7 +182,7 @@ def select(groups: list[Group], labels: Sequence[str]) -> dict[str, Group]:
         return {}
     by_recipe: dict[str, list[Group]] = {}
     for g in mine:
-        by_recipe.setdefault(_recipe_key(g), []).append(g)
+        by_recipe.setdefault(recipe_key(g.records[0].config), []).append(g)
     best = max(by_recipe.values(), key=lambda gs: sum(len(g.records) for g in gs))
     chosen = study_groups(best)
     return {label: chosen[label] for label in labels if label in chosen}
@@ -202,9 +202,9 @@ def prepare(
     return spec.work.do(runs, data_dir, device, on_run) if runs else []
 
 
-def _recipe_key(g: Group) -> str:
-    """The recipe of a group's runs without the architecture: what must match across a study's configs."""
-    cfg = g.records[0].config
+def recipe_key(cfg: Mapping[str, Any]) -> str:
+    """The recipe of a run's config.json without the architecture, its options and data settings: what must
+    match across a study's configs (and the ladder's rungs)."""
     try:
         recipe = TrainConfig.from_dict(cfg).recipe()
     except Exception:  # a config of another version: its raw values  # noqa: BLE001 - any failure means "foreign"

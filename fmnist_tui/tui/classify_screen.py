@@ -81,7 +81,7 @@ class ClassifyPane(Vertical):
         current = picker.value
         picker.set_options([(Path(m).name, str(m)) for m in models])
         if models:
-            first = next((m for m in models if Path(m).name == DEFAULT_MODEL), models[0])
+            first = next((m for m in models if m.name == DEFAULT_MODEL), models[0])
             picker.value = current if current in [str(m) for m in models] else str(first)
         else:
             self.query_one("#model-info", Static).update(
