@@ -2,7 +2,8 @@
 # The CUDA path, checked end to end on a machine with an NVIDIA GPU (CI has none):
 #   train (default recipe, 15 epochs) → evaluate → export (ONNX parity on CPU) on a CUDA-trained run,
 #   DDP over nccl under torchrun, --nproc beyond the GPU count, the training/export tests with CUDA
-#   present, training speed on the GPU (both recipes there), and predict_speed pinned to 2 cores.
+#   present, training speed on the GPU (both recipes there), the training step under each --compile mode,
+#   and predict_speed pinned to 2 cores.
 #
 #   FMNIST_DATA=/path/to/idx bash bench/cuda_check.sh [OUT_DIR]
 #
@@ -40,4 +41,5 @@ step nproc-beyond-gpus $PY -m fmnist_tui train --arch cnn --kernel 3 --epochs 1 
 step pytest $PY -m pytest -q -x -p no:cacheprovider tests/test_train.py tests/test_models.py tests/test_export.py \
     tests/test_distributed.py
 step train-speed $PY bench/train_speed.py --device cuda
+step compile-speed $PY bench/compile_speed.py --device cuda
 step predict-speed-2cores taskset -c 0,1 $PY bench/predict_speed.py --runs "${BENCH_RUNS:-checkpoints}"

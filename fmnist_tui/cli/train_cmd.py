@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..core import registry
-from ..core.config import PRECISIONS, TrainConfig, default, resume_config, what_args
+from ..core.config import COMPILES, PRECISIONS, TrainConfig, default, resume_config, what_args
 from ..core.errors import EXIT_INTERRUPTED
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from ..core.registry import PERMUTE_SEED
@@ -23,8 +23,9 @@ from .common import DataDirOpt, Device, StopFlag, console, err_console, fail, fl
 if TYPE_CHECKING:
     from ..training.trainer import TrainResult
 
-# (mypy wants an Enum's members spelled out; these come from the config's PRECISIONS, their one home)
+# (mypy wants an Enum's members spelled out; these come from the config's PRECISIONS and COMPILES, their one home)
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
+Compile = Enum("Compile", {name: name for name in COMPILES}, type=str)  # type: ignore[misc]
 
 
 def _positive(value: int | None) -> int | None:
@@ -108,6 +109,13 @@ def train(
     precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast where the hardware has it.")] = default(
         "precision"
     ),
+    compile: Annotated[
+        Compile,
+        typer.Option(
+            help="torch.compile the training step: default (fused kernels) or graphs (also CUDA graphs, for a GPU); "
+            "it pays a compile first. Validation, test and export stay eager. bench/compile_speed.py measures it."
+        ),
+    ] = default("compile"),
     subset: Annotated[
         int | None,
         typer.Option(help="Train on the first N images (and validate on N) for smoke runs.", callback=_positive),
@@ -210,6 +218,7 @@ def train(
         permute=permute,
         device=Device(device).value,
         precision=Precision(precision).value,
+        compile=Compile(compile).value,
         threads=threads,
         name=name,
         out=str(out),
@@ -224,7 +233,7 @@ def train(
         **options,
     )
     if resume:
-        cfg = resume_config(cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads)
+        cfg = resume_config(cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads, compile=cfg.compile)
     # from here one Ctrl-C, whenever it comes (while torch or the dataset loads too), stops at the next batch
     # with the state saved; a second one aborts at once, keeping the last saved state
     with StopFlag("stopping after this batch and saving the state… (Ctrl-C again to abort at once)") as stop:
@@ -280,7 +289,7 @@ def continue_with(cfg: TrainConfig) -> str:
 def command_line(cfg: TrainConfig) -> list[str]:
     """`fmnist train` with the options that give `cfg` (those at their defaults left out)."""
     args = ["fmnist", "train", "--arch", cfg.arch, *what_args(cfg)]
-    for setting in ("epochs", "batch_size", "lr", "seed", "device", "precision", "threads"):
+    for setting in ("epochs", "batch_size", "lr", "seed", "device", "precision", "compile", "threads"):
         value = getattr(cfg, setting)
         if value != default(setting):
             args += [flag(setting), str(value)]

@@ -19,9 +19,10 @@ from .runs import CONFIG, RETRAIN, Run
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILES = ("off", "default", "graphs")  # training/step.py: COMPILE_MODES
 #: Fields that say where and how a run ran, not what it learns: runs that differ only in these (and the
 #: seed) are one config of a study.
-PLACEMENT = frozenset({"seed", "name", "out", "data_dir", "device", "threads", "precision"})
+PLACEMENT = frozenset({"seed", "name", "out", "data_dir", "device", "threads", "precision", "compile"})
 #: the recipe's numeric settings a command line gives as `--<setting> VALUE` where they are not the default
 RECIPE_NUMBERS = ("shift", "affine", "erase", "label_smoothing", "ema")
 
@@ -71,6 +72,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
     threads: int | None = None  # torch intra-op threads; None: torch's default
+    compile: str = "off"  # the training step's torch.compile (COMPILES); validation, test and export stay eager
     name: str | None = None  # run folder name; None: registry.run_name (e.g. cnn-k3-s0, mlp-shift2-s0)
     out: str = "checkpoints"
     data_dir: str | None = None
@@ -95,6 +97,8 @@ class TrainConfig:
             raise ConfigError("device", f"{self.device!r} is not valid", f"valid: {', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError("precision", f"{self.precision!r} is not valid", f"valid: {', '.join(PRECISIONS)}")
+        if self.compile not in COMPILES:
+            raise ConfigError("compile", f"{self.compile!r} is not valid", f"valid: {', '.join(COMPILES)}")
         for key in ("warmup", "label_smoothing", "ema"):
             if not 0 <= getattr(self, key) < 1:  # (a NaN fails this too)
                 raise ConfigError(key, f"must lie in [0, 1), got {getattr(self, key)}")
@@ -223,7 +227,11 @@ def what_args(cfg: TrainConfig) -> list[str]:
 
 
 def resume_config(
-    run_dir: Path, epochs: int | None = None, device: str | None = None, threads: int | None = None
+    run_dir: Path,
+    epochs: int | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    compile: str | None = None,
 ) -> TrainConfig:
     """The saved config of a run folder, with the few options that may change on resume applied."""
     run = Run(Path(run_dir))
@@ -240,4 +248,6 @@ def resume_config(
         changes["device"] = device
     if threads is not None:
         changes["threads"] = threads
+    if compile is not None:
+        changes["compile"] = compile
     return cfg.with_changes(**changes)

@@ -23,7 +23,7 @@ from .evaluate import predict_logits
 from .geometry import warp_plan
 from .models import FlipTTA, create_model
 from .recipe import erase_boxes
-from .step import batch_input, optimise
+from .step import batch_input, compiled, optimise
 
 #: images of a timed forward pass (the batch `predict_logits` uses for validation and test)
 EVAL_BATCH = 1000
@@ -94,6 +94,7 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         ema = WeightEma(model, cfg.ema) if cfg.ema else None
         kept = ema.model if ema else model
         judged = FlipTTA(kept) if cfg.tta else kept  # what validation and the test evaluate
+        net = compiled(model, cfg.compile)  # what the training step calls
         n = cfg.batch_size
         images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=gen).to(device)
         labels = torch.randint(0, 10, (n,), generator=gen).to(device)
@@ -107,7 +108,7 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         def step() -> None:  # the trainer's step (training/step.py), then its EMA update
             nonlocal steps_done
             x = batch_input(cfg, images, flips, shifts, boxes, warps, cfg.spec.has_convs)
-            optimise(model, opt, x, labels, cfg.label_smoothing, autocast)
+            optimise(net, opt, x, labels, cfg.label_smoothing, autocast)
             steps_done += 1
             if ema:
                 ema.update(steps_done)

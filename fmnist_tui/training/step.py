@@ -5,7 +5,7 @@ backward, optimizer). One definition, so the estimate pays for every part of the
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +15,18 @@ from ..core.config import TrainConfig
 from .evaluate import to_input
 from .geometry import warp
 from .recipe import augment, erase
+
+#: `--compile`: what torch.compile is asked for. off: eager; default: inductor's fused kernels; graphs: the same
+#: replayed as CUDA graphs (torch.compile's "reduce-overhead"), for small batches whose kernel launches cost more
+#: than their arithmetic on a GPU. Measured per device by `python bench/compile_speed.py`.
+COMPILE_MODES: dict[str, str | None] = {"off": None, "default": "default", "graphs": "reduce-overhead"}
+
+
+def compiled(net: nn.Module, mode: str) -> nn.Module:
+    """`net` as the training step calls it under `--compile mode`: itself, or torch.compile's wrapper of it, which
+    shares its weights (state dicts, the weight average, validation and export keep using `net`, eager)."""
+    how = COMPILE_MODES[mode]
+    return net if how is None else cast(nn.Module, torch.compile(net, mode=how))
 
 
 def batch_input(

@@ -53,7 +53,7 @@ from .geometry import warp_plan
 from .models import FlipTTA, count_macs, count_params, create_model
 from .recipe import EpochPlan, epoch_plan, extension_segment, first_segment, lr_at
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
-from .step import batch_input, optimise
+from .step import batch_input, compiled, optimise
 
 #: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
 #: events: rare enough that the device runs ahead of Python, often enough for a live progress bar.
@@ -171,7 +171,8 @@ class Trainer:
             self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True
         )  # one kernel per step instead of a loop over tensors
         self.batches = math.ceil(self.epoch_images / cfg.batch_size)
-        self.net = world.wrap(self.model) if world else self.model  # what the training step calls
+        # what the training step calls: the model (DDP's wrapper of it), compiled with --compile
+        self.net = compiled(world.wrap(self.model) if world else self.model, cfg.compile)
         # the weights that are validated, saved (best, last) and exported: the weight average with --ema
         self.ema = WeightEma(self.model, cfg.ema) if cfg.ema else None
         self.kept = self.ema.model if self.ema else self.model

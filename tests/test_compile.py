@@ -1,0 +1,59 @@
+"""`--compile`: torch.compile of the training step is a placement setting (where and how a run runs, not what it
+learns), validated in one line, recorded, changeable on resume, and it trains exactly what eager trains."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fmnist_tui.cli import app
+from fmnist_tui.cli.train_cmd import command_line
+from fmnist_tui.core.config import COMPILES, TrainConfig, resume_config
+from fmnist_tui.core.errors import ConfigError
+from fmnist_tui.training.step import COMPILE_MODES
+
+runner = CliRunner()
+
+
+def test_compile_is_placement_with_its_valid_values() -> None:
+    assert tuple(COMPILE_MODES) == COMPILES
+    compiled = TrainConfig.create(arch="resnet", compile="graphs")
+    assert compiled.recipe() == TrainConfig.create(arch="resnet").recipe()  # a study reuses either run for the other
+    assert compiled.run_name == "resnet-s0"
+    assert "--compile graphs" in " ".join(command_line(compiled))
+    assert "--compile" not in " ".join(command_line(TrainConfig.create(arch="resnet")))
+    with pytest.raises(ConfigError, match="valid: off, default, graphs"):
+        TrainConfig.create(compile="fast")
+
+
+def test_an_unknown_compile_mode_is_one_usage_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--compile", "fast", "--out", str(tmp_path / "runs")], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'fast' is not one of 'off', 'default', 'graphs'" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def _losses(run: Path) -> list[float]:
+    with open(run / "metrics.csv", newline="") as fh:
+        return [float(row["train_loss"]) for row in csv.DictReader(fh)]
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_what_eager_trains_and_resumes_either_way(tiny_data: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    common = ["--arch", "cnn", "--subset", "96", "--batch-size", "32", "--precision", "fp32", "--threads", "1"]
+    for mode in ("off", "default"):
+        args = ["train", *common, "--epochs", "1", "--compile", mode, "--name", mode]
+        result = runner.invoke(app, [*args, "--out", str(runs), "--data-dir", str(tiny_data)])
+        assert result.exit_code == 0, result.output
+        assert json.loads((runs / mode / "config.json").read_text())["compile"] == mode
+    assert _losses(runs / "default") == pytest.approx(_losses(runs / "off"), rel=1e-5)
+    # a placement setting: the run resumes under another mode, and says so in its config
+    more = ["train", "--resume", "--out", str(runs), "--name", "default", "--epochs", "2", "--compile", "off"]
+    result = runner.invoke(app, [*more, "--data-dir", str(tiny_data)])
+    assert result.exit_code == 0, result.output
+    assert resume_config(runs / "default").compile == "off" and len(_losses(runs / "default")) == 2
