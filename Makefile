@@ -63,7 +63,7 @@ typecheck: setup
 # minutes on a GPU, over an hour on a 2-core CPU). Finished runs are reused, a half-done one resumed; each
 # is exported and verified into export/.
 MODERN_RUN = resnet-shift2-s0
-MODERN = --arch resnet --epochs 40 --batch-size 128 --lr 2e-3 --shift 2 --erase 0.25 --label-smoothing 0.1 --ema 0.999 --tta
+MODERN = --arch resnet --epochs 40 --batch-size 128 --lr 2e-3 --shift 2 --erase 0.25 --label-smoothing 0.1 --tta
 models: data
 	$(PY) -m fmnist_tui experiment --seeds 1 --jobs 1 --no-latency --runs checkpoints --out reports/models --export export
 	@if [ -f checkpoints/$(MODERN_RUN)/summary.json ]; then echo "reusing checkpoints/$(MODERN_RUN)"; \

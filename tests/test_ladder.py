@@ -36,7 +36,7 @@ def runs(tmp_path: Path) -> Path:
         finished(root, seed, bn, arch="cnn", kernel=3, norm="batch")
     for seed in range(4):  # another recipe, with more runs than the default's: still not the rung's runs
         finished(root, seed, 0.5, epochs=2, arch="cnn", kernel=3, norm="batch", name=f"short-s{seed}")
-    finished(root, 0, 0.95, epochs=40, arch="resnet", shift=2, erase=0.25, ema=0.999, tta=True)
+    finished(root, 0, 0.95, epochs=40, arch="resnet", shift=2, erase=0.25, tta=True)
     return root
 
 

@@ -16,11 +16,9 @@ from .results import Group
 from .stats import summarize
 from .studies import recipe_key
 
-#: the default model's recipe on top of the project's (README, The ResNet); `make models` trains it
-MODERN = (
-    "--arch resnet --epochs 40 --batch-size 128 --lr 2e-3 --shift 2 --erase 0.25 --label-smoothing 0.1 "
-    "--ema 0.999 --tta"
-)
+#: the default model's recipe on top of the project's (README, The ResNet); `make models` trains it. Each
+#: ingredient was measured at 40 epochs and kept because it helps; the weight average (--ema) was not.
+MODERN = "--arch resnet --epochs 40 --batch-size 128 --lr 2e-3 --shift 2 --erase 0.25 --label-smoothing 0.1 --tta"
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ RUNGS = (
     Rung("+ depth (3 blocks)", "cnn-k3-d3-bn", "--arch cnn --norm batch --depth 3"),
     Rung("+ GAP head", "cnn-k3-d3-gap-bn", "--arch cnn --norm batch --depth 3 --head gap"),
     Rung("+ residual blocks, width (ResNet)", "resnet", "--arch resnet"),
-    Rung("+ crops, erasing, EMA, flip-TTA, 40 epochs (the default model)", "resnet-shift2", MODERN),
+    Rung("+ crops, erasing, flip-TTA, 40 epochs (the default model)", "resnet-shift2", MODERN),
 )
 
 
