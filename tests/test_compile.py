@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fmnist_tui.cli import app
 from fmnist_tui.cli.train_cmd import command_line
 from fmnist_tui.core.config import COMPILES, TrainConfig, resume_config
-from fmnist_tui.core.errors import ConfigError
+from fmnist_tui.core.errors import EXIT_FAILED, ConfigError
 from fmnist_tui.training.step import COMPILE_MODES
 
 runner = CliRunner()
@@ -57,3 +57,32 @@ def test_a_compiled_run_trains_what_eager_trains_and_resumes_either_way(tiny_dat
     result = runner.invoke(app, [*more, "--data-dir", str(tiny_data)])
     assert result.exit_code == 0, result.output
     assert resume_config(runs / "default").compile == "off" and len(_losses(runs / "default")) == 2
+
+
+@pytest.mark.slow
+def test_a_compile_that_fails_is_one_line_and_the_run_resumes_without_it(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from fmnist_tui.training import trainer
+
+    class Unbuildable(torch.nn.Module):  # what torch.compile's wrapper does on a machine without a C++ compiler
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise BackendCompilerFailed(torch.compile, RuntimeError("No working C++ compiler found"), None)
+
+    monkeypatch.setattr(trainer, "compiled", lambda net, mode: net if mode == "off" else Unbuildable())
+    runs = tmp_path / "runs"
+    where = ["--out", str(runs), "--data-dir", str(tiny_data)]
+    args = ["train", "--arch", "mlp", "--subset", "64", "--epochs", "1", "--compile", "default"]
+    failed = runner.invoke(app, [*args, *where], env={"COLUMNS": "300"})
+    assert failed.exit_code == EXIT_FAILED and "Traceback" not in failed.output
+    said = [line for line in failed.output.splitlines() if "torch.compile could not build" in line]
+    assert said == [
+        "error: --compile default: torch.compile could not build the training step (RuntimeError: No working C++ "
+        "compiler found); the run's last saved state is kept: continue it with --resume and --compile off"
+    ], failed.output
+    resumed = runner.invoke(app, ["train", "--resume", "--name", "mlp-s0", "--compile", "off", *where])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((runs / "mlp-s0" / "summary.json").read_text())["epochs"] == 1

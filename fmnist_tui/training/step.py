@@ -29,6 +29,18 @@ def compiled(net: nn.Module, mode: str) -> nn.Module:
     return net if how is None else cast(nn.Module, torch.compile(net, mode=how))
 
 
+def compile_failure(exc: BaseException) -> str | None:
+    """Why torch.compile could not build the step, when `exc` is that (no working C++ compiler for the CPU backend,
+    an operation it cannot compile); None for any other exception."""
+    from torch._dynamo.exc import BackendCompilerFailed  # loaded already by the compile that raised
+
+    if not isinstance(exc, BackendCompilerFailed):
+        return None
+    inner = exc.inner_exception
+    first = (str(inner).strip().splitlines() or [""])[0]
+    return f"torch.compile could not build the training step ({type(inner).__name__}: {first})"
+
+
 def batch_input(
     cfg: TrainConfig,
     images: torch.Tensor,

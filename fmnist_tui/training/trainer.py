@@ -53,7 +53,7 @@ from .geometry import warp_plan
 from .models import FlipTTA, count_macs, count_params, create_model
 from .recipe import EpochPlan, epoch_plan, extension_segment, first_segment, lr_at
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
-from .step import batch_input, compiled, optimise
+from .step import batch_input, compile_failure, compiled, optimise
 
 #: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
 #: events: rare enough that the device runs ahead of Python, often enough for a live progress bar.
@@ -308,6 +308,14 @@ class Trainer:
             raise RunError(
                 f"{write_error(exc)}; the run's last saved state is kept: free some space (or fix the folder), "
                 f"then continue it with {ref('resume')}"
+            ) from None
+        except Exception as exc:
+            failure = compile_failure(exc) if self.cfg.compile != "off" else None
+            if failure is None:
+                raise
+            raise RunError(
+                f"{ref('compile')} {self.cfg.compile}: {failure}; the run's last saved state is kept: continue it "
+                f"with {ref('resume')} and {ref('compile')} off"
             ) from None
         finally:
             self.lock.release()
