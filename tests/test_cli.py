@@ -188,6 +188,27 @@ def run_logged(args: list[str], env: dict[str, str], log: Path | None = None) ->
     return text
 
 
+def test_a_ctrl_c_caught_inside_exec_still_exits_130(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """A second Ctrl-C can land in code CPython runs from a string (dataclasses' and namedtuple's exec while
+    torch imports); caught there, it used to make `python -m fmnist_tui` die of SIGINT (-2) after printing
+    its one line. The command's own 130 must win (a study's scheduler reads it)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "__main__.py").write_text(
+        "from fmnist_tui import cli\n"
+        "def interrupted(first):\n"
+        "    try:\n"
+        "        exec('raise KeyboardInterrupt')  # what the StopFlag raises on a second Ctrl-C, inside an exec\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise SystemExit(130)\n"
+        "cli._run = interrupted\n"
+        "cli.main()\n"
+    )
+    env = {**cli_env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{cli_env['PYTHONPATH']}"}
+    done = subprocess.run([sys.executable, "-m", "probe", "train"], env=env, capture_output=True, text=True)
+    assert done.returncode == 130, done.stderr
+
+
 def test_train_to_a_log_file_is_one_whole_line_per_epoch(pipe_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "a-folder-name-long-enough-that-the-lines-pass-eighty-columns" / "runs"
     text = run_logged(

@@ -6,10 +6,13 @@ for --help and for tests) is built on first access."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 from typing import TYPE_CHECKING, Any
+
+from ..core.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     import typer
@@ -94,6 +97,31 @@ def main() -> None:
 
         fail(str(missing))
         sys.exit(1)
+    except SystemExit as stop:
+        if stop.code == EXIT_INTERRUPTED:
+            _leave_interrupted()
+        raise
+
+
+def _leave_interrupted() -> None:
+    """End an interrupted command with exit 130, whatever caught the Ctrl-C.
+
+    A KeyboardInterrupt raised inside code CPython runs from a string (`exec`, as dataclasses and
+    namedtuple do while torch imports) marks the interpreter "interrupted" even when we catch it, and
+    `python -m fmnist_tui` (what a study's trainings and torchrun run) then ends by killing itself with
+    SIGINT, status -2, instead of the documented 130. So the threads are joined and the exit handlers run
+    here, as the interpreter's own exit would, and the process leaves with 130."""
+    import atexit
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)  # joins the non-daemon threads, as interpreter exit does
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):  # a reader that went away, or a closed stream
+            stream.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _run(first: str | None) -> None:
