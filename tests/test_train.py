@@ -148,6 +148,36 @@ def test_finished_run_is_not_overwritten_and_can_be_extended(tmp_path: Path, tin
     assert extended.summary is not None and extended.summary["epochs"] == 4
 
 
+def test_reuse_keeps_a_finished_run_resumes_an_interrupted_one_and_refuses_another_recipe(
+    tmp_path: Path, tiny_data: Path
+) -> None:
+    """`fmnist train --reuse` (what `make models` runs): the same command twice trains once; an interrupted run
+    is resumed to the end; a folder holding another recipe is one line, exit 1, and is left as it was."""
+    cfg = cfg_for(tmp_path, tiny_data, epochs=2)
+    args = ["train", "--arch", "cnn", "--epochs", "2", "--batch-size", "32", "--threads", "1", "--out", cfg.out]
+    args += ["--data-dir", str(tiny_data), "--reuse"]
+    stops = {"n": 0}
+
+    def stop() -> bool:
+        stops["n"] += 1
+        return stops["n"] > 3
+
+    cut = train(cfg, None, stop)
+    assert cut.interrupted and not cut.run.finished
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0 and "resuming at epoch" in resumed.output, resumed.output
+    assert cut.run.finished and [r["epoch"] for r in cut.run.metrics()] == [1, 2]
+    before = {p.name: digest(p) for p in cut.run.path.iterdir()}
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "reusing" in again.output and "already trained" in again.output, again.output
+    other = CliRunner().invoke(app, [*args[:4], "3", *args[5:]])
+    assert other.exit_code == 1 and "holds another recipe (epochs 2 ≠ 3)" in other.output, other.output
+    assert "Traceback" not in other.output
+    assert before == {p.name: digest(p) for p in cut.run.path.iterdir()}
+    both = CliRunner().invoke(app, [*args, "--resume"])
+    assert both.exit_code == 2 and "drop --resume" in both.output
+
+
 def test_resume_without_a_run_and_unwritable_out(tmp_path: Path, tiny_data: Path) -> None:
     with pytest.raises(RunError, match="no run to resume"):
         train(cfg_for(tmp_path, tiny_data), resume=True)

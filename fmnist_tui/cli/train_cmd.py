@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..core import registry
 from ..core.config import COMPILES, PRECISIONS, TrainConfig, default, resume_config, what_args
-from ..core.errors import EXIT_INTERRUPTED
+from ..core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RunError, ref
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from ..core.registry import PERMUTE_SEED
 from ..core.runs import CONFIG, Run
@@ -145,6 +145,14 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run, or extend a finished one with --epochs N.")
     ] = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse",
+            help="Where the run folder already holds this recipe, keep it: a finished run is reported, not retrained "
+            "(exit 0), an interrupted one resumed. Another recipe there is refused. For scripts and Makefiles.",
+        ),
+    ] = False,
     shift: Annotated[
         int, typer.Option(help="Random shift augmentation, pixels each way (0: off).", min=0, max=8)
     ] = default("shift"),
@@ -232,6 +240,13 @@ def train(
         affine=0.0 if no_augment else affine,
         **options,
     )
+    if reuse:
+        if resume:
+            raise fail("--reuse resumes the run when it needs to; drop --resume", EXIT_USAGE)
+        reused = _reuse(cfg)
+        if reused is None:
+            return
+        resume = reused
     if resume:
         cfg = resume_config(cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads, compile=cfg.compile)
     # from here one Ctrl-C, whenever it comes (while torch or the dataset loads too), stops at the next batch
@@ -255,6 +270,26 @@ def train(
     console.print(
         f"next: fmnist evaluate {shown(result.run.path)} · fmnist export {shown(result.run.path)}", highlight=False
     )
+
+
+def _reuse(cfg: TrainConfig) -> bool | None:
+    """--reuse: None when the run folder holds this recipe finished (said, nothing to do), True when it holds it
+    interrupted (resume it), False when there is nothing to reuse (train). RunError for another recipe."""
+    from ..study.plan import DONE, RESUME, recipe_differences, status
+
+    run = Run(cfg.run_dir)
+    if run.file(CONFIG).exists() and (diffs := recipe_differences(run, cfg)):
+        raise RunError(
+            f"run {run.name!r} in {shown(run.path.parent)} holds another recipe ({diffs}); choose another "
+            f"{ref('name')}, or move that run away"
+        )
+    state = status(cfg)
+    if state == DONE:
+        accuracy = run.summary().get("test_accuracy")
+        said = f"test accuracy {accuracy:.2%}" if isinstance(accuracy, float) else "finished"
+        console.print(f"reusing {shown(run.path)}: already trained with this recipe ({said})", highlight=False)
+        return None
+    return state == RESUME
 
 
 def _train(cfg: TrainConfig, resume: bool, stop: StopFlag) -> TrainResult | None:

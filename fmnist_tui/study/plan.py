@@ -108,10 +108,8 @@ def status(cfg: TrainConfig) -> str:
     run = Run(cfg.run_dir)
     if not run.file(CONFIG).exists():
         return NEW
-    saved, wanted = recipe_of(run.config()) or {}, cfg.recipe()
-    differ = [k for k in wanted if str(saved.get(k)) != str(wanted[k])]
-    if differ:
-        diffs = ", ".join(f"{k} {saved.get(k)} ≠ {wanted[k]}" for k in differ)
+    diffs = recipe_differences(run, cfg)
+    if diffs:
         raise RunError(
             f"run {run.name!r} in {run.path.parent} has another recipe ({diffs}); pass another "
             f"{ref('runs')} folder for this study, or move that run away"
@@ -119,6 +117,12 @@ def status(cfg: TrainConfig) -> str:
     if run.finished:
         return DONE
     return RESUME if run.file(STATE).exists() else RESTART
+
+
+def recipe_differences(run: Run, cfg: TrainConfig) -> str:
+    """What differs between the recipe saved in `run` and `cfg`'s ("epochs 30 ≠ 40, ema 0.999 ≠ 0.0"), or ""."""
+    saved, wanted = recipe_of(run.config()) or {}, cfg.recipe()
+    return ", ".join(f"{k} {saved.get(k)} ≠ {wanted[k]}" for k in wanted if str(saved.get(k)) != str(wanted[k]))
 
 
 def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
