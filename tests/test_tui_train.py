@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import Checkbox, Collapsible, DataTable, Input, Select
 
+from fmnist_tui.core.errors import ConfigError
 from fmnist_tui.core.runs import Run
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.app import FmnistApp
@@ -158,3 +159,49 @@ async def test_the_form_offers_family_options_and_names_bad_combinations(tiny_da
         assert not app.query_one("#hidden", Input).disabled and app.query_one("#depth", Select).disabled
         app.query_one("#hidden", Input).value = "128, 64"
         assert pane.form_config().options == {"hidden": (128, 64)} and pane.form_config().run_name == "mlp-h128x64-s0"
+
+
+@sync
+async def test_the_recipe_and_hardware_sections_train_the_default_models_recipe(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """The folded recipe and hardware sections reach every setting of `fmnist train` (the default model's
+    recipe: shifts, erasing, label smoothing, flip-TTA; the device, precision, compile); a bad value there is
+    named and its section unfolds; the run trained from the form records what the form said."""
+    runs = tmp_path / "runs"
+    app = train_app(tmp_path, tiny_data)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        recipe, hardware = app.query_one("#recipe", Collapsible), app.query_one("#placement", Collapsible)
+        assert recipe.collapsed and hardware.collapsed  # folded: the form fits 24 rows with Start in view
+        await fill(pilot, erase="2")
+        pane.start()
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("the erase field is a probability and must lie in [0, 1]" in m for m in messages), messages
+        assert not recipe.collapsed and app.query_one("#erase").has_class("invalid") and not pane.running
+        await fill(pilot, shift="x")
+        with pytest.raises(ConfigError, match="must be a whole number"):
+            pane.form_config()
+        await fill(pilot, epochs="1", batch="64", threads="1", shift="2", erase="0.25", label_smoothing="0.05")
+        await fill(pilot, train_size="200", ema="0.9")
+        app.query_one("#tta", Checkbox).value = True
+        app.query_one("#device", Select).value = "cpu"
+        app.query_one("#precision", Select).value = "fp32"
+        await pilot.pause()
+        cfg = pane.form_config()
+        assert (cfg.shift, cfg.erase, cfg.label_smoothing, cfg.ema, cfg.tta) == (2, 0.25, 0.05, 0.9, True)
+        assert (cfg.device, cfg.precision, cfg.compile, cfg.train_size) == ("cpu", "fp32", "off", 200)
+        assert cfg.run_name == "cnn-k3-n200-shift2-s0"
+        pane.start()
+        await wait_until(pilot, lambda: pane.worker is not None and not pane.running, 120, "the training")
+        saved = Run(runs / cfg.run_name).config()
+        assert {k: saved[k] for k in ("shift", "erase", "label_smoothing", "ema", "tta", "train_size")} == {
+            "shift": 2,
+            "erase": 0.25,
+            "label_smoothing": 0.05,
+            "ema": 0.9,
+            "tta": True,
+            "train_size": 200,
+        }
+        assert (saved["device"], saved["precision"]) == ("cpu", "fp32")

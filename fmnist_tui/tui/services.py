@@ -28,8 +28,10 @@ def _train(cfg: TrainConfig, on_event: Callback, should_stop: Callable[[], bool]
     return train(cfg, on_event, should_stop, resume=resume)
 
 
-def _resume_config(run_dir: Path, epochs: int | None, threads: int | None) -> TrainConfig:
-    return resume_config(run_dir, epochs=epochs, threads=threads)
+def _resume_config(
+    run_dir: Path, epochs: int | None, threads: int | None, device: str | None = None, compile: str | None = None
+) -> TrainConfig:
+    return resume_config(run_dir, epochs=epochs, threads=threads, device=device, compile=compile)
 
 
 def _load_dataset(data_dir: Path | None) -> Dataset:
@@ -65,7 +67,7 @@ class Services:
     """The library calls the screens make; every field can be replaced by a fake in tests."""
 
     train: Callable[[TrainConfig, Callback, Callable[[], bool], bool], Any] = field(default=_train)
-    resume_config: Callable[[Path, int | None, int | None], TrainConfig] = field(default=_resume_config)
+    resume_config: Callable[..., TrainConfig] = field(default=_resume_config)
     load_dataset: Callable[[Path | None], Dataset] = field(default=_load_dataset)
     feature_maps: Callable[[Run, np.ndarray], Sequence[np.ndarray]] = field(default=_feature_maps)
     #: a model file → its classifier (the Classify tab keeps one per file)

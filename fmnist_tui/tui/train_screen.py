@@ -10,16 +10,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Checkbox, Collapsible, DataTable, Input, Label, ProgressBar, Select, Static
 
 from ..core import registry
-from ..core.config import TrainConfig, default
+from ..core.config import COMPILES, DEVICES, PRECISIONS, RECIPE_NUMBERS, TrainConfig, default
 from ..core.errors import ConfigError, FmnistError
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from ..core.text import printable
@@ -33,17 +33,35 @@ EPOCH_COLUMNS = ("ep", "tr_loss", "tr_acc", "va_loss", "va_acc", "sec")
 
 #: config setting → the id of the form field that sets it, where the two differ
 FORM_IDS = {"batch_size": "batch", "hflip": "augment"}
+#: the label of a form field, where it is not its id (labels have 9 columns and a space)
+LABELS = {"label_smoothing": "smoothing", "train_size": "train n"}
+#: the recipe's switches beyond the architecture and the h-flip (check boxes in the "recipe" section)
+SWITCHES = {"tta": "TTA (flip)", "permute": "permute pixels"}
+#: where and how a run trains (config.PLACEMENT, not its recipe): the "hardware" section's pick lists
+PLACES = {"device": DEVICES, "precision": PRECISIONS, "compile": COMPILES}
 #: actions and settings an error may name, as this screen shows them
 ACTIONS = {"resume": "Resume (r)", "out": "the runs folder", "data_dir": "the dataset folder"}
 
 
 def setting_name(setting: str) -> str:
     """How the Train tab names a setting an error refers to: its form field, or its button."""
-    return ACTIONS.get(setting) or f"the {FORM_IDS.get(setting, setting)} field"
+    field_id = FORM_IDS.get(setting, setting)
+    return ACTIONS.get(setting) or f"the {LABELS.get(field_id, field_id)} field"
 
 
 def _field(label: str, widget: Widget) -> Horizontal:
     return Horizontal(Label(label, classes="field-label"), widget, classes="field")
+
+
+def _number(text: str, what: str) -> int | float:
+    """A recipe number typed in the form (empty: its default); a ConfigError names the field."""
+    text, kind = text.strip(), type(default(what))
+    if not text:
+        return default(what)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(what, f"must be a {'whole ' if kind is int else ''}number, got {text!r}") from None
 
 
 def _int_or_none(text: str, what: str) -> int | None:
@@ -104,6 +122,21 @@ class TrainPane(Vertical):
                 yield _field("threads", Input(placeholder="auto", type="integer", compact=True, id="threads"))
                 yield _field("name", Input(placeholder="auto", compact=True, id="name"))
                 yield Checkbox("augment (h-flip)", value=default("hflip"), compact=True, id="augment")
+                with Collapsible(title="recipe", collapsed=True, id="recipe"):
+                    for name in RECIPE_NUMBERS:
+                        kind: Literal["integer", "number"] = "integer" if isinstance(default(name), int) else "number"
+                        yield _field(
+                            LABELS.get(name, name), Input(str(default(name)), type=kind, compact=True, id=name)
+                        )
+                    yield _field("train n", Input(placeholder="all", type="integer", compact=True, id="train_size"))
+                    for name, text in SWITCHES.items():
+                        yield Checkbox(text, value=default(name), compact=True, id=name)
+                with Collapsible(title="hardware", collapsed=True, id="placement"):
+                    for name, choices in PLACES.items():
+                        select = Select(
+                            [(c, c) for c in choices], value=default(name), allow_blank=False, compact=True, id=name
+                        )
+                        yield _field(name, select)
                 with Horizontal(id="train-buttons"):
                     yield Button("Start", id="start", variant="success", compact=True)
                     yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
@@ -177,8 +210,13 @@ class TrainPane(Vertical):
             raise ConfigError("lr", f"must be a number or 'auto', got {lr_text!r}") from None
         values = {
             key: _int_or_none(self.query_one(f"#{key}", Input).value, key)
-            for key in ("epochs", "seed", "batch", "subset", "threads")
+            for key in ("epochs", "seed", "batch", "subset", "threads", "train_size")
         }
+        recipe: dict[str, Any] = {
+            name: _number(self.query_one(f"#{name}", Input).value, name) for name in RECIPE_NUMBERS
+        }
+        recipe |= {name: self.query_one(f"#{name}", Checkbox).value for name in SWITCHES}
+        recipe |= {name: str(self.query_one(f"#{name}", Select).value) for name in PLACES}
         spec = registry.get(arch)
         options = {o.name: self._option_value(o.name) for o in spec.options}
         return TrainConfig(
@@ -192,6 +230,8 @@ class TrainPane(Vertical):
             threads=values["threads"],
             name=self.query_one("#name", Input).value.strip() or None,
             hflip=augment,
+            train_size=values["train_size"],
+            **recipe,
             out=str(self.settings.runs),
             data_dir=str(self.settings.data_dir) if self.settings.data_dir else None,
         )
@@ -212,7 +252,7 @@ class TrainPane(Vertical):
         try:
             cfg = self.form_config()
             if resume:
-                cfg = self.services.resume_config(cfg.run_dir, cfg.epochs, cfg.threads)
+                cfg = self.services.resume_config(cfg.run_dir, cfg.epochs, cfg.threads, cfg.device, cfg.compile)
         except FmnistError as exc:
             self.notify(printable(exc.render(setting_name)), title="Cannot start", severity="error", markup=False)
             self._mark_invalid(exc)
@@ -227,6 +267,9 @@ class TrainPane(Vertical):
         field_id = FORM_IDS.get(getattr(exc, "field", ""), getattr(exc, "field", ""))
         widgets: Iterable[Widget] = self.query(f"#train-form #{field_id}") if field_id else ()
         for widget in widgets:
+            for section in widget.ancestors:
+                if isinstance(section, Collapsible):
+                    section.collapsed = False  # a field of a folded section: show it
             widget.add_class("invalid")
             widget.focus()
 
