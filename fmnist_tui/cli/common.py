@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from ..core.config import DEVICES
+from ..core.config import COMPILES, DEVICES
 from ..core.errors import EXIT_USAGE, FmnistError
 from ..core.text import printable
 
@@ -85,6 +85,13 @@ class Format(str, Enum):
 #: `--device` of every command: the config's devices (auto: CUDA when present, else the CPU)
 # (mypy wants an Enum's members spelled out; these come from the config's DEVICES, their one home)
 Device = Enum("Device", {name: name for name in DEVICES}, type=str)  # type: ignore[misc]
+#: `--compile` of train, study and experiment: the training step's torch.compile mode (config's COMPILES)
+Compile = Enum("Compile", {name: name for name in COMPILES}, type=str)  # type: ignore[misc]
+#: help of a study's or experiment's `--compile` (placement: not part of any run's recipe)
+COMPILE_HELP = (
+    "torch.compile every training's step (see fmnist train --compile; graphs pays on a GPU for the ResNet). "
+    "A setting of where runs train, not of their recipe: finished runs are reused whatever it is."
+)
 
 #: settings whose command-line flag is not `--<setting>`
 FLAGS = {"hflip": "--no-augment"}

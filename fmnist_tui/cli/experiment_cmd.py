@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..core.config import TrainConfig
+from ..core.config import TrainConfig, default
 from ..core.errors import EXIT_INTERRUPTED, ConfigError, UsageError
 from ..study.analysis import study_markdown
 from ..study.cluster import Finished
@@ -17,7 +17,7 @@ from ..study.kernel import ARCHS, KERNELS, analyse
 from ..study.plan import plan
 from ..study.results import to_csv, write_results
 from ..study.scheduler import Ended, ExperimentEvent, Launched, Output
-from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
+from .common import COMPILE_HELP, Compile, DataDirOpt, Device, console, err_console, handle_errors, shown
 from .executors import (
     RayOpt,
     TaskCpusOpt,
@@ -105,6 +105,7 @@ def experiment(
     device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = Device(
         "auto"
     ),
+    compile: Annotated[Compile, typer.Option(help=COMPILE_HELP)] = default("compile"),
     latency: Annotated[
         bool,
         typer.Option(
@@ -141,6 +142,7 @@ def experiment(
         data_dir,
         Device(device).value,
     )
+    configs = [c.with_changes(compile=Compile(compile).value) for c in configs]
     jobs, threads = jobs_and_threads(jobs, len(configs))
     statuses, counts = plan_statuses(configs)
     console.print(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..core.config import PRECISIONS, TrainConfig
+from ..core.config import PRECISIONS, TrainConfig, default
 from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_text
 from ..core.runs import Run
@@ -20,7 +20,7 @@ from ..study.plan import DONE, status
 from ..study.results import Group, to_csv, write_results
 from ..study.sections import section, section_markdown
 from ..study.studies import STUDIES, Preset, StudySpec, get, prepare
-from .common import DataDirOpt, Device, console, err_console, handle_errors, shown
+from .common import COMPILE_HELP, Compile, DataDirOpt, Device, console, err_console, handle_errors, shown
 from .executors import (
     RayOpt,
     TaskCpusOpt,
@@ -155,6 +155,7 @@ def study(
         "auto"
     ),
     precision: Annotated[str, typer.Option(help=f"Every training's precision: {', '.join(PRECISIONS)}.")] = "auto",
+    compile: Annotated[Compile, typer.Option(help=COMPILE_HELP)] = default("compile"),
     latency: Annotated[
         bool,
         typer.Option(
@@ -182,7 +183,7 @@ def study(
     preset = _preset(spec, quick, seeds, epochs, subset)
     runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
     out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
-    configs = spec.plan(preset, runs, data_dir, Device(device).value, precision)
+    configs = spec.plan(preset, runs, data_dir, Device(device).value, precision, Compile(compile).value)
     jobs, threads = jobs_and_threads(jobs, len(configs))
     statuses, counts = plan_statuses(configs)
     console.print(

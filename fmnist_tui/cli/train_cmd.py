@@ -13,19 +13,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..core import registry
-from ..core.config import COMPILES, PRECISIONS, TrainConfig, default, resume_config, what_args
+from ..core.config import PRECISIONS, TrainConfig, default, resume_config, what_args
 from ..core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RunError, ref
 from ..core.events import BatchProgress, EpochEnd, Event, Finished, Interrupted, RunStarted
 from ..core.registry import PERMUTE_SEED
 from ..core.runs import CONFIG, Run
-from .common import DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors, shown
+from .common import Compile, DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors, shown
 
 if TYPE_CHECKING:
     from ..training.trainer import TrainResult
 
-# (mypy wants an Enum's members spelled out; these come from the config's PRECISIONS and COMPILES, their one home)
+# (mypy wants an Enum's members spelled out; these come from the config's PRECISIONS, their one home)
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
-Compile = Enum("Compile", {name: name for name in COMPILES}, type=str)  # type: ignore[misc]
 
 
 def _positive(value: int | None) -> int | None:

@@ -141,6 +141,8 @@ def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
         "--device",
         cfg.device,
     ]
+    if cfg.compile != "off":  # placement: a resumed run takes it too
+        cmd += ["--compile", cfg.compile]
     if resume:
         return [*cmd, "--resume"]
     cmd += ["--arch", cfg.arch, "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)]

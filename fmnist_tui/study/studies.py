@@ -149,6 +149,7 @@ class StudySpec:
         data_dir: Path | None = None,
         device: str = "auto",
         precision: str = "auto",
+        compile: str = "off",
     ) -> list[TrainConfig]:
         """The preset's training configs: every config (or the preset's `labels`) × seeds, one recipe."""
         if self.explicit:
@@ -158,7 +159,7 @@ class StudySpec:
             configs = plan(
                 list(self.archs), self.grid, preset.seeds, preset.epochs, out, preset.subset, data_dir, device
             )
-        return [c.with_changes(precision=precision, lr=preset.lr) for c in configs]
+        return [c.with_changes(precision=precision, compile=compile, lr=preset.lr) for c in configs]
 
     def metrics(self) -> list[str]:
         """The per-run values the claims are about, test accuracy first."""
