@@ -4,6 +4,7 @@ backward, optimizer). One definition, so the estimate pays for every part of the
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
@@ -26,7 +27,12 @@ def compiled(net: nn.Module, mode: str) -> nn.Module:
     """`net` as the training step calls it under `--compile mode`: itself, or torch.compile's wrapper of it, which
     shares its weights (state dicts, the weight average, validation and export keep using `net`, eager)."""
     how = COMPILE_MODES[mode]
-    return net if how is None else cast(nn.Module, torch.compile(net, mode=how))
+    if how is None:
+        return net
+    # a CUDA build of torch on a machine without CUDA warns at its first compile that it found no CUDA runtime:
+    # nothing a user of the CPU can act on, so it is not shown among the epoch lines
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return cast(nn.Module, torch.compile(net, mode=how))
 
 
 def compile_failure(exc: BaseException) -> str | None:
