@@ -10,8 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytest_textual_snapshot
+
+from tests.snapshot_svg import canonical
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# the TUI snapshots are stored and compared in one SVG form per picture (tests/snapshot_svg.py); the plugin
+# calls its normalize_svg on every stored and every new screenshot
+_strip_id = pytest_textual_snapshot.normalize_svg
+pytest_textual_snapshot.normalize_svg = lambda svg: canonical(_strip_id(svg))
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:

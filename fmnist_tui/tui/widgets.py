@@ -154,21 +154,28 @@ class CurvesPlot(PlotextPlot):
         """plotext rebuilds the whole chart on every render; reuse it until the data, size or theme change."""
         key = (self._version, self.size, self.app.theme)
         if self._cache is None or self._cache[0] != key:
+            self._draw()
             self._cache = (key, super().render())
         return self._cache[1]
 
     def on_mount(self) -> None:
-        super().on_mount()
+        super().on_mount()  # registers the app's theme with plotext
         self.show(self.rows)
 
     def show(self, rows: list[dict[str, float]]) -> None:
         self.rows, self._version = list(rows), self._version + 1
+        self.refresh()
+
+    def _draw(self) -> None:
+        """The chart of `rows`, in the app's theme: plotext gives each line its colour when it is plotted, from
+        the theme set then, so the theme is set first (plotted before the first render, the lines took
+        plotext's default palette; after it, the theme's: the colours depended on timing)."""
         plt = self.plt
         plt.clear_data()
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
         plt.title("loss" if self.metric == "loss" else "accuracy")
         if self.rows:
             epochs = [int(r["epoch"]) for r in self.rows]
             plt.plot(epochs, [r[f"train_{self.metric}"] for r in self.rows], label="train", marker="braille")
             plt.plot(epochs, [r[f"val_{self.metric}"] for r in self.rows], label="val", marker="braille")
             plt.xticks([float(e) for e in sorted(set(epochs))[:: max(1, len(epochs) // 5)]])
-        self.refresh()
