@@ -73,8 +73,9 @@ def canonical(svg: str) -> str:
             last[3] = float(last[3]) + width
         else:
             merged.append([fill, x, y, width, height])
+    edges = 'shape-rendering="crispEdges"'
     out = "".join(
-        f'<rect fill="{f}" x="{_num(float(x))}" y="{y}" width="{_num(float(w))}" height="{h}" shape-rendering="crispEdges"/>'
+        f'<rect fill="{f}" x="{_num(float(x))}" y="{y}" width="{_num(float(w))}" height="{h}" {edges}/>'
         for f, x, y, w, h in merged
     )
     start, end = rects[0].start(), rects[-1].end()
