@@ -274,15 +274,18 @@ def train(
 def _reuse(cfg: TrainConfig) -> bool | None:
     """--reuse: None when the run folder holds this recipe finished (said, nothing to do), True when it holds it
     interrupted (resume it), False when there is nothing to reuse (train). RunError for another recipe."""
-    from ..study.plan import DONE, RESUME, recipe_differences, status
+    from ..study.plan import DONE, RESUME, recipe_differences, run_state
 
     run = Run(cfg.run_dir)
-    if run.file(CONFIG).exists() and (diffs := recipe_differences(run, cfg)):
+    if not run.file(CONFIG).exists():
+        return False
+    diffs = recipe_differences(run, cfg)
+    if diffs:
         raise RunError(
             f"run {run.name!r} in {shown(run.path.parent)} holds another recipe ({diffs}); choose another "
             f"{ref('name')}, or move that run away"
         )
-    state = status(cfg)
+    state = run_state(run)
     if state == DONE:
         accuracy = run.summary().get("test_accuracy")
         said = f"test accuracy {accuracy:.2%}" if isinstance(accuracy, float) else "finished"

@@ -114,6 +114,11 @@ def status(cfg: TrainConfig) -> str:
             f"run {run.name!r} in {run.path.parent} has another recipe ({diffs}); pass another "
             f"{ref('runs')} folder for this study, or move that run away"
         )
+    return run_state(run)
+
+
+def run_state(run: Run) -> str:
+    """DONE, RESUME or RESTART for a run folder that holds a run (its recipe already checked)."""
     if run.finished:
         return DONE
     return RESUME if run.file(STATE).exists() else RESTART

@@ -128,7 +128,9 @@ class TrainPane(Vertical):
                         yield _field(
                             LABELS.get(name, name), Input(str(default(name)), type=kind, compact=True, id=name)
                         )
-                    yield _field("train n", Input(placeholder="all", type="integer", compact=True, id="train_size"))
+                    yield _field(
+                        LABELS["train_size"], Input(placeholder="all", type="integer", compact=True, id="train_size")
+                    )
                     for name, text in SWITCHES.items():
                         yield Checkbox(text, value=default(name), compact=True, id=name)
                 with Collapsible(title="hardware", collapsed=True, id="placement"):
