@@ -24,8 +24,17 @@ _RECT = re.compile(
 )
 
 
+_TRIM = re.compile(rf"((?:{BLANK})*)(.*?)((?:{BLANK})*)", re.S)
+
+
 def _num(value: float) -> str:
     return f"{round(value, 1):g}"
+
+
+def _splice(svg: str, found: list[re.Match[str]], pattern: re.Pattern[str], replacement: str) -> str:
+    """`svg` with the elements `found` (one block, in order) replaced by `replacement` where the block starts."""
+    start, end = found[0].start(), found[-1].end()
+    return svg[:start] + replacement + pattern.sub("", svg[start:end]) + svg[end:]
 
 
 def canonical(svg: str) -> str:
@@ -33,35 +42,28 @@ def canonical(svg: str) -> str:
     styles = {name: body.strip() for name, body in _STYLE.findall(svg)}
     svg = _STYLE.sub("", svg)
 
+    texts = list(_TEXT.finditer(svg))
     pieces: list[list[str | float]] = []  # [style, x, y, width, clip, content] of each inked run, in order
-    for m in _TEXT.finditer(svg):
+    for m in texts:
         name, x, y, length, clip, content = m.groups()
-        body = content
-        while body.startswith(BLANK):
-            body = body[len(BLANK) :]
-        lead = (len(content) - len(body)) // len(BLANK)
-        core = body
-        while core.endswith(BLANK):
-            core = core[: -len(BLANK)]
-        trail = (len(body) - len(core)) // len(BLANK)
-        if not core:
+        lead, core_text, trail = _TRIM.fullmatch(content).groups()  # type: ignore[union-attr]  # always matches
+        if not core_text:
             continue
-        left, width = float(x) + lead * CELL, float(length) - (lead + trail) * CELL
+        left = float(x) + len(lead) // len(BLANK) * CELL
+        width = float(length) - (len(lead) + len(trail)) // len(BLANK) * CELL
         last = pieces[-1] if pieces else None
         style = styles.get(name, "")
         if last and last[0] == style and last[2] == y and last[4] == clip:  # only blanks between: one run
             gap = round((left - float(last[1]) - float(last[3])) / CELL)
-            last[3], last[5] = left + width - float(last[1]), f"{last[5]}{BLANK * gap}{core}"
+            last[3], last[5] = left + width - float(last[1]), f"{last[5]}{BLANK * gap}{core_text}"
         else:
-            pieces.append([style, left, y, width, clip, core])
-    texts = list(_TEXT.finditer(svg))
+            pieces.append([style, left, y, width, clip, core_text])
     if texts:
         runs = "".join(
             f'<text style="{st}" x="{_num(float(x))}" y="{y}" textLength="{_num(float(w))}" clip-path="{c}">{t}</text>'
             for st, x, y, w, c, t in pieces
         )
-        start, end = texts[0].start(), texts[-1].end()
-        svg = svg[:start] + runs + _TEXT.sub("", svg[start:end]) + svg[end:]
+        svg = _splice(svg, texts, _TEXT, runs)
     rects = list(_RECT.finditer(svg))
     if not rects:
         return svg
@@ -78,5 +80,4 @@ def canonical(svg: str) -> str:
         f'<rect fill="{f}" x="{_num(float(x))}" y="{y}" width="{_num(float(w))}" height="{h}" {edges}/>'
         for f, x, y, w, h in merged
     )
-    start, end = rects[0].start(), rects[-1].end()
-    return svg[:start] + out + _RECT.sub("", svg[start:end]) + svg[end:]
+    return _splice(svg, rects, _RECT, out)
