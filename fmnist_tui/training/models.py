@@ -69,9 +69,14 @@ class LocallyConnected2d(nn.Module):
     """A k×k "convolution" whose filter and bias differ at every output position (stride 1, padding k//2):
     a convolution's locality without its weight sharing.
 
-    Patches are k² shifted slices of the zero-padded input, stacked (plain slicing, which the ONNX exporter
-    writes as Slice nodes), then one einsum applies each position's own filter. With every position's
-    weights set to one convolution's (`tie_to`), the output is that convolution's.
+    It runs as one batched matrix product over the H·W positions: the input is laid out position-first
+    ([H, W, N, C], a view of a channels_last map), its k² shifted slices are stacked into patches
+    [H·W, N, k²·C] (plain slicing, which the ONNX exporter writes as Slice nodes), and each position's
+    patch rows meet that position's [k²·C, out] filter. The output comes back channels_last, as a
+    convolution's does in training. (An einsum over [N, C, k², H, W] patches, as this layer first did,
+    computes the same numbers at half the speed: its patches and output were permuted copies, and the
+    output's odd layout slowed the ReLU and pooling after it; `bench/lcn_speed.py`.)
+    With every position's weights set to one convolution's (`tie_to`), the output is that convolution's.
     Weight [H, W, out, in, k, k], bias [out, H, W] for an input of H×W = size×size.
     """
 
@@ -87,12 +92,14 @@ class LocallyConnected2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, in, H, W]
         k, pad, h, w = self.kernel_size, self.kernel_size // 2, self.size, self.size
-        padded = F.pad(x, (pad, pad, pad, pad))
-        patches = torch.stack(
-            [padded[:, :, i : i + h, j : j + w] for i in range(k) for j in range(k)], dim=2
-        )  # [N, in, k², H, W]
-        weight = self.weight.flatten(4)  # [H, W, out, in, k²]
-        return torch.einsum("nckhw,hwock->nohw", patches, weight) + self.bias
+        n, c, o = x.shape[0], self.in_channels, self.out_channels
+        padded = F.pad(x, (pad, pad, pad, pad)).permute(2, 3, 0, 1)  # [H+2p, W+2p, N, in]
+        shifted = [padded[i : i + h, j : j + w] for i in range(k) for j in range(k)]
+        patches = torch.stack(shifted, dim=3).reshape(h * w, n, k * k * c)  # [H·W, N, k²·in]
+        weight = self.weight.flatten(4).transpose(3, 4).reshape(h * w, o, k * k * c)  # [H·W, out, k²·in]
+        out = torch.matmul(patches, weight.transpose(1, 2))  # [H·W, N, out]
+        out = out.transpose(0, 1).contiguous().view(n, h, w, o).permute(0, 3, 1, 2)  # [N, out, H, W], channels_last
+        return out + self.bias
 
     @torch.no_grad()
     def tie_to(self, conv: nn.Conv2d) -> LocallyConnected2d:
