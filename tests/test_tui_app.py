@@ -8,7 +8,10 @@ import pytest
 from textual.command import CommandPalette
 
 from fmnist_tui.tui import create_app
+from fmnist_tui.tui.explore_screen import ExplorePane
+from fmnist_tui.tui.messages import RunsChanged
 from fmnist_tui.tui.modals import HelpScreen
+from fmnist_tui.tui.results_screen import ResultsPane
 from tests.tui_support import screen_text, sync, wait_workers
 
 pytestmark = pytest.mark.slow  # every test here starts the app (1–3 s) or a process
@@ -29,6 +32,21 @@ async def test_starts_empty_with_hints_on_every_tab(tiny_data: Path, tmp_path: P
         await wait_workers(app)
         await pilot.pause()
         assert app.active_tab == "explore" and "250 train · 50 val · 100 test" in screen_text(app)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@sync
+async def test_a_training_that_ends_while_the_app_is_taken_down_is_no_error(tmp_path: Path) -> None:
+    """The end of a training re-reads the runs in Results and Explore; when it arrives as the app is being
+    taken down, those panes are gone already, which must not raise (it once did: NoMatches)."""
+    app = create_app(runs=tmp_path, export=tmp_path, images=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await app.query_one(ResultsPane).remove()
+        await app.query_one(ExplorePane).remove()
+        app.post_message(RunsChanged())
+        await pilot.pause()
         await pilot.press("q")
     assert app.return_code == 0
 

@@ -89,8 +89,11 @@ class FmnistApp(App[None]):
         self.refresh_bindings()
 
     def on_runs_changed(self, message: RunsChanged) -> None:
-        self.query_one(ResultsPane).reload()
-        self.query_one(ExplorePane).reload_runs()
+        # a training can end while the app is being taken down, its panes already gone: nothing to re-read then
+        for results in self.query(ResultsPane):
+            results.reload()
+        for explore in self.query(ExplorePane):
+            explore.reload_runs()
         self.refresh_bindings()
 
     # --- actions ------------------------------------------------------------------------------
