@@ -7,7 +7,9 @@ with the einsum formulation it replaced (kept below as `einsum_forward`, the ref
 for scale. One thread, as a study's trainings run (`--jobs 2` on 2 cores); fp32, and bf16 autocast where the CPU
 has it (not under the AVX2 approximation `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`, where studies run
 fp32). It checks first that both formulations give the same output, then prints each step time, the speed-up
-(einsum / now) and how many cnn-k3 steps an lcn-k3 step costs. Options: `--threads`, `--steps`, `--kernel`,
+(einsum / now) and how many cnn-k3 steps an lcn-k3 step costs; then the validation pass (1,000 images a batch, as
+the trainer evaluates) with the einsum, with the batched product on the whole batch, and as the layer runs it
+(in parts of LOCAL_CHUNK images). Options: `--threads`, `--steps`, `--kernel`,
 `--device`. The ratios are the answer; absolute times are this machine's.
 """
 
@@ -26,6 +28,7 @@ import torch.nn.functional as F  # noqa: E402
 from train_speed import cpu_kind  # noqa: E402
 
 from fmnist_tui.core.config import TrainConfig  # noqa: E402
+from fmnist_tui.training import models  # noqa: E402
 from fmnist_tui.training.device import resolve_bf16, resolve_device  # noqa: E402
 from fmnist_tui.training.models import LocallyConnected2d  # noqa: E402
 from fmnist_tui.training.speed import measure  # noqa: E402
@@ -57,21 +60,30 @@ def main() -> None:
     bf16 = resolve_bf16(device, "auto") and "emulated" not in kind  # no bf16 under the AVX2 approximation
     precisions = ["fp32"] + (["bf16"] if bf16 else [])
     print(f"{kind}; {args.threads} thread(s), batch 128, {args.steps} steps")
-    now = LocallyConnected2d.forward
+    now, chunk = LocallyConnected2d.forward, models.LOCAL_CHUNK
     for precision in precisions:
         lcn = TrainConfig.create(arch="lcn", kernel=args.kernel, precision=precision, device=args.device)
         cnn = TrainConfig.create(arch="cnn", kernel=args.kernel, precision=precision, device=args.device)
         try:
             LocallyConnected2d.forward = einsum_forward  # type: ignore[method-assign]
-            before = measure(lcn, args.threads, args.steps).step_s
-        finally:
+            before = measure(lcn, args.threads, args.steps)
             LocallyConnected2d.forward = now  # type: ignore[method-assign]
-        after = measure(lcn, args.threads, args.steps).step_s
-        base = measure(cnn, args.threads, args.steps).step_s
+            models.LOCAL_CHUNK = 1 << 30  # the batched product without parts: the whole validation batch at once
+            whole = measure(lcn, args.threads, args.steps)
+        finally:
+            LocallyConnected2d.forward, models.LOCAL_CHUNK = now, chunk  # type: ignore[method-assign]
+        after = measure(lcn, args.threads, args.steps)
+        base = measure(cnn, args.threads, args.steps)
         print(
-            f"{precision:>4}: lcn-k{args.kernel} step {before * 1e3:.0f} ms (einsum) -> {after * 1e3:.0f} ms: "
-            f"{before / after:.2f}x faster; cnn-k{args.kernel} step {base * 1e3:.0f} ms, "
-            f"lcn/cnn {before / base:.1f}x -> {after / base:.1f}x"
+            f"{precision:>4}: lcn-k{args.kernel} training step {before.step_s * 1e3:.0f} ms (einsum) -> "
+            f"{after.step_s * 1e3:.0f} ms: {before.step_s / after.step_s:.2f}x faster; cnn-k{args.kernel} "
+            f"{base.step_s * 1e3:.0f} ms, lcn/cnn {before.step_s / base.step_s:.1f}x -> "
+            f"{after.step_s / base.step_s:.1f}x"
+        )
+        print(
+            f"{'':>4}  validation, 1,000 images: {before.eval_s:.2f} s (einsum) -> {whole.eval_s:.2f} s (one "
+            f"product) -> {after.eval_s:.2f} s (parts of {chunk}): {before.eval_s / after.eval_s:.2f}x faster; "
+            f"cnn-k{args.kernel} {base.eval_s:.2f} s"
         )
 
 

@@ -24,6 +24,7 @@ from fmnist_tui.core.runs import Run
 from fmnist_tui.inference.preprocess import preprocess
 from fmnist_tui.inference.session import OnnxClassifier
 from fmnist_tui.study import bias
+from fmnist_tui.training import models
 from fmnist_tui.training.checkpoints import load_weights
 from fmnist_tui.training.models import CNN, LocallyConnected2d, count_macs, count_params, create_model
 
@@ -39,6 +40,19 @@ def test_a_locally_connected_layer_with_tied_weights_is_a_convolution(kernel: in
     x = torch.randn(2, channels[0], 9, 9)
     assert not torch.allclose(local(x), conv(x), atol=1e-3)  # untied: its own filter at every position
     torch.testing.assert_close(local.tie_to(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
+
+
+def test_a_batch_larger_than_a_part_gives_what_each_image_alone_gives() -> None:
+    """A large batch runs in parts of LOCAL_CHUNK images (the validation's 1,000, for speed): the parts'
+    edges must not show. Channels_last input, as in training, and a convolution's weights as the reference."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, padding=1)
+    local = LocallyConnected2d(3, 5, 3, size=9).tie_to(conv)
+    x = torch.randn(2 * models.LOCAL_CHUNK + 3, 3, 9, 9).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = local(x)
+        torch.testing.assert_close(out, conv(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out[-3:], local(x[-3:]), atol=0, rtol=0)
 
 
 def test_the_lcn_with_tied_weights_is_the_seeds_cnn() -> None:

@@ -65,6 +65,12 @@ class MLP(nn.Module):
         return self.net(self.norm(x))
 
 
+#: images per batched product of a locally connected layer: a larger batch is run in parts of this size. The patches
+#: of the 1,000 images a validation batch holds take 226 MB for the 32 → 64 channel layer at 14×14, far beyond the
+#: caches; parts of 128 (the training batch) evaluate 2–3× faster here (bench/lcn_speed.py)
+LOCAL_CHUNK = 128
+
+
 class LocallyConnected2d(nn.Module):
     """A k×k "convolution" whose filter and bias differ at every output position (stride 1, padding k//2):
     a convolution's locality without its weight sharing.
@@ -75,7 +81,8 @@ class LocallyConnected2d(nn.Module):
     patch rows meet that position's [k²·C, out] filter. The output comes back channels_last, as a
     convolution's does in training. (An einsum over [N, C, k², H, W] patches, as this layer first did,
     computes the same numbers at half the speed: its patches and output were permuted copies, and the
-    output's odd layout slowed the ReLU and pooling after it; `bench/lcn_speed.py`.)
+    output's odd layout slowed the ReLU and pooling after it; `bench/lcn_speed.py`.) A batch larger than
+    LOCAL_CHUNK runs in parts, except when compiled or exported (one graph for every batch size).
     With every position's weights set to one convolution's (`tie_to`), the output is that convolution's.
     Weight [H, W, out, in, k, k], bias [out, H, W] for an input of H×W = size×size.
     """
@@ -91,6 +98,8 @@ class LocallyConnected2d(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, in, H, W]
+        if not torch.compiler.is_compiling() and x.shape[0] > LOCAL_CHUNK:  # (compiled or exported: one graph)
+            return torch.cat([self(part) for part in x.split(LOCAL_CHUNK)])
         k, pad, h, w = self.kernel_size, self.kernel_size // 2, self.size, self.size
         n, c, o = x.shape[0], self.in_channels, self.out_channels
         padded = F.pad(x, (pad, pad, pad, pad)).permute(2, 3, 0, 1)  # [H+2p, W+2p, N, in]
