@@ -282,7 +282,7 @@ STUDIES: dict[str, StudySpec] = {}
 
 #: the data study trains 18 configs (6 sizes × mlp, cnn-k3 and the LCN, which is ~2× slower per step than cnn-k3
 #: on a CPU) at the same steps each: its default takes 2 epochs' steps per run at the short-run peak rate (6e-3)
-#: to stay within an hour on two cores (31 minutes estimated under the README's approximation of such a machine).
+#: to stay within an hour on two cores (30.4 minutes measured under the README's approximation of such a machine).
 #: Its run names (`cnn-k3-n500-s0`) are its own, so its recipe can differ from the project's. The locality study
 #: keeps the recipe: its mlp and cnn-k3 runs are the kernel and regularizer studies' (same names), which a recipe
 #: of its own would refuse to share.
