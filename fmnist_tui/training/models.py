@@ -99,7 +99,12 @@ class LocallyConnected2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, in, H, W]
         if not torch.compiler.is_compiling() and x.shape[0] > LOCAL_CHUNK:  # (compiled or exported: one graph)
-            return torch.cat([self(part) for part in x.split(LOCAL_CHUNK)])
+            return torch.cat([self._product(part) for part in x.split(LOCAL_CHUNK)])
+        return self._product(x)
+
+    def _product(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on one part: patches, the batched product, the channels_last output and the bias.
+        (Called directly, not through the module, so a forward hook sees one call per batch, not one per part.)"""
         k, pad, h, w = self.kernel_size, self.kernel_size // 2, self.size, self.size
         n, c, o = x.shape[0], self.in_channels, self.out_channels
         padded = F.pad(x, (pad, pad, pad, pad)).permute(2, 3, 0, 1)  # [H+2p, W+2p, N, in]
