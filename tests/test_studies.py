@@ -20,7 +20,7 @@ from fmnist_tui.core.fsutil import sha256_file, write_json
 from fmnist_tui.core.runs import Run, write_metrics
 from fmnist_tui.study import studies, translation
 from fmnist_tui.study.analysis import ACCURACY, GAP, Comparison, key, verdict
-from fmnist_tui.study.estimate import makespan
+from fmnist_tui.study.estimate import Estimate, Fit, fit_epochs, makespan
 from fmnist_tui.study.plan import train_command
 from fmnist_tui.study.results import group_records, load_records
 from fmnist_tui.study.sections import section
@@ -247,6 +247,66 @@ def test_makespan_packs_longest_first() -> None:
     """As the scheduler starts runs: longest first, each on the first free slot (not the optimal packing)."""
     assert makespan([10, 10, 10, 10], 2) == 20 and makespan([30, 10, 10, 10], 2) == 30
     assert makespan([5, 4, 3, 3, 3], 2) == 10 and makespan([], 2) == 0 and makespan([7, 1], 1) == 8
+
+
+#: made-up speeds: one epoch's steps of all 50,000 images (391 steps of 128) take 1, 2, 3 and 4 s, nothing else
+EPOCH_S = {"mlp": 1.0, "cnn-k3": 2.0, "cnn-k5": 3.0, "cnn-k7": 4.0}
+
+
+def fake_speed(cfg: TrainConfig, threads: int = 1) -> Any:
+    from fmnist_tui.training.speed import Speed
+
+    return Speed(EPOCH_S[cfg.spec.label(cfg.options)] / 391, 0.0, 0.0, 128, threads, False)
+
+
+def test_the_most_epochs_that_fit_a_budget(tmp_path: Path) -> None:
+    """The kernel study at e epochs: 3 seeds of runs of 1, 2, 3 and 4 s an epoch, packed on 2 jobs longest first,
+    take 15·e s; a budget of 100 s fits 6 epochs (90 s) and not 7 (105 s), one under 15 s not even one."""
+    spec = studies.get("kernel")
+
+    def plan_for(e: int) -> list[TrainConfig]:
+        return spec.plan(studies.Preset(3, e), tmp_path)
+
+    assert makespan([EPOCH_S[c.spec.label(c.options)] * 7 for c in plan_for(7)], 2) == 105
+    est = Estimate({}, {}, 0.0, 0.0, jobs=2, threads=1)
+    est.measured = {label: fake_speed(c) for c in plan_for(15) if (label := c.spec.label(c.options))}
+    assert fit_epochs(plan_for, 15, est, 100.0) == Fit(6, 90.0)
+    assert fit_epochs(plan_for, 5, est, 100.0) == Fit(4, 60.0)  # only fewer epochs than the preset's
+    assert fit_epochs(plan_for, 15, est, 10.0) == Fit(0, 15.0)
+    # start-up and the data's load are paid by every run: 12 runs of 2 s on 2 jobs add 12 s to the 6 epochs
+    est.start_s, est.load_s = 1.5, 0.5
+    assert fit_epochs(plan_for, 15, est, 100.0) == Fit(5, 75.0 + 12.0)
+
+
+def test_a_study_over_its_budget_names_the_epochs_that_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--dry-run` on a machine of the made-up speeds above (the dataset not found: its sizes are assumed)."""
+    from fmnist_tui.training import speed
+
+    monkeypatch.setattr(speed, "measure", fake_speed)
+    monkeypatch.setattr(speed, "start_seconds", lambda: 0.0)
+    monkeypatch.chdir(tmp_path)
+    args = ["study", "kernel", "--dry-run", "--data-dir", "nowhere", "--precision", "fp32"]
+    res = runner.invoke(app, [*args, "--budget", str(100 / 60)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert "estimated time: 3.8 min wall for 12 trainings" in res.output  # 15 epochs: 225 s
+    (note,) = [line for line in res.output.splitlines() if line.startswith("note: ~")]
+    assert note.startswith("note: ~3.8 min is over the 1.66667-minute budget (--budget) on this machine; 6 epochs")
+    assert note.endswith(
+        "fmnist study kernel --data-dir nowhere --precision fp32 --epochs 6 --runs checkpoints/epochs6 "
+        "--out reports/studies/kernel-epochs6"
+    )
+    assert "instead of 15 fit (~1.5 min from scratch)" in note
+    fits = runner.invoke(app, [*args, "--budget", "3.75"], env={"COLUMNS": "400"})
+    assert fits.exit_code == 0 and "budget" not in fits.output  # 225 s is within 3.75 min: nothing to say
+    quick = runner.invoke(app, ["study", "kernel", "--dry-run", "--quick", "--data-dir", "nowhere"])
+    assert quick.exit_code == 0 and "budget" not in quick.output  # 3 epochs of 6,144 images: 18 s, under 5 min
+    for bad in ("0", "-1", "nan"):
+        res = runner.invoke(app, [*args, "--budget", bad])
+        assert res.exit_code == 2 and "Traceback" not in res.output
+        assert [line for line in res.output.splitlines() if line.startswith("error:")] == [
+            f"error: --budget must be a positive number of minutes, got {float(bad):g}"
+        ]
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_unknown_study_and_list(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@ names the studies, `--dry-run` shows the plan and its time estimated from this m
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +17,7 @@ from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_text
 from ..core.runs import Run
 from ..study.analysis import study_markdown
-from ..study.estimate import Estimate, estimate, minutes
+from ..study.estimate import BUDGET_MINUTES, QUICK_BUDGET_MINUTES, Estimate, Fit, estimate, fit_epochs, minutes
 from ..study.plan import DONE, status
 from ..study.results import Group, to_csv, write_results
 from ..study.sections import section, section_markdown
@@ -123,6 +125,57 @@ def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work:
         err_console.print(f"note: {note}")
 
 
+def _again(name: str, given: dict[str, Any], epochs: int, runs: Path, out: Path) -> str:
+    """`fmnist study NAME` with the options the user `given` (a flag: True; unset: None or False), at `epochs`,
+    with runs and outputs in folders of their own (RUNS/epochsN, OUT-epochsN), since that recipe differs."""
+    words = [name]
+    for option, value in given.items():
+        if value is True:
+            words.append(option)
+        elif value not in (None, False):
+            words += [option, str(value)]
+    words += [
+        "--epochs",
+        str(epochs),
+        "--runs",
+        str(runs / f"epochs{epochs}"),
+        "--out",
+        str(out.with_name(f"{out.name}-epochs{epochs}")),
+    ]
+    return " ".join(shlex.quote(w) for w in ("fmnist", "study", *words))
+
+
+def print_fit(
+    spec: StudySpec,
+    preset: Preset,
+    est: Estimate,
+    budget_min: float,
+    plan_for: Callable[[int], list[TrainConfig]],
+    command: Callable[[int], str],
+) -> Fit | None:
+    """Over the budget: say so, and the most epochs at which the study, trained from scratch in a runs folder of
+    its own (its recipe differs), fits, with `command(epochs)`, the command that trains it. None: it fits."""
+    if est.wall_s <= budget_min * 60:
+        return None
+    work = spec.work
+    after = (lambda c, n: work.images(c, n)) if work else None  # every run of a new folder needs the study's work
+    fit = fit_epochs(plan_for, preset.epochs, est, budget_min * 60, after)
+    over = f"note: ~{minutes(est.wall_s)} is over the {budget_min:g}-minute budget (--budget) on this machine"
+    if fit.epochs == 0:
+        console.print(
+            f"{over}; even 1 epoch a run would take ~{minutes(fit.wall_s)}: fewer --seeds or a smaller --subset",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"{over}; {fit.epochs} epochs a run instead of {preset.epochs} fit (~{minutes(fit.wall_s)} from scratch), "
+            f"a shorter recipe that trains to lower accuracy (README: Studies, Time), in a runs folder of its own: "
+            f"{shown(command(fit.epochs))}",
+            highlight=False,
+        )
+    return fit
+
+
 @handle_errors
 def study(
     name: Annotated[str | None, typer.Argument(help=f"The study: {', '.join(STUDIES)}.", show_default=False)] = None,
@@ -165,6 +218,15 @@ def study(
     onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for --latency.")] = Path(
         "export"
     ),
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            metavar="MINUTES",
+            help=f"The time the study should take (default {BUDGET_MINUTES:g}, {QUICK_BUDGET_MINUTES:g} with "
+            "--quick): over it, the estimate names the most epochs that fit.",
+            show_default=False,
+        ),
+    ] = None,
     ray: RayOpt = None,
     task_cpus: TaskCpusOpt = 1,
     task_gpus: TaskGpusOpt = 1.0,
@@ -181,9 +243,23 @@ def study(
     if precision not in PRECISIONS:
         raise UsageError(f"--precision {precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
     preset = _preset(spec, quick, seeds, epochs, subset)
+    budget = budget if budget is not None else QUICK_BUDGET_MINUTES if quick else BUDGET_MINUTES
+    if not budget > 0:
+        raise UsageError(f"--budget must be a positive number of minutes, got {budget:g}")
     runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
     out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
     configs = spec.plan(preset, runs, data_dir, Device(device).value, precision, Compile(compile).value)
+    given: dict[str, Any] = {
+        "--quick": quick,
+        "--seeds": seeds,
+        "--subset": subset,
+        "--jobs": jobs,
+        "--data-dir": data_dir,
+    }
+    given |= {
+        "--precision": precision != "auto" and precision,
+        "--device": Device(device).value != "auto" and Device(device).value,
+    }
     jobs, threads = jobs_and_threads(jobs, len(configs))
     statuses, counts = plan_statuses(configs)
     console.print(
@@ -194,6 +270,16 @@ def study(
     )
     est = estimate(configs, statuses, jobs, threads, data_dir, _work_images(spec, statuses))
     print_estimate(est, statuses, dry_run, spec.work.what if spec.work else "")
+    fit = print_fit(
+        spec,
+        preset,
+        est,
+        budget,
+        lambda e: spec.plan(
+            replace(preset, epochs=e), runs, data_dir, Device(device).value, precision, Compile(compile).value
+        ),
+        lambda e: _again(spec.name, given, e, runs, out),
+    )
     if dry_run:
         return
     runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
@@ -219,6 +305,8 @@ def study(
             "wall_seconds": round(outcome.wall_seconds + work_s, 2),
             "after_seconds": round(work_s, 2),
             "estimated_wall_seconds": round(est.wall_s, 1),
+            "budget_seconds": round(budget * 60, 1),
+            "fit": None if fit is None else {"epochs": fit.epochs, "estimated_wall_seconds": round(fit.wall_s, 1)},
             "trained": outcome.trained,
             "reused": outcome.reused,
             "run_seconds": {k: round(v, 2) for k, v in outcome.seconds.items()},

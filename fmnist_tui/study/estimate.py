@@ -19,6 +19,9 @@ from .plan import DONE, RESUME
 
 #: Fashion-MNIST's split sizes (train / validation / test), when the dataset itself cannot be read
 SIZES = (50_000, 10_000, 10_000)
+#: the time a study's preset should take (minutes): the issues' budget for the default preset and for `--quick`
+BUDGET_MINUTES = 60.0
+QUICK_BUDGET_MINUTES = 5.0
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Estimate:
     sizes: tuple[int, int, int] = SIZES
     notes: list[str] = field(default_factory=list)
     after_s: dict[str, float] = field(default_factory=dict)  # per run: the study's work on it once trained
+    measured: dict[str, Any] = field(default_factory=dict)  # speed key → training.speed.Speed, for `fit_epochs`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,21 +113,67 @@ def estimate(
     start_s = start_seconds() if todo else 0.0
     seconds = {c.run_name: 0.0 for c in configs}
     for cfg in todo:
-        speed = speeds[_speed_key(cfg)]
-        n_train = min(cfg.subset or sizes[0], sizes[0])
-        n_val = min(cfg.subset or sizes[1], sizes[1])
-        epoch = math.ceil(n_train / cfg.batch_size) * speed.step_s + n_val / 1000 * speed.eval_s
         left = max(0, cfg.epochs - epochs_done(cfg, statuses.get(cfg.run_name, "")))
-        seconds[cfg.run_name] = start_s + load_s + left * epoch + sizes[2] / 1000 * speed.test_s
+        seconds[cfg.run_name] = _run_seconds(cfg, speeds[_speed_key(cfg)], left, start_s + load_s, sizes)
     est = Estimate(
         seconds, {label: s.to_dict() for label, s in speeds.items()}, start_s, load_s, jobs, threads, sizes=sizes
     )
+    est.measured = speeds
     est.after_s = {
         c.run_name: work[c.run_name] / 1000 * speeds[_speed_key(c)].test_s for c in measured if c.run_name in work
     }
     est.wall_s = makespan([s for s in seconds.values() if s > 0], jobs) + sum(est.after_s.values())
     est.measuring_s, est.notes = time.perf_counter() - t0, notes
     return est
+
+
+def _run_seconds(cfg: TrainConfig, speed: Any, epochs: int, overhead_s: float, sizes: tuple[int, int, int]) -> float:
+    """A run's seconds for `epochs` epochs at `speed` (training.speed.Speed): steps and validation each epoch,
+    the test evaluation at the end, and `overhead_s` (the process's start, the dataset's load)."""
+    n_train = min(cfg.subset or sizes[0], sizes[0])
+    n_val = min(cfg.subset or sizes[1], sizes[1])
+    epoch = math.ceil(n_train / cfg.batch_size) * speed.step_s + n_val / 1000 * speed.eval_s
+    return overhead_s + epochs * epoch + sizes[2] / 1000 * speed.test_s
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The most epochs a run whose plan trained from scratch fits the budget (0: not even one), and that plan's
+    estimated wall time."""
+
+    epochs: int
+    wall_s: float
+
+
+def fit_epochs(
+    plan_for: Callable[[int], list[TrainConfig]],
+    epochs: int,
+    est: Estimate,
+    budget_s: float,
+    after: Callable[[TrainConfig, int], int] | None = None,
+) -> Fit:
+    """The most epochs, below `epochs`, at which the plan `plan_for(epochs)` trained from scratch (every run new,
+    as in a runs folder of its own: its recipe differs) takes at most `budget_s` at `est`'s measured speeds.
+    Configs `est` did not time (their runs were done) are timed now with its threads. `after(cfg, test
+    images)`: the study's work on each run once trained, as in `estimate`."""
+
+    def wall(configs: list[TrainConfig]) -> float:
+        for cfg in configs:
+            if _speed_key(cfg) not in est.measured:
+                from ..training.speed import measure
+
+                est.measured[_speed_key(cfg)] = measure(cfg, est.threads)
+        runs = [
+            _run_seconds(c, est.measured[_speed_key(c)], c.epochs, est.start_s + est.load_s, est.sizes) for c in configs
+        ]
+        work = sum(after(c, est.sizes[2]) / 1000 * est.measured[_speed_key(c)].test_s for c in configs) if after else 0
+        return makespan(runs, est.jobs) + work
+
+    for e in range(epochs - 1, 0, -1):
+        w = wall(plan_for(e))
+        if w <= budget_s:
+            return Fit(e, w)
+    return Fit(0, wall(plan_for(1)))
 
 
 def _speed_key(cfg: TrainConfig) -> str:
