@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -254,9 +255,10 @@ EPOCH_S = {"mlp": 1.0, "cnn-k3": 2.0, "cnn-k5": 3.0, "cnn-k7": 4.0}
 
 
 def fake_speed(cfg: TrainConfig, threads: int = 1) -> Any:
-    from fmnist_tui.training.speed import Speed
-
-    return Speed(EPOCH_S[cfg.spec.label(cfg.options)] / 391, 0.0, 0.0, 128, threads, False)
+    """training.speed.Speed's numbers (this module does not import torch), printable as the estimate prints them."""
+    numbers = {"step_s": EPOCH_S[cfg.spec.label(cfg.options)] / 391, "eval_s": 0.0, "test_s": 0.0}
+    shown = {"step_s": numbers["step_s"], "eval_s_per_1000": 0.0, "test_s_per_1000": 0.0}
+    return SimpleNamespace(**numbers, to_dict=lambda: {**shown, "batch_size": 128, "threads": threads, "bf16": False})
 
 
 def test_the_most_epochs_that_fit_a_budget(tmp_path: Path) -> None:
@@ -278,6 +280,7 @@ def test_the_most_epochs_that_fit_a_budget(tmp_path: Path) -> None:
     assert fit_epochs(plan_for, 15, est, 100.0) == Fit(5, 75.0 + 12.0)
 
 
+@pytest.mark.slow  # the estimate imports torch
 def test_a_study_over_its_budget_names_the_epochs_that_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--dry-run` on a machine of the made-up speeds above (the dataset not found: its sizes are assumed)."""
     from fmnist_tui.training import speed
