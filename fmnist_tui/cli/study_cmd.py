@@ -248,15 +248,19 @@ def study(
         raise UsageError(f"--budget must be a positive number of minutes, got {budget:g}")
     runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
     out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
-    configs = spec.plan(preset, runs, data_dir, Device(device).value, precision, Compile(compile).value)
+
+    def plan_for(e: int) -> list[TrainConfig]:  # the preset's plan at `e` epochs (its own: `preset.epochs`)
+        return spec.plan(
+            replace(preset, epochs=e), runs, data_dir, Device(device).value, precision, Compile(compile).value
+        )
+
+    configs = plan_for(preset.epochs)
     given: dict[str, Any] = {
         "--quick": quick,
         "--seeds": seeds,
         "--subset": subset,
         "--jobs": jobs,
         "--data-dir": data_dir,
-    }
-    given |= {
         "--precision": precision != "auto" and precision,
         "--device": Device(device).value != "auto" and Device(device).value,
     }
@@ -270,16 +274,7 @@ def study(
     )
     est = estimate(configs, statuses, jobs, threads, data_dir, _work_images(spec, statuses))
     print_estimate(est, statuses, dry_run, spec.work.what if spec.work else "")
-    fit = print_fit(
-        spec,
-        preset,
-        est,
-        budget,
-        lambda e: spec.plan(
-            replace(preset, epochs=e), runs, data_dir, Device(device).value, precision, Compile(compile).value
-        ),
-        lambda e: _again(spec.name, given, e, runs, out),
-    )
+    fit = print_fit(spec, preset, est, budget, plan_for, lambda e: _again(spec.name, given, e, runs, out))
     if dry_run:
         return
     runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
