@@ -16,6 +16,7 @@ from torch import nn
 
 from ..core import registry
 from ..core.data import pixel_permutation
+from .spectral import SpectralConv2d
 
 #: Fashion-MNIST pixel statistics on [0,1] inputs; normalisation lives inside the model so that the
 #: exported graph takes plain [0,1] images (shared/DESIGN.md, ONNX contract).
@@ -164,7 +165,7 @@ class CNN(nn.Module):
             layer: nn.Module = (
                 LocallyConnected2d(channels, out, kernel, size)
                 if local
-                else nn.Conv2d(channels, out, kernel, stride=stride, padding=kernel // 2, bias=not batch_norm)
+                else SpectralConv2d(channels, out, kernel, stride=stride, padding=kernel // 2, bias=not batch_norm)
             )
             setattr(self, f"conv{block}", layer)
             bns.append(nn.BatchNorm2d(out) if batch_norm else nn.Identity())

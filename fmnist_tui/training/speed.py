@@ -1,7 +1,7 @@
 """This machine's training speed, measured: a few timed training steps and forward passes of a config, as the
-trainer runs them (its very step, training/step.py: same model, batch, precision, layout, optimizer, threads,
-re-framing, erasing, weight average and flip-TTA). Study plans turn these into
-their estimated time (`fmnist study NAME --dry-run`)."""
+trainer runs them (its very step, training/step.py: same model, batch, precision, layout, convolution algorithm,
+optimizer, threads, re-framing, erasing, weight average and flip-TTA). Study plans turn these into their
+estimated time (`fmnist study NAME --dry-run`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .evaluate import predict_logits
 from .geometry import warp_plan
 from .models import FlipTTA, create_model
 from .recipe import erase_boxes
+from .spectral import use_spectral
 from .step import batch_input, compiled, optimise
 
 #: images of a timed forward pass (the batch `predict_logits` uses for validation and test)
@@ -90,6 +91,7 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         model = create_model(cfg.arch, cfg.options, cfg.permute_seed).to(device)
         if cfg.spec.has_convs:
             model.to(memory_format=torch.channels_last)
+        use_spectral(model, device, bf16)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True)
         ema = WeightEma(model, cfg.ema) if cfg.ema else None
         kept = ema.model if ema else model

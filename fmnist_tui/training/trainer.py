@@ -52,6 +52,7 @@ from .evaluate import evaluate_model, predict_logits
 from .geometry import warp_plan
 from .models import FlipTTA, count_macs, count_params, create_model
 from .recipe import EpochPlan, epoch_plan, extension_segment, first_segment, lr_at
+from .spectral import use_spectral
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
 from .step import batch_input, compile_failure, compiled, optimise
 
@@ -167,6 +168,8 @@ class Trainer:
         self.channels_last = cfg.spec.has_convs
         if self.channels_last and not (world and self.device.type == "cuda"):
             self.model.to(memory_format=torch.channels_last)
+        # fp32 on a CPU: large kernels computed in the frequency domain, where that is faster (training.spectral)
+        self.spectral = use_spectral(self.model, self.device, self.bf16)
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True
         )  # one kernel per step instead of a loop over tensors
@@ -289,6 +292,7 @@ class Trainer:
             "macs": self.macs,
             "device": str(self.device),
             "bf16_autocast": self.bf16,
+            "spectral_convs": self.spectral,
             "threads": torch.get_num_threads(),
             "train_images": self.train_images,
             "epoch_images": self.epoch_images,
@@ -479,6 +483,7 @@ class Trainer:
             "images_per_s": round(seen / max(state.train_seconds, 1e-9), 1),
             "device": str(self.device),
             "bf16_autocast": self.bf16,
+            "spectral_convs": self.spectral,
             "finished": True,
         }
         write_json(self.run_.file(SUMMARY), summary)
