@@ -3,7 +3,7 @@
 A k×k convolution's arithmetic grows with k² (the seed's conv2 at 7×7: 19.7 M multiply-accumulates an image),
 and fp32 on a CPU without bf16 already runs it near the core's peak, so only less arithmetic makes it faster.
 In the frequency domain the convolution is one complex product per frequency (17×9 of them for a 14×14 map):
-8× fewer multiply-accumulates for 7×7, ~2.8× faster forward + backward on one core (bench/spectral_conv.py).
+8× fewer multiply-accumulates for 7×7, 2.9× faster forward + backward on one core (bench/spectral_conv.py).
 
 The discrete Fourier transforms are small dense matrices (an FFT library's per-call cost dominates at 17
 points), applied as matmuls on a batch-last layout so each is one large GEMM; autograd derives the backward
@@ -21,10 +21,11 @@ from torch import nn
 
 
 def pays(kernel: int, in_channels: int) -> bool:
-    """Whether the spectral path beats oneDNN's direct convolution in a training step, as measured (fp32, one
-    core, batch 128, bench/spectral_conv.py): for 5×5 and 7×7 layers fed by several channels (the seed's conv2);
-    not for 3×3 (slower), nor for a first layer on the one-channel image, whose few products per frequency
-    cannot pay for its 28×28 transforms, and whose direct form needs no input gradient."""
+    """Whether the spectral path beats oneDNN's direct convolution, as measured (fp32, one core, batch 128, under
+    the AVX2 approximation; bench/spectral_conv.py): for 5×5 and 7×7 layers fed by several channels (the seed's
+    conv2: 2.0× and 2.9× forward + backward); not for 3×3 (conv2 1.0×), nor for a first layer on the one-channel
+    image (0.4–0.8×): its few products per frequency cannot pay for the 28×28 transforms, and its direct form
+    computes no input gradient."""
     return kernel >= 5 and in_channels > 1
 
 
