@@ -33,13 +33,13 @@ def pays(kernel: int, in_channels: int) -> bool:
 def _bases(
     height: int, width: int, kernel: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The DFT matrices for an H×W map and a k×k kernel ('same' padding p = k//2), on a circular length
-    L = H + p: long enough that no wrapped-around term lands on an output position.
+    """The DFT matrices for an H×W map and a k×k kernel ('same' padding p = k//2), on circular lengths
+    L = H + p and M = W + p: long enough that no wrapped-around term lands on an output position.
 
-    along_w (V, 2, max(W, k)): real rows → half spectrum (V = L//2+1 frequencies), [re, im]
+    along_w (V, 2, max(W, k)): real rows → half spectrum (V = M//2+1 frequencies), [re, im]
     along_h (L, 2, 2, max(H, k)): complex columns → full spectrum, [out re/im, in re/im]
     back_h (H, 2, L, 2): inverse along the columns, only the H output rows (offset p)
-    back_w (W, V, 2): half spectrum → the W real output columns (offset p), with the 1/L² of the inverse
+    back_w (W, V, 2): half spectrum → the W real output columns (offset p), with the inverse's 1/(L·M)
     """
     pad = kernel // 2
     length_h, length_w = height + pad, width + pad
