@@ -14,9 +14,7 @@ AVX-512. Options: `--threads`, `--steps`, `--batch`. The ratios are the answer; 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,17 +34,6 @@ from fmnist_tui.training.spectral import pays, spectral_conv2d  # noqa: E402
 LAYERS = {"conv1": (1, 32, 28), "conv2": (32, 64, 14)}
 
 
-def median_time(fn: Callable[[], object], steps: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def layer_times(name: str, kernel: int, batch: int, steps: int) -> tuple[float, float]:
     """Forward + backward of one layer, direct and spectral; conv1's input needs no gradient (it is the image)."""
     c, o, side = LAYERS[name]
@@ -56,7 +43,7 @@ def layer_times(name: str, kernel: int, batch: int, steps: int) -> tuple[float, 
     b = torch.randn(o, requires_grad=True)
 
     def run(conv: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
-        return median_time(lambda: conv(x, w, b).square().mean().backward(), steps)
+        return speed.median_time(lambda: conv(x, w, b).square().mean().backward(), steps, 2)
 
     return run(lambda x, w, b: F.conv2d(x, w, b, padding=kernel // 2)), run(spectral_conv2d)
 

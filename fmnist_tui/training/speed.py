@@ -54,7 +54,7 @@ class Speed:
         }
 
 
-def _median_time(fn: Callable[[], Any], repeats: int, warmup: int) -> float:
+def median_time(fn: Callable[[], Any], repeats: int, warmup: int) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -116,10 +116,10 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
                 ema.update(steps_done)
 
         model.train()
-        step_s = _median_time(step, steps, warmup)
+        step_s = median_time(step, steps, warmup)
         batch = torch.randint(0, 256, (EVAL_BATCH, 28, 28), dtype=torch.uint8, generator=gen).to(device)
-        eval_s = _median_time(lambda: predict_logits(judged, batch, bf16=bf16), 2, 1)
-        test_s = eval_s if not bf16 else _median_time(lambda: predict_logits(judged, batch), 2, 1)
+        eval_s = median_time(lambda: predict_logits(judged, batch, bf16=bf16), 2, 1)
+        test_s = eval_s if not bf16 else median_time(lambda: predict_logits(judged, batch), 2, 1)
     finally:
         torch.set_num_threads(previous)
     return Speed(step_s, eval_s, test_s, cfg.batch_size, threads, bf16)
