@@ -3,6 +3,7 @@ names the studies, `--dry-run` shows the plan and its time estimated from this m
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -17,8 +18,18 @@ from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_text
 from ..core.runs import Run
 from ..study.analysis import study_markdown
-from ..study.estimate import BUDGET_MINUTES, QUICK_BUDGET_MINUTES, Estimate, Fit, estimate, fit_epochs, minutes
-from ..study.plan import DONE, status
+from ..study.estimate import (
+    BUDGET_MINUTES,
+    ESTIMATE_ERROR,
+    QUICK_BUDGET_MINUTES,
+    Estimate,
+    Fit,
+    estimate,
+    fit_epochs,
+    minutes,
+    plannable,
+)
+from ..study.plan import DONE, NEW, status
 from ..study.results import Group, to_csv, write_results
 from ..study.sections import section, section_markdown
 from ..study.studies import STUDIES, Preset, StudySpec, get, prepare
@@ -47,13 +58,32 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     )
 
 
+def fitted_epochs(root: Path, preset: Preset) -> list[int]:
+    """The epochs of the fitted starts in `root` (RUNS/epochsN folders, N below the preset's), most first."""
+    found = []
+    for folder in root.glob("epochs*") if root.is_dir() else ():
+        m = re.fullmatch(r"epochs([1-9][0-9]*)", folder.name)
+        if m and folder.is_dir() and int(m.group(1)) < preset.epochs:
+            found.append(int(m.group(1)))
+    return sorted(found, reverse=True)
+
+
 def list_studies(runs: Path) -> None:
-    """Each study: its question, configs, claims, and how many of its runs exist (default and quick)."""
+    """Each study: its question, configs, claims, and how many of its runs exist (default and quick, and the
+    fitted starts of either: see --fit)."""
     for spec in STUDIES.values():
         counts = []
         for label, preset, root in (("default", spec.default, runs), ("quick", spec.quick, runs / QUICK_RUNS)):
             configs = spec.plan(preset, root)
             counts.append(f"{label} ({preset.describe()}): {_done(configs)}/{len(configs)} runs done in {root}")
+            for e in fitted_epochs(root, preset):
+                fitted = replace(preset, epochs=e)
+                configs = spec.plan(fitted, fitted_runs(root, e))
+                if done := _done(configs):
+                    counts.append(
+                        f"{label}, fitted ({fitted.describe()}): {done}/{len(configs)} runs done in "
+                        f"{fitted_runs(root, e)}"
+                    )
         console.print(f"[bold]{spec.name}[/]: {spec.title}. {spec.question}", highlight=False)
         console.print(f"  configs: {', '.join(spec.labels())}", highlight=False)
         for claim in spec.claims:
@@ -125,6 +155,17 @@ def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work:
         err_console.print(f"note: {note}")
 
 
+def fitted_runs(runs: Path, epochs: int) -> Path:
+    """Where a study trained at `epochs` other than its preset's keeps its runs: a folder of its own (RUNS/epochsN),
+    since a run of another recipe may not share a folder with the preset's."""
+    return runs / f"epochs{epochs}"
+
+
+def fitted_out(out: Path, epochs: int) -> Path:
+    """Where a study trained at `epochs` other than its preset's writes its table, figure and section (OUT-epochsN)."""
+    return out.with_name(f"{out.name}-epochs{epochs}")
+
+
 def _again(name: str, given: dict[str, Any], epochs: int, runs: Path, out: Path) -> str:
     """`fmnist study NAME` with the options the user `given` (a flag: True; unset: None or False), at `epochs`,
     with runs and outputs in folders of their own (RUNS/epochsN, OUT-epochsN), since that recipe differs."""
@@ -134,33 +175,38 @@ def _again(name: str, given: dict[str, Any], epochs: int, runs: Path, out: Path)
             words.append(option)
         elif value not in (None, False):
             words += [option, str(value)]
-    words += [
-        "--epochs",
-        str(epochs),
-        "--runs",
-        str(runs / f"epochs{epochs}"),
-        "--out",
-        str(out.with_name(f"{out.name}-epochs{epochs}")),
-    ]
+    words += ["--epochs", str(epochs), "--runs", str(fitted_runs(runs, epochs)), "--out", str(fitted_out(out, epochs))]
     return " ".join(shlex.quote(w) for w in ("fmnist", "study", *words))
 
 
-def print_fit(
+def over_budget(
     spec: StudySpec,
     preset: Preset,
     est: Estimate,
     budget_min: float,
     plan_for: Callable[[int], list[TrainConfig]],
-    command: Callable[[int], str],
 ) -> Fit | None:
-    """Over the budget: say so, and the most epochs at which the study, trained from scratch in a runs folder of
-    its own (its recipe differs), fits, with `command(epochs)`, the command that trains it. None: it fits."""
-    if est.wall_s <= budget_min * 60:
+    """None where the plan fits the budget with the estimate's measured error to spare (`plannable`); else the
+    most epochs at which the study, trained from scratch in a runs folder of its own, does."""
+    if est.wall_s <= plannable(budget_min * 60):
         return None
     work = spec.work
     after = (lambda c, n: work.images(c, n)) if work else None  # every run of a new folder needs the study's work
-    fit = fit_epochs(plan_for, preset.epochs, est, budget_min * 60, after)
-    over = f"note: ~{minutes(est.wall_s)} is over the {budget_min:g}-minute budget (--budget) on this machine"
+    return fit_epochs(plan_for, preset.epochs, est, plannable(budget_min * 60), after)
+
+
+def _over(est: Estimate, epochs: int, budget_min: float) -> str:
+    return (
+        f"{epochs} epochs a run: ~{minutes(est.wall_s)} estimated, up to ~{minutes(est.wall_s * (1 + ESTIMATE_ERROR))} "
+        f"with the estimate's error (+{ESTIMATE_ERROR:.0%}), over the {budget_min:g}-minute budget (--budget) on "
+        "this machine"
+    )
+
+
+def print_fit(fit: Fit, preset: Preset, est: Estimate, budget_min: float, command: Callable[[int], str]) -> None:
+    """The study trains what it was asked (--epochs given, or --no-fit) though it is over the budget: say so, and
+    the most epochs that fit, with `command(epochs)`, the command that trains them."""
+    over = f"note: {_over(est, preset.epochs, budget_min)}"
     if fit.epochs == 0:
         console.print(
             f"{over}; even 1 epoch a run would take ~{minutes(fit.wall_s)}: fewer --seeds or a smaller --subset",
@@ -168,12 +214,35 @@ def print_fit(
         )
     else:
         console.print(
-            f"{over}; {fit.epochs} epochs a run instead of {preset.epochs} fit (~{minutes(fit.wall_s)} from scratch), "
-            f"a shorter recipe that trains to lower accuracy (README: Studies, Time), in a runs folder of its own: "
+            f"{over}; {fit.epochs} epochs a run fit (~{minutes(fit.wall_s)} from scratch), a shorter recipe that "
+            "trains to lower accuracy (README: Studies, Time), in a runs folder of its own: "
             f"{shown(command(fit.epochs))}",
             highlight=False,
         )
-    return fit
+
+
+def earlier_fit(
+    preset: Preset,
+    runs: Path,
+    budget_min: float,
+    plan_at: Callable[[int, Path], list[TrainConfig]],
+    timed: Callable[[list[TrainConfig], dict[str, str]], Estimate],
+) -> tuple[int, Estimate] | None:
+    """A fitted start of this study that an earlier call began (RUNS/epochsM with runs of its plan, M below the
+    preset's) and whose remaining work still fits the budget: the most epochs of those, with its estimate. Resuming
+    it beats starting again at an epoch count that the speed probe's noise moved by one."""
+    for e in fitted_epochs(runs, preset):
+        configs = plan_at(e, fitted_runs(runs, e))
+        try:
+            statuses, counts = plan_statuses(configs)
+        except FmnistError:  # a run of the same name with another recipe: not this study's start
+            continue
+        if counts.get(NEW, 0) == len(configs):
+            continue
+        est = timed(configs, statuses)
+        if est.wall_s <= plannable(budget_min * 60):
+            return e, est
+    return None
 
 
 @handle_errors
@@ -223,10 +292,19 @@ def study(
         typer.Option(
             metavar="MINUTES",
             help=f"The time the study should take (default {BUDGET_MINUTES:g}, {QUICK_BUDGET_MINUTES:g} with "
-            "--quick): over it, the estimate names the most epochs that fit.",
+            "--quick): over it, with the estimate's error to spare, the study trains the most epochs that fit "
+            "(see --fit).",
             show_default=False,
         ),
     ] = None,
+    fit_budget: Annotated[
+        bool,
+        typer.Option(
+            "--fit/--no-fit",
+            help="Where the preset's recipe is estimated over the budget and --epochs is not given, train the most "
+            "epochs that fit, in RUNS/epochsN and OUT-epochsN (--no-fit: the preset's recipe, whatever it takes).",
+        ),
+    ] = True,
     ray: RayOpt = None,
     task_cpus: TaskCpusOpt = 1,
     task_gpus: TaskGpusOpt = 1.0,
@@ -249,10 +327,15 @@ def study(
     runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
     out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
 
-    def plan_for(e: int) -> list[TrainConfig]:  # the preset's plan at `e` epochs (its own: `preset.epochs`)
+    def plan_at(e: int, root: Path) -> list[TrainConfig]:  # the preset's plan at `e` epochs, its runs in `root`
         return spec.plan(
-            replace(preset, epochs=e), runs, data_dir, Device(device).value, precision, Compile(compile).value
+            replace(preset, epochs=e), root, data_dir, Device(device).value, precision, Compile(compile).value
         )
+
+    given_runs: Path = runs
+
+    def plan_for(e: int) -> list[TrainConfig]:  # ... in the runs folder given (the preset's own: `preset.epochs`)
+        return plan_at(e, given_runs)
 
     configs = plan_for(preset.epochs)
     given: dict[str, Any] = {
@@ -266,15 +349,46 @@ def study(
     }
     jobs, threads = jobs_and_threads(jobs, len(configs))
     statuses, counts = plan_statuses(configs)
-    console.print(
-        f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
-        f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × {threads} "
-        f"thread{'s' if threads > 1 else ''}",
-        highlight=False,
-    )
-    est = estimate(configs, statuses, jobs, threads, data_dir, _work_images(spec, statuses))
-    print_estimate(est, statuses, dry_run, spec.work.what if spec.work else "")
-    fit = print_fit(spec, preset, est, budget, plan_for, lambda e: _again(spec.name, given, e, runs, out))
+
+    def header() -> None:
+        console.print(
+            f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
+            f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × {threads} "
+            f"thread{'s' if threads > 1 else ''}",
+            highlight=False,
+        )
+
+    def timed(planned: list[TrainConfig], st: dict[str, str], reuse: Estimate | None = None) -> Estimate:
+        return estimate(planned, st, jobs, threads, data_dir, _work_images(spec, st), reuse)
+
+    header()
+    work_what = spec.work.what if spec.work else ""
+    est = timed(configs, statuses)
+    fit = over_budget(spec, preset, est, budget, plan_for)
+    preset_epochs, fitted = preset.epochs, False
+    if fit is not None and fit.epochs > 0 and fit_budget and epochs is None:
+        # the preset's recipe does not fit this machine's budget: train the most epochs that do, in folders of
+        # their own, rather than a study nobody waits for (--no-fit, or --epochs, trains what was asked)
+        print_estimate(est, statuses, False, work_what)
+        before = earlier_fit(preset, runs, budget, plan_at, lambda c, st: timed(c, st, est))
+        e = before[0] if before else fit.epochs
+        where = shown(fitted_runs(runs, e)) + (" (resuming an earlier start)" if before else "")
+        console.print(
+            f"fit: {_over(est, preset.epochs, budget)}; training {e} epochs a run instead, a shorter recipe that "
+            f"trains to lower accuracy (README: Studies, Time), in {where} and {shown(fitted_out(out, e))}; "
+            f"--no-fit trains the preset's {preset.epochs} epochs whatever they take",
+            highlight=False,
+        )
+        preset, runs, out, fitted = replace(preset, epochs=e), fitted_runs(runs, e), fitted_out(out, e), True
+        configs = plan_at(e, runs)
+        statuses, counts = plan_statuses(configs)
+        header()
+        est = before[1] if before else timed(configs, statuses, est)
+        print_estimate(est, statuses, dry_run, work_what)
+    else:
+        print_estimate(est, statuses, dry_run, work_what)
+        if fit is not None:
+            print_fit(fit, preset, est, budget, lambda e: _again(spec.name, given, e, runs, out))
     if dry_run:
         return
     runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
@@ -301,7 +415,15 @@ def study(
             "after_seconds": round(work_s, 2),
             "estimated_wall_seconds": round(est.wall_s, 1),
             "budget_seconds": round(budget * 60, 1),
-            "fit": None if fit is None else {"epochs": fit.epochs, "estimated_wall_seconds": round(fit.wall_s, 1)},
+            "estimate_error": ESTIMATE_ERROR,
+            "fit": None
+            if fit is None
+            else {
+                "epochs": fit.epochs,
+                "estimated_wall_seconds": round(fit.wall_s, 1),
+                "applied": fitted,  # trained at `preset.epochs` (the fit or an earlier start's), not the preset's
+                "preset_epochs": preset_epochs,
+            },
             "trained": outcome.trained,
             "reused": outcome.reused,
             "run_seconds": {k: round(v, 2) for k, v in outcome.seconds.items()},
