@@ -373,6 +373,9 @@ def test_a_study_too_long_for_this_machine_trains_what_fits_and_resumes_it(
     }
     assert doc["experiment"]["estimated_wall_seconds"] == 80.0 and doc["experiment"]["estimate_error"] == 0.2
     assert json.loads((runs / "epochs2" / "mlp-s0" / "config.json").read_text())["epochs"] == 2
+    for md in ("results.md", "section.md"):
+        text = (out / "regularizer-quick-epochs2" / md).read_text()
+        assert "\n\n*Trained at 2 epochs a run, not the preset's 3: the preset's recipe was estimated at ~2.0" in text
     assert not (runs / "mlp-s0").exists() and not (out / "regularizer-quick").exists()
 
     again = runner.invoke(app, [*args, "--budget", "1.5"], env={"COLUMNS": "400", "NO_COLOR": "1"})

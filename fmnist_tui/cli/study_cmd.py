@@ -58,6 +58,14 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     )
 
 
+def _with_line(markdown: str, line: str) -> str:
+    """`markdown` with a paragraph `line` after its first line (the heading); unchanged for an empty line."""
+    if not line:
+        return markdown
+    head, _, rest = markdown.partition("\n")
+    return f"{head}\n\n{line}\n{rest}"
+
+
 def fitted_epochs(root: Path, preset: Preset) -> list[int]:
     """The epochs of the fitted starts in `root` (RUNS/epochsN folders, N below the preset's), most first."""
     found = []
@@ -145,10 +153,12 @@ def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work:
         if est.after_s
         else ""
     )
+    source = f"speeds measured on this machine in {est.measuring_s:.0f} s"
+    source = "the speeds measured above" if est.reused else source
     console.print(
         f"estimated time: {minutes(est.wall_s)} wall for {todo} training{'s' if todo != 1 else ''} "
         f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s)"
-        f"{after}, from speeds measured on this machine in {est.measuring_s:.0f} s",
+        f"{after}, from {source}",
         highlight=False,
     )
     for note in est.notes:
@@ -365,7 +375,7 @@ def study(
     work_what = spec.work.what if spec.work else ""
     est = timed(configs, statuses)
     fit = over_budget(spec, preset, est, budget, plan_for)
-    preset_epochs, fitted = preset.epochs, False
+    preset_epochs, preset_wall_s, fitted = preset.epochs, est.wall_s, False
     if fit is not None and fit.epochs > 0 and fit_budget and epochs is None:
         # the preset's recipe does not fit this machine's budget: train the most epochs that do, in folders of
         # their own, rather than a study nobody waits for (--no-fit, or --epochs, trains what was asked)
@@ -430,10 +440,18 @@ def study(
             "estimate": est.to_dict(),
         },
     }
-    paths = write_results(doc, study_markdown(result), to_csv(result.rows), out)
+    said = (
+        f"*Trained at {preset.epochs} epochs a run, not the preset's {preset_epochs}: the preset's recipe was "
+        f"estimated at ~{minutes(preset_wall_s)} on this machine, over the {budget:g}-minute budget with the "
+        "estimate's error to spare (`--fit`). A shorter recipe trains to lower accuracy (README: Studies, Time); "
+        "`--no-fit` trains the preset's.*"
+        if fitted
+        else ""
+    )
+    paths = write_results(doc, _with_line(study_markdown(result), said), to_csv(result.rows), out)
     if result.rows:
         drawn = section(spec, result, out / f"{spec.name}_study.png")
-        write_text(out / "section.md", section_markdown(drawn))
+        write_text(out / "section.md", _with_line(section_markdown(drawn), said))
         paths += [drawn.png, out / "section.md"]
     render_study(result)
     console.print(

@@ -50,6 +50,7 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     after_s: dict[str, float] = field(default_factory=dict)  # per run: the study's work on it once trained
     measured: dict[str, Any] = field(default_factory=dict)  # speed key → training.speed.Speed, for `fit_epochs`
+    reused: bool = False  # made from another estimate's measured speeds (`estimate(reuse=...)`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,7 +136,7 @@ def estimate(
     est = Estimate(
         seconds, {label: s.to_dict() for label, s in speeds.items()}, start_s, load_s, jobs, threads, sizes=sizes
     )
-    est.measured = speeds
+    est.measured, est.reused = speeds, reuse is not None
     est.after_s = {
         c.run_name: work[c.run_name] / 1000 * speeds[_speed_key(c)].test_s for c in measured if c.run_name in work
     }
