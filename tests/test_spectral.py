@@ -97,3 +97,4 @@ def test_the_trainer_records_which_layers_went_spectral(
     )  # fmt: skip
     run = train(cfg, lambda event: None).run
     assert run.config()["spectral_convs"] == expected and run.summary()["spectral_convs"] == expected
+    assert run.config()["allocator"] == run.summary()["allocator"] == "kept"  # training.allocator

@@ -283,40 +283,40 @@ def test_the_most_epochs_that_fit_a_budget(tmp_path: Path) -> None:
 @pytest.mark.slow  # the estimate imports torch
 def test_a_study_over_its_budget_trains_the_epochs_that_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--dry-run` on a machine of the made-up speeds above (the dataset not found: its sizes are assumed). A plan
-    fits when its estimate, plus the estimate's measured error (20%), is within the budget."""
+    fits when its estimate, plus the estimate's measured error (35%), is within the budget."""
     from fmnist_tui.training import speed
 
     monkeypatch.setattr(speed, "measure", fake_speed)
     monkeypatch.setattr(speed, "start_seconds", lambda: 0.0)
     monkeypatch.chdir(tmp_path)
     args = ["study", "kernel", "--dry-run", "--data-dir", "nowhere", "--precision", "fp32"]
-    res = runner.invoke(app, [*args, "--budget", str(100 / 60)], env={"COLUMNS": "400"})
+    res = runner.invoke(app, [*args, "--budget", "2"], env={"COLUMNS": "400"})
     assert res.exit_code == 0, res.output
     lines = [line for line in res.output.splitlines() if not line.startswith("note: dataset not loaded")]
     assert "estimated time: 3.8 min wall for 12 trainings" in lines[1]  # 15 epochs: 225 s
     assert lines[2] == (
-        "fit: 15 epochs a run: ~3.8 min estimated, up to ~4.5 min with the estimate's error (+20%), over the "
-        "1.66667-minute budget (--budget) on this machine; training 5 epochs a run instead, a shorter recipe that "
+        "fit: 15 epochs a run: ~3.8 min estimated, up to ~5.1 min with the estimate's error (+35%), over the "
+        "2-minute budget (--budget) on this machine; training 5 epochs a run instead, a shorter recipe that "
         "trains to lower accuracy (README: Studies, Time), in checkpoints/epochs5 and "
         "reports/studies/kernel-epochs5; --no-fit trains the preset's 15 epochs whatever they take"
-    )  # 6 epochs (90 s) fit 100 s, but not with 20% to spare: 5 (75 s) do
+    )  # 6 epochs (90 s) fit 120 s, but not with 35% to spare (90 · 1.35 = 121.5 s): 5 (75 s) do
     assert lines[3].startswith("study kernel (") and "3 seeds × 5 epochs" in lines[3]
     assert "12 runs in checkpoints/epochs5 (12 new)" in lines[3]
     assert "cnn-k7-s2: new, ~20 s" in res.output and "estimated time: 75 s wall for 12 trainings" in res.output
     assert not [line for line in lines if line.startswith("note: ~")]
 
     for asked in (["--no-fit"], ["--epochs", "15"]):  # the preset's recipe, or one given: trained as asked
-        res = runner.invoke(app, [*args, "--budget", str(100 / 60), *asked], env={"COLUMNS": "400"})
+        res = runner.invoke(app, [*args, "--budget", "2", *asked], env={"COLUMNS": "400"})
         assert res.exit_code == 0, res.output
         assert "fit:" not in res.output and "12 runs in checkpoints (12 new)" in res.output
         (note,) = [line for line in res.output.splitlines() if line.startswith("note: 15 epochs")]
-        assert "over the 1.66667-minute budget (--budget) on this machine; 5 epochs a run fit (~75 s" in note
+        assert "over the 2-minute budget (--budget) on this machine; 5 epochs a run fit (~75 s" in note
         assert note.endswith(
             "fmnist study kernel --data-dir nowhere --precision fp32 --epochs 5 --runs checkpoints/epochs5 "
             "--out reports/studies/kernel-epochs5"
         )
-    fits = runner.invoke(app, [*args, "--budget", "4.5"], env={"COLUMNS": "400"})
-    assert fits.exit_code == 0 and "budget" not in fits.output  # 225 s and 20% more: 270 s, 4.5 min: it fits
+    fits = runner.invoke(app, [*args, "--budget", "5.1"], env={"COLUMNS": "400"})
+    assert fits.exit_code == 0 and "budget" not in fits.output  # 225 s and 35% more: 304 s, within 5.1 min: it fits
     assert "3 seeds × 15 epochs" in fits.output
     short = runner.invoke(app, [*args, "--budget", "0.25"], env={"COLUMNS": "400"})  # 15 s: 1 epoch takes 15
     assert short.exit_code == 0 and "fit:" not in short.output and "12 runs in checkpoints (12 new)" in short.output
@@ -344,7 +344,7 @@ def test_a_study_too_long_for_this_machine_trains_what_fits_and_resumes_it(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The way a user on a slow machine meets it: the quick regularizer study (2 seeds × 3 epochs, 4 runs on 2
-    jobs) takes 120 s there, over a 2-minute budget with the estimate's error (144 s); it trains 2 epochs (80 s)
+    jobs) takes 120 s there, over a 2-minute budget with the estimate's error (162 s); it trains 2 epochs (80 s)
     in folders of its own, really (the trainings are subprocesses on the tiny dataset); called again, with a
     budget that would fit only 1 epoch, it resumes that earlier start rather than training anew."""
     from fmnist_tui.training import speed
@@ -371,7 +371,7 @@ def test_a_study_too_long_for_this_machine_trains_what_fits_and_resumes_it(
         "applied": True,
         "preset_epochs": 3,
     }
-    assert doc["experiment"]["estimated_wall_seconds"] == 80.0 and doc["experiment"]["estimate_error"] == 0.2
+    assert doc["experiment"]["estimated_wall_seconds"] == 80.0 and doc["experiment"]["estimate_error"] == 0.35
     assert json.loads((runs / "epochs2" / "mlp-s0" / "config.json").read_text())["epochs"] == 2
     for md in ("results.md", "section.md"):
         text = (out / "regularizer-quick-epochs2" / md).read_text()

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..core.config import TrainConfig
+from .allocator import keep_freed_memory
 from .device import resolve_bf16, resolve_device
 from .ema import WeightEma
 from .evaluate import predict_logits
@@ -75,6 +76,7 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
     allocator's first large blocks, thread pools), which made a 19 ms step take 35 ms here, whatever its
     number of warm-up steps."""
     global _warmed
+    keep_freed_memory()  # as the training process does (training.allocator)
     if not _warmed:
         _warmed = True
         measure(cfg, threads, steps, warmup)

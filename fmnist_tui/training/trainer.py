@@ -44,6 +44,7 @@ from ..core.runs import (
     holds_nothing,
     write_metrics,
 )
+from .allocator import keep_freed_memory
 from .checkpoints import load_weights, save_weights
 from .device import resolve_bf16, resolve_device
 from .distributed import World
@@ -148,6 +149,7 @@ class Trainer:
 
     def _prepare(self, cfg: TrainConfig, world: World | None, dataset: Dataset | None) -> None:
         """Device, data, model and optimizer."""
+        self.allocator = keep_freed_memory()  # glibc keeps freed blocks for the next step (training.allocator)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = world.device if world else resolve_device(cfg.device)
@@ -293,6 +295,7 @@ class Trainer:
             "device": str(self.device),
             "bf16_autocast": self.bf16,
             "spectral_convs": self.spectral,
+            "allocator": self.allocator,
             "threads": torch.get_num_threads(),
             "train_images": self.train_images,
             "epoch_images": self.epoch_images,
@@ -484,6 +487,7 @@ class Trainer:
             "device": str(self.device),
             "bf16_autocast": self.bf16,
             "spectral_convs": self.spectral,
+            "allocator": self.allocator,
             "finished": True,
         }
         write_json(self.run_.file(SUMMARY), summary)
