@@ -381,7 +381,7 @@ def test_a_study_too_long_for_this_machine_trains_what_fits_and_resumes_it(
     again = runner.invoke(app, [*args, "--budget", "1.5"], env={"COLUMNS": "400", "NO_COLOR": "1"})
     assert again.exit_code == 0, again.output
     assert "training 2 epochs a run instead" in again.output
-    assert "checkpoints/quick/epochs2 (resuming an earlier start)" in again.output
+    assert "checkpoints/quick/epochs2 (started before: its runs are reused)" in again.output
     assert json.loads((out / "regularizer-quick-epochs2" / "results.json").read_text())["experiment"]["trained"] == []
     assert not (runs / "epochs1").exists()
     listed = runner.invoke(app, ["study", "--list"], env={"COLUMNS": "400"})

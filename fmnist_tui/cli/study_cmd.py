@@ -382,7 +382,7 @@ def study(
         print_estimate(est, statuses, False, work_what)
         before = earlier_fit(preset, runs, budget, plan_at, lambda c, st: timed(c, st, est))
         e = before[0] if before else fit.epochs
-        where = shown(fitted_runs(runs, e)) + (" (resuming an earlier start)" if before else "")
+        where = shown(fitted_runs(runs, e)) + (" (started before: its runs are reused)" if before else "")
         console.print(
             f"fit: {_over(est, preset.epochs, budget)}; training {e} epochs a run instead, a shorter recipe that "
             f"trains to lower accuracy (README: Studies, Time), in {where} and {shown(fitted_out(out, e))}; "
