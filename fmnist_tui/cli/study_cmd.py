@@ -189,6 +189,12 @@ def _again(name: str, given: dict[str, Any], epochs: int, runs: Path, out: Path)
     return " ".join(shlex.quote(w) for w in ("fmnist", "study", *words))
 
 
+def time_left(est: Estimate, budget_min: float) -> float:
+    """The estimated seconds a plan may take within the budget: the budget less the estimate's measured error
+    (`plannable`) and less the seconds the study already spent measuring for `est`."""
+    return plannable(budget_min * 60) - est.measuring_s
+
+
 def over_budget(
     spec: StudySpec,
     preset: Preset,
@@ -197,9 +203,9 @@ def over_budget(
     plan_for: Callable[[int], list[TrainConfig]],
 ) -> Fit | None:
     """None where the plan fits the budget with the estimate's measured error to spare (`plannable`); else the
-    most epochs at which the study, trained from scratch in a runs folder of its own, does. The seconds the
-    estimate took to measure count: the study has spent them (14 s of a quick kernel study's 2.75 minutes)."""
-    left = plannable(budget_min * 60) - est.measuring_s
+    most epochs at which the study, trained from scratch in a runs folder of its own, does (`time_left`: the
+    seconds the estimate took to measure count, 14 s of a quick kernel study's 2.75 minutes)."""
+    left = time_left(est, budget_min)
     if est.wall_s <= left:
         return None
     work = spec.work
@@ -236,13 +242,13 @@ def print_fit(fit: Fit, preset: Preset, est: Estimate, budget_min: float, comman
 def earlier_fit(
     preset: Preset,
     runs: Path,
-    budget_min: float,
+    left_s: float,
     plan_at: Callable[[int, Path], list[TrainConfig]],
     timed: Callable[[list[TrainConfig], dict[str, str]], Estimate],
 ) -> tuple[int, Estimate] | None:
     """A fitted start of this study that an earlier call began (RUNS/epochsM with runs of its plan, M below the
-    preset's) and whose remaining work still fits the budget: the most epochs of those, with its estimate. Resuming
-    it beats starting again at an epoch count that the speed probe's noise moved by one."""
+    preset's) whose remaining work is estimated within `left_s` (`time_left`): the most epochs of those, with its
+    estimate. Resuming it beats starting again at an epoch count that the speed probe's noise moved by one."""
     for e in fitted_epochs(runs, preset):
         configs = plan_at(e, fitted_runs(runs, e))
         try:
@@ -252,7 +258,7 @@ def earlier_fit(
         if counts.get(NEW, 0) == len(configs):
             continue
         est = timed(configs, statuses)
-        if est.wall_s <= plannable(budget_min * 60):
+        if est.wall_s <= left_s:
             return e, est
     return None
 
@@ -382,7 +388,7 @@ def study(
         # the preset's recipe does not fit this machine's budget: train the most epochs that do, in folders of
         # their own, rather than a study nobody waits for (--no-fit, or --epochs, trains what was asked)
         print_estimate(est, statuses, False, work_what)
-        before = earlier_fit(preset, runs, budget, plan_at, lambda c, st: timed(c, st, est))
+        before = earlier_fit(preset, runs, time_left(est, budget), plan_at, lambda c, st: timed(c, st, est))
         e = before[0] if before else fit.epochs
         where = shown(fitted_runs(runs, e)) + (" (started before: its runs are reused)" if before else "")
         console.print(
