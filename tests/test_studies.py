@@ -318,6 +318,9 @@ def test_a_study_over_its_budget_trains_the_epochs_that_fit(tmp_path: Path, monk
     fits = runner.invoke(app, [*args, "--budget", "5.1"], env={"COLUMNS": "400"})
     assert fits.exit_code == 0 and "budget" not in fits.output  # 225 s and 35% more: 304 s, within 5.1 min: it fits
     assert "3 seeds × 15 epochs" in fits.output
+    one = runner.invoke(app, [*args, "--budget", "0.5"], env={"COLUMNS": "400"})  # 30 s: 1 epoch (15 s) and 35%
+    assert one.exit_code == 0, one.output
+    assert "training 1 epoch a run instead" in one.output and "3 seeds × 1 epoch on" in one.output
     short = runner.invoke(app, [*args, "--budget", "0.25"], env={"COLUMNS": "400"})  # 15 s: 1 epoch takes 15
     assert short.exit_code == 0 and "fit:" not in short.output and "12 runs in checkpoints (12 new)" in short.output
     assert "even 1 epoch a run would take ~15 s: fewer --seeds or a smaller --subset" in short.output

@@ -10,6 +10,7 @@ import typer
 
 from ..core.config import TrainConfig, default
 from ..core.errors import EXIT_INTERRUPTED, ConfigError, UsageError
+from ..core.text import counted
 from ..study.analysis import study_markdown
 from ..study.cluster import Finished
 from ..study.estimate import estimate
@@ -63,8 +64,7 @@ def print_event(event: ExperimentEvent | Finished) -> None:
             event.status, "training"
         )
         console.print(
-            f"[bold]\\[{event.index}/{event.total}] {event.name}[/]: {verb} ({event.threads} thread"
-            f"{'s' if event.threads > 1 else ''})",
+            f"[bold]\\[{event.index}/{event.total}] {event.name}[/]: {verb} ({counted(event.threads, 'thread')})",
             highlight=False,
         )
     elif isinstance(event, Output):
@@ -147,7 +147,7 @@ def experiment(
     statuses, counts = plan_statuses(configs)
     console.print(
         f"experiment: {len(configs)} runs in {runs} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
-        f"; {jobs} at a time × {threads} thread{'s' if threads > 1 else ''}",
+        f"; {jobs} at a time × {counted(threads, 'thread')}",
         highlight=False,
     )
     if dry_run:

@@ -17,6 +17,7 @@ from ..core.config import PRECISIONS, TrainConfig, default
 from ..core.errors import FmnistError, UsageError
 from ..core.fsutil import write_text
 from ..core.runs import Run
+from ..core.text import counted
 from ..study.analysis import study_markdown
 from ..study.estimate import (
     BUDGET_MINUTES,
@@ -126,7 +127,7 @@ def _do_work(spec: StudySpec, groups: list[Group], data_dir: Path | None, device
     t0 = time.perf_counter()
     todo = sum(spec.work.needs(r.run) for g in groups for r in g.records)
     if todo:
-        console.print(f"{spec.work.what} of {todo} run{'s' if todo != 1 else ''}…", highlight=False)
+        console.print(f"{spec.work.what} of {counted(todo, 'run')}…", highlight=False)
     for w in prepare(spec, groups, data_dir, device, lambda name: console.print(f"  {name}")):
         err_console.print(f"warning: {w}")
     return time.perf_counter() - t0
@@ -143,12 +144,12 @@ def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work:
             console.print(
                 f"  measured {label}: {1000 * speed['step_s']:.1f} ms per step of {speed['batch_size']} images, "
                 f"{speed['eval_s_per_1000']:.2f} s per 1,000 images evaluated ({'bf16' if speed['bf16'] else 'fp32'}, "
-                f"{speed['threads']} thread{'s' if speed['threads'] > 1 else ''})",
+                f"{counted(speed['threads'], 'thread')})",
                 highlight=False,
             )
     todo = sum(1 for s in est.seconds.values() if s > 0)
     after = (
-        f", then {work} of {len(est.after_s)} run{'s' if len(est.after_s) != 1 else ''} one after another "
+        f", then {work} of {counted(len(est.after_s), 'run')} one after another "
         f"(~{minutes(sum(est.after_s.values()))}, at the fp32 speed of one training's threads)"
         if est.after_s
         else ""
@@ -156,7 +157,7 @@ def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work:
     source = f"speeds measured on this machine in {est.measuring_s:.0f} s"
     source = "the speeds measured above" if est.reused else source
     console.print(
-        f"estimated time: {minutes(est.wall_s)} wall for {todo} training{'s' if todo != 1 else ''} "
+        f"estimated time: {minutes(est.wall_s)} wall for {counted(todo, 'training')} "
         f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s)"
         f"{after}, from {source}",
         highlight=False,
@@ -215,7 +216,8 @@ def over_budget(
 
 def _over(est: Estimate, epochs: int, budget_min: float) -> str:
     return (
-        f"{epochs} epochs a run: ~{minutes(est.wall_s)} estimated, up to ~{minutes(est.wall_s * (1 + ESTIMATE_ERROR))} "
+        f"{counted(epochs, 'epoch')} a run: ~{minutes(est.wall_s)} estimated, "
+        f"up to ~{minutes(est.wall_s * (1 + ESTIMATE_ERROR))} "
         f"with the estimate's error (+{ESTIMATE_ERROR:.0%}), over the {budget_min:g}-minute budget (--budget) on "
         "this machine"
     )
@@ -232,8 +234,8 @@ def print_fit(fit: Fit, preset: Preset, est: Estimate, budget_min: float, comman
         )
     else:
         console.print(
-            f"{over}; {fit.epochs} epochs a run fit (~{minutes(fit.wall_s)} from scratch), a shorter recipe that "
-            "trains to lower accuracy (README: Studies, Time), in a runs folder of its own: "
+            f"{over}; {counted(fit.epochs, 'epoch')} a run fit (~{minutes(fit.wall_s)} from scratch), "
+            "a shorter recipe that trains to lower accuracy (README: Studies, Time), in a runs folder of its own: "
             f"{shown(command(fit.epochs))}",
             highlight=False,
         )
@@ -371,8 +373,8 @@ def study(
     def header() -> None:
         console.print(
             f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
-            f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × {threads} "
-            f"thread{'s' if threads > 1 else ''}",
+            f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × "
+            f"{counted(threads, 'thread')}",
             highlight=False,
         )
 
@@ -392,9 +394,10 @@ def study(
         e = before[0] if before else fit.epochs
         where = shown(fitted_runs(runs, e)) + (" (started before: its runs are reused)" if before else "")
         console.print(
-            f"fit: {_over(est, preset.epochs, budget)}; training {e} epochs a run instead, a shorter recipe that "
-            f"trains to lower accuracy (README: Studies, Time), in {where} and {shown(fitted_out(out, e))}; "
-            f"--no-fit trains the preset's {preset.epochs} epochs whatever they take",
+            f"fit: {_over(est, preset.epochs, budget)}; training {counted(e, 'epoch')} a run instead, "
+            f"a shorter recipe that trains to lower accuracy (README: Studies, Time), in {where} and "
+            f"{shown(fitted_out(out, e))}; "
+            f"--no-fit trains the preset's {counted(preset.epochs, 'epoch')} whatever they take",
             highlight=False,
         )
         preset, runs, out, fitted = replace(preset, epochs=e), fitted_runs(runs, e), fitted_out(out, e), True
@@ -449,8 +452,9 @@ def study(
         },
     }
     said = (
-        f"*Trained at {preset.epochs} epochs a run, not the preset's {preset_epochs}: the preset's recipe was "
-        f"estimated at ~{minutes(preset_wall_s)} on this machine, over the {budget:g}-minute budget with the "
+        f"*Trained at {counted(preset.epochs, 'epoch')} a run, not the preset's {preset_epochs}: "
+        f"the preset's recipe was estimated at ~{minutes(preset_wall_s)} on this machine, "
+        f"over the {budget:g}-minute budget with the "
         "estimate's error to spare (`--fit`). A shorter recipe trains to lower accuracy (README: Studies, Time); "
         "`--no-fit` trains the preset's.*"
         if fitted

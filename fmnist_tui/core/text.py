@@ -31,3 +31,9 @@ def _spell(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """`text` with every control, line-breaking or reordering character spelled out (`\\n`, `\\x1b`, `\\u2028`)."""
     return _UNPRINTABLE.sub(_spell, text)
+
+
+def counted(n: int, noun: str) -> str:
+    """`n` and `noun`, in the plural unless n is 1: `counted(1, "epoch")` is "1 epoch", `counted(7, "epoch")`
+    "7 epochs" (the nouns fmnist counts take an s)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..core.data import CLASSES
 from ..core.errors import RunError
+from ..core.text import counted
 from .results import Group, RunRecord, to_markdown
 from .stats import PairedTest, equivalence_test, paired_t_test
 from .translation import study_grid
@@ -57,7 +58,7 @@ class Comparison:
         """'cnn-k3 − mlp = +1.20 points, 95% CI [+0.9, +1.5], p = 0.002 (3 seeds)'."""
         t = self.test
         ci = "" if t.n < 2 else f", 95% CI [{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}], p = {_p(t.p_value)}"
-        return f"{self.name} = {100 * t.mean_diff:+.2f} points{ci} ({t.n} seed{'s' if t.n != 1 else ''})"
+        return f"{self.name} = {100 * t.mean_diff:+.2f} points{ci} ({counted(t.n, 'seed')})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,7 +169,7 @@ def verdict(
         word = "supported"
     else:
         n = min(c.test.n for c in comps)
-        word = f"not supported at this sample size ({n} seed{'s' if n != 1 else ''})"
+        word = f"not supported at this sample size ({counted(n, 'seed')})"
     detail = "; ".join(c.describe() for c in comps)
     if margin is not None:
         detail += f"; margin +{100 * margin:.2f} points"
@@ -194,11 +195,11 @@ def _equivalence_verdict(
         word = "supported"
     else:
         n = min(e.n for _, e in tests)
-        word = f"not supported at this sample size ({n} seed{'s' if n != 1 else ''})"
+        word = f"not supported at this sample size ({counted(n, 'seed')})"
     detail = "; ".join(
         f"{c.name} = {100 * e.mean_diff:+.2f} points"
         + ("" if e.n < 2 else f", 90% CI [{100 * e.ci_low:+.2f}, {100 * e.ci_high:+.2f}]")
-        + f", TOST p = {_p(e.p_equivalent)} ({e.n} seed{'s' if e.n != 1 else ''})"
+        + f", TOST p = {_p(e.p_equivalent)} ({counted(e.n, 'seed')})"
         for c, e in tests
     )
     return {"claim": claim, "verdict": word, "detail": f"{detail}; equivalence margin ±{100 * margin:.2f} points"}

@@ -19,6 +19,7 @@ from ..core.config import TrainConfig, default
 from ..core.errors import RunError, UsageError
 from ..core.registry import PERMUTE_SEED
 from ..core.runs import Run
+from ..core.text import counted
 from . import bias, kernel, translation
 from .analysis import (
     ACCURACY,
@@ -55,7 +56,7 @@ class Preset:
     def describe(self) -> str:
         data = f"the first {self.subset:,} images" if self.subset else "all 50,000 training images"
         lr = f", peak lr {self.lr:g}" if self.lr else ""
-        return f"{self.seeds} seed{'s' if self.seeds != 1 else ''} × {self.epochs} epochs on {data}{lr}"
+        return f"{counted(self.seeds, 'seed')} × {counted(self.epochs, 'epoch')} on {data}{lr}"
 
 
 #: the default preset: 3 seeds of the project's recipe. The classroom one (--quick) keeps 3 seeds, so that a
