@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,3 +46,34 @@ def test_the_estimate_pays_for_erasing_reframing_ema_and_tta(monkeypatch: pytest
     assert seen["input"] and all(b and w for b, w in seen["input"])  # erased and re-framed, every step
     assert len(seen["ema"]) == len(seen["input"])  # the weight average moves after every step
     assert seen["judged"] and set(seen["judged"]) == {FlipTTA}  # validation and test as the run does them
+
+
+def _modules(code: str, env: dict[str, str]) -> set[str]:
+    """The modules a fresh interpreter has imported once it has run `code`."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+@pytest.mark.slow  # two fresh interpreters import torch, and one trains
+def test_the_start_probe_imports_what_a_training_child_imports_first(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """A study's estimate times a child's start with `speed.START`: it must pay for torch's compiler, which torch
+    imports when the trainer builds its optimizer (~2 s, the start-up an import alone left out), as a real
+    `fmnist train` child does."""
+    train = (
+        "import runpy, sys\n"
+        f"sys.argv = ['fmnist', 'train', '--arch', 'mlp', '--epochs', '1', '--out', {str(tmp_path)!r}, "
+        "'--name', 'x', '--precision', 'fp32']\n"
+        "try:\n    runpy.run_module('fmnist_tui', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code\n"
+    )
+    child, probe = _modules(train, cli_env), _modules(speed.START, cli_env)
+    assert (tmp_path / "x" / "summary.json").is_file()
+    assert {"torch._dynamo", "fmnist_tui.training.trainer"} <= child & probe
+    assert "torch._dynamo" not in _modules("import fmnist_tui.training.trainer", cli_env)  # the import alone

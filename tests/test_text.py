@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fmnist_tui.core.text import printable
+from fmnist_tui.core.text import counted, printable
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,8 @@ def test_unprintable_characters_are_spelled_out(raw: str, shown: str) -> None:
 @pytest.mark.parametrize("text", ["photos/shoe 1.png", "Ünïcödé/été.jpg", "T-shirt/top", "a\\nb [1].png", "😀.png"])
 def test_ordinary_text_is_untouched(text: str) -> None:
     assert printable(text) == text
+
+
+@pytest.mark.parametrize(("n", "shown"), [(0, "0 epochs"), (1, "1 epoch"), (2, "2 epochs"), (15, "15 epochs")])
+def test_counted_says_one_epoch_and_many_epochs(n: int, shown: str) -> None:
+    assert counted(n, "epoch") == shown

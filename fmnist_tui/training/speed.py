@@ -127,11 +127,16 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
     return Speed(step_s, eval_s, test_s, cfg.batch_size, threads, bf16)
 
 
+#: what a `fmnist train` child does before its first step, bar loading the dataset: import torch and the trainer,
+#: then build an optimizer, where torch imports its compiler (`torch._dynamo`, on the first call of a function
+#: it wraps with `torch._disable_dynamo`): about 2 of a quick run's 4.5 seconds of start-up under the README's
+#: approximation of a 2-core machine without AVX-512, which an import alone leaves out
+START = "import torch, fmnist_tui.training.trainer; torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)"
+
+
 def start_seconds() -> float:
-    """Seconds a `fmnist train` child spends before its first step: a fresh interpreter importing torch and
-    the trainer (the dataset's load is timed separately)."""
+    """Seconds a `fmnist train` child spends before its first step, bar the dataset's load (timed separately):
+    a fresh interpreter doing what the child does first (`START`)."""
     t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", "import fmnist_tui.training.trainer"], check=False, capture_output=True, timeout=300
-    )
+    subprocess.run([sys.executable, "-c", START], check=False, capture_output=True, timeout=300)
     return time.perf_counter() - t0
