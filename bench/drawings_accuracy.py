@@ -14,14 +14,17 @@
   proportions and framing, which drawings do not keep.
 Options: `--images N` (default 1000), `--reframe N` (default 0: off), `--models GLOB` (in `--export-dir DIR`,
 default the project's `export/`: e.g. a folder of `fmnist export RUN --out DIR` files), `--failures`
-(list the misread drawings), `--json FILE`. Needs the real dataset for the last two parts (skipped
-with a note without it).
+(list the misread drawings), `--json FILE`, `--aspect-views 0.85,0.7` (also classify every drawing, test image
+as a photo file and re-framed test image by the mean of the class probabilities over its usual input and the
+same object made narrower by each factor before it is fitted: test-time augmentation over the aspect ratio).
+Needs the real dataset for the test-image parts (skipped with a note without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import subprocess
@@ -162,6 +165,67 @@ def reframed_accuracy(models: list[Path], n: int) -> dict[str, dict[str, float]]
     return out
 
 
+def views(source: Path | bytes, factors: list[float]) -> np.ndarray:
+    """[1 + len(factors), 28, 28]: the model's input as `preprocess` makes it, then the same object made
+    narrower by each factor before it is fitted (an image already in Fashion-MNIST's format: itself each time)."""
+    from fmnist_tui.inference.preprocess import fit, object_crop, open_image
+
+    crop, to_fit = object_crop(open_image(source))
+    if not to_fit:
+        return np.stack([crop] * (1 + len(factors)))
+    height, width = crop.shape
+    narrower = [
+        Image.fromarray(crop, "F").resize((max(1, round(width * f)), height), Image.Resampling.BOX) for f in factors
+    ]
+    return np.stack([fit(crop)] + [fit(np.clip(np.asarray(im, dtype=np.float32), 0, 1)) for im in narrower])
+
+
+def aspect_views_accuracy(models: list[Path], factors: list[float], n: int, n_reframe: int) -> dict[str, dict]:
+    """Per model: accuracy on the drawings, the first n test images as photo files and the first n_reframe
+    re-framed (as photo files), classified as `preprocess` frames them and by the mean of the class
+    probabilities over that view and its narrower ones (`views`): test-time augmentation over the aspect
+    ratio, the class-blind way to meet drawn garments that are wider than Fashion-MNIST's."""
+    from fmnist_tui.core.data import CLASSES, load_dataset
+    from fmnist_tui.core.errors import DataError
+    from fmnist_tui.inference.session import OnnxClassifier
+
+    with open(DRAWINGS / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    sets: dict[str, tuple[np.ndarray, list[set[int]]]] = {
+        "drawings": (
+            np.stack([views(DRAWINGS / r["file"], factors) for r in rows]),
+            [{CLASSES.index(c) for c in r["accepted"].split("|")} for r in rows],
+        )
+    }
+    try:
+        data = load_dataset()
+    except DataError:
+        data = None
+    if data is not None:
+
+        def as_file(img28: np.ndarray) -> bytes:
+            buf = io.BytesIO()
+            as_photo(img28, transparent=False).save(buf, "PNG")
+            return buf.getvalue()
+
+        images, labels = data.test_images, [{int(y)} for y in data.test_labels]
+        sets["photo files"] = (np.stack([views(as_file(im), factors) for im in images[:n]]), labels[:n])
+        for name, how in REFRAMES.items():
+            framed = [(reframe(im, *how) * 255).astype(np.uint8) for im in images[:n_reframe]]
+            sets[f"re-framed {name}"] = (np.stack([views(as_file(im), factors) for im in framed]), labels[:n_reframe])
+    out: dict[str, dict] = {}
+    for model in models:
+        clf = OnnxClassifier(model)
+        result: dict[str, tuple[float, float]] = {}
+        for name, (x, accepted) in sets.items():
+            probs = clf.predict_proba(x.reshape(-1, 28, 28)).reshape(len(x), x.shape[1], -1)
+            as_is = [int(i) in ok for i, ok in zip(probs[:, 0].argmax(1), accepted, strict=True)]
+            mean = [int(i) in ok for i, ok in zip(probs.mean(1).argmax(1), accepted, strict=True)]
+            result[name] = (float(np.mean(as_is)), float(np.mean(mean)))
+        out[model.name] = result
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
@@ -170,6 +234,7 @@ def main() -> int:
     parser.add_argument("--export-dir", type=Path, default=ROOT / "export")
     parser.add_argument("--failures", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--aspect-views", help="factors, e.g. 0.85,0.7: also classify by the mean over narrower views")
     args = parser.parse_args()
     models = sorted(args.export_dir.glob(args.models))
     if not models:
@@ -194,6 +259,12 @@ def main() -> int:
         for name, accs in (reframed or {}).items():
             shown = "  ".join(f"{k} {v:.1%}" for k, v in accs.items())
             print(f"{name:16s} {args.reframe} test images re-framed: {shown}")
+    if args.aspect_views:
+        factors = [float(f) for f in args.aspect_views.split(",")]
+        report["aspect_views"] = tta = aspect_views_accuracy(models, factors, args.images, args.reframe)
+        for name, accs in tta.items():
+            shown = "  ".join(f"{k} {a:.1%} → {b:.1%}" for k, (a, b) in accs.items())
+            print(f"{name:16s} as preprocessed → mean over the views ×{', ×'.join(map(str, factors))} wide: {shown}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0

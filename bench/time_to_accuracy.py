@@ -54,6 +54,8 @@ TARGETS = (0.91, 0.93, 0.94, 0.95)
 #: the modern recipe's settings on top of fmnist's default recipe (README, The ResNet)
 AUGMENT = {"shift": 2, "erase": 0.25}
 MODERN = {**AUGMENT, "ema": 0.999, "tta": True}
+#: the default model's recipe now (Makefile's MODERN: the weight average left it at 40 epochs)
+RECIPE = {**AUGMENT, "tta": True}
 
 #: row name → (what it adds, TrainConfig values); "seed" is the seed's own recipe on its CNN k3
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -72,6 +74,10 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "resnet-aug": ("+ augmentation (--shift 2 --erase 0.25)", {"arch": "resnet", **AUGMENT}),
     "resnet-modern": ("+ EMA and flip-TTA (--ema 0.999 --tta)", {"arch": "resnet", **MODERN}),
+    "resnet20": (
+        "the ResNet-20 layout (--width 16 --blocks 3) with the default model's recipe (--shift 2 --erase 0.25 --tta)",
+        {"arch": "resnet", "width": 16, "blocks": 3, **RECIPE},
+    ),
 }
 SETS = {
     "registry": ["seed", "mlp", "cnn-k3", "cnn-k5", "cnn-k7", "lcn-k3", "resnet"],
@@ -111,11 +117,25 @@ def seed_row(epochs: int, max_batches: int | None) -> dict[str, Any]:
 
 
 def our_row(
-    values: dict[str, Any], epochs: int, dataset: Dataset, out: Path, subset: int | None, device: str, seed: int
+    values: dict[str, Any],
+    epochs: int,
+    dataset: Dataset,
+    out: Path,
+    subset: int | None,
+    device: str,
+    seed: int,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """One `fmnist train` run of `values`, its kept weights tested after every epoch (untimed)."""
     cfg = TrainConfig.create(
-        **values, epochs=epochs, subset=subset, out=str(out), device=device, seed=seed, name=f"r{time.monotonic_ns()}"
+        **values,
+        epochs=epochs,
+        subset=subset,
+        out=str(out),
+        device=device,
+        seed=seed,
+        precision=precision,
+        name=f"r{time.monotonic_ns()}",
     )
     trainer = Trainer(cfg, dataset=dataset)
     test_x = torch.from_numpy(dataset.test_images).to(trainer.device)
@@ -192,6 +212,9 @@ def main() -> None:
     ap.add_argument("--seed-epochs", type=int, default=None, help="epochs of the seed's recipe (default --epochs)")
     ap.add_argument("--seed", type=int, default=0, help="the runs' seed")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    ap.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="fmnist's rows (the seed's is fp32)"
+    )
     ap.add_argument("--json", type=Path, help="write the rows (curves included) here, after each row")
     ap.add_argument("--quick", action="store_true", help="small subsets and 2 epochs: checks the script only")
     args = ap.parse_args()
@@ -212,7 +235,7 @@ def main() -> None:
     kind, _ = train_speed.cpu_kind()
     where = torch.cuda.get_device_name() if device == "cuda" else f"{kind}, {torch.get_num_threads()} threads"
     print(
-        f"torch {torch.__version__} on {where}; {epochs} epochs per row; targets "
+        f"torch {torch.__version__} on {where}; precision {args.precision}; {epochs} epochs per row; targets "
         + ", ".join(f"{t:.0%}" for t in TARGETS)
     )
     results: list[dict[str, Any]] = []
@@ -224,7 +247,7 @@ def main() -> None:
             if name == "seed":
                 row = seed_row(args.seed_epochs or epochs, max_batches)
             else:
-                row = our_row(values, epochs, dataset, tmp, subset, device, args.seed)
+                row = our_row(values, epochs, dataset, tmp, subset, device, args.seed, args.precision)
             results.append({"row": name, "what": what, "config": values, "device": where, **row})
             if args.json:
                 args.json.write_text(json.dumps(results, indent=1))

@@ -74,13 +74,13 @@ def test_a_compile_that_fails_is_one_line_and_the_run_resumes_without_it(
     import torch
     from torch._dynamo.exc import BackendCompilerFailed
 
-    from fmnist_tui.training import trainer
+    from fmnist_tui.training import step
 
     class Unbuildable(torch.nn.Module):  # what torch.compile's wrapper does on a machine without a C++ compiler
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             raise BackendCompilerFailed(torch.compile, RuntimeError("No working C++ compiler found"), None)
 
-    monkeypatch.setattr(trainer, "compiled", lambda net, mode: net if mode == "off" else Unbuildable())
+    monkeypatch.setattr(step, "compiled", lambda net, mode: net if mode == "off" else Unbuildable())
     runs = tmp_path / "runs"
     where = ["--out", str(runs), "--data-dir", str(tiny_data)]
     args = ["train", "--arch", "mlp", "--subset", "64", "--epochs", "1", "--compile", "default"]

@@ -399,7 +399,7 @@ def _fill_line_art(crop: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _fit(crop: np.ndarray) -> np.ndarray:
+def fit(crop: np.ndarray) -> np.ndarray:
     """Scale the longest side to 28 keeping the aspect ratio, and centre on a black 28×28."""
     height, width = crop.shape
     scale = SIZE / max(height, width)
@@ -414,13 +414,20 @@ def _fit(crop: np.ndarray) -> np.ndarray:
     return out
 
 
-def to_model_input(img: Image.Image) -> np.ndarray:
-    """A decoded image → float32 [28,28] in [0,1], light garment on a dark background, like Fashion-MNIST."""
+def object_crop(img: Image.Image) -> tuple[np.ndarray, bool]:
+    """A decoded image → (its object on black, cropped to its box, peak 1, line art filled; True), which `fit`
+    frames; or (the image itself; False) when it is already in Fashion-MNIST's format (28×28 on exact black)."""
     gray = _reduce(_to_gray(img))
     x, mask_level = _remove_background(gray)
     if mask_level is None:
-        return x  # already trimmed, scaled and centred: cropping again could only resample it
-    return _fit(_fill_line_art(_crop_to_object(x, mask_level)))
+        return x, False  # already trimmed, scaled and centred: cropping again could only resample it
+    return _fill_line_art(_crop_to_object(x, mask_level)), True
+
+
+def to_model_input(img: Image.Image) -> np.ndarray:
+    """A decoded image → float32 [28,28] in [0,1], light garment on a dark background, like Fashion-MNIST."""
+    crop, to_fit = object_crop(img)
+    return fit(crop) if to_fit else crop
 
 
 def preprocess(source: Source) -> np.ndarray:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +18,10 @@ import torch
 from ..core.config import TrainConfig
 from .allocator import keep_freed_memory
 from .device import resolve_bf16, resolve_device
-from .ema import WeightEma
 from .evaluate import predict_logits
 from .geometry import warp_plan
-from .models import FlipTTA, create_model
 from .recipe import erase_boxes
-from .spectral import use_spectral
-from .step import batch_input, compiled, optimise
+from .step import autocast_for, batch_input, learner, optimise
 
 #: images of a timed forward pass (the batch `predict_logits` uses for validation and test)
 EVAL_BATCH = 1000
@@ -85,20 +81,11 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
     try:
         device = resolve_device(cfg.device)
         bf16 = resolve_bf16(device, cfg.precision)
-        autocast: AbstractContextManager[Any] = (
-            torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-        )
+        autocast = autocast_for(device, bf16)
         gen = torch.Generator().manual_seed(0)
         torch.manual_seed(0)
-        model = create_model(cfg.arch, cfg.options, cfg.permute_seed).to(device)
-        if cfg.spec.has_convs:
-            model.to(memory_format=torch.channels_last)
-        use_spectral(model, device, bf16)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True)
-        ema = WeightEma(model, cfg.ema) if cfg.ema else None
-        kept = ema.model if ema else model
-        judged = FlipTTA(kept) if cfg.tta else kept  # what validation and the test evaluate
-        net = compiled(model, cfg.compile)  # what the training step calls
+        built = learner(cfg, device, bf16)
+        opt, net, ema, judged = built.opt, built.net, built.ema, built.judged
         n = cfg.batch_size
         images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=gen).to(device)
         labels = torch.randint(0, 10, (n,), generator=gen).to(device)
@@ -111,13 +98,13 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
 
         def step() -> None:  # the trainer's step (training/step.py), then its EMA update
             nonlocal steps_done
-            x = batch_input(cfg, images, flips, shifts, boxes, warps, cfg.spec.has_convs)
+            x = batch_input(cfg, images, flips, shifts, boxes, warps, built.channels_last)
             optimise(net, opt, x, labels, cfg.label_smoothing, autocast)
             steps_done += 1
             if ema:
                 ema.update(steps_done)
 
-        model.train()
+        built.model.train()
         step_s = median_time(step, steps, warmup)
         batch = torch.randint(0, 256, (EVAL_BATCH, 28, 28), dtype=torch.uint8, generator=gen).to(device)
         eval_s = median_time(lambda: predict_logits(judged, batch, bf16=bf16), 2, 1)

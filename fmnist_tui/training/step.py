@@ -5,17 +5,24 @@ backward, optimizer). One definition, so the estimate pays for every part of the
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager
-from typing import Any, cast
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..core.config import TrainConfig
+from .ema import WeightEma
 from .evaluate import to_input
 from .geometry import warp
+from .models import FlipTTA, count_macs, count_params, create_model
 from .recipe import augment, erase
+from .spectral import use_spectral
+
+if TYPE_CHECKING:
+    from .distributed import World
 
 #: `--compile`: what torch.compile is asked for. off: eager; default: inductor's fused kernels; graphs: the same
 #: replayed as CUDA graphs (torch.compile's "reduce-overhead"), for small batches whose kernel launches cost more
@@ -33,6 +40,51 @@ def compiled(net: nn.Module, mode: str) -> nn.Module:
     # nothing a user of the CPU can act on, so it is not shown among the epoch lines
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return cast(nn.Module, torch.compile(net, mode=how))
+
+
+def autocast_for(device: torch.device, bf16: bool) -> AbstractContextManager[Any]:
+    """The training step's autocast: bf16 where it is used, else nothing (fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+@dataclass(frozen=True)
+class Learner:
+    """A config's model and optimizer as the training step uses them: built once, by `learner`, for the trainer
+    and for the speed probe (`speed.measure`) alike, so the probe times the layout, convolution algorithm,
+    optimizer, weight average and flip-TTA that the training pays for."""
+
+    model: nn.Module  # the weights the optimizer trains, on the device
+    params: int
+    macs: int
+    channels_last: bool  # the inputs' layout (and the weights', but under DDP on CUDA)
+    spectral: list[str]  # the layers computed in the frequency domain (training.spectral)
+    opt: torch.optim.Optimizer
+    net: nn.Module  # what the training step calls: the model (DDP's wrapper of it), compiled with --compile
+    ema: WeightEma | None  # the weight average, with --ema
+    kept: nn.Module  # the weights that are validated, saved (best, last) and exported: the average with --ema
+    judged: nn.Module  # what validation and the test evaluate: `kept`, under flip-TTA with --tta
+
+
+def learner(cfg: TrainConfig, device: torch.device, bf16: bool, world: World | None = None) -> Learner:
+    """`cfg`'s model, initialised from torch's current RNG (seed it first), on `device`, with its optimizer."""
+    model = create_model(cfg.arch, cfg.options, cfg.permute_seed)
+    params, macs = count_params(model), count_macs(model)  # counted on the CPU, before the move
+    model.to(device)
+    # channels_last: the layout bf16 convolutions run fastest in. Not for the weights under DDP on
+    # CUDA: there cuDNN hands back their gradients in the default layout, which DDP's buckets
+    # (made in the weights' layout) warn about at every step; the inputs stay channels_last.
+    channels_last = cfg.spec.has_convs
+    if channels_last and not (world and device.type == "cuda"):
+        model.to(memory_format=torch.channels_last)
+    # fp32 on a CPU: large kernels computed in the frequency domain, where that is faster (training.spectral)
+    spectral = use_spectral(model, device, bf16)
+    # fused: one kernel per step instead of a loop over tensors
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True)
+    net = compiled(world.wrap(model) if world else model, cfg.compile)
+    ema = WeightEma(model, cfg.ema) if cfg.ema else None
+    kept = ema.model if ema else model
+    judged = FlipTTA(kept) if cfg.tta else kept
+    return Learner(model, params, macs, channels_last, spectral, opt, net, ema, kept, judged)
 
 
 def compile_failure(exc: BaseException) -> str | None:

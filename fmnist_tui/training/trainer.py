@@ -13,7 +13,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -48,14 +48,11 @@ from .allocator import keep_freed_memory
 from .checkpoints import load_weights, save_weights
 from .device import resolve_bf16, resolve_device
 from .distributed import World
-from .ema import WeightEma
 from .evaluate import evaluate_model, predict_logits
 from .geometry import warp_plan
-from .models import FlipTTA, count_macs, count_params, create_model
 from .recipe import EpochPlan, epoch_plan, extension_segment, first_segment, lr_at
-from .spectral import use_spectral
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
-from .step import batch_input, compile_failure, compiled, optimise
+from .step import autocast_for, batch_input, compile_failure, learner, optimise
 
 #: Steps between reads of the running sums (a host sync, and an all-reduce under DDP) and progress
 #: events: rare enough that the device runs ahead of Python, often enough for a live progress bar.
@@ -154,34 +151,21 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = world.device if world else resolve_device(cfg.device)
         self.bf16 = resolve_bf16(self.device, cfg.precision)
-        self.autocast: AbstractContextManager[Any] = (
-            torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
-        )
+        self.autocast: AbstractContextManager[Any] = autocast_for(self.device, self.bf16)
         self.ds = dataset or load_dataset(Path(cfg.data_dir) if cfg.data_dir else None)
         self._load_tensors()
         self.warps: torch.Tensor | None = None  # the epoch's --affine draws, on the device
         torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.arch, cfg.options, cfg.permute_seed)
-        self.params, self.macs = count_params(self.model), count_macs(self.model)
-        self.model.to(self.device)
-        # channels_last: the layout bf16 convolutions run fastest in. Not for the weights under DDP on
-        # CUDA: there cuDNN hands back their gradients in the default layout, which DDP's buckets
-        # (made in the weights' layout) warn about at every step; the inputs stay channels_last.
-        self.channels_last = cfg.spec.has_convs
-        if self.channels_last and not (world and self.device.type == "cuda"):
-            self.model.to(memory_format=torch.channels_last)
-        # fp32 on a CPU: large kernels computed in the frequency domain, where that is faster (training.spectral)
-        self.spectral = use_spectral(self.model, self.device, self.bf16)
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True
-        )  # one kernel per step instead of a loop over tensors
+        built = learner(cfg, self.device, self.bf16, world)
+        self.model, self.opt, self.net = built.model, built.opt, built.net
+        self.params, self.macs, self.channels_last, self.spectral = (
+            built.params,
+            built.macs,
+            built.channels_last,
+            built.spectral,
+        )
+        self.ema, self.kept, self.judged = built.ema, built.kept, built.judged
         self.batches = math.ceil(self.epoch_images / cfg.batch_size)
-        # what the training step calls: the model (DDP's wrapper of it), compiled with --compile
-        self.net = compiled(world.wrap(self.model) if world else self.model, cfg.compile)
-        # the weights that are validated, saved (best, last) and exported: the weight average with --ema
-        self.ema = WeightEma(self.model, cfg.ema) if cfg.ema else None
-        self.kept = self.ema.model if self.ema else self.model
-        self.judged = FlipTTA(self.kept) if cfg.tta else self.kept  # what validation and the test evaluate
 
     # --- set-up -------------------------------------------------------------------------------
     def _check_place(self) -> None:
