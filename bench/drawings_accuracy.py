@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -57,10 +58,26 @@ def predict(paths: list[Path], model: Path) -> dict[str, dict]:
     return {Path(r["path"]).name: r for r in json.loads(out.stdout)}
 
 
+def drawing_rows() -> list[dict[str, str]]:
+    """tests/drawings/labels.csv: one row per drawing (file, accepted classes joined by |, source, style, ...)."""
+    with open(DRAWINGS / "labels.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def dataset_or_none() -> Any:
+    """The real Fashion-MNIST, or None where it is not found (the test-image parts are then skipped)."""
+    from fmnist_tui.core.data import load_dataset
+    from fmnist_tui.core.errors import DataError
+
+    try:
+        return load_dataset()
+    except DataError:
+        return None
+
+
 def drawings_accuracy(model: Path) -> tuple[float, list[tuple[str, str, str]], dict[str, float]]:
     """(accuracy, failures as (file, accepted, got), accuracy per style) over tests/drawings/."""
-    with open(DRAWINGS / "labels.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = drawing_rows()
     got = predict([DRAWINGS / r["file"] for r in rows], model)
     right = {r["file"]: got[r["file"]]["label"] in r["accepted"].split("|") for r in rows}
     failures = [(r["file"], r["accepted"], str(got[r["file"]]["label"])) for r in rows if not right[r["file"]]]
@@ -87,13 +104,10 @@ def as_photo(img28: np.ndarray, transparent: bool) -> Image.Image:
 
 def test_images_accuracy(models: list[Path], n: int) -> dict[str, dict[str, float]] | None:
     """Per model: accuracy on the first n test images as a tensor and through each kind of file."""
-    from fmnist_tui.core.data import load_dataset
-    from fmnist_tui.core.errors import DataError
     from fmnist_tui.inference.session import OnnxClassifier
 
-    try:
-        data = load_dataset()
-    except DataError:
+    data = dataset_or_none()
+    if data is None:
         return None
     images, labels = data.test_images[:n], data.test_labels[:n]
     out: dict[str, dict[str, float]] = {}
@@ -148,13 +162,10 @@ def reframe(img28: np.ndarray, widen: float, share: float, degrees: float) -> np
 
 def reframed_accuracy(models: list[Path], n: int) -> dict[str, dict[str, float]] | None:
     """Per model: accuracy on the first n test images under each re-framing of REFRAMES."""
-    from fmnist_tui.core.data import load_dataset
-    from fmnist_tui.core.errors import DataError
     from fmnist_tui.inference.session import OnnxClassifier
 
-    try:
-        data = load_dataset()
-    except DataError:
+    data = dataset_or_none()
+    if data is None:
         return None
     images, labels = data.test_images[:n], data.test_labels[:n]
     inputs = {name: np.stack([reframe(im, *how) for im in images]) for name, how in REFRAMES.items()}
@@ -185,22 +196,17 @@ def aspect_views_accuracy(models: list[Path], factors: list[float], n: int, n_re
     re-framed (as photo files), classified as `preprocess` frames them and by the mean of the class
     probabilities over that view and its narrower ones (`views`): test-time augmentation over the aspect
     ratio, the class-blind way to meet drawn garments that are wider than Fashion-MNIST's."""
-    from fmnist_tui.core.data import CLASSES, load_dataset
-    from fmnist_tui.core.errors import DataError
+    from fmnist_tui.core.data import CLASSES
     from fmnist_tui.inference.session import OnnxClassifier
 
-    with open(DRAWINGS / "labels.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = drawing_rows()
     sets: dict[str, tuple[np.ndarray, list[set[int]]]] = {
         "drawings": (
             np.stack([views(DRAWINGS / r["file"], factors) for r in rows]),
             [{CLASSES.index(c) for c in r["accepted"].split("|")} for r in rows],
         )
     }
-    try:
-        data = load_dataset()
-    except DataError:
-        data = None
+    data = dataset_or_none()
     if data is not None:
 
         def as_file(img28: np.ndarray) -> bytes:
@@ -262,8 +268,8 @@ def main() -> int:
     if args.aspect_views:
         factors = [float(f) for f in args.aspect_views.split(",")]
         report["aspect_views"] = tta = aspect_views_accuracy(models, factors, args.images, args.reframe)
-        for name, accs in tta.items():
-            shown = "  ".join(f"{k} {a:.1%} → {b:.1%}" for k, (a, b) in accs.items())
+        for name, pairs in tta.items():
+            shown = "  ".join(f"{k} {a:.1%} → {b:.1%}" for k, (a, b) in pairs.items())
             print(f"{name:16s} as preprocessed → mean over the views ×{', ×'.join(map(str, factors))} wide: {shown}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
