@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..core import machine
 from ..core.config import TrainConfig
 from ..core.data import Dataset, dataset_fingerprint, load_dataset, nested_order
 from ..core.errors import ConfigError, RunError, ref
@@ -287,6 +288,11 @@ class Trainer:
             "dataset_sha256": self.ds.sha256,
             "dataset_fingerprint": dataset_fingerprint(self.ds.sha256),
             "versions": _versions(),
+            "machine": {
+                **machine.cpu(),
+                "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
+            },
+            "commit": machine.commit(),
         }
         write_json(self.run_.file(CONFIG), record)
 
@@ -472,6 +478,7 @@ class Trainer:
             "bf16_autocast": self.bf16,
             "spectral_convs": self.spectral,
             "allocator": self.allocator,
+            "finished_at": machine.now(),
             "finished": True,
         }
         write_json(self.run_.file(SUMMARY), summary)
