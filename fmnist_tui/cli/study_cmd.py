@@ -1,52 +1,62 @@
-"""`fmnist study NAME`: run one study (train its plan, reusing and resuming runs, then its analysis); `--list`
-names the studies, `--dry-run` shows the plan and its time estimated from this machine's measured speed."""
+"""`fmnist study NAME`: run one study with its own recipe (train what neither your runs nor the shipped results
+hold, resume what was interrupted), then its analysis; `--list` names the studies, `--dry-run` shows the plan."""
 
 from __future__ import annotations
 
-import re
 import shlex
-import time
-from collections.abc import Callable
+import statistics
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..core.config import PRECISIONS, TrainConfig, default
-from ..core.errors import FmnistError, UsageError
-from ..core.fsutil import write_text
+from ..core.config import PRECISIONS, TrainConfig, default, recipe_differences
+from ..core.errors import EXIT_INTERRUPTED, FmnistError, RunError, UsageError
+from ..core.fsutil import check_writable, write_text
 from ..core.runs import Run
 from ..core.text import counted
+from ..study import lab
 from ..study.analysis import study_markdown
-from ..study.estimate import (
-    BUDGET_MINUTES,
-    ESTIMATE_ERROR,
-    QUICK_BUDGET_MINUTES,
-    Estimate,
-    Fit,
-    estimate,
-    fit_epochs,
-    minutes,
-    plannable,
-)
-from ..study.plan import DONE, NEW, status
-from ..study.results import Group, to_csv, write_results
+from ..study.plan import DONE, NEW, STATUSES, status
+from ..study.results import SHIPPED, YOURS, RunRecord, group_records, to_csv, write_results
+from ..study.runner import BUSY, FAILED, INTERRUPTED, LOCAL, TRAINED, EpochDone, LocalRunner, Ran, RayRunner, Task
+from ..study.runner import default_jobs as runner_jobs
 from ..study.sections import section, section_markdown
-from ..study.studies import STUDIES, Preset, StudySpec, get, prepare
+from ..study.studies import STUDIES, Preset, StudySpec, get
 from .common import COMPILE_HELP, Compile, DataDirOpt, Device, console, err_console, handle_errors, shown
-from .executors import (
-    RayOpt,
-    TaskCpusOpt,
-    TaskGpusOpt,
-    executor,
-    jobs_and_threads,
-    plan_statuses,
-    train_and_collect,
-)
 from .results_cmd import render_study
 
-QUICK_RUNS = "quick"  # --quick's runs go to <runs>/quick: its recipe differs from the default preset's
+#: --quick's runs go to RUNS/quick: its recipe differs from the default preset's, and run names are the same
+QUICK_RUNS = "quick"
+#: a planned run that only the shipped results hold (finished, this recipe): reused, not trained
+SHIPPED_RUN = "shipped"
+
+
+def split_list(values: list[str] | None, what: str) -> list[str] | None:
+    """'mlp,cnn' or repeated options → ['mlp', 'cnn']; None when not given."""
+    if values is None:
+        return None
+    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    if not items:
+        raise UsageError(f"--{what} is empty")
+    return items
+
+
+def _grid(spec: StudySpec, archs: list[str] | None, kernels: list[str] | None) -> StudySpec:
+    """The study with its grid narrowed or widened by --archs and --kernels (grid studies only)."""
+    if archs is None and kernels is None:
+        return spec
+    if spec.explicit:
+        raise UsageError(f"--archs and --kernels change a grid; the {spec.name} study's configs are fixed")
+    grid = dict(spec.grid)
+    if kernels is not None:
+        try:
+            grid["kernel"] = tuple(int(k) for k in kernels)
+        except ValueError:
+            raise UsageError(f"--kernels takes integers such as 3,5,7; got {','.join(kernels)!r}") from None
+    return replace(spec, archs=tuple(archs or spec.archs), grid=grid)
 
 
 def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None, subset: int | None) -> Preset:
@@ -59,210 +69,169 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     )
 
 
-def _with_line(markdown: str, line: str) -> str:
-    """`markdown` with a paragraph `line` after its first line (the heading); unchanged for an empty line."""
-    if not line:
-        return markdown
-    head, _, rest = markdown.partition("\n")
-    return f"{head}\n\n{line}\n{rest}"
+def _folder(path: Path, what: str) -> None:
+    """A RunError in one line, before any work, where `path` cannot be a folder to write in."""
+    try:
+        check_writable(path)
+    except OSError as exc:
+        reason = "is a file" if path.exists() and not path.is_dir() else exc.strerror or str(exc)
+        raise RunError(f"{what} {path} cannot be written ({reason}); choose another {what}") from None
 
 
-def fitted_epochs(root: Path, preset: Preset) -> list[int]:
-    """The epochs of the fitted starts in `root` (RUNS/epochsN folders, N below the preset's), most first."""
-    found = []
-    for folder in root.glob("epochs*") if root.is_dir() else ():
-        m = re.fullmatch(r"epochs([1-9][0-9]*)", folder.name)
-        if m and folder.is_dir() and int(m.group(1)) < preset.epochs:
-            found.append(int(m.group(1)))
-    return sorted(found, reverse=True)
+# --- the plan against what exists ----------------------------------------------------------------------
+def plan_statuses(configs: list[TrainConfig], shipped: dict[str, RunRecord]) -> dict[str, str]:
+    """Each planned run's status: DONE, RESUME, RESTART or NEW in the runs folder, or SHIPPED_RUN where only the
+    shipped results hold it (finished, with this recipe). A run of another recipe in the folder is refused."""
+    found = {}
+    for cfg in configs:
+        st = status(cfg)
+        rec = shipped.get(cfg.run_name)
+        if st == NEW and rec is not None and not recipe_differences(rec.run, cfg):
+            st = SHIPPED_RUN
+        found[cfg.run_name] = st
+    return found
 
 
-def list_studies(runs: Path) -> None:
-    """Each study: its question, configs, claims, and how many of its runs exist (default and quick, and the
-    fitted starts of either: see --fit)."""
+def _counts(statuses: dict[str, str]) -> str:
+    counts = {s: list(statuses.values()).count(s) for s in (*STATUSES, SHIPPED_RUN)}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+
+
+def measured_times(records: list[RunRecord]) -> dict[str, str]:
+    """Per config with finished runs: the mean training time of a run, and what it ran on."""
+    by_label: dict[str, list[RunRecord]] = {}
+    for g in group_records(records):
+        by_label.setdefault(g.label, []).extend(g.records)
+    out = {}
+    for label, recs in by_label.items():
+        seconds = [float(r.summary.get("train_seconds") or 0) for r in recs]
+        kinds = sorted({f"{r.numerics}, {counted(int(r.config.get('threads') or 1), 'thread')}" for r in recs})
+        out[label] = f"{_duration(statistics.fmean(seconds))} a run ({counted(len(recs), 'run')}; {'; '.join(kinds)})"
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def print_plan(spec: StudySpec, configs: list[TrainConfig], statuses: dict[str, str], records: list[RunRecord]) -> None:
+    """--dry-run: every planned run's status, and the measured training time of each config that has runs."""
+    where = {SHIPPED_RUN: " (the shipped results)", DONE: " (yours)"}
+    for cfg in configs:
+        st = statuses[cfg.run_name]
+        console.print(f"  {cfg.run_name}: {st}{where.get(st, '')}", highlight=False)
+    times = measured_times(records)
+    for label in spec.labels():
+        if label in times:
+            console.print(f"  measured {label}: {times[label]}", highlight=False)
+
+
+# --- running it ---------------------------------------------------------------------------------------
+class Printer:
+    """One line per finished training and, in a terminal, a bar over the plan's epochs."""
+
+    def __init__(self, total: int, epochs: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.total, self.done = total, 0
+        out = console.get()
+        self.progress = Progress(
+            TextColumn("[bold]plan"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+            disable=not out.is_terminal,
+        )
+        self.bar = self.progress.add_task("plan", total=max(1, epochs))
+
+    def __call__(self, event: Ran | EpochDone) -> None:
+        if isinstance(event, EpochDone):
+            self.progress.advance(self.bar)
+            return
+        self.done += 1
+        head = f"[{self.done}/{self.total}] {event.name}"
+        if event.result == FAILED:
+            err_console.print(f"{head}: training failed: {event.detail}")
+        elif event.result == BUSY:
+            err_console.print(f"{head}: skipped: {event.detail}")
+        elif event.result != INTERRUPTED:
+            acc = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+            verb = f"trained in {_duration(event.seconds)}" if event.result == TRAINED else "already trained"
+            console.print(f"{head}: {verb}{acc}", highlight=False)
+        for w in event.warnings:
+            err_console.print(f"warning: {w}")
+
+    def __enter__(self) -> Printer:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _tasks(
+    spec: StudySpec, configs: list[TrainConfig], statuses: dict[str, str], times: dict[str, float]
+) -> list[Task]:
+    """A task per planned run to train, or of yours that lacks the study's work; the longest first (by the
+    measured time of its config, where one is known), so no long run starts last alone."""
+    work = spec.work
+    tasks = []
+    for cfg in configs:
+        st = statuses[cfg.run_name]
+        needs = bool(work and st == DONE and work.needs(Run(cfg.run_dir)))
+        if st not in (DONE, SHIPPED_RUN) or needs:
+            tasks.append(Task(cfg, work.function if work else "", needs))
+    return sorted(tasks, key=lambda t: -times.get(t.cfg.label, 0.0))
+
+
+def _again() -> str:
+    args = sys.argv[1:]
+    tail = args[args.index("study") + 1 :] if "study" in args else args
+    return " ".join(shlex.quote(a) for a in ("fmnist", "study", *tail))
+
+
+# --- the command ---------------------------------------------------------------------------------------
+def list_studies(runs: Path, shipped: bool) -> None:
+    """Each study: its question, configs, claims, and how many of its runs exist (yours and the shipped ones)."""
     for spec in STUDIES.values():
-        counts = []
-        for label, preset, root in (("default", spec.default, runs), ("quick", spec.quick, runs / QUICK_RUNS)):
-            configs = spec.plan(preset, root)
-            counts.append(f"{label} ({preset.describe()}): {_done(configs)}/{len(configs)} runs done in {root}")
-            for e in fitted_epochs(root, preset):
-                fitted = replace(preset, epochs=e)
-                configs = spec.plan(fitted, fitted_runs(root, e))
-                if done := _done(configs):
-                    counts.append(
-                        f"{label}, fitted ({fitted.describe()}): {done}/{len(configs)} runs done in "
-                        f"{fitted_runs(root, e)}"
-                    )
         console.print(f"[bold]{spec.name}[/]: {spec.title}. {spec.question}", highlight=False)
         console.print(f"  configs: {', '.join(spec.labels())}", highlight=False)
         for claim in spec.claims:
             console.print(f"  claim: {claim.text}", highlight=False, markup=False)
-        for line in counts:
-            console.print(f"  {line}", highlight=False)
+        for label, preset, root in (("default", spec.default, runs), ("quick", spec.quick, runs / QUICK_RUNS)):
+            configs = spec.plan(preset, root)
+            shipped_recs = _shipped(root, shipped and label == "default", {c.run_name for c in configs})[0]
+            try:
+                statuses = plan_statuses(configs, shipped_recs)
+            except FmnistError as exc:
+                console.print(f"  {label}: {exc}", highlight=False)
+                continue
+            done = sum(s == DONE for s in statuses.values())
+            line = f"  {label} ({preset.describe()}): {done}/{len(configs)} runs yours in {shown(root)}"
+            if label == "default" and shipped:
+                line += f", {sum(s == SHIPPED_RUN for s in statuses.values())} shipped"
+            console.print(line, highlight=False)
+        _shipped_line(spec.name)
 
 
-def _done(configs: list[TrainConfig]) -> int:
-    n = 0
-    for cfg in configs:
-        try:
-            n += status(cfg) == DONE
-        except FmnistError:  # a run of that name with another recipe is not this study's
-            continue
-    return n
+def _shipped_line(name: str) -> None:
+    try:
+        record = lab.read_provenance(lab.RESULTS / name)
+    except RunError as exc:
+        err_console.print(f"warning: {exc}")
+        return
+    if record:
+        console.print(f"  shipped analysis: {lab.describe(record)} ({shown(lab.RESULTS / name)})", highlight=False)
 
 
-def _work_images(spec: StudySpec, statuses: dict[str, str]) -> Callable[[TrainConfig, int], int] | None:
-    """Images a planned run will evaluate for the study's work on it, given the test set's size (0 where done)."""
-    work = spec.work
-    if work is None:
-        return None
-    return lambda c, n_test: work.images(c, n_test) if statuses[c.run_name] != DONE or work.needs(Run(c.run_dir)) else 0
-
-
-def _do_work(spec: StudySpec, groups: list[Group], data_dir: Path | None, device: str) -> float:
-    """The study's work on its finished runs that lack it (`spec.work`: the translation study's shifted
-    evaluation), one run after another in this process; its warnings on stderr; the seconds it took."""
-    if spec.work is None:
-        return 0.0
-    t0 = time.perf_counter()
-    todo = sum(spec.work.needs(r.run) for g in groups for r in g.records)
-    if todo:
-        console.print(f"{spec.work.what} of {counted(todo, 'run')}…", highlight=False)
-    for w in prepare(spec, groups, data_dir, device, lambda name: console.print(f"  {name}")):
-        err_console.print(f"warning: {w}")
-    return time.perf_counter() - t0
-
-
-def print_estimate(est: Estimate, statuses: dict[str, str], dry_run: bool, work: str = "") -> None:
-    """The plan's estimated time, and (dry run) each run's and each config's measured speed."""
-    if dry_run:
-        for name, st in statuses.items():
-            left = f", ~{minutes(est.seconds[name])}" if est.seconds.get(name) else ""
-            then = f", then {work} ~{minutes(est.after_s[name])}" if est.after_s.get(name) else ""
-            console.print(f"  {name}: {st}{left}{then}", highlight=False)
-        for label, speed in est.speeds.items():
-            console.print(
-                f"  measured {label}: {1000 * speed['step_s']:.1f} ms per step of {speed['batch_size']} images, "
-                f"{speed['eval_s_per_1000']:.2f} s per 1,000 images evaluated ({'bf16' if speed['bf16'] else 'fp32'}, "
-                f"{counted(speed['threads'], 'thread')})",
-                highlight=False,
-            )
-    todo = sum(1 for s in est.seconds.values() if s > 0)
-    after = (
-        f", then {work} of {counted(len(est.after_s), 'run')} one after another "
-        f"(~{minutes(sum(est.after_s.values()))}, at the fp32 speed of one training's threads)"
-        if est.after_s
-        else ""
-    )
-    source = f"speeds measured on this machine in {est.measuring_s:.0f} s"
-    source = "the speeds measured above" if est.reused else source
-    console.print(
-        f"estimated time: {minutes(est.wall_s)} wall for {counted(todo, 'training')} "
-        f"({est.jobs} at a time; each starts in ~{est.start_s:.1f} s and loads the data in ~{est.load_s:.1f} s)"
-        f"{after}, from {source}",
-        highlight=False,
-    )
-    for note in est.notes:
-        err_console.print(f"note: {note}")
-
-
-def fitted_runs(runs: Path, epochs: int) -> Path:
-    """Where a study trained at `epochs` other than its preset's keeps its runs: a folder of its own (RUNS/epochsN),
-    since a run of another recipe may not share a folder with the preset's."""
-    return runs / f"epochs{epochs}"
-
-
-def fitted_out(out: Path, epochs: int) -> Path:
-    """Where a study trained at `epochs` other than its preset's writes its table, figure and section (OUT-epochsN)."""
-    return out.with_name(f"{out.name}-epochs{epochs}")
-
-
-def _again(name: str, given: dict[str, Any], epochs: int, runs: Path, out: Path) -> str:
-    """`fmnist study NAME` with the options the user `given` (a flag: True; unset: None or False), at `epochs`,
-    with runs and outputs in folders of their own (RUNS/epochsN, OUT-epochsN), since that recipe differs."""
-    words = [name]
-    for option, value in given.items():
-        if value is True:
-            words.append(option)
-        elif value not in (None, False):
-            words += [option, str(value)]
-    words += ["--epochs", str(epochs), "--runs", str(fitted_runs(runs, epochs)), "--out", str(fitted_out(out, epochs))]
-    return " ".join(shlex.quote(w) for w in ("fmnist", "study", *words))
-
-
-def time_left(est: Estimate, budget_min: float) -> float:
-    """The estimated seconds a plan may take within the budget: the budget less the estimate's measured error
-    (`plannable`) and less the seconds the study already spent measuring for `est`."""
-    return plannable(budget_min * 60) - est.measuring_s
-
-
-def over_budget(
-    spec: StudySpec,
-    preset: Preset,
-    est: Estimate,
-    budget_min: float,
-    plan_for: Callable[[int], list[TrainConfig]],
-) -> Fit | None:
-    """None where the plan fits the budget with the estimate's measured error to spare (`plannable`); else the
-    most epochs at which the study, trained from scratch in a runs folder of its own, does (`time_left`: the
-    seconds the estimate took to measure count, 14 s of a quick kernel study's 2.75 minutes)."""
-    left = time_left(est, budget_min)
-    if est.wall_s <= left:
-        return None
-    work = spec.work
-    after = (lambda c, n: work.images(c, n)) if work else None  # every run of a new folder needs the study's work
-    return fit_epochs(plan_for, preset.epochs, est, left, after)
-
-
-def _over(est: Estimate, epochs: int, budget_min: float) -> str:
-    return (
-        f"{counted(epochs, 'epoch')} a run: ~{minutes(est.wall_s)} estimated, "
-        f"up to ~{minutes(est.wall_s * (1 + ESTIMATE_ERROR))} "
-        f"with the estimate's error (+{ESTIMATE_ERROR:.0%}), over the {budget_min:g}-minute budget (--budget) on "
-        "this machine"
-    )
-
-
-def print_fit(fit: Fit, preset: Preset, est: Estimate, budget_min: float, command: Callable[[int], str]) -> None:
-    """The study trains what it was asked (--epochs given, or --no-fit) though it is over the budget: say so, and
-    the most epochs that fit, with `command(epochs)`, the command that trains them."""
-    over = f"note: {_over(est, preset.epochs, budget_min)}"
-    if fit.epochs == 0:
-        console.print(
-            f"{over}; even 1 epoch a run would take ~{minutes(fit.wall_s)}: fewer --seeds or a smaller --subset",
-            highlight=False,
-        )
-    else:
-        console.print(
-            f"{over}; {counted(fit.epochs, 'epoch')} a run fit (~{minutes(fit.wall_s)} from scratch), "
-            "a shorter recipe that trains to lower accuracy (README: Studies, Time), in a runs folder of its own: "
-            f"{shown(command(fit.epochs))}",
-            highlight=False,
-        )
-
-
-def earlier_fit(
-    preset: Preset,
-    runs: Path,
-    left_s: float,
-    plan_at: Callable[[int, Path], list[TrainConfig]],
-    timed: Callable[[list[TrainConfig], dict[str, str]], Estimate],
-) -> tuple[int, Estimate] | None:
-    """A fitted start of this study that an earlier call began (RUNS/epochsM with runs of its plan, M below the
-    preset's) whose remaining work is estimated within `left_s` (`time_left`): the most epochs of those, with its
-    estimate. Resuming it beats starting again at an epoch count that the speed probe's noise moved by one."""
-    for e in fitted_epochs(runs, preset):
-        configs = plan_at(e, fitted_runs(runs, e))
-        try:
-            statuses, counts = plan_statuses(configs)
-        except FmnistError:  # a run of the same name with another recipe: not this study's start
-            continue
-        if counts.get(NEW, 0) == len(configs):
-            continue
-        est = timed(configs, statuses)
-        if est.wall_s <= left_s:
-            return e, est
-    return None
+def _shipped(runs: Path, shipped: bool, names: set[str]) -> tuple[dict[str, RunRecord], list[str]]:
+    """The shipped results' finished runs among `names` (none where `runs` is the shipped folder itself)."""
+    folders = [(f, s) for f, s in lab.sources(runs, shipped) if s == SHIPPED and not lab.same_folder(f, runs)]
+    records, warnings = lab.load(folders, names)
+    return {r.run.name: r for r in records}, warnings
 
 
 @handle_errors
@@ -272,27 +241,43 @@ def study(
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="Classroom preset: fewer seeds and epochs on a subset, a few minutes (runs in RUNS/quick)."
+            "--quick", help="Classroom preset: fewer epochs on a subset, a few minutes (its runs in RUNS/quick)."
         ),
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the plan and its time estimated from measured speed; train nothing.")
+        bool,
+        typer.Option("--dry-run", help="Show the plan, what exists of it, and measured training times; train nothing."),
     ] = False,
     seeds: Annotated[int | None, typer.Option(help="Seeds per config (default: the preset's).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs of every training (default: the preset's).")] = None,
     subset: Annotated[int | None, typer.Option(help="Train on the first N images (default: the preset's).")] = None,
+    archs: Annotated[
+        list[str] | None,
+        typer.Option("--archs", help="A grid study's architectures, comma-separated (default: the study's)."),
+    ] = None,
+    kernels: Annotated[
+        list[str] | None,
+        typer.Option("--kernels", help="A grid study's kernel sizes, comma-separated (default: the study's)."),
+    ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option(help="Trainings run at once, each with cores/jobs threads (default 2, or 1 on a 1-core machine)."),
+        typer.Option(help="Trainings at once on this machine, each with cores/jobs threads (default 2, or 1 core)."),
     ] = None,
-    runs: Annotated[
-        Path | None,
-        typer.Option(help="Folder of the run folders (default checkpoints; checkpoints/quick with --quick)."),
-    ] = None,
+    runs: Annotated[Path, typer.Option(help="Folder of your run folders (--quick: RUNS/quick).")] = Path("checkpoints"),
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder for the table, figure and report section (default reports/studies/NAME)."),
+        typer.Option(
+            help="Folder for the table, figure, report section and provenance (default reports/studies/NAME)."
+        ),
     ] = None,
+    shipped: Annotated[
+        bool,
+        typer.Option(
+            "--shipped/--no-shipped",
+            help="Reuse the lab's shipped runs (results/runs) where you have none of your own (--no-shipped: train "
+            "them in --runs).",
+        ),
+    ] = True,
     device: Annotated[Device, typer.Option(help="Where every training runs (auto: CUDA when present).")] = Device(
         "auto"
     ),
@@ -307,169 +292,177 @@ def study(
     onnx_dir: Annotated[Path, typer.Option(help="Where `fmnist export` put <run>.onnx, for --latency.")] = Path(
         "export"
     ),
-    budget: Annotated[
-        float | None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Also export every planned run of yours to DIR/<run>.onnx (verified, with manifest.json)."),
+    ] = None,
+    ray: Annotated[
+        str | None,
         typer.Option(
-            metavar="MINUTES",
-            help=f"The time the study should take (default {BUDGET_MINUTES:g}, {QUICK_BUDGET_MINUTES:g} with "
-            "--quick): over it, with the estimate's error to spare, the study trains the most epochs that fit "
-            "(see --fit).",
+            "--ray",
+            metavar="ADDRESS",
+            help=f"Train on a Ray cluster: '{LOCAL}' (a Ray instance started for this study), 'auto' (the cluster "
+            "this machine joined with `ray start`), or host:port / ray://host:port. --runs must be a folder every "
+            "node sees at the same path. Needs the [cluster] extra.",
             show_default=False,
         ),
     ] = None,
-    fit_budget: Annotated[
-        bool,
-        typer.Option(
-            "--fit/--no-fit",
-            help="Where the preset's recipe is estimated over the budget and --epochs is not given, train the most "
-            "epochs that fit, in RUNS/epochsN and OUT-epochsN (--no-fit: the preset's recipe, whatever it takes).",
-        ),
-    ] = True,
-    ray: RayOpt = None,
-    task_cpus: TaskCpusOpt = 1,
-    task_gpus: TaskGpusOpt = 1.0,
+    task_cpus: Annotated[int, typer.Option(help="With --ray: CPUs (torch threads) each training reserves.")] = 1,
+    task_gpus: Annotated[
+        float,
+        typer.Option(help="With --ray on a cluster with GPUs: the share of a GPU each training reserves (0.25: four)."),
+    ] = 1.0,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Run one study: train its configs × seeds with one recipe (reusing finished runs, resuming interrupted ones),
-    then give each of its claims a verdict from paired statistics; write its table, figure and report section."""
+    """Run one study: train its configs × seeds with its own recipe on any machine (reusing your finished runs and
+    the shipped results, resuming interrupted ones), then give each claim a verdict from paired statistics; write
+    its table, figure, report section and provenance."""
     if list_:
-        list_studies(runs or Path("checkpoints"))
+        list_studies(runs, shipped)
         return
+    if quick:
+        runs = runs / QUICK_RUNS
     if name is None:
         raise UsageError(f"give a study NAME or --list; studies: {', '.join(STUDIES)}")
-    spec = get(name)
     if precision not in PRECISIONS:
         raise UsageError(f"--precision {precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+    spec = _grid(get(name), split_list(archs, "archs"), split_list(kernels, "kernels"))
     preset = _preset(spec, quick, seeds, epochs, subset)
-    budget = budget if budget is not None else QUICK_BUDGET_MINUTES if quick else BUDGET_MINUTES
-    if not budget > 0:
-        raise UsageError(f"--budget must be a positive number of minutes, got {budget:g}")
-    runs = runs or (Path("checkpoints") / QUICK_RUNS if quick else Path("checkpoints"))
     out = out or Path("reports/studies") / (f"{spec.name}-quick" if quick else spec.name)
-
-    def plan_at(e: int, root: Path) -> list[TrainConfig]:  # the preset's plan at `e` epochs, its runs in `root`
-        return spec.plan(
-            replace(preset, epochs=e), root, data_dir, Device(device).value, precision, Compile(compile).value
-        )
-
-    given_runs: Path = runs
-
-    def plan_for(e: int) -> list[TrainConfig]:  # ... in the runs folder given (the preset's own: `preset.epochs`)
-        return plan_at(e, given_runs)
-
-    configs = plan_for(preset.epochs)
-    given: dict[str, Any] = {
-        "--quick": quick,
-        "--seeds": seeds,
-        "--subset": subset,
-        "--jobs": jobs,
-        "--data-dir": data_dir,
-        "--precision": precision != "auto" and precision,
-        "--device": Device(device).value != "auto" and Device(device).value,
-    }
-    jobs, threads = jobs_and_threads(jobs, len(configs))
-    statuses, counts = plan_statuses(configs)
-
-    def header() -> None:
-        console.print(
-            f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
-            f"({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); {jobs} at a time × "
-            f"{counted(threads, 'thread')}",
-            highlight=False,
-        )
-
-    def timed(planned: list[TrainConfig], st: dict[str, str], reuse: Estimate | None = None) -> Estimate:
-        return estimate(planned, st, jobs, threads, data_dir, _work_images(spec, st), reuse)
-
-    header()
-    work_what = spec.work.what if spec.work else ""
-    est = timed(configs, statuses)
-    fit = over_budget(spec, preset, est, budget, plan_for)
-    preset_epochs, preset_wall_s, fitted = preset.epochs, est.wall_s, False
-    if fit is not None and fit.epochs > 0 and fit_budget and epochs is None:
-        # the preset's recipe does not fit this machine's budget: train the most epochs that do, in folders of
-        # their own, rather than a study nobody waits for (--no-fit, or --epochs, trains what was asked)
-        print_estimate(est, statuses, False, work_what)
-        before = earlier_fit(preset, runs, time_left(est, budget), plan_at, lambda c, st: timed(c, st, est))
-        e = before[0] if before else fit.epochs
-        where = shown(fitted_runs(runs, e)) + (" (started before: its runs are reused)" if before else "")
-        console.print(
-            f"fit: {_over(est, preset.epochs, budget)}; training {counted(e, 'epoch')} a run instead, "
-            f"a shorter recipe that trains to lower accuracy (README: Studies, Time), in {where} and "
-            f"{shown(fitted_out(out, e))}; "
-            f"--no-fit trains the preset's {counted(preset.epochs, 'epoch')} whatever they take",
-            highlight=False,
-        )
-        preset, runs, out, fitted = replace(preset, epochs=e), fitted_runs(runs, e), fitted_out(out, e), True
-        configs = plan_at(e, runs)
-        statuses, counts = plan_statuses(configs)
-        header()
-        est = before[1] if before else timed(configs, statuses, est)
-        print_estimate(est, statuses, dry_run, work_what)
-    else:
-        print_estimate(est, statuses, dry_run, work_what)
-        if fit is not None:
-            print_fit(fit, preset, est, budget, lambda e: _again(spec.name, given, e, runs, out))
-    if dry_run:
-        return
-    runner = executor(ray, jobs, threads, task_cpus, task_gpus, out / "logs")
-    outcome, groups, measured = train_and_collect(
-        "study", runner, configs, est.seconds, latency, onnx_dir, out, data_dir
+    configs = spec.plan(preset, runs, data_dir, Device(device).value, precision, Compile(compile).value)
+    jobs = runner_jobs(len(configs)) if jobs is None else jobs
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if ray is not None and not ray.strip():
+        raise UsageError(f"--ray needs an address: {LOCAL}, auto, or host:port")
+    if task_cpus < 1:
+        raise UsageError(f"--task-cpus must be at least 1, got {task_cpus}")
+    if not 0 < task_gpus <= 1:
+        raise UsageError(f"--task-gpus must be more than 0 and at most 1, got {task_gpus:g}")
+    names = {c.run_name for c in configs}
+    shipped_recs, warnings = _shipped(runs, shipped and not quick, names)
+    statuses = plan_statuses(configs, shipped_recs)
+    threads = max(1, _cores() // jobs)
+    where = (
+        f"{task_cpus} CPUs a training on Ray ({ray.strip()})"
+        if ray
+        else f"{jobs} at a time × {counted(threads, 'thread')}"
     )
-    work_s = _do_work(spec, groups, data_dir, Device(device).value)
-    result = spec.run(groups, measured)
-    doc: dict[str, Any] = {
-        **result.to_dict(),
-        "claims": [{"claim": c.text, "source": c.source, "metric": c.metric, "margin": c.margin} for c in spec.claims],
-        "preset": {
-            "seeds": preset.seeds,
-            "epochs": preset.epochs,
-            "subset": preset.subset,
-            "lr": preset.lr,
-            "quick": quick,
-        },
-        "experiment": {
-            "executor": f"ray {ray}" if ray else "local",
-            "jobs": None if ray else jobs,  # under Ray, the cluster's free CPUs decide how many run at once
-            "threads": task_cpus if ray else threads,
-            "wall_seconds": round(outcome.wall_seconds + work_s, 2),
-            "after_seconds": round(work_s, 2),
-            "estimated_wall_seconds": round(est.wall_s, 1),
-            "budget_seconds": round(budget * 60, 1),
-            "estimate_error": ESTIMATE_ERROR,
-            "fit": None
-            if fit is None
-            else {
-                "epochs": fit.epochs,
-                "estimated_wall_seconds": round(fit.wall_s, 1),
-                "applied": fitted,  # trained at `preset.epochs` (the fit or an earlier start's), not the preset's
-                "preset_epochs": preset_epochs,
-            },
-            "trained": outcome.trained,
-            "reused": outcome.reused,
-            "run_seconds": {k: round(v, 2) for k, v in outcome.seconds.items()},
-            "estimate": est.to_dict(),
-        },
-    }
-    said = (
-        f"*Trained at {counted(preset.epochs, 'epoch')} a run, not the preset's {preset_epochs}: "
-        f"the preset's recipe was estimated at ~{minutes(preset_wall_s)} on this machine, "
-        f"over the {budget:g}-minute budget with the "
-        "estimate's error to spare (`--fit`). A shorter recipe trains to lower accuracy (README: Studies, Time); "
-        "`--no-fit` trains the preset's.*"
-        if fitted
-        else ""
-    )
-    paths = write_results(doc, _with_line(study_markdown(result), said), to_csv(result.rows), out)
-    if result.rows:
-        drawn = section(spec, result, out / f"{spec.name}_study.png")
-        write_text(out / "section.md", _with_line(section_markdown(drawn), said))
-        paths += [drawn.png, out / "section.md"]
-    render_study(result)
     console.print(
-        f"wall time {outcome.wall_seconds + work_s:.1f}s (estimated {est.wall_s:.0f}s; {len(outcome.trained)} trained, "
-        f"{len(outcome.reused)} reused) → {', '.join(shown(p) for p in paths)}",
+        f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
+        f"({_counts(statuses)}); {where}",
         highlight=False,
     )
-    if outcome.failed:
+    existing = lab.load(lab.sources(runs, shipped and not quick), names)[0]
+    if dry_run:
+        print_plan(spec, configs, statuses, existing)
+        return
+    for folder, what in ((out, "--out"), (runs, "--runs")):
+        _folder(folder, what)
+    tasks = _tasks(spec, configs, statuses, _seconds_by_label(existing))
+    epochs_left = sum(t.cfg.epochs for t in tasks if statuses[t.cfg.run_name] != DONE)
+    with Printer(len(tasks), epochs_left) as printer:
+        runner = RayRunner(ray.strip(), task_cpus, task_gpus, printer) if ray else LocalRunner(jobs, threads, printer)
+        outcome = runner.run(tasks, out / "logs")
+    if outcome.interrupted:
+        err_console.print(f"interrupted; every started run saved its state. Continue with: {_again()}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    records, load_warnings = lab.load(lab.sources(runs, shipped and not quick), names)
+    for w in [*warnings, *load_warnings]:
+        err_console.print(f"warning: {w}")
+    result = _analyse(spec, records, latency, onnx_dir, out, data_dir)
+    if export is not None:
+        export_planned(configs, export, data_dir)
+    analysed = [r for g in result.groups.values() for r in g.records]
+    paths = _write(spec, preset, quick, result, analysed, out, outcome)
+    render_study(result)
+    console.print(f"analysed {_analysed(analysed, runs)} → {', '.join(shown(p) for p in paths)}", highlight=False)
+    if outcome.failed or outcome.named(BUSY):
         raise typer.Exit(1)
+
+
+def _cores() -> int:
+    from .. import cpu_count
+
+    return cpu_count()
+
+
+def _seconds_by_label(records: list[RunRecord]) -> dict[str, float]:
+    by: dict[str, list[float]] = {}
+    for g in group_records(records):
+        by.setdefault(g.label, []).extend(float(r.summary.get("train_seconds") or 0) for r in g.records)
+    return {label: statistics.fmean(v) for label, v in by.items()}
+
+
+def _analyse(
+    spec: StudySpec, records: list[RunRecord], latency: bool, onnx_dir: Path, out: Path, data_dir: Path | None
+) -> Any:
+    groups = group_records(records)
+    measured: dict[str, float | None] = {}
+    if latency and groups:
+        from ..study.latency import latencies
+
+        console.print("measuring onnxruntime latency per config…", highlight=False)
+        measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
+        for w in lat_warnings:
+            err_console.print(f"warning: {w}")
+    return spec.run(groups, measured)
+
+
+def _analysed(records: list[RunRecord], runs: Path) -> str:
+    """'12 runs: 11 shipped (results/runs), 1 yours (checkpoints)'."""
+    yours = sum(r.source == YOURS for r in records)
+    parts = [f"{yours} yours ({shown(runs)})"] if yours else []
+    if len(records) - yours:
+        parts.append(f"{len(records) - yours} shipped ({shown(lab.shipped_runs())})")
+    return f"{counted(len(records), 'run')}: {', '.join(parts) or 'none'}"
+
+
+def _write(
+    spec: StudySpec, preset: Preset, quick: bool, result: Any, analysed: list[RunRecord], out: Path, outcome: Any
+) -> list[Path]:
+    """The study's table (md, csv, json), figure, report section and provenance in `out`."""
+    preset_doc = {
+        "seeds": preset.seeds,
+        "epochs": preset.epochs,
+        "subset": preset.subset,
+        "lr": preset.lr,
+        "quick": quick,
+    }
+    doc: dict[str, Any] = {
+        "schema": lab.SCHEMA,
+        **result.to_dict(),
+        "claims": [{"claim": c.text, "source": c.source, "metric": c.metric, "margin": c.margin} for c in spec.claims],
+        "preset": preset_doc,
+    }
+    paths = write_results(doc, study_markdown(result), to_csv(result.rows), out)
+    if result.rows:
+        drawn = section(spec, result, out / f"{spec.name}_study.png")
+        write_text(out / "section.md", section_markdown(drawn))
+        paths += [drawn.png, out / "section.md"]
+    paths.append(lab.write_provenance(out, spec.name, preset_doc, analysed))
+    return paths
+
+
+def export_planned(configs: list[TrainConfig], out: Path, data_dir: Path | None) -> None:
+    """Export every finished planned run of yours (the shipped models: `make models`)."""
+    from ..core.data import load_dataset
+    from ..deploy.export import export_run
+    from .export_cmd import print_report
+
+    dataset = load_dataset(data_dir)
+    for cfg in configs:
+        run = Run(cfg.run_dir)
+        if run.finished and (run.path / "best.safetensors").exists():
+            print_report(export_run(run, out, dataset))
+
+
+def experiment(ctx: typer.Context) -> None:
+    """Now `fmnist study kernel`, with the same grid options (--archs, --kernels, --seeds, --epochs)."""
+    again = " ".join(shlex.quote(a) for a in ("fmnist", "study", "kernel", *ctx.args))
+    err_console.print(f"error: `fmnist experiment` is now `fmnist study kernel`: {again}")
+    raise typer.Exit(2)
+
+
+#: the pointer takes whatever it is given, to print it back as `fmnist study kernel …`
+experiment.context_settings = {"allow_extra_args": True, "ignore_unknown_options": True}  # type: ignore[attr-defined]

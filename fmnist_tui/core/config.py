@@ -251,3 +251,9 @@ def resume_config(
     if compile is not None:
         changes["compile"] = compile
     return cfg.with_changes(**changes)
+
+
+def recipe_differences(run: Run, cfg: TrainConfig) -> str:
+    """What differs between the recipe saved in `run` and `cfg`'s ("epochs 30 ≠ 40, ema 0.999 ≠ 0.0"), or ""."""
+    saved, wanted = recipe_of(run.config()) or {}, cfg.recipe()
+    return ", ".join(f"{k} {saved.get(k)} ≠ {wanted[k]}" for k in wanted if str(saved.get(k)) != str(wanted[k]))

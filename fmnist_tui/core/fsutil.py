@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -68,9 +69,26 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def finite(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None: JSON has no token for them (Python's `NaN` and
+    `Infinity` are not JSON, and other parsers refuse them)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Indented, strict JSON (not-a-number values as null)."""
+    return json.dumps(finite(obj), indent=2, allow_nan=False)
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Write `obj` as indented JSON to `path` atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write `obj` as indented, strict JSON to `path` atomically."""
+    write_text(path, dumps(obj) + "\n")
 
 
 def sha256_file(path: Path) -> str:

@@ -103,6 +103,14 @@ def clear_unstarted(run: Run) -> None:
     clear_debris(run)
 
 
+class RunBusy(RunError):
+    """Another process holds the run's lock (`holder`: its PID): it is training that run now."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 class RunLock:
     """Holds a run folder for this process while it trains: an OS file lock (flock), so it dies with the
     process and a killed training never leaves a stale lock. A second process gets a RunError naming the
@@ -121,9 +129,10 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise RunError(
+            raise RunBusy(
                 f"run {run.name!r} in {run.path.parent} is being trained by another process (PID {holder}); "
-                f"wait for it to finish, or choose another {ref('name')}"
+                f"wait for it to finish, or choose another {ref('name')}",
+                holder,
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -1,5 +1,4 @@
-"""A study's plan: the grid of training configs (architecture × option values × seed), each run's status,
-and the `fmnist train` command line that trains or resumes it.
+"""A study's plan: the grid of training configs (architecture × option values × seed) and each run's status.
 
 Each training is an ordinary run in the runs folder, so a finished run is reused, an interrupted one
 resumed, and any other command (evaluate, export, report) can read it.
@@ -7,16 +6,14 @@ resumed, and any other command (evaluate, export, report) can read it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import TrainConfig, recipe_of, what_args
+from ..core.config import TrainConfig, recipe_differences
 from ..core.errors import ConfigError, RunError, ref
 from ..core.runs import CONFIG, STATE, Run
-from .results import Group, group_records, load_records
 
 #: statuses of a planned run: reuse it, resume it, start it over (nothing resumable), or train it
 DONE, RESUME, RESTART, NEW = "done", "resume", "restart", "new"
@@ -122,52 +119,3 @@ def run_state(run: Run) -> str:
     if run.finished:
         return DONE
     return RESUME if run.file(STATE).exists() else RESTART
-
-
-def recipe_differences(run: Run, cfg: TrainConfig) -> str:
-    """What differs between the recipe saved in `run` and `cfg`'s ("epochs 30 ≠ 40, ema 0.999 ≠ 0.0"), or ""."""
-    saved, wanted = recipe_of(run.config()) or {}, cfg.recipe()
-    return ", ".join(f"{k} {saved.get(k)} ≠ {wanted[k]}" for k in wanted if str(saved.get(k)) != str(wanted[k]))
-
-
-def train_command(cfg: TrainConfig, threads: int, resume: bool) -> list[str]:
-    """The `fmnist train` command line of one planned run."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "fmnist_tui",
-        "train",
-        "--out",
-        cfg.out,
-        "--name",
-        cfg.run_name,
-        "--threads",
-        str(threads),
-        "--device",
-        cfg.device,
-    ]
-    if cfg.compile != "off":  # placement: a resumed run takes it too
-        cmd += ["--compile", cfg.compile]
-    if resume:
-        return [*cmd, "--resume"]
-    cmd += ["--arch", cfg.arch, "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)]
-    if cfg.precision != "auto":
-        cmd += ["--precision", cfg.precision]
-    if cfg.lr is not None:
-        cmd += ["--lr", repr(cfg.lr)]
-    cmd += what_args(cfg)
-    if cfg.data_dir:
-        cmd += ["--data-dir", cfg.data_dir]
-    return cmd
-
-
-def collect(configs: list[TrainConfig]) -> tuple[list[Group], list[str]]:
-    """The finished planned runs, grouped by config, and warnings about planned runs that are not finished."""
-    names = {c.run_name for c in configs}
-    roots = sorted({c.out for c in configs})
-    records, warnings = [], []
-    for root in roots:
-        recs, warns = load_records(Path(root))
-        records += [r for r in recs if r.run.name in names]
-        warnings += [w for w in warns if any(w.startswith(f"skipped {n}:") for n in names)]
-    return group_records(records), warnings

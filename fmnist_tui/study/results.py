@@ -14,17 +14,26 @@ from ..core import registry
 from ..core.config import recipe_of
 from ..core.errors import RunError
 from ..core.fsutil import write_json, write_text
-from ..core.runs import SUMMARY, Run, list_runs
+from ..core.runs import RETRAIN, SUMMARY, Run, list_runs
 from .stats import summarize
+
+#: where a run comes from: the user's runs folder, or the lab's record shipped in the repository (results/)
+YOURS, SHIPPED = "yours", "shipped"
 
 
 @dataclass
 class RunRecord:
-    """One finished run: its folder, config and summary."""
+    """One finished run: its folder, config and summary, and whose it is (YOURS or SHIPPED)."""
 
     run: Run
     config: dict[str, Any]
     summary: dict[str, Any]
+    source: str = YOURS
+
+    @property
+    def numerics(self) -> str:
+        """How the run computed: bf16 autocast or fp32 (results move with it, so runs of each are not pooled)."""
+        return "bf16" if self.config.get("bf16_autocast") else "fp32"
 
 
 @dataclass
@@ -40,6 +49,14 @@ class Group:
     def label(self) -> str:
         """`cnn-k3`, `mlp`, `mlp-perm`, `mlp-shift2`: the registry's name for the config."""
         return registry.label(self.arch, {**self.options, **self.data})
+
+    @property
+    def source(self) -> str:
+        return self.records[0].source
+
+    @property
+    def numerics(self) -> str:
+        return self.records[0].numerics
 
     @property
     def kernel(self) -> int | None:
@@ -75,6 +92,8 @@ class Group:
             "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "train_seconds_mean": statistics.fmean(r.summary.get("train_seconds", 0.0) for r in self.records),
             "runs": [r.run.name for r in self.records],
+            "source": self.source,
+            "numerics": self.numerics,
             **self._extra(),
         }
 
@@ -106,15 +125,16 @@ def _nan_to_none(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
-    """Finished runs under `root`, and one warning per run folder that could not be read."""
+def load_records(root: Path, source: str = YOURS) -> tuple[list[RunRecord], list[str]]:
+    """Finished runs under `root` (marked as `source`'s), and one warning per run folder that could not be read
+    or whose numbers are not valid."""
     records, warnings = [], []
     for run in list_runs(root):
         try:
             config, summary = run.config(), run.summary()
             if not summary.get("finished"):
                 continue
-            summary["test_accuracy"] = float(summary["test_accuracy"])
+            summary["test_accuracy"] = _fraction(summary.get("test_accuracy"))
         except RunError as exc:
             if run.file(SUMMARY).exists() or "config" in str(exc):
                 warnings.append(f"skipped {run.name}: {exc}")
@@ -124,24 +144,34 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
                     f"`fmnist train --resume --out {run.path.parent} --name {run.name}`"
                 )
             continue
-        except (KeyError, TypeError, ValueError) as exc:
-            warnings.append(f"skipped {run.name}: summary.json lacks a valid {exc}")
+        except ValueError as exc:
+            warnings.append(f"skipped {run.name}: {run.file(SUMMARY)} {exc}; {RETRAIN}")
             continue
-        records.append(RunRecord(run, config, summary))
+        records.append(RunRecord(run, config, summary, source))
     return records, warnings
 
 
+def _fraction(value: Any) -> float:
+    """A test accuracy as summary.json must hold it: a number from 0 to 1; ValueError says what it holds instead."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"has no numeric test_accuracy (found {value!r})")
+    if not 0 <= value <= 1:  # NaN and the infinities fail this too
+        raise ValueError(f"has test_accuracy {value!r}, not a fraction from 0 to 1")
+    return float(value)
+
+
 def group_records(records: list[RunRecord]) -> list[Group]:
-    """Group runs whose recipes match (all but the seed and where they ran), in registry order, then by options."""
+    """Group runs whose recipes match (all but the seed and where they ran) and that computed alike (bf16 or fp32)
+    and come from one source (yours, or the shipped results), in registry order, then by options."""
     groups: dict[tuple[tuple[str, str], ...], Group] = {}
     for rec in records:
         recipe = recipe_of(rec.config) or {k: v for k, v in rec.config.items() if k not in ("seed", "run", "name")}
-        key = tuple(sorted((k, str(v)) for k, v in recipe.items()))
+        key = (*sorted((k, str(v)) for k, v in recipe.items()), ("numerics", rec.numerics), ("source", rec.source))
         arch = str(rec.config.get("arch", "?"))
         options = registry.options_from(arch, rec.config) if arch in registry.REGISTRY else {}
         data = {k: rec.config[k] for k in registry.DATA_TAGS if rec.config.get(k) not in (None, False)}
         groups.setdefault(key, Group(arch, options, data=data)).records.append(rec)
-    return sorted(groups.values(), key=lambda g: config_order(g.arch, {**g.options, **g.data}))
+    return sorted(groups.values(), key=lambda g: (config_order(g.arch, {**g.options, **g.data}), g.source != YOURS))
 
 
 def config_order(arch: str, options: dict[str, Any]) -> tuple[Any, ...]:

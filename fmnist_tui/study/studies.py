@@ -34,7 +34,7 @@ from .analysis import (
     verdict,
 )
 from .plan import option_grid, plan, plan_configs
-from .results import Group, study_groups
+from .results import YOURS, Group, study_groups
 from .stats import summarize
 
 #: the project's recipe (TrainConfig's defaults): every study's default preset trains with it, so studies
@@ -92,13 +92,12 @@ class Claim:
 class RunWork:
     """Work a study does on its finished runs before the analysis, its result cached in each run folder (the
     translation study's shifted test sets): `function` is "module:function(runs, data_dir, device, on_run) ->
-    warnings", imported on use (it may import torch); `needs` says, torch-free, whether a run still lacks it;
-    `images(config, test images)` how many images a planned run evaluates for it (the time estimate)."""
+    warnings", imported on use (it may import torch; the runner calls it in the worker that trained the run);
+    `needs` says, torch-free, whether a run still lacks it."""
 
     what: str
     function: str
     needs: Callable[[Run], bool]
-    images: Callable[[TrainConfig, int], int]
 
     def do(
         self, runs: list[Run], data_dir: Path | None, device: str, on_run: Callable[[str], None] | None
@@ -177,15 +176,16 @@ class StudySpec:
 
 
 def select(groups: list[Group], labels: Sequence[str]) -> dict[str, Group]:
-    """The study's groups, by label in study order: where runs of several recipes exist (another epochs or
-    subset), those of the recipe that covers most of the study's runs, so every comparison is fair."""
+    """The study's groups, by label in study order: where runs of several recipes, numerics (bf16, fp32) or
+    sources (yours, the shipped results) exist, those of the one that covers most of the study's runs (yours on
+    a tie), so every comparison is between runs trained alike."""
     mine = [g for g in groups if g.label in labels]
     if not mine:
         return {}
-    by_recipe: dict[str, list[Group]] = {}
+    by_recipe: dict[tuple[str, str, str], list[Group]] = {}
     for g in mine:
-        by_recipe.setdefault(recipe_key(g.records[0].config), []).append(g)
-    best = max(by_recipe.values(), key=lambda gs: sum(len(g.records) for g in gs))
+        by_recipe.setdefault((recipe_key(g.records[0].config), g.numerics, g.source), []).append(g)
+    best = max(by_recipe.values(), key=lambda gs: (sum(len(g.records) for g in gs), gs[0].source == YOURS))
     chosen = study_groups(best)
     return {label: chosen[label] for label in labels if label in chosen}
 
@@ -595,7 +595,6 @@ register(
             "shifted evaluation",
             "fmnist_tui.training.shift:study_work",
             translation.needs_work,
-            translation.work_images,
         ),
         notes=(
             "Every run's best weights are evaluated, without retraining, on the first 100 test images of each "

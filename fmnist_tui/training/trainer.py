@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..core import machine
-from ..core.config import TrainConfig
+from ..core.config import TrainConfig, recipe_differences
 from ..core.data import Dataset, dataset_fingerprint, load_dataset, nested_order
 from ..core.errors import ConfigError, RunError, ref
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
@@ -61,13 +61,20 @@ from .step import autocast_for, batch_input, compile_failure, learner, optimise
 SYNC_EVERY = 16
 
 
+#: `resume=AUTO`: continue whatever the run folder holds (train a new run, resume an interrupted one, report a
+#: finished one as it is), decided under the run's lock, so that two processes given one plan never race
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """What `train` returns: the run, its summary when finished, and whether it was interrupted."""
+    """What `train` returns: the run, its summary when finished, whether it was interrupted, and whether it was
+    already finished with this recipe (`resume=AUTO`: nothing trained)."""
 
     run: Run
     summary: dict[str, Any] | None
     interrupted: bool
+    reused: bool = False
 
 
 def _versions() -> dict[str, str]:
@@ -121,7 +128,7 @@ class Trainer:
         cfg: TrainConfig,
         on_event: Callback | None = None,
         should_stop: Callable[[], bool] | None = None,
-        resume: bool = False,
+        resume: bool | str = False,
         dataset: Dataset | None = None,
         world: World | None = None,
     ) -> None:
@@ -133,6 +140,7 @@ class Trainer:
         self.resume = resume
         self.run_ = Run(cfg.run_dir)
         self.restart = False  # the folder holds a run stopped before its first save: start it from the beginning
+        self.reused = False  # resume=AUTO found the run finished with this recipe: nothing to train
         self.lock = RunLock(self.run_)
         if self.is_main:  # other ranks would race rank 0's own writes into the folder
             self._check_place()  # first: a folder that is not ours gets no lock file
@@ -140,7 +148,8 @@ class Trainer:
         try:
             if self.is_main:
                 self._check_folder()  # under the lock: no other process changes the run meanwhile
-            self._prepare(cfg, world, dataset)
+            if not self.reused:
+                self._prepare(cfg, world, dataset)
         except BaseException:
             self.lock.release()
             raise
@@ -191,7 +200,9 @@ class Trainer:
         either --resume continues the run or the plain command starts it over: a run stopped before its
         first saved state (no train_state.pt) starts from the beginning either way."""
         run = self.run_
-        if not run.file(CONFIG).exists():
+        if self.resume == AUTO:
+            self._check_auto()
+        elif not run.file(CONFIG).exists():
             if self.resume:
                 raise RunError(f"{run.path}: no run to resume; start it without {ref('resume')}")
         elif run.finished:
@@ -207,6 +218,22 @@ class Trainer:
                 f"run {run.name!r} in {run.path.parent} was interrupted; continue it with {ref('resume')}, "
                 f"or choose another {ref('name')}"
             )
+
+    def _check_auto(self) -> None:
+        """`resume=AUTO`: what the folder holds decides; a run of another recipe there is refused."""
+        run = self.run_
+        if not run.file(CONFIG).exists():
+            self.resume = False
+            return
+        diffs = recipe_differences(run, self.cfg)
+        if diffs:
+            raise RunError(
+                f"run {run.name!r} in {run.path.parent} holds another recipe ({diffs}); choose another "
+                f"{ref('out')} folder, or move that run away"
+            )
+        self.reused = run.finished
+        self.restart = not self.reused and not run.file(STATE).exists()
+        self.resume = not self.restart
 
     def _load_tensors(self) -> None:
         """The train and validation splits (or their first `subset` images) as tensors on the device.
@@ -299,6 +326,9 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> TrainResult:
         """Train to the configured number of epochs, or until `should_stop()` says so."""
+        if self.reused:
+            self.lock.release()
+            return TrainResult(self.run_, self.run_.summary(), False, reused=True)
         try:
             return self._run()
         except OSError as exc:  # a full disk, a folder made read-only meanwhile: the last saved state is kept
@@ -490,7 +520,7 @@ def train(
     cfg: TrainConfig,
     on_event: Callback | None = None,
     should_stop: Callable[[], bool] | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     dataset: Dataset | None = None,
     world: World | None = None,
 ) -> TrainResult:
