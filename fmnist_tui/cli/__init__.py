@@ -10,12 +10,15 @@ import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     import typer
+
+    from ..core.extras import MissingExtraError
 
 #: name → (module under fmnist_tui.cli, function, help panel), in the order --help lists them
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -25,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("export_cmd", "export", "Use"),
     "predict": ("predict_cmd", "predict", "Use"),
     "study": ("study_cmd", "study", "Study"),
-    "experiment": ("experiment_cmd", "experiment", "Study"),
+    "experiment": ("study_cmd", "experiment", "Study"),
     "results": ("results_cmd", "results", "Study"),
     "report": ("report_cmd", "report", "Study"),
     "featuremaps": ("report_cmd", "featuremaps", "Study"),
@@ -58,10 +61,8 @@ def build_app(only: str | None = None) -> typer.Typer:
     )
     for name, (module, attr, panel) in COMMANDS.items():
         if only is None or name == only:
-            func = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-            if getattr(func, "is_factory", False):  # built from the registry each time (train's options)
-                func = func()
-            app.command(name, rich_help_panel=panel)(func)
+            func, settings = _command(name, module, attr)
+            app.command(name, rich_help_panel=panel, context_settings=settings)(func)
 
     @app.callback()
     def _root(
@@ -72,6 +73,37 @@ def build_app(only: str | None = None) -> typer.Typer:
         """fmnist: see each command's --help."""
 
     return app
+
+
+def _command(name: str, module: str, attr: str) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The command's function and its click settings. A module that needs the [train] extra to import,
+    in the base install, gives a stand-in that says so: --help and a mistyped command still work there."""
+    try:
+        func = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    except ModuleNotFoundError as exc:
+        from ..core.extras import missing_extra
+
+        missing = missing_extra(exc, f"fmnist {name}")
+        if missing is None:
+            raise
+        return _needs_extra(missing), {"allow_extra_args": True, "ignore_unknown_options": True}
+    if getattr(func, "is_factory", False):  # built from the registry each time (train's options)
+        func = func()
+    return func, {}
+
+
+def _needs_extra(missing: MissingExtraError) -> Callable[[], None]:
+    """A command that takes any arguments and fails with `missing`'s one line (exit 1)."""
+    from rich.markup import escape
+
+    from ..core.extras import INSTALL_TRAIN
+    from .common import handle_errors
+
+    def command() -> None:
+        raise missing
+
+    command.__doc__ = f"Needs the train extra: {escape(INSTALL_TRAIN)}"  # --help reads Rich markup
+    return handle_errors(command)
 
 
 def __getattr__(name: str) -> Any:
