@@ -1,16 +1,12 @@
-"""The base install (no `[train]` extra): classifying works without torch, and work that needs the extra
-says in one line which extra to install.
+"""The base install (no `[train]` extra): work that needs the extra says in one line which extra to install.
 
 Each test runs the CLI in a Python whose `sitecustomize` refuses to import the extra's modules, as a
-`pip install fmnist-tui` without `[train]` would (the README's "Install" was also checked by hand in a
-real torch-free venv)."""
+`pip install fmnist-tui` without `[train]` would. What the base install does (help, predict, serve and the
+TUI's Classify with the shipped models) is tested on a real one: tests/test_wheel.py."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +15,11 @@ from typing import Any
 import pytest
 
 from fmnist_tui.core.extras import INSTALL_TRAIN, TRAIN_MODULES
+from fmnist_tui.inference.session import PACKAGE_EXPORT
+from fmnist_tui.tui.classify_screen import no_models_hint
 from tests.conftest import ROOT
 
-SHIPPED = ROOT / "export" / "cnn-k3-s0.onnx"
 PHOTO = ROOT / "tests" / "photos" / "drawn-bag.jpg"
-needs_shipped = pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped export/cnn-k3-s0.onnx is missing")
 
 BLOCKER = '''"""A base install: the [train] extra's modules are not there."""
 import sys
@@ -81,50 +77,19 @@ def test_every_data_file_of_the_package_is_installed() -> None:
     assert data <= shipped, sorted(str(p.relative_to(ROOT)) for p in data - shipped)
 
 
+def test_classify_without_models_points_to_the_shipped_ones_and_the_extra(tmp_path: Path) -> None:
+    """`fmnist export` needs torch: the hint names what a base install can open, then the extra."""
+    hint = no_models_hint(tmp_path / "export").plain
+    assert f"--export-dir {PACKAGE_EXPORT}" in hint and "fmnist export RUN" in hint and INSTALL_TRAIN in hint, hint
+    assert "--export-dir" not in no_models_hint(PACKAGE_EXPORT).plain  # the shipped folder itself: no loop
+
+
 @pytest.mark.slow
 def test_the_blocker_hides_torch(base_env: dict[str, str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", "import torch"], env=base_env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 1 and "No module named 'torch'" in proc.stderr
-
-
-@pytest.mark.slow
-@needs_shipped
-def test_predict_classifies_a_photo(base_env: dict[str, str]) -> None:
-    proc = fmnist(base_env, "predict", str(PHOTO), "--model", str(SHIPPED), "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    (row,) = json.loads(proc.stdout)
-    assert row["error"] is None and row["label"] == "Bag"
-
-
-@pytest.mark.slow
-@needs_shipped
-def test_serve_starts_and_answers(base_env: dict[str, str]) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fmnist_tui", "serve", "--model", str(SHIPPED), "--port", "0"],
-        env=base_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert "http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.stderr else "")
-        port = int(line.split("http://127.0.0.1:")[1].split()[0])
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/ping")
-        ping = conn.getresponse()
-        assert ping.status == 200 and json.loads(ping.read()) == {"status": "ok"}
-        conn.request("POST", "/invocations", body=PHOTO.read_bytes(), headers={"Content-Type": "image/jpeg"})
-        answer = conn.getresponse()
-        assert answer.status == 200 and json.loads(answer.read())["predictions"][0]["label"] == "Bag"
-        conn.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture

@@ -15,8 +15,21 @@ from ..core.errors import FmnistError, ref
 #: the default model of predict, serve and the TUI: the best shipped one (README, "The default model"): the
 #: ResNet's modern recipe, seed 0, at least as good as cnn-k3-s0.onnx on the test set and on tests/drawings
 DEFAULT_MODEL = "resnet-shift2-s0.onnx"
-#: The repository's export/ folder, next to the package: the shipped models, whatever the working directory.
-PACKAGE_EXPORT = Path(__file__).resolve().parents[2] / "export"
+#: Where an installed package keeps the shipped models: a wheel carries the repository's export/ as
+#: fmnist_tui/shipped/ (pyproject.toml's package-dir).
+SHIPPED = "shipped"
+
+
+def _shipped_models() -> Path:
+    """The shipped models, whatever the working directory: inside the installed package, else the
+    repository's export/ next to the package (a checkout, or an editable install of one)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / SHIPPED
+    return installed if installed.is_dir() else package.parent / "export"
+
+
+#: The folder of the shipped models (the .onnx files and their manifest.json).
+PACKAGE_EXPORT = _shipped_models()
 
 
 class ModelError(FmnistError):
@@ -33,7 +46,7 @@ class Classifier(Protocol):
 
 
 def default_model_path() -> Path:
-    """$FMNIST_MODEL, else ./export/<DEFAULT_MODEL>, else the shipped one next to the package."""
+    """$FMNIST_MODEL, else ./export/<DEFAULT_MODEL>, else the shipped one (PACKAGE_EXPORT)."""
     if os.environ.get("FMNIST_MODEL"):
         return Path(os.environ["FMNIST_MODEL"])
     for candidate in (Path("export") / DEFAULT_MODEL, PACKAGE_EXPORT / DEFAULT_MODEL):

@@ -29,6 +29,18 @@ from .widgets import bars, fit_size, pixels
 TOP_K = 5
 
 
+def no_models_hint(export: Path) -> Text:
+    """What to do without a model: in a base install, open the shipped ones; `fmnist export` needs the extra."""
+    from ..core.extras import INSTALL_TRAIN
+    from ..inference.session import PACKAGE_EXPORT, list_models
+
+    lines = [f"No models in {export}/."]
+    if list_models(PACKAGE_EXPORT) and Path(export).resolve() != PACKAGE_EXPORT:
+        lines.append(f"Open the shipped ones:\nfmnist tui --export-dir {PACKAGE_EXPORT}")
+    lines.append(f"Export your own with `fmnist export RUN` (it needs the train extra: {INSTALL_TRAIN}).")
+    return Text("\n".join(lines))  # Text, not markup: [train] is no style
+
+
 class ImageTree(DirectoryTree):
     """A directory tree that lists folders and image files only (no hidden ones)."""
 
@@ -84,9 +96,7 @@ class ClassifyPane(Vertical):
             first = next((m for m in models if m.name == DEFAULT_MODEL), models[0])
             picker.value = current if current in [str(m) for m in models] else str(first)
         else:
-            self.query_one("#model-info", Static).update(
-                f"No models in {self.settings.export}/.\nExport one with\n`fmnist export RUN`."
-            )
+            self.query_one("#model-info", Static).update(no_models_hint(self.settings.export))
 
     @on(Select.Changed, "#model")
     def _model_changed(self) -> None:
@@ -132,7 +142,7 @@ class ClassifyPane(Vertical):
         model = self.query_one("#model", Select).value
         if model is Select.NULL:
             self.notify(
-                f"No model to classify with: export one into {self.settings.export}/ (fmnist export RUN).",
+                f"No model to classify with: no .onnx file in {self.settings.export}/ (see the model panel).",
                 severity="warning",
             )
             return
