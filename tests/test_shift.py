@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.runs import SHIFTS, Run
-from fmnist_tui.study.translation import ShiftGrid, cached_grid
+from fmnist_tui.core.shifts import ShiftGrid, cached_grid
 from fmnist_tui.training.evaluate import evaluate_model
+from fmnist_tui.training.geometry import shift_images
 from fmnist_tui.training.models import create_model
-from fmnist_tui.training.shift import pick_images, shift_grid, shift_images
+from fmnist_tui.training.shift import pick_images, shift_grid
 from fmnist_tui.training.trainer import train
 from tests.conftest import make_tiny_dataset, synthetic_images
 

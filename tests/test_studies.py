@@ -16,10 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
+from fmnist_tui.core import shifts
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.fsutil import sha256_file, write_json
 from fmnist_tui.core.runs import Run, write_metrics
-from fmnist_tui.study import studies, translation
+from fmnist_tui.study import studies
 from fmnist_tui.study.analysis import ACCURACY, GAP, Comparison, key, verdict
 from fmnist_tui.study.estimate import Estimate, Fit, fit_epochs, makespan
 from fmnist_tui.study.plan import train_command
@@ -458,20 +459,20 @@ def fake_shifts(root: Path, name: str, unshifted: float, drop: float, changed: f
     (and, for a CNN, an equivariance measure), for weights written here."""
     run = Run(root / name)
     run.file("best.safetensors").write_bytes(name.encode())
-    n = translation.STUDY_IMAGES  # the fake runs train on all the images
+    n = shifts.STUDY_IMAGES  # the fake runs train on all the images
     correct = np.full((9, 9), round(n * (unshifted - drop)))
     correct[4, 4] = round(n * unshifted)
     moved = np.full((9, 9), round(n * changed))
     moved[4, 4] = 0
     weights = sha256_file(run.file("best.safetensors"))
-    translation.store_grid(run, translation.ShiftGrid(4, n, correct, moved), n, "data", weights)
+    shifts.store_grid(run, shifts.ShiftGrid(4, n, correct, moved), n, "data", weights)
     if name.startswith("cnn"):
         stage = {"stride": 1, "receptive_field": 3, "change": {"1": 0.5, "2": 0.6}}
         stages = [
             {"stage": "conv1", "shape": [32, 28, 28], **stage, "equivariance_error": {"1": 0.0, "2": 0.0}},
             {"stage": "logits", "shape": [10], **stage, "stride": 0, "equivariance_error": {"1": None, "2": None}},
         ]
-        translation.store_equivariance(run, stages, "data", weights)
+        shifts.store_equivariance(run, stages, "data", weights)
 
 
 def test_shift_is_named_among_the_data_settings(tmp_path: Path) -> None:
@@ -558,7 +559,7 @@ def test_translation_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: P
     assert json.loads((runs / "mlp-shift2-s0" / "config.json").read_text())["shift"] == 2
     assert json.loads((runs / "mlp-s0" / "config.json").read_text())["shift"] == 0
     cache = json.loads((runs / "cnn-k3-s1" / "shift.json").read_text())
-    assert cache["evaluations"][0]["n"] == 100 and cache["evaluations"][0]["images"] == translation.QUICK_IMAGES
+    assert cache["evaluations"][0]["n"] == 100 and cache["evaluations"][0]["images"] == shifts.QUICK_IMAGES
     conv1 = cache["equivariance"]["stages"][0]
     assert conv1["stage"] == "conv1" and conv1["equivariance_error"]["1"] < 1e-6  # trained weights: still exact
     assert (tmp_path / "out" / "translation_study.png").stat().st_size > 10_000

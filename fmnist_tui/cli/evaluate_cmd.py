@@ -14,7 +14,7 @@ from ..core import registry
 from ..core.data import CLASSES
 from ..core.errors import UsageError
 from ..core.runs import Run, resolve_run
-from ..study.translation import EQUIVARIANCE_IMAGES, MAX_SHIFT, SIZES
+from ..core.shifts import EQUIVARIANCE_IMAGES, MAX_SHIFT, SIZES
 from .common import DataDirOpt, Device, JsonOpt, console, handle_errors, print_json, progress_bar
 
 

@@ -43,7 +43,7 @@ def delegate(ctx: typer.Context, nproc: int, sagemaker: bool | None) -> int | No
                 f"({' '.join(given)}); drop them, or pass --no-sagemaker"
             )
         from .common import console
-        from .train_cmd import ProgressView
+        from .progress import ProgressView
 
         code = sm.train_job(os.environ, on_event=ProgressView())  # epoch lines go to the job's log
         if code == 0 and os.environ.get("RANK", "0") == "0":

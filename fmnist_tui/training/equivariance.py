@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..core.errors import UsageError
-from ..study.translation import SIZES
-from .shift import shift_images
+from ..core.shifts import SIZES
+from .geometry import shift_images
 
 #: the shifts of s pixels measured: along both axes and both diagonals (every one a multiple of s)
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))

@@ -1,5 +1,7 @@
-"""The recipe's geometric augmentation (`--affine S`): each garment re-drawn wider or narrower, tilted and
-smaller, then re-framed as `preprocess` frames a drawing (longest side fitted, box centred).
+"""Geometry of image batches on their device: whole-pixel shifts with zero fill (`shift_images`: the shifted
+evaluation and the equivariance measure), and the recipe's geometric augmentation (`--affine S`): each garment
+re-drawn wider or narrower, tilted and smaller, then re-framed as `preprocess` frames a drawing (longest side
+fitted, box centred).
 
 Fashion-MNIST's garments all keep the dataset's proportions and fill the box; drawings do not (a drawn
 T-shirt is as wide as it is tall, a drawn pair of jeans nearly so). One `affine_grid` + `grid_sample` per
@@ -93,3 +95,16 @@ def warp(images: torch.Tensor, params: torch.Tensor | None) -> torch.Tensor:
     x = images.unsqueeze(1).float()
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).squeeze(1)
+
+
+def shift_images(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Images [..., H, W] moved dx pixels right and dy pixels down (negative: left, up); what enters the
+    frame is 0, what leaves it is lost."""
+    out = torch.zeros_like(images)
+    h, w = images.shape[-2:]
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+        ..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
+    return out

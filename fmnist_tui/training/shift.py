@@ -18,7 +18,7 @@ from ..core import registry
 from ..core.data import CLASSES, Dataset, load_dataset
 from ..core.errors import ConfigError, FmnistError, UsageError
 from ..core.runs import Run
-from ..study.translation import (
+from ..core.shifts import (
     EQUIVARIANCE_IMAGES,
     MAX_SHIFT,
     SHIFT_LIMIT,
@@ -32,23 +32,12 @@ from ..study.translation import (
 )
 from .checkpoints import model_from_run
 from .device import resolve_device
+from .equivariance import measure
 from .evaluate import predict_logits, strict_fp32
+from .geometry import shift_images
 
 #: (shifts done, shifts in all), after each shifted test set
 Progress = Callable[[int, int], None]
-
-
-def shift_images(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """Images [..., H, W] moved dx pixels right and dy pixels down (negative: left, up); what enters the
-    frame is 0, what leaves it is lost."""
-    out = torch.zeros_like(images)
-    h, w = images.shape[-2:]
-    if abs(dx) >= w or abs(dy) >= h:
-        return out
-    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
-        ..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
-    ]
-    return out
 
 
 def pick_images(labels: np.ndarray, count: int) -> np.ndarray:
@@ -135,8 +124,6 @@ def evaluate_equivariance(
 ) -> list[dict[str, Any]]:
     """The equivariance measure (`equivariance.measure`) of a CNN run's best weights on the first 20 test images
     of each class; read from shift.json when these weights were measured so before."""
-    from .equivariance import measure
-
     arch = str(run.config().get("arch"))
     if not registry.has_convs(arch):
         raise UsageError(f"run {run.name!r} is an {arch}: it has no conv layers, so no feature maps to shift")
