@@ -148,6 +148,50 @@ def test_evaluate_shift_cli(tiny_run: tuple[Path, Path], monkeypatch: pytest.Mon
         weights.write_bytes(original)
 
 
+@pytest.fixture(scope="module")
+def other_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """One-epoch lcn-k3 and resnet runs on 256 images of the synthetic dataset, trained through the CLI: (runs
+    folder, data folder)."""
+    base = tmp_path_factory.mktemp("shift-archs")
+    data = make_tiny_dataset(base / "data")
+    common = ["--epochs", "1", "--subset", "256", "--threads", "1", "--out", str(base / "runs")]
+    common += ["--data-dir", str(data)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMNIST_VERIFY", "0")
+        for arch in ("lcn", "resnet"):
+            extra = ["--width", "8", "--blocks", "1"] if arch == "resnet" else []
+            res = runner.invoke(app, ["train", "--arch", arch, *extra, *common])
+            assert res.exit_code == 0, res.output
+    yield base / "runs", data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "run,first,last",
+    [
+        ("lcn-k3-s0", ["conv1", "pool1"], ["pool2", "logits"]),
+        ("resnet-w8-b1-s0", ["stem", "stage1"], ["gap", "logits"]),
+    ],
+)
+def test_evaluate_shift_on_an_lcn_and_a_resnet(
+    other_runs: tuple[Path, Path], run: str, first: list[str], last: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shifted evaluation and the equivariance measure take every architecture with feature maps."""
+    runs, data = other_runs
+    monkeypatch.setenv("FMNIST_VERIFY", "0")
+    common = ["--runs", str(runs), "--data-dir", str(data), "--shift", "--max-shift", "2"]
+    res = runner.invoke(app, ["evaluate", run, *common, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    summary = json.loads((runs / run / "summary.json").read_text())
+    assert doc["shift"]["unshifted_accuracy"] == summary["test_accuracy"] and len(doc["shift"]["accuracy"]) == 5
+    stages = [st["stage"] for st in doc["equivariance"]]
+    assert stages[:2] == first and stages[-2:] == last
+    text = runner.invoke(app, ["evaluate", run, *common], env={"COLUMNS": "120"})
+    assert text.exit_code == 0 and "from shift.json" in text.output and "equivariance on the first" in text.output
+    assert "Traceback" not in text.output
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

@@ -1,19 +1,20 @@
-"""Equivariance, measured on a CNN: shift the input by s pixels and see how far each stage's maps are from its
-unshifted maps shifted alike (away from the borders; zero for an exactly equivariant stage), against how far
-the pooled maps and the outputs move.
+"""Equivariance, measured on a network with feature maps (the cnn family, the LCN, the ResNet): shift the input
+by s pixels and see how far each stage's maps are from its unshifted maps shifted alike (away from the borders;
+zero for an exactly equivariant stage), against how far the pooled maps and the outputs move.
 
 A k×k convolution (padding k//2) followed by ReLU is exactly equivariant: conv(shift(x)) = shift(conv(x))
 wherever neither position's receptive field reaches the border. A stage s input pixels apart per map pixel
 (its stride: 2 after one 2×2 pool) can only be compared with its own shift when s is a multiple of the
 stride; a 1-pixel shift moves a pooled map by half a pixel, which is no shift of it at all, so there only the
-change is measured.
+change is measured. A locally connected layer (the LCN) has the same windows without the shared weights: the
+measure shows what the sharing buys.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,7 @@ from torch import nn
 from ..core.errors import UsageError
 from ..core.shifts import SIZES
 from .geometry import shift_images
+from .models import CNN, BasicBlock, FlipTTA, LocallyConnected2d, ResNet
 
 #: the shifts of s pixels measured: along both axes and both diagonals (every one a multiple of s)
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
@@ -29,7 +31,8 @@ DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -
 @dataclass(frozen=True)
 class Stage:
     """One stage's output for a batch, and where its pixels sit in the input: `stride` input pixels per map pixel,
-    `rf` pixels of input each map pixel sees (per side). A vector (the GAP, the logits) has stride 0."""
+    `rf` pixels of input each map pixel sees (its receptive field's width). A vector (the GAP, the logits) has
+    stride 0."""
 
     name: str
     value: torch.Tensor
@@ -38,29 +41,72 @@ class Stage:
 
 
 def stages(model: nn.Module, x: torch.Tensor) -> list[Stage]:
-    """conv1 (after ReLU), pool1, conv2, pool2, … then the head's output (`gap` for a GAP head) and the logits,
-    for a model of the cnn family (its `convs`, `downs`, `norm` and `head`)."""
-    if not all(hasattr(model, a) for a in ("convs", "downs", "norm", "head")):
-        raise UsageError("equivariance is measured on models of the cnn family (conv blocks, then a head)")
-    convs = cast("list[nn.Conv2d]", model.convs())  # type: ignore[operator]
+    """The network's stages for input x [N,1,28,28]: conv1 (after ReLU), pool1, conv2, … for the cnn family and
+    the LCN, the stem and each residual stage for the ResNet; then `gap` for a GAP head, and the logits. A `--tta`
+    run's network is measured on the images as given (its mirror-image pass left out)."""
+    net = model.model if isinstance(model, FlipTTA) else model
+    if isinstance(net, CNN):
+        maps, h = _cnn_stages(net, x)
+    elif isinstance(net, ResNet):
+        maps, h = _resnet_stages(net, x)
+    else:
+        raise UsageError(
+            f"equivariance is measured on networks with feature maps (the cnn family, lcn, resnet), not a "
+            f"{type(net).__name__}"
+        )
+    return [*maps, *_head_stages(net.head, h)]
+
+
+def _grow(layer: nn.Module, stride: int, rf: int) -> tuple[int, int]:
+    """(stride, rf) after a conv or locally connected layer that sees maps `stride` input pixels apart."""
+    if isinstance(layer, LocallyConnected2d):
+        kernel, step = layer.kernel_size, 1  # always stride 1, padding k//2
+    elif isinstance(layer, nn.Conv2d):
+        kernel, step = layer.kernel_size[0], layer.stride[0]
+    else:
+        raise UsageError(f"equivariance: no receptive field known for a {type(layer).__name__} layer")
+    return stride * step, rf + (kernel - 1) * stride
+
+
+def _cnn_stages(net: CNN, x: torch.Tensor) -> tuple[list[Stage], torch.Tensor]:
+    """Each block's conv (after its batch norm, if any, and ReLU) and downsampling, as the model computes them;
+    and the last map, for the head."""
     out: list[Stage] = []
     stride, rf = 1, 1
-    h = model.norm(x)  # type: ignore[operator]
-    for i, (conv, down) in enumerate(zip(convs, cast("nn.ModuleList", model.downs), strict=True), start=1):
-        h = torch.relu(conv(h))
-        rf += (conv.kernel_size[0] - 1) * stride
-        stride *= conv.stride[0]
+    h = net.norm(x)
+    for i, (conv, bn, down) in enumerate(zip(net.convs(), net.bns, net.downs, strict=True), start=1):
+        h = torch.relu(bn(conv(h)))
+        stride, rf = _grow(conv, stride, rf)
         out.append(Stage(f"conv{i}", h, stride, rf))
         if not isinstance(down, nn.Identity):
             h = down(h)
             rf += stride
             stride *= 2
             out.append(Stage(f"pool{i}", h, stride, rf))
-    head = cast("nn.Sequential", model.head)
-    if isinstance(head[0], nn.AdaptiveAvgPool2d):
+    return out, h
+
+
+def _resnet_stages(net: ResNet, x: torch.Tensor) -> tuple[list[Stage], torch.Tensor]:
+    """The stem and each stage's output, with the receptive field of the longest path (two 3×3 convs a block);
+    and the last map, for the head."""
+    h = net.stem(net.norm(x))
+    stride, rf = _grow(net.stem[0], 1, 1)
+    out = [Stage("stem", h, stride, rf)]
+    for i, stage in enumerate(net.stages, start=1):
+        h = stage(h)
+        for block in (m for m in stage.modules() if isinstance(m, BasicBlock)):
+            stride, rf = _grow(block.conv1, stride, rf)
+            stride, rf = _grow(block.conv2, stride, rf)
+        out.append(Stage(f"stage{i}", h, stride, rf))
+    return out, h
+
+
+def _head_stages(head: nn.Module, h: torch.Tensor) -> list[Stage]:
+    """The GAP's vector (for a head that starts with global average pooling) and the logits."""
+    out = []
+    if isinstance(head, nn.Sequential) and isinstance(head[0], nn.AdaptiveAvgPool2d):
         out.append(Stage("gap", head[1](head[0](h)), 0, 28))
-    out.append(Stage("logits", head(h), 0, 28))
-    return out
+    return [*out, Stage("logits", head(h), 0, 28)]
 
 
 def _interior(value: torch.Tensor, margin: int) -> torch.Tensor:
@@ -68,7 +114,7 @@ def _interior(value: torch.Tensor, margin: int) -> torch.Tensor:
 
 
 def _norm(x: torch.Tensor) -> float:
-    """‖x‖ over the whole batch, squares summed in float64 (a float64 copy of every map took 8 s a run here)."""
+    """‖x‖ over the whole batch, squares summed in float64 (without a float64 copy of the maps, which is slow)."""
     return float(x.float().square().sum(dtype=torch.float64).sqrt())
 
 

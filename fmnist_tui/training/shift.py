@@ -122,8 +122,9 @@ def evaluate_shifts(
 def evaluate_equivariance(
     run: Run, data_dir: Path | None = None, device: str = "cpu", dataset: Dataset | None = None
 ) -> list[dict[str, Any]]:
-    """The equivariance measure (`equivariance.measure`) of a CNN run's best weights on the first 20 test images
-    of each class; read from shift.json when these weights were measured so before."""
+    """The equivariance measure (`equivariance.measure`) of the best weights of a run with feature maps (cnn, lcn,
+    resnet) on the first 20 test images of each class; read from shift.json when these weights were measured so
+    before."""
     arch = str(run.config().get("arch"))
     if not registry.has_convs(arch):
         raise UsageError(f"run {run.name!r} is an {arch}: it has no conv layers, so no feature maps to shift")
