@@ -22,6 +22,7 @@ from fmnist_tui.training import trainer
 from fmnist_tui.training.recipe import Segment, augment, lr_at
 from fmnist_tui.training.state import STATE_VERSION, load_state, save_state
 from fmnist_tui.training.trainer import train
+from tests.conftest import make_tiny_dataset
 
 
 def cfg_for(tmp_path: Path, data: Path, **kw: object) -> TrainConfig:
@@ -293,3 +294,50 @@ def test_resume_refuses_another_architectures_state_in_one_line(tmp_path: Path, 
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and "Traceback" not in result.output, result.output
     assert lines[0].startswith(f"error: {cnn.file('train_state.pt')}: training state has the wrong shape (model,")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished one-epoch cnn-k3 run (batch 32, so its peak learning rate is 0.0005) on the synthetic data."""
+    base = tmp_path_factory.mktemp("resume")
+    data = make_tiny_dataset(base / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMNIST_VERIFY", "0")
+        return train(cfg_for(base, data, epochs=1)).run.path
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["--kernel", "5"], "--kernel 5 differs from the run's kernel 3"),
+        (["--arch", "mlp"], "--arch mlp differs from the run's arch cnn"),
+        (["--arch", "lcn"], "--arch lcn differs from the run's arch cnn"),
+        (["--lr", "0.01"], "--lr 0.01 differs from the run's lr 0.0005"),
+        (["--shift", "2"], "--shift 2 differs from the run's shift 0"),
+        (["--batch-size", "64"], "--batch-size 64 differs from the run's batch_size 32"),
+        (["--subset", "64"], "--subset 64 differs from the run's subset (none)"),
+        (["--no-augment"], "--no-augment differs from the run's hflip True"),
+        (["--seed", "1"], "--seed 1 differs from the run's seed 0"),
+        (["--depth", "3"], "--depth 3 differs from the run's depth 2"),
+    ],
+)
+def test_resume_refuses_an_option_that_differs_from_the_run(finished_run: Path, args: list[str], line: str) -> None:
+    """`--resume` goes on with the saved recipe: an option given to change it is one line, exit 2, nothing trained."""
+    before = digest(finished_run / "last.safetensors")
+    where = ["--out", str(finished_run.parent), "--name", finished_run.name]
+    result = CliRunner().invoke(app, ["train", "--resume", "--epochs", "2", *where, *args])
+    assert result.exit_code == 2, result.output
+    assert f"error: {line}; drop it to resume, or choose another --name" in result.output.splitlines()
+    assert "Traceback" not in result.output and digest(finished_run / "last.safetensors") == before
+
+
+def test_resume_takes_the_runs_own_values_and_the_settings_it_may_change(tmp_path: Path, tiny_data: Path) -> None:
+    """Options equal to the saved ones are no conflict; --epochs extends, --threads, --device, --compile apply."""
+    run = train(cfg_for(tmp_path, tiny_data, epochs=1)).run
+    same = ["--arch", "cnn", "--kernel", "3", "--batch-size", "32", "--lr", "0.0005", "--shift", "0", "--seed", "0"]
+    same += ["--data-dir", str(tiny_data), "--precision", run.config()["precision"]]
+    placement = ["--epochs", "2", "--threads", "2", "--device", "cpu", "--compile", "off"]
+    where = ["--out", str(run.path.parent), "--name", run.name]
+    result = CliRunner().invoke(app, ["train", "--resume", *where, *same, *placement])
+    assert result.exit_code == 0 and "resuming at epoch 2" in result.output, result.output
+    assert [r["epoch"] for r in run.metrics()] == [1, 2] and run.config()["threads"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import shlex
 from collections.abc import Callable
 from enum import Enum
@@ -13,11 +14,12 @@ import typer
 
 from ..core import registry
 from ..core.config import PRECISIONS, TrainConfig, default, resume_config, what_args
-from ..core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RunError, ref
+from ..core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RunError, UsageError, ref
 from ..core.registry import PERMUTE_SEED
 from ..core.runs import CONFIG, Run
 from .common import Compile, DataDirOpt, Device, StopFlag, console, err_console, fail, flag, handle_errors, shown
 from .progress import ProgressView
+from .train_launch import LAUNCH_OPTIONS, delegate, given_options
 
 if TYPE_CHECKING:
     from ..training.trainer import TrainResult
@@ -153,8 +155,6 @@ def train(
     **options: Any,
 ) -> None:
     """Train a model on Fashion-MNIST into checkpoints/<run>/ (config, metrics, weights, summary)."""
-    from .train_launch import delegate
-
     code = delegate(ctx, nproc, sagemaker)  # SageMaker job or torchrun launch, when asked
     if code is not None:
         raise typer.Exit(code)
@@ -191,7 +191,10 @@ def train(
             return
         resume = reused
     if resume:
-        cfg = resume_config(cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads, compile=cfg.compile)
+        saved = resume_config(cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads, compile=cfg.compile)
+        if not reuse:  # (--reuse has checked the recipe already, and gives every option anyway)
+            refuse_changes(ctx, cfg, saved)
+        cfg = saved
     # from here one Ctrl-C, whenever it comes (while torch or the dataset loads too), stops at the next batch
     # with the state saved; a second one aborts at once, keeping the last saved state
     with StopFlag("stopping after this batch and saving the state… (Ctrl-C again to abort at once)") as stop:
@@ -213,6 +216,56 @@ def train(
     console.print(
         f"next: fmnist evaluate {shown(result.run.path)} · fmnist export {shown(result.run.path)}", highlight=False
     )
+
+
+#: what `--resume` takes from the command line (resume_config's changes: `--epochs N` extends a run), and the
+#: options that find the run or choose how `train` runs; every other option is the saved run's to keep
+ON_RESUME = tuple(name for name in inspect.signature(resume_config).parameters if name != "run_dir")
+NOT_SAVED = ("out", "name", "resume", "reuse", *LAUNCH_OPTIONS)
+
+
+def refuse_changes(ctx: typer.Context, wanted: TrainConfig, saved: TrainConfig) -> None:
+    """--resume goes on with the saved config: a UsageError for the first option the user gave that differs from
+    it (`wanted` is the command line's config), which would otherwise be ignored."""
+    for param in given_options(ctx, skip=(*ON_RESUME, *NOT_SAVED)):
+        given, had = _value(wanted, param.name), _value(saved, param.name)
+        if _same(given, had):
+            continue
+        written = "" if getattr(param, "is_flag", False) else f" {_text(given)}"
+        raise UsageError(
+            f"{ref(param.name)}{written} differs from the run's {_setting(param.name)} {_text(had)}; drop it to "
+            f"resume, or choose another {ref('name')}"
+        )
+
+
+def _setting(option: str) -> str:
+    """The config.json field a command-line option sets (`--no-augment` sets hflip)."""
+    return "hflip" if option == "no_augment" else option
+
+
+def _value(cfg: TrainConfig, option: str) -> Any:
+    """What a config holds for an option: the peak learning rate for `--lr` (the default one when not set), the
+    architecture's option (None where it has none), else the config.json field."""
+    if option == "lr":
+        return cfg.peak_lr
+    if option in registry.option_names():
+        return cfg.options.get(option)
+    return cfg.to_dict().get(_setting(option))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, numbers compared as numbers (a learning rate computed two ways is still one)."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-9)
+    return bool(a == b)
+
+
+def _text(value: Any) -> str:
+    """A value as a command line writes it (`256,128` for a list; `(none)` for an unset one)."""
+    if value is None:
+        return "(none)"
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _reuse(cfg: TrainConfig) -> bool | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from enum import Enum
+from typing import Any
 
 import typer
 
@@ -13,15 +14,23 @@ from ..core.errors import UsageError
 LAUNCH_OPTIONS = ("nproc", "sagemaker")
 
 
-def forwarded_args(ctx: typer.Context, skip: tuple[str, ...] = LAUNCH_OPTIONS) -> list[str]:
-    """The command-line options the user gave (defaults left out), to hand on to each worker."""
-    args: list[str] = []
+def given_options(ctx: typer.Context, skip: tuple[str, ...] = ()) -> list[Any]:
+    """The command's options the user gave (on the command line, not left at their defaults), as click parameters;
+    those named in `skip` left out."""
+    found = []
     for param in ctx.command.params:  # duck-typed: Typer ships its own copy of click's classes
         if getattr(param, "param_type_name", "") != "option" or param.name in skip or param.name is None:
             continue
         source = ctx.get_parameter_source(param.name)
-        if source is None or source.name == "DEFAULT":
-            continue
+        if source is not None and source.name != "DEFAULT":
+            found.append(param)
+    return found
+
+
+def forwarded_args(ctx: typer.Context, skip: tuple[str, ...] = LAUNCH_OPTIONS) -> list[str]:
+    """The command-line options the user gave (defaults left out), to hand on to each worker."""
+    args: list[str] = []
+    for param in given_options(ctx, skip):
         value = ctx.params.get(param.name)
         if getattr(param, "is_flag", False):
             flag = param.opts[0] if value else next(iter(param.secondary_opts), None)
