@@ -29,7 +29,7 @@ def test_evaluate_on_cuda_without_a_gpu_is_one_line(tmp_path: Path) -> None:
 
 def test_every_device_option_offers_the_same_choices() -> None:
     shown = {}
-    for command in ("train", "evaluate", "experiment"):
+    for command in ("train", "evaluate", "study"):
         res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert res.exit_code == 0
         line = next(line for line in res.output.splitlines() if "--device" in line)
