@@ -38,7 +38,8 @@ ARG TORCH_INDEX
 RUN pip install --index-url "${TORCH_INDEX}" "torch==2.14.1" "torchvision==0.29.1"
 COPY pyproject.toml README.md LICENSE ./
 COPY fmnist_tui ./fmnist_tui
-RUN pip install ".[train]" && fmnist --version
+# the wheel maps export/ into the package (pyproject.toml); the models themselves are copied in below
+RUN mkdir -p export && pip install ".[train]" && fmnist --version
 COPY --from=model /opt/fmnist/export ./export
 # serve reads /opt/ml/model first (where SageMaker puts a ModelDataUrl's model.tar.gz), then this one
 ENV FMNIST_MODEL=/opt/fmnist/export/${MODEL_NAME}
@@ -48,6 +49,6 @@ FROM python AS serve
 ARG MODEL_NAME
 COPY pyproject.toml README.md LICENSE ./
 COPY fmnist_tui ./fmnist_tui
-RUN pip install . && fmnist --version && ! python -c "import torch" 2>/dev/null
+RUN mkdir -p export && pip install . && fmnist --version && ! python -c "import torch" 2>/dev/null
 COPY --from=model /opt/fmnist/export ./export
 ENV FMNIST_MODEL=/opt/fmnist/export/${MODEL_NAME}

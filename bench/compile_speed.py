@@ -29,7 +29,7 @@ from train_speed import cpu_kind  # noqa: E402
 
 from fmnist_tui.core.config import COMPILES, TrainConfig  # noqa: E402
 from fmnist_tui.training.device import resolve_device  # noqa: E402
-from fmnist_tui.training.speed import measure  # noqa: E402
+from step_time import measure  # noqa: E402
 
 
 def row(name: str, modes: list[str], device: str, steps: int, warmup: int) -> dict[str, Any]:

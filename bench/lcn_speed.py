@@ -31,7 +31,7 @@ from fmnist_tui.core.config import TrainConfig  # noqa: E402
 from fmnist_tui.training import models  # noqa: E402
 from fmnist_tui.training.device import resolve_bf16, resolve_device  # noqa: E402
 from fmnist_tui.training.models import LocallyConnected2d  # noqa: E402
-from fmnist_tui.training.speed import measure  # noqa: E402
+from step_time import measure  # noqa: E402
 
 
 def einsum_forward(self: LocallyConnected2d, x: torch.Tensor) -> torch.Tensor:

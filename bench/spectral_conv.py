@@ -27,7 +27,8 @@ import torch.nn.functional as F  # noqa: E402
 from train_speed import cpu_kind  # noqa: E402
 
 from fmnist_tui.core.config import TrainConfig  # noqa: E402
-from fmnist_tui.training import speed  # noqa: E402
+import step_time as speed  # noqa: E402
+from fmnist_tui.training import step  # noqa: E402
 from fmnist_tui.training.spectral import pays, spectral_conv2d  # noqa: E402
 
 #: the seed's CNN's convolutions: (in channels, out channels, map side)
@@ -73,12 +74,12 @@ def main() -> None:
             print(f"  {name} k{kernel}{'':21} {times}   {used}")
 
     print("\nthe trainer's step (speed.measure)  all direct  as trained  speed-up")
-    real = speed.use_spectral
+    real = step.use_spectral
     for kernel in (3, 5, 7):
         cfg = TrainConfig.create(arch="cnn", kernel=kernel, precision="fp32", device="cpu", batch_size=args.batch)
-        speed.use_spectral = lambda *a: []  # type: ignore[assignment]  # every convolution direct
+        step.use_spectral = lambda *a: []  # type: ignore[assignment]  # every convolution direct
         direct = speed.measure(cfg, args.threads, steps=args.steps).step_s
-        speed.use_spectral = real  # type: ignore[assignment]
+        step.use_spectral = real  # type: ignore[assignment]
         now = speed.measure(cfg, args.threads, steps=args.steps).step_s
         print(f"  cnn-k{kernel}{'':29} {direct * 1e3:7.1f} ms {now * 1e3:7.1f} ms   {direct / now:5.2f}x")
 

@@ -296,10 +296,5 @@ def test_classify_loads_the_shipped_models(classify_tab: dict[str, Any]) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the TUI's export folder defaults to ./export (cli/tui_cmd.py, tui/app.py create_app, tui/services.py "
-    "Settings), which a folder outside the checkout has not; it shows how to open the shipped models instead",
-)
 def test_classify_finds_the_shipped_models_by_default(classify_tab: dict[str, Any]) -> None:
     assert classify_tab["default"]["label"] == "Bag", classify_tab

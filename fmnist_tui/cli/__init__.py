@@ -89,7 +89,7 @@ def _command(name: str, module: str, attr: str) -> tuple[Callable[..., Any], dic
         return _needs_extra(missing), {"allow_extra_args": True, "ignore_unknown_options": True}
     if getattr(func, "is_factory", False):  # built from the registry each time (train's options)
         func = func()
-    return func, {}
+    return func, getattr(func, "context_settings", {})
 
 
 def _needs_extra(missing: MissingExtraError) -> Callable[[], None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import sys
@@ -17,6 +16,7 @@ import typer
 
 from ..core.config import COMPILES, DEVICES
 from ..core.errors import EXIT_USAGE, FmnistError
+from ..core.fsutil import dumps
 from ..core.text import printable
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def progress_bar(what: str, total: int, quiet: bool = False) -> Iterator[Callabl
 
 def print_json(obj: Any) -> None:
     """Write JSON to stdout without rich's wrapping or colour."""
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    sys.stdout.write(dumps(obj) + "\n")
     sys.stdout.flush()
 
 

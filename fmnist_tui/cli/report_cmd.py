@@ -36,12 +36,17 @@ def report(
     onnx_dir: Annotated[Path, typer.Option(help="Exported models (<run>.onnx) for the latency column.")] = Path(
         "export"
     ),
+    shipped: Annotated[
+        bool,
+        typer.Option("--shipped/--no-shipped", help="Include the lab's shipped runs (results/runs) beside yours."),
+    ] = True,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Draw every figure (PNG) and write report.md: the dataset, every study that has runs, the runs."""
+    """Draw every figure (PNG) and write report.md: the dataset, every study that has runs (yours and the shipped
+    results), the runs."""
     from ..study.report import FIGURES, ReportBuilder
 
-    result = ReportBuilder(out, runs, data_dir, run, test_index, onnx_dir).build(figure)
+    result = ReportBuilder(out, runs, data_dir, run, test_index, onnx_dir, shipped).build(figure)
     for w in result.warnings:
         err_console.print(f"warning: {w}")
     for name, section in result.sections.items():

@@ -12,10 +12,13 @@ from rich.table import Table
 
 from ..core.data import CLASSES
 from ..core.errors import RunError
+from ..core.text import counted
+from ..study import lab
 from ..study.analysis import Study, study_markdown
 from ..study.kernel import analyse
 from ..study.latency import latencies
-from ..study.results import format_cells, group_records, load_records, to_csv, to_markdown
+from ..study.results import YOURS, Group, format_cells, group_records, to_csv, to_markdown
+from ..study.studies import STUDIES
 from .common import console, err_console, handle_errors, print_json
 
 
@@ -26,15 +29,16 @@ class ResultsFormat(str, Enum):
     json = "json"
 
 
-def render_study(study: Study) -> None:
-    """The table, paired differences, per-class differences and verdicts as rich output."""
-    table = Table(title="test accuracy over seeds (mean ± sample std, Student-t 95% CI)", title_justify="left")
-    cells = [format_cells(r) for r in study.rows]
-    for col in cells[0] if cells else ():
-        table.add_column(col, justify="left" if col == "config" else "right")
-    for c in cells:
-        table.add_row(*c.values())
-    console.print(table)
+def render_study(study: Study, table: bool = True) -> None:
+    """The table (unless `table` is off), paired differences, per-class differences and verdicts as rich output."""
+    if table:
+        rows = Table(title="test accuracy over seeds (mean ± sample std, Student-t 95% CI)", title_justify="left")
+        cells = [format_cells(r) for r in study.rows]
+        for col in cells[0] if cells else ():
+            rows.add_column(col, justify="left" if col == "config" else "right")
+        for c in cells:
+            rows.add_row(*c.values())
+        console.print(rows)
     if study.comparisons:
         diffs = Table(
             "difference", "mean (points)", "95% CI", "p", "seeds", title="paired over seeds", title_justify="left"
@@ -62,33 +66,50 @@ def render_study(study: Study) -> None:
 
 @handle_errors
 def results(
-    runs: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("checkpoints"),
+    runs: Annotated[Path, typer.Option(help="Folder holding your run folders.")] = Path("checkpoints"),
+    shipped: Annotated[
+        bool,
+        typer.Option("--shipped/--no-shipped", help="Show the lab's shipped runs (results/runs) beside yours."),
+    ] = True,
     onnx_dir: Annotated[
         Path, typer.Option(help="Exported models (<run>.onnx) for the latency column; configs without one show '—'.")
     ] = Path("export"),
     fmt: Annotated[ResultsFormat, typer.Option("--format", help="table, markdown, csv or json.")] = ResultsFormat.table,
 ) -> None:
-    """Accuracy mean ± std and 95% CI over seeds for every config in --runs, with paired comparisons."""
-    records, warnings = load_records(runs)
+    """Accuracy mean ± std and 95% CI over seeds for every config of your runs and the shipped ones (marked),
+    with the kernel study's paired comparisons."""
+    records, warnings = lab.load(lab.sources(runs, shipped))
     for w in warnings:
         err_console.print(f"warning: {w}")
     if not records:
         where = f"{runs} holds no finished runs" if runs.is_dir() else f"{runs} does not exist"
-        raise RunError(f"{where}; train some with `fmnist train` or `fmnist experiment`")
+        raise RunError(f"{where}, and no shipped results were found; train some with `fmnist train` or `fmnist study`")
     groups = group_records(records)
     measured, lat_warnings = latencies(groups, onnx_dir) if onnx_dir.is_dir() else ({}, [])
     for w in lat_warnings:
         err_console.print(f"warning: {w}")
-    study = analyse(groups, measured)
+    kernel = STUDIES["kernel"].run(groups, measured)
+    study = kernel if kernel.rows else analyse(groups, measured)
     rows = [{**g.row(), "latency_ms": measured.get(g.label)} for g in groups]
     if fmt is ResultsFormat.json:
         print_json({**study.to_dict(), "groups": rows, "warnings": warnings})
     elif fmt is ResultsFormat.csv:
         sys.stdout.write(to_csv(rows))
     elif fmt is ResultsFormat.markdown:
-        sys.stdout.write(study_markdown(study))
+        sys.stdout.write(to_markdown(rows) + "\n" + study_markdown(study))
     else:
-        if len(groups) > len(study.rows):
-            console.print(f"{len(groups)} recipes found; the study uses, per config, the one with most seeds:")
-            console.print(to_markdown(rows), markup=False, highlight=False)
-        render_study(study)
+        console.print(
+            f"{counted(len(groups), 'config')} ({_sources(groups)}); the comparisons below are the kernel study's",
+            highlight=False,
+        )
+        console.print(to_markdown(rows), markup=False, highlight=False)
+        render_study(study, table=False)
+
+
+def _sources(groups: list[Group]) -> str:
+    yours = sum(g.source == YOURS for g in groups)
+    return ", ".join(
+        p
+        for p in (f"{yours} yours" if yours else "", f"{len(groups) - yours} shipped" if len(groups) - yours else "")
+        if p
+    )

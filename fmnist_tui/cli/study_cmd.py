@@ -23,7 +23,6 @@ from ..study.plan import DONE, NEW, STATUSES, status
 from ..study.results import SHIPPED, YOURS, RunRecord, group_records, to_csv, write_results
 from ..study.runner import BUSY, FAILED, INTERRUPTED, LOCAL, TRAINED, EpochDone, LocalRunner, Ran, RayRunner, Task
 from ..study.runner import default_jobs as runner_jobs
-from ..study.sections import section, section_markdown
 from ..study.studies import STUDIES, Preset, StudySpec, get
 from .common import COMPILE_HELP, Compile, DataDirOpt, Device, console, err_console, handle_errors, shown
 from .results_cmd import render_study
@@ -437,6 +436,7 @@ def _write(
     }
     paths = write_results(doc, study_markdown(result), to_csv(result.rows), out)
     if result.rows:
+        from ..study.sections import section, section_markdown  # matplotlib: the [train] extra's
         drawn = section(spec, result, out / f"{spec.name}_study.png")
         write_text(out / "section.md", section_markdown(drawn))
         paths += [drawn.png, out / "section.md"]

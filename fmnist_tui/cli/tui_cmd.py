@@ -16,8 +16,14 @@ def tui(
         Path, typer.Option("--runs", help="Folder holding the run folders (read and written).", file_okay=False)
     ] = Path("checkpoints"),
     export_dir: Annotated[
-        Path, typer.Option("--export-dir", help="Folder with the exported .onnx models.", file_okay=False)
-    ] = Path("export"),
+        Path | None,
+        typer.Option(
+            "--export-dir",
+            help="Folder with the exported .onnx models (default ./export, else the models shipped with fmnist).",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     images: Annotated[
         Path,
         typer.Option("--images", help="Folder the Classify tab's file tree starts in.", exists=True, file_okay=False),
@@ -27,4 +33,4 @@ def tui(
     """Open the terminal UI: Train, Results, Classify and Explore tabs (q quits, ? helps)."""
     from ..tui import create_app  # Textual loads only for this command
 
-    create_app(runs=runs, export=export_dir, images=images, data_dir=data_dir).run()
+    create_app(runs=runs, export=export_dir, images=images, data_dir=data_dir).run()  # None: models_folder()

@@ -55,6 +55,11 @@ def default_model_path() -> Path:
     return PACKAGE_EXPORT / DEFAULT_MODEL  # absent: OnnxClassifier says how to make it
 
 
+def models_folder() -> Path:
+    """The folder of models a view lists by default: ./export where it holds models, else the shipped ones."""
+    return Path("export") if list_models(Path("export")) else PACKAGE_EXPORT
+
+
 def list_models(folder: Path) -> list[Path]:
     """The .onnx files in `folder`, sorted by name (empty if the folder does not exist)."""
     folder = Path(folder)

@@ -1,42 +1,55 @@
-"""The ladder: one ingredient at a time from the seed's MLP to the modern network (issue 14), from the runs present.
+"""The ladder: one ingredient at a time from the notebook's MLP to the default model (`fmnist study ladder`).
 
-Each rung is a config (a registry label) and the `fmnist train` options that make it. A rung's runs are the
-group of that label with the project's default recipe where one exists (so the rungs compare like with like),
-else its group with the most runs; the last rung, the default model, has a recipe of its own (`MODERN`).
-Each step is the paired difference to the nearest lower rung that has runs, over the seeds both have.
+Each rung is a config (a registry label) with its settings; all but the last share the project's recipe, the last
+(the default model) has its own (`MODERN`). Each step is the paired difference to the nearest lower rung that has
+runs, over the seeds both have.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.config import TrainConfig
-from .results import Group
+from ..core import registry
+from ..core.config import TrainConfig, what_args
+from .results import Group, recipe_key
 from .stats import summarize
-from .studies import recipe_key
 
-#: the default model's recipe on top of the project's (README, The ResNet); `make models` trains it. Random
-#: erasing and flip-TTA were each taken out at 40 epochs and kept; the weight average (--ema), measured neutral
-#: there, was left out.
-MODERN = "--arch resnet --epochs 40 --batch-size 128 --lr 2e-3 --shift 2 --erase 0.25 --label-smoothing 0.1 --tta"
+#: the default model's recipe on top of the project's, as settings of the ladder's last rung (the Makefile's
+#: MODERN gives it as options, for `make models`)
+MODERN: dict[str, Any] = {"shift": 2, "epochs": 40, "erase": 0.25, "tta": True, "lr": 2e-3}
 
 
 @dataclass(frozen=True)
 class Rung:
     step: str  # what this rung adds to the one below
-    label: str  # the config's registry label: its runs are `<label>-s<seed>`
-    options: str  # the `fmnist train` options that make it
+    arch: str
+    settings: dict[str, Any] = field(default_factory=dict)  # its architecture options and recipe settings
+
+    @property
+    def label(self) -> str:
+        """The config's registry label: its runs are `<label>-s<seed>`."""
+        return registry.label(self.arch, self.settings)
+
+    @property
+    def command(self) -> str:
+        """The `fmnist train` command that trains seed 0 of this rung."""
+        fields = {k: v for k, v in self.settings.items() if k in TrainConfig.__dataclass_fields__}
+        options = {k: v for k, v in self.settings.items() if k not in fields}
+        cfg = TrainConfig.create(arch=self.arch, **options, **fields)
+        epochs = [] if cfg.epochs == TrainConfig.epochs else ["--epochs", str(cfg.epochs)]
+        lr = [] if cfg.lr is None else ["--lr", f"{cfg.lr:g}"]
+        return " ".join(["fmnist train --arch", self.arch, *what_args(cfg), *epochs, *lr])
 
 
 RUNGS = (
-    Rung("MLP", "mlp", "--arch mlp"),
-    Rung("the seed's CNN", "cnn-k3", "--arch cnn"),
-    Rung("+ batch norm", "cnn-k3-bn", "--arch cnn --norm batch"),
-    Rung("+ depth (3 blocks)", "cnn-k3-d3-bn", "--arch cnn --norm batch --depth 3"),
-    Rung("+ GAP head", "cnn-k3-d3-gap-bn", "--arch cnn --norm batch --depth 3 --head gap"),
-    Rung("+ residual blocks, width (ResNet)", "resnet", "--arch resnet"),
-    Rung("+ crops, erasing, flip-TTA, 40 epochs (the default model)", "resnet-shift2", MODERN),
+    Rung("MLP", "mlp"),
+    Rung("the notebook's CNN", "cnn", {"kernel": 3}),
+    Rung("+ batch norm", "cnn", {"kernel": 3, "norm": "batch"}),
+    Rung("+ depth (3 blocks)", "cnn", {"kernel": 3, "norm": "batch", "depth": 3}),
+    Rung("+ GAP head", "cnn", {"kernel": 3, "norm": "batch", "depth": 3, "head": "gap"}),
+    Rung("+ residual blocks, width (ResNet)", "resnet"),
+    Rung("+ crops, erasing, flip-TTA, 40 epochs (the default model)", "resnet", MODERN),
 )
 
 
@@ -57,7 +70,7 @@ def ladder(groups: list[Group]) -> list[dict[str, Any]]:
     below: Group | None = None
     for rung in RUNGS:
         group = pick(groups, rung.label)
-        row: dict[str, Any] = {"step": rung.step, "config": rung.label, "command": f"fmnist train {rung.options}"}
+        row: dict[str, Any] = {"step": rung.step, "config": rung.label, "command": rung.command}
         if group is None:
             rows.append({**row, "n": 0})
             continue
@@ -103,5 +116,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         )
     text = "\n".join(lines)
     if missing:
-        text += "\n\nRungs without runs (train them, then `fmnist report`):\n" + "\n".join(missing)
+        text += "\n\nRungs without runs (`fmnist study ladder` trains them all; one seed by hand):\n" + "\n".join(
+            missing
+        )
     return text

@@ -80,26 +80,25 @@ def plan_configs(
     data_dir: Path | None = None,
     device: str = "auto",
 ) -> list[TrainConfig]:
-    """The training configs of (arch, options and data settings) pairs × seeds 0..seeds−1, one recipe."""
+    """The training configs of (arch, settings) pairs × seeds 0..seeds−1: the settings are the arch's options,
+    data settings and, for a config whose recipe is its own (the ladder's default model), recipe settings, which
+    win over `epochs`."""
     if seeds < 1:
         raise ConfigError("seeds", f"must be at least 1 (the number of seeds per config), got {seeds}")
+    fields = set(TrainConfig.__dataclass_fields__) - {"arch", "options"}
     return [
         TrainConfig(
             arch=arch,
-            options={k: v for k, v in options.items() if k not in registry.DATA_TAGS},
-            epochs=epochs,
+            options={k: v for k, v in settings.items() if k not in fields},
             seed=seed,
-            subset=subset,
             out=str(out),
             data_dir=str(data_dir) if data_dir else None,
             device=device,
-            **{k: v for k, v in options.items() if k in registry.DATA_TAGS},
+            **{"epochs": epochs, "subset": subset, **{k: v for k, v in settings.items() if k in fields}},
         )
-        for arch, options in configs
+        for arch, settings in configs
         for seed in range(seeds)
     ]
-
-
 def status(cfg: TrainConfig) -> str:
     """DONE, RESUME, RESTART or NEW for a planned run; RunError if the folder holds a different recipe."""
     run = Run(cfg.run_dir)

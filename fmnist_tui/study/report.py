@@ -14,11 +14,11 @@ from ..core.data import CLASSES, Dataset, load_dataset
 from ..core.errors import ConfigError, FmnistError, RunError, UsageError
 from ..core.fsutil import write_text
 from ..core.metrics import most_confused
-from ..core.runs import Run, resolve_run
-from . import figures, ladder
+from ..core.runs import BEST, Run, resolve_run
+from . import figures, lab
 from .analysis import Study
 from .kernel import analyse
-from .results import Group, group_records, load_records
+from .results import Group, group_records
 from .sections import NoRuns, Section, section
 from .studies import STUDIES, prepare
 
@@ -29,7 +29,6 @@ REPORT: dict[str, tuple[str, str]] = {
     "means": ("mean_images.png", ""),
     "kernels": ("kernel_study.png", "kernel"),
     **{name: (f"{name}_study.png", name) for name in STUDIES if name != "kernel"},
-    "ladder": ("ladder.png", ""),
     "per-class": ("per_class_accuracy.png", ""),
     "curves": ("training_curves.png", ""),
     "confusion": ("confusion_matrix.png", ""),
@@ -63,8 +62,10 @@ class ReportBuilder:
         run_refs: list[str] | None = None,
         test_index: int = 0,
         onnx_dir: Path | None = None,
+        shipped: bool = True,
     ) -> None:
         self.out, self.runs_root, self.data_dir = Path(out), Path(runs_root), data_dir
+        self.shipped = shipped
         self.onnx_dir = onnx_dir
         self.run_refs, self.test_index = run_refs or [], test_index
         self.warnings: list[str] = []
@@ -76,14 +77,14 @@ class ReportBuilder:
 
     @cached_property
     def groups(self) -> list[Group]:
-        records, warnings = load_records(self.runs_root)
+        records, warnings = lab.load(lab.sources(self.runs_root, self.shipped))
         self.warnings += warnings
         return group_records(records)
 
     @cached_property
     def latency(self) -> dict[str, float | None]:
         if not self.groups:
-            raise RunError(f"{self.runs_root} holds no finished runs; train some with `fmnist experiment`")
+            raise RunError(f"{self.runs_root} holds no finished runs; train some with `fmnist study kernel`")
         measured: dict[str, float | None] = {}
         if self.onnx_dir and Path(self.onnx_dir).is_dir():
             from .latency import latencies
@@ -143,7 +144,6 @@ class ReportBuilder:
             "distribution": self._distribution,
             "samples": self._samples,
             "means": self._means,
-            "ladder": self._ladder,
             "per-class": self._per_class,
             "curves": self._curves,
             "confusion": self._confusion,
@@ -194,18 +194,6 @@ class ReportBuilder:
             + f". The most different: {far[0]} ↔ {far[1]} {far[2]:.1f}."
         )
         return Section("Mean image per class", png, text, means)
-
-    def _ladder(self, png: Path) -> Section:
-        rows = ladder.ladder(self.groups)
-        if not any(r["n"] for r in rows):
-            raise NoRuns(f"no run of any rung: train them with {ladder.RUNGS[0].options!r} and the others it lists")
-        figures.ladder(rows, png)
-        text = (
-            "One ingredient at a time, from the seed's MLP to the modern network (issue 14). Each step is the "
-            "paired difference to the rung below over the seeds both have; one seed is not a measurement of a "
-            "small step.\n\n" + ladder.markdown(rows)
-        )
-        return Section("The ladder", png, text, rows)
 
     def _per_class(self, png: Path) -> Section:
         recalls = {
@@ -271,6 +259,12 @@ class ReportBuilder:
         cnn = [r for r in self.chosen_runs if registry.has_convs(r.config().get("arch"))]
         if not cnn:
             raise RunError("no run with conv layers among the chosen runs (e.g. the mlp has none)")
+        weighed = [r for r in cnn if r.file(BEST).exists()] or [
+            r.run for g in self.groups for r in g.records if registry.has_convs(g.arch) and r.run.file(BEST).exists()
+        ]
+        if not weighed:  # the shipped runs carry no weights
+            raise NoRuns("no CNN run with weights: train one (`make run`), then `fmnist report` draws its feature maps")
+        cnn = weighed
         image, label = pick_test_image(self.ds, self.test_index)
         return draw_feature_maps(cnn[0], image, png, f"test image #{self.test_index} ({label})")
 

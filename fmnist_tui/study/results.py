@@ -6,12 +6,13 @@ import csv
 import io
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.config import recipe_of
+from ..core.config import TrainConfig, recipe_of
 from ..core.errors import RunError
 from ..core.fsutil import write_json, write_text
 from ..core.runs import RETRAIN, SUMMARY, Run, list_runs
@@ -174,6 +175,17 @@ def group_records(records: list[RunRecord]) -> list[Group]:
     return sorted(groups.values(), key=lambda g: (config_order(g.arch, {**g.options, **g.data}), g.source != YOURS))
 
 
+def recipe_key(cfg: Mapping[str, Any]) -> str:
+    """The recipe of a run's config.json without the architecture, its options and data settings: what must
+    match across a study's configs (and the ladder's rungs)."""
+    try:
+        recipe = TrainConfig.from_dict(cfg).recipe()
+    except Exception:  # a config of another version: its raw values  # noqa: BLE001 - any failure means "foreign"
+        recipe = dict(cfg)
+    skip = {"arch", *registry.option_names(), *registry.DATA_TAGS, "permute_seed"}
+    return repr(sorted((k, str(v)) for k, v in recipe.items() if k not in skip))
+
+
 def config_order(arch: str, options: dict[str, Any]) -> tuple[Any, ...]:
     """Registry order of architectures (the seed's mlp first), then their option values, then data settings."""
     archs = list(registry.REGISTRY)
@@ -210,6 +222,8 @@ COLUMNS = (
     "test_acc_ci_high",
     "train_seconds_mean",
     "latency_ms",
+    "source",
+    "numerics",
 )
 
 
@@ -234,6 +248,7 @@ def format_cells(row: dict[str, Any]) -> dict[str, str]:
         "test acc %": f"{pct(row['test_acc_mean'])} ± {pct(row['test_acc_std'])}",
         "95% CI %": ci,
         "train s": f"{row['train_seconds_mean']:.1f}",
+        "runs": f"{row.get('source', YOURS)}, {row.get('numerics', '?')}",
         "ORT ms/img": "—" if latency is None else f"{latency:.3f}",
     }
 

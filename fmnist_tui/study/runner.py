@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,11 @@ class LocalRunner:
         if not tasks:
             return outcome
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or torch state
+        hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:  # the helper that tracks the pool's semaphores must outlive a closed terminal's SIGHUP to the group
+            resource_tracker.ensure_running()
+        finally:
+            signal.signal(signal.SIGHUP, hangup)
         stop, progress = ctx.Event(), ctx.SimpleQueue()
         signals = 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import RunError
-from . import figures, translation
+from . import figures, ladder, translation
 from .analysis import Study, study_markdown
 from .studies import MLP, StudySpec
 
@@ -52,6 +52,8 @@ def draw(spec: StudySpec, study: Study, png: Path) -> Any:
     if spec.figure == "gap":
         histories = {label: [r.run.metrics() for r in g.records] for label, g in study.groups.items()}
         return figures.gap_curves(histories, png, f"{spec.title}: generalization gap")
+    if spec.figure == "ladder":
+        return figures.ladder(ladder.ladder(list(study.groups.values())), png)
     if spec.figure == "translation":
         return figures.translation_study(translation.figure_data(list(study.groups.values())), png, spec.title)
     raise ValueError(f"study {spec.name}: no figure kind {spec.figure!r}")

@@ -20,7 +20,7 @@ from ..core.errors import RunError, UsageError
 from ..core.registry import PERMUTE_SEED
 from ..core.runs import Run
 from ..core.text import counted
-from . import bias, kernel, translation
+from . import bias, kernel, ladder, translation
 from .analysis import (
     ACCURACY,
     GAP,
@@ -34,7 +34,7 @@ from .analysis import (
     verdict,
 )
 from .plan import option_grid, plan, plan_configs
-from .results import YOURS, Group, study_groups
+from .results import YOURS, Group, recipe_key, study_groups
 from .stats import summarize
 
 #: the project's recipe (TrainConfig's defaults): every study's default preset trains with it, so studies
@@ -131,6 +131,7 @@ class StudySpec:
     # `grid` are not used
     explicit: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     work: RunWork | None = None  # done on every finished run of the study before its analysis
+    one_recipe: bool = True  # False: its configs differ in recipe on purpose (the ladder's default model)
 
     def configs(self) -> list[tuple[str, dict[str, Any]]]:
         """(arch, options) of each config, in plan order (data settings among the options)."""
@@ -159,7 +160,10 @@ class StudySpec:
             configs = plan(
                 list(self.archs), self.grid, preset.seeds, preset.epochs, out, preset.subset, data_dir, device
             )
-        return [c.with_changes(precision=precision, compile=compile, lr=preset.lr) for c in configs]
+        return [
+            c.with_changes(precision=precision, compile=compile, lr=c.lr if preset.lr is None else preset.lr)
+            for c in configs
+        ]
 
     def metrics(self) -> list[str]:
         """The per-run values the claims are about, test accuracy first."""
@@ -167,7 +171,7 @@ class StudySpec:
 
     def run(self, groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
         """The analysis over finished runs: this study's configs only, one recipe (`select`)."""
-        chosen = select(groups, self.labels())
+        chosen = select(groups, self.labels(), self.one_recipe)
         study = (self.analyse or (lambda g, lat: analyse(self, g, lat)))(list(chosen.values()), latency_ms)
         study.name = self.name
         if self.notes:
@@ -175,7 +179,7 @@ class StudySpec:
         return study
 
 
-def select(groups: list[Group], labels: Sequence[str]) -> dict[str, Group]:
+def select(groups: list[Group], labels: Sequence[str], one_recipe: bool = True) -> dict[str, Group]:
     """The study's groups, by label in study order: where runs of several recipes, numerics (bf16, fp32) or
     sources (yours, the shipped results) exist, those of the one that covers most of the study's runs (yours on
     a tie), so every comparison is between runs trained alike."""
@@ -184,7 +188,8 @@ def select(groups: list[Group], labels: Sequence[str]) -> dict[str, Group]:
         return {}
     by_recipe: dict[tuple[str, str, str], list[Group]] = {}
     for g in mine:
-        by_recipe.setdefault((recipe_key(g.records[0].config), g.numerics, g.source), []).append(g)
+        recipe = recipe_key(g.records[0].config) if one_recipe else ""
+        by_recipe.setdefault((recipe, g.numerics, g.source), []).append(g)
     best = max(by_recipe.values(), key=lambda gs: (sum(len(g.records) for g in gs), gs[0].source == YOURS))
     chosen = study_groups(best)
     return {label: chosen[label] for label in labels if label in chosen}
@@ -202,17 +207,6 @@ def prepare(
         return []
     runs = [r.run for g in select(groups, spec.labels()).values() for r in g.records if spec.work.needs(r.run)]
     return spec.work.do(runs, data_dir, device, on_run) if runs else []
-
-
-def recipe_key(cfg: Mapping[str, Any]) -> str:
-    """The recipe of a run's config.json without the architecture, its options and data settings: what must
-    match across a study's configs (and the ladder's rungs)."""
-    try:
-        recipe = TrainConfig.from_dict(cfg).recipe()
-    except Exception:  # a config of another version: its raw values  # noqa: BLE001 - any failure means "foreign"
-        recipe = dict(cfg)
-    skip = {"arch", *registry.option_names(), *registry.DATA_TAGS, "permute_seed"}
-    return repr(sorted((k, str(v)) for k, v in recipe.items() if k not in skip))
 
 
 def analyse(spec: StudySpec, groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
@@ -609,6 +603,46 @@ register(
             "`cnn-k3-shift2` train with random shifts of up to ±2 px (`--shift 2`). The augmentation claim "
             "compares the MLP's drop with and without it, so its gap to the (unaugmented) CNN narrows by exactly "
             "that difference."
+        ),
+    )
+)
+
+
+def _ladder(groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
+    """The generic analysis, then the ladder's table: each rung's step from the one below, paired over seeds."""
+    study = analyse(STUDIES["ladder"], groups, latency_ms)
+    study.notes.append("## The ladder, rung by rung\n\n" + ladder.markdown(ladder.ladder(groups)))
+    return study
+
+
+#: the ladder's quick preset leaves out the ResNet rungs: at minutes a run even on a subset, no classroom waits
+LADDER_QUICK = replace(QUICK, labels=tuple(r.label for r in ladder.RUNGS if r.arch != "resnet"))
+
+register(
+    StudySpec(
+        "ladder",
+        "The ladder",
+        "What does each ingredient of a modern network add, one at a time, from the notebook's MLP to the default "
+        "model?",
+        (),
+        {},
+        tuple((upper.label, lower.label) for lower, upper in zip(ladder.RUNGS, ladder.RUNGS[1:], strict=False)),
+        (
+            Claim(
+                "the default model beats the notebook's CNN",
+                ((ladder.RUNGS[-1].label, CNN),),
+                source="fmnist's default model (`predict`'s), against the notebook's network",
+            ),
+        ),
+        "ladder",
+        explicit=tuple((r.arch, r.settings) for r in ladder.RUNGS),
+        quick=LADDER_QUICK,
+        analyse=_ladder,
+        one_recipe=False,
+        notes=(
+            "Every rung but the last trains with the project's recipe (15 epochs); the last, the default model, "
+            "with its own: random crops of ±2 px, random erasing, flip test-time augmentation and 40 epochs. Each "
+            "step is the paired difference to the rung below over the seeds both have."
         ),
     )
 )

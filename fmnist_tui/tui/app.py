@@ -184,10 +184,14 @@ class FmnistApp(App[None]):
 
 def create_app(
     runs: Path = Path("checkpoints"),
-    export: Path = Path("export"),
+    export: Path | None = None,
     images: Path = Path("."),
     data_dir: Path | None = None,
     services: Services | None = None,
 ) -> FmnistApp:
-    """The app for these folders; `services` replaces the library calls (tests inject fakes)."""
-    return FmnistApp(Settings(Path(runs), Path(export), Path(images), data_dir), services)
+    """The app for these folders (`export` None: ./export where it holds models, else the shipped ones);
+    `services` replaces the library calls (tests inject fakes)."""
+    from ..inference.session import models_folder
+
+    folder = models_folder() if export is None else Path(export)
+    return FmnistApp(Settings(Path(runs), folder, Path(images), data_dir), services)

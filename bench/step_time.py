@@ -1,13 +1,10 @@
-"""This machine's training speed, measured: a few timed training steps and forward passes of a config, as the
-trainer runs them (its very step, training/step.py: same model, batch, precision, layout, convolution algorithm,
-optimizer, threads, re-framing, erasing, weight average and flip-TTA). Study plans turn these into their
-estimated time (`fmnist study NAME --dry-run`)."""
+"""The benchmarks' step timer: a few timed training steps and forward passes of a config, as the trainer runs them
+(its very step, fmnist_tui/training/step.py: same model, batch, precision, layout, convolution algorithm,
+optimizer, threads, re-framing, erasing, weight average and flip-TTA), on random images."""
 
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +12,13 @@ from typing import Any
 
 import torch
 
-from ..core.config import TrainConfig
-from .allocator import keep_freed_memory
-from .device import resolve_bf16, resolve_device
-from .evaluate import predict_logits
-from .geometry import warp_plan
-from .recipe import erase_boxes
-from .step import autocast_for, batch_input, learner, optimise
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.training.allocator import keep_freed_memory
+from fmnist_tui.training.device import resolve_bf16, resolve_device
+from fmnist_tui.training.evaluate import predict_logits
+from fmnist_tui.training.geometry import warp_plan
+from fmnist_tui.training.recipe import erase_boxes
+from fmnist_tui.training.step import autocast_for, batch_input, learner, optimise
 
 #: images of a timed forward pass (the batch `predict_logits` uses for validation and test)
 EVAL_BATCH = 1000
@@ -112,18 +109,3 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
     finally:
         torch.set_num_threads(previous)
     return Speed(step_s, eval_s, test_s, cfg.batch_size, threads, bf16)
-
-
-#: what a `fmnist train` child does before its first step, bar loading the dataset: import torch and the trainer,
-#: then build an optimizer, where torch imports its compiler (`torch._dynamo`, on the first call of a function
-#: it wraps with `torch._disable_dynamo`): about 2 of a quick run's 4.5 seconds of start-up under the README's
-#: approximation of a 2-core machine without AVX-512, which an import alone leaves out
-START = "import torch, fmnist_tui.training.trainer; torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)"
-
-
-def start_seconds() -> float:
-    """Seconds a `fmnist train` child spends before its first step, bar the dataset's load (timed separately):
-    a fresh interpreter doing what the child does first (`START`)."""
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", START], check=False, capture_output=True, timeout=300)
-    return time.perf_counter() - t0
