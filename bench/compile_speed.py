@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
+from step_time import measure  # noqa: E402
 from time_to_accuracy import ROWS  # noqa: E402 - the recipes of the time-to-accuracy rows, by name
 from train_speed import cpu_kind  # noqa: E402
 
 from fmnist_tui.core.config import COMPILES, TrainConfig  # noqa: E402
 from fmnist_tui.training.device import resolve_device  # noqa: E402
-from step_time import measure  # noqa: E402
 
 
 def row(name: str, modes: list[str], device: str, steps: int, warmup: int) -> dict[str, Any]:

@@ -25,13 +25,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from step_time import measure  # noqa: E402
 from train_speed import cpu_kind  # noqa: E402
 
 from fmnist_tui.core.config import TrainConfig  # noqa: E402
 from fmnist_tui.training import models  # noqa: E402
 from fmnist_tui.training.device import resolve_bf16, resolve_device  # noqa: E402
 from fmnist_tui.training.models import LocallyConnected2d  # noqa: E402
-from step_time import measure  # noqa: E402
 
 
 def einsum_forward(self: LocallyConnected2d, x: torch.Tensor) -> torch.Tensor:

@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import step_time as speed  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from train_speed import cpu_kind  # noqa: E402
 
 from fmnist_tui.core.config import TrainConfig  # noqa: E402
-import step_time as speed  # noqa: E402
 from fmnist_tui.training import step  # noqa: E402
 from fmnist_tui.training.spectral import pays, spectral_conv2d  # noqa: E402
 

@@ -22,6 +22,10 @@ _strip_id = pytest_textual_snapshot.normalize_svg
 pytest_textual_snapshot.normalize_svg = lambda svg: canonical(_strip_id(svg))
 
 
+# the tests make their own runs: the lab's shipped results (./results) stay out of them, unless a test points here
+os.environ["FMNIST_RESULTS"] = str(ROOT / "tests" / "no-shipped-results")
+
+
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
     """Write a uint8 array as an IDX file (gzip-compressed when `gz`)."""
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)

@@ -245,28 +245,11 @@ def test_evaluate_and_export_to_a_pipe_keep_lines_and_class_names_whole(
     assert re.search(r"^manifest: \S+ · next: fmnist predict IMAGE --model \S+\.onnx$", text, re.MULTILINE), text
 
 
-def test_experiment_to_a_log_file_forwards_whole_epoch_lines(pipe_env: dict[str, str], tmp_path: Path) -> None:
-    args = [
-        "experiment",
-        "--archs",
-        "mlp",
-        "--seeds",
-        "1",
-        "--epochs",
-        "2",
-        "--subset",
-        "64",
-        "--no-latency",
-        "--runs",
-        str(tmp_path / "runs"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    lines = run_logged(args, pipe_env, tmp_path / "experiment.log").splitlines()
-    epochs = [line for line in lines if line.startswith("  mlp-s0: epoch ")]
-    assert len(epochs) == 2 and all(re.fullmatch(rf"  mlp-s0: {EPOCH}", line) for line in epochs), lines
-    assert any(
-        re.fullmatch(r"wall time [\d.]+s \(1 trained, 0 reused\) → \S+results\.md, \S+, \S+", line) for line in lines
-    )
+def test_a_study_to_a_log_file_writes_whole_lines(pipe_env: dict[str, str], tmp_path: Path) -> None:
+    args = ["study", "kernel", "--archs", "mlp", "--seeds", "1", "--epochs", "2", "--subset", "64"]
+    args += ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    lines = run_logged(args, pipe_env, tmp_path / "study.log").splitlines()
+    assert any(re.fullmatch(r"\[1/1\] mlp-s0: trained in \d+ s, test accuracy [\d.]+%", line) for line in lines), lines
+    assert any(re.fullmatch(r"analysed 1 run: 1 yours \(\S+\) → \S+results\.md, .*provenance\.json", x) for x in lines)
     table = [line for line in lines if line.startswith(tuple("┏┃┡│└"))]
     assert table and all(line.endswith(tuple("┓┃┩│┘")) for line in table)  # a wrapped table row would end mid-cell

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_tui.cli import app
+from fmnist_tui.cli.train_cmd import command_line
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.deploy import sagemaker as sm
-from fmnist_tui.study.plan import train_command
 from tests.conftest import make_tiny_dataset
 from tests.tui_support import garment_png
 
@@ -48,7 +48,7 @@ def test_list_option_through_config_plan_and_sagemaker() -> None:
     assert cfg.options == {"hidden": (512, 256)} and cfg.run_name == "mlp-h512x256-s0"
     assert cfg.to_dict()["hidden"] == (512, 256) and json.loads(json.dumps(cfg.to_dict()))["hidden"] == [512, 256]
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # config.json round trip
-    assert " --hidden 512,256 " in " ".join(train_command(cfg, 1, False)) + " "
+    assert " --hidden 512,256 " in " ".join(command_line(cfg)) + " "
     for raw in ("512,256", "[512, 256]"):
         assert sm.parse_hyperparameters({"arch": "mlp", "hidden": raw})["hidden"] in ("512,256", [512, 256])
         assert TrainConfig.create(**sm.parse_hyperparameters({"arch": "mlp", "hidden": raw})).options == cfg.options

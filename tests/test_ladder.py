@@ -57,7 +57,7 @@ def test_rungs_steps_and_what_is_left_to_train(runs: Path) -> None:
     text = ladder.markdown(list(rows.values()))
     assert "| + batch norm | cnn-k3-bn | 3 | 93.50 ± 0.50% | +0.83 [" in text
     assert "(one seed)" in text and "not trained" in text
-    assert "- resnet: `fmnist train --arch resnet --seed 0` (and 1, 2)" in text
+    assert "- resnet: `fmnist train --arch resnet --width 32 --blocks 2 --seed 0` (and 1, 2)" in text
 
 
 @pytest.mark.slow
@@ -65,7 +65,7 @@ def test_report_draws_the_ladder(runs: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = runner.invoke(app, ["report", "--runs", str(runs), "--out", str(out), "--figure", "ladder"])
     assert result.exit_code == 0, result.output
-    assert (out / "ladder.png").stat().st_size > 0 and "ladder" in result.output
+    assert (out / "ladder_study.png").stat().st_size > 0 and "ladder" in result.output
 
 
 def test_report_without_rungs_names_the_ladder_absent(tmp_path: Path) -> None:
@@ -73,4 +73,4 @@ def test_report_without_rungs_names_the_ladder_absent(tmp_path: Path) -> None:
     finished(root, 0, 0.9, arch="cnn", kernel=5)  # a run, but of no rung
     result = runner.invoke(app, ["report", "--runs", str(root), "--out", str(tmp_path / "r"), "--figure", "ladder"])
     assert result.exit_code == 0, result.output
-    assert "ladder" in result.output and "not in the report: no run of any rung" in result.output
+    assert "ladder" in result.output and "not in the report: no finished runs of the ladder study" in result.output

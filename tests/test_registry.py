@@ -91,7 +91,7 @@ def test_toy_appears_in_a_study_plan(toy: registry.ArchSpec, tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="sizes 32 not valid; valid: 8,16"):
         plan(["toy"], {"size": [32]}, 1, 1, tmp_path)
     dry = runner.invoke(
-        build_app(), ["experiment", "--archs", "toy", "--seeds", "2", "--runs", str(tmp_path), "--dry-run"]
+        build_app(), ["study", "kernel", "--archs", "toy", "--seeds", "2", "--runs", str(tmp_path), "--dry-run"]
     )
     assert dry.exit_code == 0, dry.output
     assert "toy-s0: new" in dry.output and "toy-s1: new" in dry.output

@@ -218,12 +218,12 @@ def list_studies(runs: Path, shipped: bool) -> None:
 
 def _shipped_line(name: str) -> None:
     try:
-        record = lab.read_provenance(lab.RESULTS / name)
+        record = lab.read_provenance(lab.results_root() / name)
     except RunError as exc:
         err_console.print(f"warning: {exc}")
         return
     if record:
-        console.print(f"  shipped analysis: {lab.describe(record)} ({shown(lab.RESULTS / name)})", highlight=False)
+        console.print(f"  shipped analysis: {lab.describe(record)} ({shown(lab.results_root() / name)})", highlight=False)
 
 
 def _shipped(runs: Path, shipped: bool, names: set[str]) -> tuple[dict[str, RunRecord], list[str]]:

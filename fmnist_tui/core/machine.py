@@ -24,8 +24,9 @@ def cpu() -> dict[str, object]:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         info = ""
-    name = (re.search(r"model name\s*:\s*(.+)", info) or [None, platform.processor() or platform.machine()])[1]
-    flags = set((re.search(r"flags\s*:\s*(.+)", info) or [None, ""])[1].split())
+    named, flagged = re.search(r"model name\s*:\s*(.+)", info), re.search(r"flags\s*:\s*(.+)", info)
+    name = named.group(1) if named else platform.processor() or platform.machine()
+    flags = set(flagged.group(1).split()) if flagged else set()
     isa = next((label for flag, label in reversed(ISA_FLAGS) if flag in flags), "no AVX2" if info else "unknown")
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("AVX2") and "avx512f" in flags:
         isa = "AVX2 (limited by ONEDNN_MAX_CPU_ISA)"

@@ -10,6 +10,7 @@ computed). Both are written only by the project's commands (`make lab`: `fmnist 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,22 @@ from ..core.errors import RunError
 from ..core.fsutil import write_json
 from .results import SHIPPED, YOURS, RunRecord, load_records
 
-RESULTS = Path("results")
+#: where the shipped results are: ./results (a checkout's), or $FMNIST_RESULTS
+RESULTS_ENV = "FMNIST_RESULTS"
 RUNS = "runs"
 PROVENANCE = "provenance.json"
 #: the layout of results.json and provenance.json; a reader refuses a newer one in one line
 SCHEMA = 1
 
 
-def shipped_runs(results: Path = RESULTS) -> Path:
+def results_root() -> Path:
+    """The folder of the shipped results: $FMNIST_RESULTS, else ./results."""
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+def shipped_runs(results: Path | None = None) -> Path:
     """The folder of the shipped runs."""
-    return results / RUNS
+    return (results or results_root()) / RUNS
 
 
 def same_folder(a: Path, b: Path) -> bool:
@@ -39,7 +46,7 @@ def same_folder(a: Path, b: Path) -> bool:
         return False
 
 
-def sources(runs: Path, shipped: bool = True, results: Path = RESULTS) -> list[tuple[Path, str]]:
+def sources(runs: Path, shipped: bool = True, results: Path | None = None) -> list[tuple[Path, str]]:
     """The folders whose runs count, each with its source: the user's `runs` (YOURS), and the shipped runs unless
     `shipped` is off. Where `runs` is the shipped folder itself (the lab computing its record) it is SHIPPED."""
     lab = shipped_runs(results)

@@ -22,14 +22,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
 from .. import cpu_count
 from ..core.config import TrainConfig
-from ..core.errors import FmnistError, RunError
+from ..core.errors import FmnistError
 from ..core.fsutil import write_text
 from ..core.runs import Run, RunBusy
 
@@ -331,6 +331,8 @@ class RayRunner:
 
     def _connect(self, ray: Any) -> bool:
         """Join the cluster (or start a local instance, without usage statistics); True if this call started Ray."""
+        if self.address != LOCAL:
+            _reachable(self.address)
         if ray.is_initialized():
             return False
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -339,7 +341,6 @@ class RayRunner:
             if self.address == LOCAL:
                 ray.init(include_dashboard=False, **kwargs)
             else:
-                _reachable(self.address)
                 ray.init(address=self.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -375,11 +376,12 @@ class RayRunner:
             return outcome
         ray = import_ray()
         started = self._connect(ray)
-        folders = {Path(t.cfg.out) for t in tasks}
+        folders = {Path(t.cfg.out).resolve() for t in tasks}
         marker = f".fmnist-ray-{uuid.uuid4().hex[:12]}"
         try:
             gpus = self._gpus(ray, tasks)
             for folder in folders:  # the file a task must see: the same folder, not another of the same path
+                folder.mkdir(parents=True, exist_ok=True)
                 write_text(folder / marker, f"{os.getpid()} {socket.gethostname()}\n")
             self._run(ray, tasks, gpus, marker, outcome, log_dir)
         finally:
@@ -393,6 +395,7 @@ class RayRunner:
 
     def _run(self, ray: Any, tasks: list[Task], gpus: float, marker: str, outcome: Outcome, log_dir: Path) -> None:
         remote = ray.remote(max_retries=RETRIES, retry_exceptions=False)(_ray_task)
+        tasks = [replace(t, cfg=_absolute(t.cfg)) for t in tasks]  # a worker's working directory is not ours
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         pending = {
             remote.options(num_cpus=self.task_cpus, num_gpus=gpus, name=t.cfg.run_name).remote(
@@ -407,7 +410,7 @@ class RayRunner:
             outcome.interrupted = True
             if deadline is None:
                 deadline = time.monotonic() + GRACE_S
-                for folder in {Path(t.cfg.out) for t in tasks}:
+                for folder in {Path(t.cfg.out).resolve() for t in tasks}:
                     write_text(folder / f"{marker}.stop", "stop\n")
 
         with _signals(on_signal):
@@ -432,12 +435,7 @@ class RayRunner:
         self.emit(ran)
 
 
-def check_writable(folder: Path) -> None:
-    """A RunError naming the folder where the plan's runs could not be written, before any work."""
-    from ..core.fsutil import check_writable as writable
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        writable(folder)
-    except OSError as exc:
-        raise RunError(f"{folder} is not a writable folder ({exc.strerror or exc}); choose another «runs»") from None
+def _absolute(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with its runs and data folders as absolute paths."""
+    data = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None
+    return cfg.with_changes(out=str(Path(cfg.out).resolve()), data_dir=data)

@@ -1,0 +1,28 @@
+"""The trainer's set-up (training/step.py's `learner`): what it builds for the step and for validation."""
+
+from __future__ import annotations
+
+from fmnist_tui.core.config import TrainConfig
+from fmnist_tui.training import step, trainer
+from fmnist_tui.training.models import FlipTTA
+
+
+def test_the_trainer_builds_through_the_learner() -> None:
+    assert trainer.learner is step.learner and trainer.optimise is step.optimise
+
+
+def test_the_learner_holds_what_the_step_trains_and_what_validation_judges() -> None:
+    import torch
+
+    cfg = TrainConfig.create(arch="resnet", width=8, blocks=1, ema=0.9, tta=True)
+    built = step.learner(cfg, torch.device("cpu"), bf16=False)
+    weights = dict(built.model.named_parameters())
+    assert built.params == sum(p.numel() for p in weights.values()) and built.macs > 0
+    assert built.channels_last and weights["stem.0.weight"].is_contiguous(memory_format=torch.channels_last)
+    assert built.net is built.model  # --compile off, no DDP: the step calls the model itself
+    trained = {id(p) for group in built.opt.param_groups for p in group["params"]}
+    assert trained == {id(p) for p in weights.values()}
+    assert built.ema is not None and built.kept is built.ema.model and built.kept is not built.model
+    assert isinstance(built.judged, FlipTTA) and built.judged.model is built.kept
+    plain = step.learner(TrainConfig.create(arch="mlp"), torch.device("cpu"), bf16=False)
+    assert not plain.channels_last and plain.ema is None and plain.judged is plain.kept is plain.model
