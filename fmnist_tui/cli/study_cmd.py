@@ -223,7 +223,8 @@ def _shipped_line(name: str) -> None:
         err_console.print(f"warning: {exc}")
         return
     if record:
-        console.print(f"  shipped analysis: {lab.describe(record)} ({shown(lab.results_root() / name)})", highlight=False)
+        where = shown(lab.results_root() / name)
+        console.print(f"  shipped analysis: {lab.describe(record)} ({where})", highlight=False)
 
 
 def _shipped(runs: Path, shipped: bool, names: set[str]) -> tuple[dict[str, RunRecord], list[str]]:
