@@ -86,16 +86,16 @@ async def test_loading_is_off_the_ui_thread_and_the_newest_load_wins(
     fake_run(older_root, "mlp", None, 5, 0.80)
     older, newer = load_records(older_root), load_records(runs)
     gates = [threading.Event(), threading.Event()]  # the first and second loads wait on these
-    calls: list[Path] = []
+    calls: list[object] = []
 
-    def slow_loader(root: Path) -> tuple[list[RunRecord], list[str]]:
+    def slow_loader(folders: object) -> tuple[list[RunRecord], list[str]]:
         index = len(calls)
-        calls.append(root)
+        calls.append(folders)
         if index < len(gates):
             assert gates[index].wait(30), "the test never released this load"
         return older if index == 0 else newer
 
-    monkeypatch.setattr(results_screen, "load_records", slow_loader)
+    monkeypatch.setattr(results_screen.lab, "load", slow_loader)
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path)
     try:
         async with app.run_test(size=(80, 24)) as pilot:

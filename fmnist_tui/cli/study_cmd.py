@@ -357,9 +357,9 @@ def study(
     if dry_run:
         print_plan(spec, configs, statuses, existing)
         return
-    for folder, what in ((out, "--out"), (runs, "--runs")):
-        _folder(folder, what)
     tasks = _tasks(spec, configs, statuses, _seconds_by_label(existing))
+    for folder, what in ((out, "--out"), *([(runs, "--runs")] if tasks else [])):
+        _folder(folder, what)
     epochs_left = sum(t.cfg.epochs for t in tasks if statuses[t.cfg.run_name] != DONE)
     with Printer(len(tasks), epochs_left) as printer:
         runner = RayRunner(ray.strip(), task_cpus, task_gpus, printer) if ray else LocalRunner(jobs, threads, printer)

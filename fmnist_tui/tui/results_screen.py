@@ -19,8 +19,9 @@ from ..core.data import CLASSES
 from ..core.errors import FmnistError
 from ..core.runs import Run
 from ..core.text import printable
+from ..study import lab
 from ..study.analysis import Study
-from ..study.results import Group, group_records, load_records, row_order
+from ..study.results import SHIPPED, Group, group_records, row_order
 from ..study.studies import STUDIES
 from .services import Settings
 from .widgets import CurvesPlot, bar, bars, heatmap, mean_rows
@@ -49,9 +50,9 @@ def _metrics(run: Run) -> list[dict[str, float]]:
         return []
 
 
-def _signature(root: Path) -> Signature:
+def _signature(roots: list[Path]) -> Signature:
     """Run folders and their summary times: cheap to read, changes whenever a run finishes."""
-    summaries = sorted(root.glob("*/summary.json")) if root.is_dir() else []
+    summaries = sorted(p for root in roots if root.is_dir() for p in root.glob("*/summary.json"))
     return tuple((str(p), p.stat().st_mtime_ns) for p in summaries)
 
 
@@ -113,7 +114,13 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
     seeds = ",".join(str(s) for s in row["seeds"])
     acc = f"{row['test_acc_mean']:.2%}" + (f" ± {row['test_acc_std']:.2%}" if row["n"] > 1 else "")
     params = f"{row['params']:,}" if row["params"] is not None else "?"
-    return row["config"], seeds, params, acc, f"{row['train_seconds_mean']:.0f}"
+    config = row["config"] + (" ·lab" if row.get("source") == SHIPPED else "")  # the shipped runs, marked
+    return config, seeds, params, acc, f"{row['train_seconds_mean']:.0f}"
+
+
+def _key(group: Group) -> str:
+    """A table row's key: the config, its source and its runs (yours and the shipped runs of one config differ)."""
+    return f"{group.label}|{group.source}|{','.join(group.row()['runs'])}"
 
 
 class ResultsPane(Vertical):
@@ -166,12 +173,13 @@ class ResultsPane(Vertical):
         """Read and group the runs off the UI thread: hundreds of run folders (or a slow disk) take seconds."""
         worker = get_current_worker()
         try:
-            signature = _signature(root)
+            folders = lab.sources(root)  # yours, and the lab's shipped results beside them
+            signature = _signature([f for f, _ in folders])
             if signature == seen:
                 self.app.call_from_thread(self._loaded, worker, None)  # nothing new: end a loading state
                 return
             self.app.call_from_thread(self._loading, worker)
-            records, warnings = load_records(root)
+            records, warnings = lab.load(folders)
             groups = group_records(records)
             loaded = Loaded(signature, len(records), groups, warnings, analyse_studies(groups))
         except OSError as exc:  # an unreadable folder is a message, not a table stuck in "loading…"
@@ -206,18 +214,19 @@ class ResultsPane(Vertical):
         hint = self.query_one("#results-hint", Static)
         if not self.groups:
             hint.update(
-                f"No finished runs in {self.settings.runs}/ yet.\nTrain one on the Train tab (1) "
-                f"or with `fmnist train`."
+                f"No finished runs in {self.settings.runs}/ (nor shipped results) yet.\nTrain one on the Train "
+                f"tab (1) or with `fmnist train`."
             )
         elif self.study != ALL and self._study() is None:
             hint.update(f"No runs of the {self.study} study in {self.settings.runs}/ yet.\nfmnist study {self.study}")
         elif self.study != ALL:
             shown = self.table_groups()
             runs = sum(len(g.records) for g in shown)
-            hint.update(f"{self.study}: {runs} runs in {len(shown)} configs · verdicts on the right · o: sort")
+            whose = "the lab's shipped results" if shown and shown[0].source == SHIPPED else "your runs"
+            hint.update(f"{self.study}: {runs} runs in {len(shown)} configs, {whose} · verdicts on the right · o: sort")
         else:
             runs = self.shown.runs if self.shown else 0
-            hint.update(f"{runs} runs in {len(self.groups)} groups · Enter/click: details · o: sort")
+            hint.update(f"{runs} runs in {len(self.groups)} groups (·lab: shipped) · Enter/click: details · o: sort")
 
     def _study(self) -> Study | None:
         """The picked study's analysis (None: every run, or a study without runs)."""
@@ -262,7 +271,7 @@ class ResultsPane(Vertical):
         self._show_study()
         order = sorted(self.table_groups(), key=lambda g: COLUMNS[self.sort_key][1](g.row()), reverse=self.reverse)
         for group in order:
-            table.add_row(*_cells(group.row()), key=group.label + "|" + ",".join(group.row()["runs"]))
+            table.add_row(*_cells(group.row()), key=_key(group))
         self._show(order[0] if order else None)
 
     @on(DataTable.HeaderSelected, "#results-table")
@@ -272,7 +281,7 @@ class ResultsPane(Vertical):
     @on(DataTable.RowHighlighted, "#results-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value
-        self._show(next((g for g in self.table_groups() if g.label + "|" + ",".join(g.row()["runs"]) == key), None))
+        self._show(next((g for g in self.table_groups() if _key(g) == key), None))
 
     def _show(self, group: Group | None) -> None:
         """Per-class accuracy (mean over seeds), summed confusion matrix and mean curves of a group."""
