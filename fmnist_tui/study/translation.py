@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from ..core import registry
-from ..core.config import TrainConfig
 from ..core.errors import RunError
 from ..core.runs import Run
 from ..core.shifts import (
@@ -47,13 +46,6 @@ def needs_work(run: Run) -> bool:
     if cached_grid(run, study_images(config), MAX_SHIFT) is None:
         return True
     return registry.has_convs(str(config.get("arch"))) and cached_equivariance(run) is None
-
-
-def work_images(cfg: TrainConfig, test_images: int) -> int:
-    """Images a planned run's model evaluates for the study, on a test set of `test_images`: 81 shifted copies of
-    the first `study_images` / 10 of each class, and for a CNN the equivariance measure's (1 + 16 shifts) × 200."""
-    grid = (2 * MAX_SHIFT + 1) ** 2 * min(study_images(cfg.to_dict()), test_images)
-    return grid + ((1 + 8 * len(SIZES)) * min(EQUIVARIANCE_IMAGES, test_images) if cfg.spec.has_convs else 0)
 
 
 def radius_accuracy(grids: list[ShiftGrid]) -> np.ndarray:
