@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DATA   := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-fast lint typecheck setup data models lab bench clean help
+.PHONY: run test test-fast lint typecheck setup data models lab bench clean help docs docs-build
 
 help:
 	@echo "make run    set up (venv, package, dataset) and train the CNN 3x3 with the default recipe"
@@ -17,6 +17,7 @@ help:
 	@echo "make models retrain the shipped models and re-export export/*.onnx"
 	@echo "make lab    compute (or re-analyse) the lab's shipped record in results/: every study, hours on a CPU"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make docs   generate the docs (README's tables, docs/ pages) and serve the site at http://127.0.0.1:8000"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,8 +46,19 @@ run: data
 	else $(PY) -m fmnist_tui train --arch cnn --kernel 3 --seed 0 --out checkpoints --name cnn-k3-s0; fi
 	$(PY) -m fmnist_tui evaluate $(RUN)
 
-test: lint typecheck data
+test: lint typecheck data docs-build
 	$(PY) -m pytest -q
+
+# The docs site: its generated pages from files (python -m fmnist_tui.docs; --pages leaves README's blocks to
+# tests/test_docs.py, which fails while one is stale), built with --strict into build/site (seconds)
+docs-build: setup
+	$(PY) -m fmnist_tui.docs --pages
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
+# README's generated blocks and the generated pages rewritten, then the site served with live reload
+docs: setup
+	$(PY) -m fmnist_tui.docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
 
 # everything but the tests marked realdata or slow (training, subprocesses, terminals)
 test-fast: setup
