@@ -399,18 +399,18 @@ def cli_reference() -> str:
 
 # --- the study pages ------------------------------------------------------------------------------------
 def _switched(arch: str, settings: dict[str, Any]) -> str:
-    """How a config differs from the notebook's network of its kind (registry defaults), in words."""
+    """How a config differs from the notebook's network of its kind, as the `fmnist train` options that make it."""
     from .core import registry
 
     spec = registry.get(arch)
-    own = {k: v for k, v in settings.items() if spec.option(k)}
-    resolved = spec.resolve(own)
-    parts = [f"{o.name} {o.text(resolved[o.name])}" for o in spec.options if resolved[o.name] != o.default]
-    parts += [
-        f"{k.replace('_', ' ')} {v}" if v is not True else k for k, v in settings.items() if not spec.option(k) and v
-    ]
-    base = {"mlp": "the notebook's MLP", "cnn": "the notebook's CNN"}.get(arch, f"{arch}: not in the notebook")
-    return base + (f", with {', '.join(parts)}" if parts else "")
+    resolved = spec.resolve({k: v for k, v in settings.items() if spec.option(k)})
+    flags = [(o.name, o.text(resolved[o.name])) for o in spec.options if resolved[o.name] != o.default]
+    flags += [(k, "" if v is True else str(v)) for k, v in settings.items() if not spec.option(k) and v]
+    base = {"mlp": "the notebook's MLP", "cnn": "the notebook's CNN"}.get(
+        arch, f"{spec.description.split(':')[0]} (not in the notebook)"
+    )
+    options = " ".join(f"--{k.replace('_', '-')} {v}".strip() for k, v in flags)
+    return f"{base}, with `{options}`" if options else base
 
 
 def _configs(spec: Any) -> list[tuple[str, str, dict[str, Any]]]:
@@ -485,7 +485,7 @@ def study_page(root: Path, name: str, figure_name: str | None = None) -> str:
     out.append(
         table(
             ["config", "architecture", "what it is"],
-            [[f"`{lb}`", f"`{a}`", cell(_switched(a, s))] for lb, a, s in _configs(spec)],
+            [[f"`{lb}`", f"`{a}`", _switched(a, s)] for lb, a, s in _configs(spec)],
         )
     )
     if spec.notes:
