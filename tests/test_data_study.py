@@ -33,7 +33,7 @@ def test_data_study_quick_end_to_end(tmp_path: Path) -> None:
     assert [r["config"] for r in doc["table"]] == [
         f"{arch}-n{n}" for arch in ("mlp", "cnn-k3", "lcn-k3") for n in (500, 2000, 50000)
     ]
-    config = json.loads((tmp_path / "runs" / "cnn-k3-n500-s0" / "config.json").read_text())
+    config = json.loads((tmp_path / "runs" / "quick" / "cnn-k3-n500-s0" / "config.json").read_text())
     assert (config["train_size"], config["train_images"], config["epoch_images"]) == (500, 500, 64)
     (v,) = doc["verdicts"]
     assert v["claim"].startswith("the CNN's advantage over the MLP grows as data shrinks")

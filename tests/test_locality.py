@@ -177,7 +177,7 @@ def test_locality_study_quick_end_to_end(cli_env: dict[str, str], tmp_path: Path
     assert res.returncode == 0, res.stdout + res.stderr
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["config"] for r in doc["table"]] == ["mlp", "mlp-perm", "cnn-k3", "cnn-k3-perm", "lcn-k3", "mlp-h422x211"]
-    assert (tmp_path / "runs" / "cnn-k3-perm-s1" / "config.json").is_file()
+    assert (tmp_path / "runs" / "quick" / "cnn-k3-perm-s1" / "config.json").is_file()
     words = ("supported", "contradicted", "not supported at this sample size (2 seeds)")
     assert len(doc["verdicts"]) == 4 and all(v["verdict"] in words for v in doc["verdicts"])
     assert "TOST p = " in doc["verdicts"][0]["detail"] and doc["claims"][0]["claim"].startswith("the MLP is unaffected")
@@ -186,7 +186,7 @@ def test_locality_study_quick_end_to_end(cli_env: dict[str, str], tmp_path: Path
     assert (tmp_path / "out" / "locality_study.png").stat().st_size > 1000
     listed = run_cli(["study", "--list", "--runs", "runs"], {**cli_env, "COLUMNS": "250"}, tmp_path)
     assert "locality: Locality study" in listed.stdout and "configs: mlp, mlp-perm, cnn-k3" in listed.stdout
-    report = run_cli(["report", "--runs", "runs", "--out", "rep", "--figure", "locality"], cli_env, tmp_path)
+    report = run_cli(["report", "--runs", "runs/quick", "--out", "rep", "--figure", "locality"], cli_env, tmp_path)
     assert report.returncode == 0, report.stdout + report.stderr
     assert (tmp_path / "rep" / "locality_study.png").is_file()
 

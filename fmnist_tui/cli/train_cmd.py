@@ -191,7 +191,9 @@ def train(
             return
         resume = reused
     if resume:
-        saved = resume_config(cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads, compile=cfg.compile)
+        saved = resume_config(
+            cfg.run_dir, epochs=epochs, device=cfg.device, threads=threads, compile=cfg.compile, data_dir=cfg.data_dir
+        )
         if not reuse:  # (--reuse has checked the recipe already, and gives every option anyway)
             refuse_changes(ctx, cfg, saved)
         cfg = saved

@@ -232,8 +232,10 @@ def resume_config(
     device: str | None = None,
     threads: int | None = None,
     compile: str | None = None,
+    data_dir: str | None = None,
 ) -> TrainConfig:
-    """The saved config of a run folder, with the few options that may change on resume applied."""
+    """The saved config of a run folder, with the few options that may change on resume applied (where it trains,
+    and where the dataset is now)."""
     run = Run(Path(run_dir))
     if not run.file(CONFIG).exists():
         raise RunError(f"{run_dir}: no run to resume (no config.json); start it without {ref('resume')}")
@@ -250,6 +252,8 @@ def resume_config(
         changes["threads"] = threads
     if compile is not None:
         changes["compile"] = compile
+    if data_dir is not None:
+        changes["data_dir"] = data_dir
     return cfg.with_changes(**changes)
 
 
