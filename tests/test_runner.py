@@ -232,4 +232,4 @@ def test_experiment_points_at_the_kernel_study() -> None:
 
     res = CliRunner().invoke(app, ["experiment", "--archs", "mlp", "--seeds", "2"])
     assert res.exit_code == 2
-    assert "`fmnist experiment` is now `fmnist study kernel`: fmnist study kernel --archs mlp --seeds 2" in res.output
+    assert "is now `fmnist study kernel`, with the same options; run: fmnist study kernel --archs mlp" in res.output

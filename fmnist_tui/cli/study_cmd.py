@@ -303,7 +303,7 @@ def study(
             metavar="ADDRESS",
             help=f"Train on a Ray cluster: '{LOCAL}' (a Ray instance started for this study), 'auto' (the cluster "
             "this machine joined with `ray start`), or host:port / ray://host:port. --runs must be a folder every "
-            "node sees at the same path. Needs the [cluster] extra.",
+            "node sees at the same path. Needs the \\[cluster] extra.",
             show_default=False,
         ),
     ] = None,
@@ -461,7 +461,7 @@ def export_planned(configs: list[TrainConfig], out: Path, data_dir: Path | None)
 def experiment(ctx: typer.Context) -> None:
     """Now `fmnist study kernel`, with the same grid options (--archs, --kernels, --seeds, --epochs)."""
     again = " ".join(shlex.quote(a) for a in ("fmnist", "study", "kernel", *ctx.args))
-    err_console.print(f"error: `fmnist experiment` is now `fmnist study kernel`: {again}")
+    err_console.print(f"error: `fmnist experiment` is now `fmnist study kernel`, with the same options; run: {again}")
     raise typer.Exit(2)
 
 
