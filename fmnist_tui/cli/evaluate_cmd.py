@@ -1,4 +1,5 @@
-"""`fmnist evaluate RUN`: test accuracy, per-class precision/recall/F1, confusion matrix, worst pairs; with `--shift`,
+"""`fmnist evaluate RUN`: test accuracy, per-class precision/recall/F1, confusion matrix, worst pairs, calibration
+(ECE, NLL, Brier before and after the calibrator the export fits on validation); with `--shift`,
 accuracy on the test set shifted by every (dx, dy) up to 4 pixels and the mean drop per shift radius."""
 
 from __future__ import annotations
@@ -39,6 +40,30 @@ def render_report(name: str, report: dict[str, Any]) -> None:
         ),
         highlight=False,
     )
+    if report.get("calibration"):
+        console.print(calibration_table(report["calibration"]))
+
+
+def calibration_table(c: dict[str, Any]) -> Table:
+    """Accuracy, confidence, ECE, NLL and Brier on the test set: raw, temperature only, calibrated."""
+    table = Table(
+        "test set",
+        *(Column(h, justify="right") for h in ("uncalibrated", f"T = {c['temperature']:.3f}", "calibrated")),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title_justify="left",
+        title=f"calibration (fitted on the validation split; {c['images']:,} test images; ECE over 15 bins)",
+    )
+    steps = [c["before"], c["temperature_only"], c["after"]]
+    for key, label, fmt in (
+        ("accuracy", "accuracy", "{:.2%}"),
+        ("confidence", "mean confidence", "{:.2%}"),
+        ("ece", "ECE", "{:.2%}"),
+        ("nll", "NLL (nats)", "{:.4f}"),
+        ("brier", "Brier", "{:.4f}"),
+    ):
+        table.add_row(label, *(fmt.format(s[key]) for s in steps))
+    return table
 
 
 def confusion_table(matrix: list[list[int]]) -> Table:
@@ -129,9 +154,11 @@ def evaluate(
         shift_at = MAX_SHIFT if max_shift is None else max_shift
         _evaluate_shifts(found, about, json_out, Device(device).value, shift_at, images, data_dir)
         return
+    from ..training.calibrated import evaluate_calibration
     from ..training.evaluate import evaluate_run
 
     report = {**about, **evaluate_run(found, data_dir, Device(device).value)}
+    report["calibration"] = evaluate_calibration(found, data_dir, Device(device).value)
     if json_out:
         print_json(report)
     else:

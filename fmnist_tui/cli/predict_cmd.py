@@ -16,7 +16,7 @@ from .common import Format, console, err_console, fail, handle_errors, print_jso
 if TYPE_CHECKING:
     from ..inference.classify import Row
 
-CSV_COLUMNS = ("path", "label", "index", "probability", "top_k", "error")
+CSV_COLUMNS = ("path", "label", "index", "probability", "top_k", "ood_score", "unsure", "error")
 RAMP = " .:-=+*#%@"  # --show-input: darkest to lightest
 
 
@@ -40,12 +40,17 @@ def _print_table(results: list[Row], show_input: bool) -> None:
     ok = [(r, r.prediction) for r in results if r.prediction is not None]
     if not ok:
         return
-    table = Table("path", "label", "probability", "top-k", title_justify="left")
+    flags = any(p.unsure is not None for _, p in ok)  # a model without an OOD threshold: no column (a note said so)
+    table = Table("path", "label", "probability", "top-k", *(["unsure"] if flags else []), title_justify="left")
     for r, p in ok:
         # Text, not str: a cell is never read as markup (a file may be named `[bold]x.png`); names and
         # labels (from the model file) with control characters spelled out
         top = ", ".join(f"{t.label} {t.probability:.1%}" for t in p.top_k)
-        table.add_row(Text(printable(r.path)), Text(printable(p.label)), f"{p.probability:.1%}", Text(printable(top)))
+        cells: list[Text | str] = [Text(printable(r.path)), Text(printable(p.label)), f"{p.probability:.1%}"]
+        cells.append(Text(printable(top)))
+        if flags:
+            cells.append(Text("UNSURE: unlike Fashion-MNIST", style="bold yellow") if p.unsure else Text(""))
+        table.add_row(*cells)
     console.print(table)
     if show_input:
         for r, p in ok:
@@ -63,8 +68,10 @@ def _print_csv(results: list[Row]) -> None:
         row = r.to_json()
         row["probability"] = "" if row["probability"] is None else f"{row['probability']:.6f}"
         row["top_k"] = ";".join(f"{t['label']}:{t['probability']:.6f}" for t in row["top_k"])
+        row["ood_score"] = "" if row["ood_score"] is None else f"{row['ood_score']:.6g}"
+        row["unsure"] = "" if row["unsure"] is None else str(row["unsure"]).lower()
         row["error"] = row["error"] or ""
-        writer.writerow(row)
+        writer.writerow({k: row[k] for k in CSV_COLUMNS})
     write_exact(buf.getvalue())
 
 

@@ -1,4 +1,4 @@
-"""Export a run to ONNX as a pipeline: validate, build metadata, export, check, compare, then publish.
+"""Export a run to ONNX as a pipeline: validate, build metadata, export, check, compare, calibrate, then publish.
 
 A file only appears at export/<run>.onnx after every check passed: the graph is written to a
 temporary file beside it, checked and compared there, and renamed into place at the end.
@@ -34,6 +34,8 @@ PARITY_ATOL = 1e-4
 #: A run evaluated on a GPU may differ from the CPU by this many test images (see `verify`).
 CROSS_DEVICE_IMAGES = 5
 MANIFEST = "manifest.json"
+#: 2: each entry gained `calibration` and `ood` (deploy/calibrate.summary), the manifest this field
+MANIFEST_SCHEMA = 2
 INPUT_POLARITY = "light-on-dark"
 
 
@@ -67,6 +69,8 @@ class ExportReport:
     summary_accuracy: float
     summary_device: str
     seconds: float
+    #: the calibration and OOD figures of deploy/calibrate.summary (validation fit, test measures)
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -275,7 +279,9 @@ def export_run(
             export_onnx(model, tmp, metadata)
             step("onnx.checker full check passed; comparing onnxruntime with PyTorch")
             figures = verify(tmp, model, dataset, float(summary["test_accuracy"]), device)
-            step(f"checks passed; publishing {target}")
+            step("checks passed; calibrating on the validation split (probabilities, OOD score and threshold)")
+            calibration = calibrate_in_place(tmp, dataset, figures["onnx_accuracy"])
+            step(f"calibrated, test accuracy unchanged; publishing {target}")
             report = ExportReport(
                 run=run.name,
                 path=str(target),
@@ -285,6 +291,7 @@ def export_run(
                 summary_accuracy=float(summary["test_accuracy"]),
                 summary_device=device,
                 seconds=round(time.perf_counter() - t0, 2),
+                calibration=calibration,
                 **figures,
             )
             # the manifest first, then the model renamed into place: both are published or neither
@@ -332,16 +339,81 @@ def update_manifest(out_dir: Path, report: ExportReport, metadata: dict[str, str
         "max_abs_logit_diff": report.max_abs_diff,
         "dataset_sha256": metadata["dataset_sha256"],
         "fmnist_version": metadata["fmnist_version"],
+        **(report.calibration or {}),
     }
+    return _write_manifest(out_dir, entries, entry)
+
+
+def _write_manifest(out_dir: Path, entries: list[dict[str, Any]], entry: dict[str, Any]) -> Path:
+    """Write the manifest with `entry` added or replacing the one of its file; entries whose file is gone dropped."""
+    path, name = out_dir / MANIFEST, str(entry["file"])
     kept = [
         e for e in entries if isinstance(e, dict) and e.get("file") != name and (out_dir / str(e.get("file"))).is_file()
     ]
     models = sorted([*kept, entry], key=lambda e: str(e["file"]))
     try:
-        write_json(path, {"fmnist_version": __version__, "models": models})
+        write_json(path, {"schema_version": MANIFEST_SCHEMA, "fmnist_version": __version__, "models": models})
     except OSError as exc:
         raise ExportError(
             f"{path}: cannot write the manifest ({exc.strerror or exc}); make it a writable file "
             f"or choose another {ref('out')} (no model was published)"
         ) from None
     return path
+
+
+def calibrate_in_place(path: Path, dataset: Dataset, accuracy: float | None = None) -> dict[str, Any]:
+    """Calibrate the ONNX file at `path` (deploy/calibrate.py) and write it back; its test accuracy must stay
+    `accuracy` where given. Returns the manifest's calibration figures."""
+    import onnx
+
+    from .calibrate import CalibrationError, calibrate, summary
+
+    try:
+        calibrated, fitted, checked = calibrate(onnx.load(str(path)), dataset)
+    except CalibrationError as exc:
+        raise ExportError(f"{path.name}: {exc}") from exc
+    if accuracy is not None and checked["test_accuracy"] != accuracy:
+        raise ExportError(f"calibration changed the test accuracy ({accuracy:.4%} → {checked['test_accuracy']:.4%})")
+    onnx.save_model(calibrated, str(path))
+    return summary(fitted)
+
+
+def calibrate_file(
+    path: Path, dataset: Dataset | None = None, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """`fmnist export --calibrate FILE`: calibrate an exported (or foreign) ONNX file in place, atomically, keeping
+    its other metadata (run, test accuracy, ...); its entry in the folder's manifest.json, if any, follows."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file")
+    dataset = dataset or load_dataset()
+    OnnxClassifier(path)  # a file that is not a Fashion-MNIST classifier is refused here, in one line
+    manifest = path.parent / MANIFEST
+    before = manifest.read_bytes() if manifest.is_file() else None
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(path.read_bytes())
+            if on_step:
+                on_step(f"calibrating {path.name} on the validation split (probabilities, OOD score and threshold)")
+            figures = calibrate_in_place(tmp, dataset)
+            _record_calibration(path, tmp, figures)
+    except BaseException:
+        _restore(manifest, before)
+        raise
+    return {"file": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size, **figures}
+
+
+def _record_calibration(path: Path, tmp: Path, figures: dict[str, Any]) -> None:
+    """Update the manifest entry of `path` (if the folder has a manifest listing it) to the calibrated file."""
+    manifest = path.parent / MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        entries = list(json.loads(manifest.read_text()).get("models", []))
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return  # a damaged manifest is rebuilt by the next export
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("file") == path.name), None)
+    if entry is not None:
+        _write_manifest(
+            path.parent, entries, {**entry, "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size, **figures}
+        )

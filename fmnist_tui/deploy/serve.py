@@ -28,16 +28,17 @@ import numpy as np
 from numpy.lib import format as npy_format
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import cpu_count
 from ..core.errors import FmnistError, ref
-from ..inference.prediction import Prediction
+from ..inference.prediction import SCHEMA_VERSION
+from ..inference.prediction import predictions as records
 from ..inference.preprocess import MAX_PIXELS, ImageError, open_header, to_model_input
 from ..inference.preprocess import decode as decode_pixels
-from ..inference.session import Classifier
+from ..inference.session import Classifier, ModelError, predict_scores
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time endpoints accept at most 6 MB per request
 #: Images one request may hold (413 above, from the .npy header or the length of "instances")...
@@ -236,8 +237,8 @@ def media_type(request: Request) -> str:
 
 # --- the app ---------------------------------------------------------------------------------
 def predictions(model: Classifier, batch: np.ndarray, k: int) -> list[dict[str, Any]]:
-    """One JSON object per image: label, index, probability, all probabilities, top-k."""
-    return [Prediction.from_row(row, model.classes, k).serve_json() for row in model.predict_proba(batch)]
+    """One JSON object per image: label, index, probability, all probabilities, top-k, OOD score, unsure."""
+    return [p.serve_json() for p in records(predict_scores(model, batch), model.classes, k)]
 
 
 @functools.cache
@@ -339,14 +340,24 @@ def create_app(
 
     async def invocations(request: Request) -> Response:
         kind = media_type(request)
-        body = await read_body(request, max_body)
+        try:
+            body = await read_body(request, max_body)
+        except ClientDisconnect:  # the client went away mid-body: nobody to answer, one line in the log
+            log.warning(
+                "%s %s: the client disconnected before sending its whole body", request.method, request.url.path
+            )
+            return Response(status_code=400)
         model = slot.model
         if model is None:
             raise HTTPException(503, "the model is not loaded yet; retry when GET /ping answers 200")
         # decoding and inference off the event loop (onnxruntime and Pillow release the GIL), at most
         # `workers` requests at once: the others wait here, before any of their images is decoded
-        preds = await work.run(lambda: predictions(model, decode(kind, body), k))
-        return JSONResponse({"predictions": preds})
+        try:
+            preds = await work.run(lambda: predictions(model, decode(kind, body), k))
+        except ModelError as exc:  # a broken model (NaN outputs): the client is told, the log says it in one line
+            log.error("%s", exc)
+            raise HTTPException(500, str(exc)) from None
+        return JSONResponse({"schema_version": SCHEMA_VERSION, "predictions": preds})
 
     app = Starlette(
         routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])],

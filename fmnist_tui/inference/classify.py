@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from .files import Prepared
-from .prediction import Prediction, failed_predict_json
-from .session import Classifier
+from .prediction import Prediction, failed_predict_json, predictions
+from .session import Classifier, Scores, predict_scores
 
 
 @dataclass
@@ -33,9 +33,9 @@ class Row:
 class _Batches:
     """Inputs gathered into batches; each full batch starts at once on the runner (onnxruntime's thread)."""
 
-    def __init__(self, runner: Executor, predict_proba: Callable[[np.ndarray], np.ndarray], size: int) -> None:
-        self.runner, self.predict_proba, self.size = runner, predict_proba, size
-        self.sent: list[tuple[list[int], list[np.ndarray], Future[np.ndarray]]] = []
+    def __init__(self, runner: Executor, score: Callable[[np.ndarray], Scores], size: int) -> None:
+        self.runner, self.score, self.size = runner, score, size
+        self.sent: list[tuple[list[int], list[np.ndarray], Future[Scores]]] = []
         self.slots: list[int] = []
         self.inputs: list[np.ndarray] = []
 
@@ -48,14 +48,14 @@ class _Batches:
     def submit(self) -> None:
         """Send what is gathered (a last, partial batch too)."""
         if self.slots:
-            future = self.runner.submit(self.predict_proba, np.stack(self.inputs))
+            future = self.runner.submit(self.score, np.stack(self.inputs))
             self.sent.append((self.slots, self.inputs, future))
             self.slots, self.inputs = [], []
 
-    def results(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """(slot, input, probabilities) for every input sent, waiting for each batch in turn."""
+    def results(self, classes: list[str], k: int) -> Iterator[tuple[int, np.ndarray, Prediction]]:
+        """(slot, input, prediction) for every input sent, waiting for each batch in turn."""
         for slots, inputs, future in self.sent:
-            yield from zip(slots, inputs, future.result(), strict=False)
+            yield from zip(slots, inputs, predictions(future.result(), classes, k), strict=False)
 
 
 def classify(
@@ -79,7 +79,7 @@ def classify(
     if fail_fast:
         stop = next((i for i, (_, problem) in enumerate(items) if problem is not None), stop)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime") as runner:
-        batches = _Batches(runner, clf.predict_proba, batch_size)
+        batches = _Batches(runner, lambda batch: predict_scores(clf, batch), batch_size)
         for n, (path, x, reason) in prepared:
             slot = files[n]
             if fail_fast and slot > stop:
@@ -91,8 +91,6 @@ def classify(
                 continue
             batches.add(slot, x)
         batches.submit()
-        for slot, x, probs in batches.results():
-            rows[slot] = Row(
-                items[slot][0], Prediction.from_row(probs, clf.classes, top_k), input=x if keep_input else None
-            )
+        for slot, x, prediction in batches.results(clf.classes, top_k):
+            rows[slot] = Row(items[slot][0], prediction, input=x if keep_input else None)
     return [row for row in rows[: stop + 1] if row is not None]

@@ -1,12 +1,20 @@
-"""One image's prediction (label, index, probability, top-k), and the JSON shapes `predict` and `serve` document."""
+"""One image's prediction (label, index, probability, top-k, OOD score, unsure), and the JSON shapes `predict` and
+`serve` document (SCHEMA_VERSION 2: `ood_score` and `unsure` joined the records; README, "JSON")."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .session import Scores
+
+#: the version of predict's and serve's JSON records: 2 added `ood_score` and `unsure` (null for a model without
+#: an OOD threshold) and `schema_version` itself
+SCHEMA_VERSION = 2
 
 
 class Ranked(NamedTuple):
@@ -27,9 +35,20 @@ class Prediction:
     #: every class's probability, in the model's class order
     probabilities: tuple[float, ...]
     classes: tuple[str, ...]
+    #: higher = less like Fashion-MNIST; None where the model has no OOD score
+    ood_score: float | None = None
+    #: the score is above the model's threshold; None where the model has none
+    unsure: bool | None = None
 
     @classmethod
-    def from_row(cls, probs: np.ndarray, classes: Sequence[str], k: int = 3) -> Prediction:
+    def from_row(
+        cls,
+        probs: np.ndarray,
+        classes: Sequence[str],
+        k: int = 3,
+        ood_score: float | None = None,
+        unsure: bool | None = None,
+    ) -> Prediction:
         """From one row of class probabilities ([10]) and the model's class names; k ≥ 1 classes in top_k."""
         row = np.asarray(probs)
         values = tuple(row.tolist())  # Python floats, exactly the float32 values (what JSON prints)
@@ -43,6 +62,8 @@ class Prediction:
             top_k=tuple(Ranked(classes[i], values[i]) for i in order),
             probabilities=values,
             classes=tuple(classes),
+            ood_score=None if ood_score is None else float(ood_score),
+            unsure=unsure,
         )
 
     def top_k_json(self) -> list[dict[str, Any]]:
@@ -57,7 +78,10 @@ class Prediction:
             "index": self.index,
             "probability": self.probability,
             "top_k": self.top_k_json(),
+            "ood_score": self.ood_score,
+            "unsure": self.unsure,
             "error": None,
+            "schema_version": SCHEMA_VERSION,
         }
 
     def serve_json(self) -> dict[str, Any]:
@@ -68,9 +92,30 @@ class Prediction:
             "probability": self.probability,
             "probabilities": dict(zip(self.classes, self.probabilities, strict=False)),
             "top_k": self.top_k_json(),
+            "ood_score": self.ood_score,
+            "unsure": self.unsure,
         }
 
 
 def failed_predict_json(path: str, reason: str) -> dict[str, Any]:
     """`fmnist predict --format json`'s object for an input that failed: the reason, the other fields empty."""
-    return {"path": path, "label": None, "index": None, "probability": None, "top_k": [], "error": reason}
+    return {
+        "path": path,
+        "label": None,
+        "index": None,
+        "probability": None,
+        "top_k": [],
+        "ood_score": None,
+        "unsure": None,
+        "error": reason,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def predictions(scores: Scores, classes: Sequence[str], k: int) -> list[Prediction]:
+    """One Prediction per row of a batch's Scores."""
+    ood = [None] * len(scores.probs) if scores.ood is None else [float(v) for v in scores.ood.tolist()]
+    return [
+        Prediction.from_row(row, classes, k, score, unsure)
+        for row, score, unsure in zip(scores.probs, ood, scores.unsure(), strict=True)
+    ]

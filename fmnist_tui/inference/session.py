@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +32,8 @@ def _shipped_models() -> Path:
 
 #: The folder of the shipped models (the .onnx files and their manifest.json).
 PACKAGE_EXPORT = _shipped_models()
+#: metadata_props keys of a calibrated model (deploy/calibrate.py writes them) and its second output
+CALIBRATION_KEY, OOD_KEY, OOD_OUTPUT = "calibration", "ood", "ood_score"
 
 
 class ModelError(FmnistError):
@@ -37,12 +41,37 @@ class ModelError(FmnistError):
 
 
 class Classifier(Protocol):
-    """What `predict`, `serve` and the TUI need of a model: OnnxClassifier, or a fake in tests."""
+    """What `predict`, `serve` and the TUI need of a model: OnnxClassifier, or a fake in tests. A classifier may
+    also have `scores(batch)` (probabilities and OOD scores) and `ood_threshold` (see `predict_scores`)."""
 
     classes: list[str]
     metadata: dict[str, str]
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One batch's class probabilities [N,10] and, where the model has them, OOD scores [N] and their threshold."""
+
+    probs: np.ndarray
+    ood: np.ndarray | None = None
+    threshold: float | None = None
+
+    def unsure(self) -> list[bool | None]:
+        """Per image: above the threshold (less like Fashion-MNIST than it allows), or None without one."""
+        if self.ood is None or self.threshold is None:
+            return [None] * len(self.probs)
+        return [bool(v > self.threshold) for v in self.ood.tolist()]
+
+
+def predict_scores(clf: Classifier, batch: np.ndarray) -> Scores:
+    """The classifier's Scores: its own `scores` where it has them, else its probabilities alone."""
+    scores = getattr(clf, "scores", None)
+    if callable(scores):
+        result: Scores = scores(batch)
+        return result
+    return Scores(np.asarray(clf.predict_proba(batch)))
 
 
 def default_model_path() -> Path:
@@ -115,9 +144,62 @@ class OnnxClassifier:
         self.input_name = self.session.get_inputs()[0].name
         self.input_rank = len(self.session.get_inputs()[0].shape)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        #: what a user should know about how the file is read (None for a file from `fmnist export`)
+        #: what a user should know about how the file is read (None for a calibrated file from `fmnist export`)
         self.notice: str | None = None
         self.classes: list[str] = self._classes()
+        #: the calibration entry (None: the probabilities are the raw softmax), the OOD threshold and output index
+        self.calibration: dict[str, Any] | None = self._entry(CALIBRATION_KEY, ("temperature",))
+        detector = self._entry(OOD_KEY, ("threshold",))
+        self.ood_threshold: float | None = None if detector is None else float(detector["threshold"])
+        self.ood_index: int | None = self._ood_index() if detector is not None else None
+        if self.calibration is None or self.ood_threshold is None:
+            self._note_uncalibrated()
+
+    def _entry(self, key: str, numbers: tuple[str, ...]) -> dict[str, Any] | None:
+        """A calibration or OOD metadata entry: absent → None; a JSON object whose `numbers` are finite (a
+        temperature also positive) → it; anything else is refused (ModelError, one line)."""
+        if key not in self.metadata:
+            return None
+        try:
+            entry = json.loads(self.metadata[key])
+        except (ValueError, RecursionError):
+            entry = None
+        bad = not isinstance(entry, dict) or any(
+            isinstance(entry.get(n), bool)
+            or not isinstance(entry.get(n), (int, float))
+            or not math.isfinite(entry[n])
+            or (n == "temperature" and entry[n] <= 0)
+            for n in numbers
+        )
+        if bad:
+            raise ModelError(
+                f"{self.path}: metadata {key!r} is malformed (expected a JSON object with a finite "
+                f"{' and '.join(numbers)}{', above 0' if 'temperature' in numbers else ''}); calibrate the "
+                "model again with `fmnist export --calibrate FILE`"
+            )
+        assert isinstance(entry, dict)
+        return entry
+
+    def _ood_index(self) -> int:
+        """Which output holds the OOD scores that metadata 'ood' describes (ModelError if there is none)."""
+        names = [o.name for o in self.session.get_outputs()]
+        if OOD_OUTPUT not in names:
+            raise ModelError(
+                f"{self.path}: metadata 'ood' describes an output {OOD_OUTPUT!r} the graph does not have; "
+                "calibrate the model again with `fmnist export --calibrate FILE`"
+            )
+        return names.index(OOD_OUTPUT)
+
+    def _note_uncalibrated(self) -> None:
+        """Say, in the one notice, that the probabilities are uncalibrated and no unsure flag is available."""
+        lacks = "uncalibrated" if self.calibration is None else "calibrated"
+        what = (
+            f"its probabilities are {lacks} and no unsure flag is available (no OOD threshold)"
+            if self.ood_threshold is None
+            else "its probabilities are uncalibrated"
+        )
+        fix = f"calibrate it with `fmnist export --calibrate {self.path}`"
+        self.notice = f"{self.notice}; {what}; {fix}" if self.notice else f"{self.path}: {what}; {fix}"
 
     def _classes(self) -> list[str]:
         """Class names from the file's metadata. A file without them (exported by another tool, with
@@ -139,8 +221,9 @@ class OnnxClassifier:
             )
         return [str(n) for n in names]
 
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        """Raw logits [N,10] for float32 images [N,1,28,28] or [N,28,28] in [0,1]."""
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for float32 images [N,1,28,28] or [N,28,28] in [0,1]; a model whose logits or
+        scores are not finite (NaN, ±inf) is refused (ModelError): its answers would mean nothing."""
         x = np.asarray(batch, dtype=np.float32)
         if x.ndim == 3:
             x = x[:, None]
@@ -148,13 +231,35 @@ class OnnxClassifier:
             raise ModelError(f"input batch has shape {list(x.shape)}, expected [N,1,28,28] or [N,28,28]")
         if self.input_rank == 3:
             x = x[:, 0]
-        logits: np.ndarray = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        outputs: list[np.ndarray] = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+        wanted = [outputs[0]] + ([outputs[self.ood_index]] if self.ood_index is not None else [])
+        if not all(np.isfinite(o).all() for o in wanted):
+            raise ModelError(
+                f"{self.path}: the model's outputs are not finite numbers (NaN or infinity); the file is broken, "
+                "export it again"
+            )
+        return outputs
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """The graph's logits [N,10] (calibrated in a calibrated file) for images [N,1,28,28] or [N,28,28]."""
+        logits: np.ndarray = self._run(batch)[0]
         return logits
+
+    def scores(self, batch: np.ndarray) -> Scores:
+        """Class probabilities [N,10] and, in a model that has them, OOD scores [N] with their threshold."""
+        outputs = self._run(batch)
+        ood = None if self.ood_index is None else np.asarray(outputs[self.ood_index], dtype=np.float32).reshape(-1)
+        return Scores(_softmax(outputs[0]), ood, self.ood_threshold)
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities [N,10] (softmax of the logits)."""
-        z = self.logits(batch).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        probs: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-        return probs
+        return _softmax(self.logits(batch))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, returned as float32."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    probs: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return probs

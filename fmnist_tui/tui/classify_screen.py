@@ -21,8 +21,8 @@ from textual.widgets import DirectoryTree, Input, Select, Static
 from textual.worker import Worker, get_current_worker
 
 from ..core.text import printable
-from ..inference.prediction import Prediction
-from ..inference.session import Classifier
+from ..inference.prediction import Prediction, predictions
+from ..inference.session import Classifier, predict_scores
 from .services import Services, Settings
 from .widgets import bars, fit_size, pixels
 
@@ -39,6 +39,17 @@ def no_models_hint(export: Path) -> Text:
         lines.append(f"Open the shipped ones:\nfmnist tui --export-dir {PACKAGE_EXPORT}")
     lines.append(f"Export your own with `fmnist export RUN` (it needs the train extra: {INSTALL_TRAIN}).")
     return Text("\n".join(lines))  # Text, not markup: [train] is no style
+
+
+def unsure_text(prediction: Prediction, threshold: float | None) -> Text:
+    """The unsure flag in words: unsure (bold), like Fashion-MNIST, or not available for this model."""
+    if prediction.unsure is None or prediction.ood_score is None or threshold is None:
+        return Text("unsure: not available (the model has no OOD threshold)", style="dim")
+    if prediction.unsure:
+        return Text(
+            f"UNSURE: unlike Fashion-MNIST (OOD {prediction.ood_score:.4g} > {threshold:.4g})", style="bold yellow"
+        )
+    return Text(f"like Fashion-MNIST (OOD {prediction.ood_score:.4g} ≤ {threshold:.4g})", style="green")
 
 
 class ImageTree(DirectoryTree):
@@ -75,6 +86,7 @@ class ClassifyPane(Vertical):
                 yield Select([], prompt="no models", compact=True, id="model")
                 yield Static("", id="model-info")
                 yield Static("", id="topk")
+                yield Static("", id="classify-unsure")
                 yield Static("", id="classify-time")
 
     def on_mount(self) -> None:
@@ -158,7 +170,7 @@ class ClassifyPane(Vertical):
             x = to_model_input(image)
             clf = self._classifier(model)
             t0 = time.perf_counter()
-            probs = np.asarray(clf.predict_proba(x[None, None].astype(np.float32)))[0]
+            scores = predict_scores(clf, x[None, None].astype(np.float32))
             seconds = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - a bad image or model is a notification, not a crash
             if not worker.is_cancelled:  # the user has moved on: an old image's error is not news
@@ -170,12 +182,13 @@ class ClassifyPane(Vertical):
                     markup=False,
                 )
             return
-        prediction = Prediction.from_row(probs, clf.classes, TOP_K)
+        prediction = predictions(scores, clf.classes, TOP_K)[0]
         result = {
             "path": str(path),
             "image": image,
             "input": x,
-            "probs": probs,
+            "probs": np.asarray(scores.probs)[0],
+            "threshold": scores.threshold,
             "seconds": seconds,
             "prediction": prediction,
             "top": prediction.top_k_json(),
@@ -205,5 +218,6 @@ class ClassifyPane(Vertical):
         top = [(t.label, t.probability) for t in result["prediction"].top_k]
         width = self.query_one("#classify-result").content_size.width - 12 - 7 - 1  # label+gap, percentage
         self.query_one("#topk", Static).update(bars(top, width=max(3, min(width, 20)), label_width=11))
+        self.query_one("#classify-unsure", Static).update(unsure_text(result["prediction"], result["threshold"]))
         timing = f"{result['seconds'] * 1000:.1f} ms" if self.settings.timings else "(timing hidden)"
         self.query_one("#classify-time", Static).update(f"{result['model']} · inference {timing}")
