@@ -1,19 +1,20 @@
-"""Wall time of `fmnist experiment` run serially (--jobs 1, all cores per training) vs in parallel (--jobs 2),
-and through Ray (`--ray local`: a local Ray instance started for the run, one CPU per training task).
+"""Wall time of the kernel study's grid trained one at a time (`fmnist study kernel --jobs 1`, all cores per
+training) vs two at a time (--jobs 2, cores/2 each), and through Ray (`--ray local`: a local Ray instance started
+for the run, one CPU per training task): what sets the runner's default --jobs.
 
-Each mode trains the same grid from scratch into its own temporary runs folder, so neither reuses the
-other's runs. The default grid is the default experiment (mlp + cnn k3/5/7, 3 seeds, 15 epochs): that
-takes two full experiments of time. `--quick` runs a small grid to check the script and see the trend.
+Each mode trains the same grid from scratch into its own temporary runs folder (--no-shipped), so none reuses
+another's runs. The default grid is the kernel study's (mlp + cnn k3/5/7, 3 seeds, 15 epochs): that takes two
+whole studies of time. `--quick` runs a small grid to check the script and see the trend.
 
-    python bench/experiment_speed.py --quick
-    python bench/experiment_speed.py                 # the real figure (serial, then --jobs 2)
-    python bench/experiment_speed.py --modes 2       # only the parallel run
-    python bench/experiment_speed.py --quick --modes 1,2,ray   # the local pool and Ray side by side
+    python bench/runner_speed.py --quick
+    python bench/runner_speed.py                 # the real figure (serial, then --jobs 2)
+    python bench/runner_speed.py --modes 2       # only the parallel run
+    python bench/runner_speed.py --quick --modes 1,2,ray   # the local pool and Ray side by side
 
 On a GPU machine, `ray@F` trains through Ray with each task reserving F of the GPU (`--task-gpus F`), so 1/F
 trainings share it; the throughput column shows how many fit:
 
-    python bench/experiment_speed.py --modes ray@1,ray@0.5,ray@0.25,ray@0.125 --task-cpus 2 \
+    python bench/runner_speed.py --modes ray@1,ray@0.5,ray@0.25,ray@0.125 --task-cpus 2 \
         --archs cnn --kernels 3 --seeds 8 --epochs 2 --device cuda --no-latency
 """
 
@@ -34,7 +35,7 @@ QUICK = ["--archs", "mlp,cnn", "--kernels", "3", "--seeds", "2", "--epochs", "1"
 
 
 def run_mode(mode: str, grid: list[str], work: Path, task_cpus: int) -> dict:
-    """Run the experiment with `--jobs N` (or `--ray local`) into a fresh folder; wall time includes process
+    """Run the study with `--jobs N` (or `--ray local`) into a fresh folder; wall time includes the workers'
     start-up (and Ray's)."""
     runs, out = work / f"runs-{mode.replace('@', '-')}", work / f"out-{mode.replace('@', '-')}"
     if mode.startswith("ray"):
@@ -47,7 +48,9 @@ def run_mode(mode: str, grid: list[str], work: Path, task_cpus: int) -> dict:
         sys.executable,
         "-m",
         "fmnist_tui",
-        "experiment",
+        "study",
+        "kernel",
+        "--no-shipped",
         *grid,
         *how,
         "--runs",
@@ -61,14 +64,15 @@ def run_mode(mode: str, grid: list[str], work: Path, task_cpus: int) -> dict:
     if proc.returncode != 0:
         sys.exit(f"{' '.join(how)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     doc = json.loads((out / "results.json").read_text())
-    exp = doc["experiment"]
+    runs_done = [json.loads(p.read_text()) for p in runs.glob("*/summary.json")]
+    configs = [json.loads(p.read_text()) for p in runs.glob("*/config.json")]
     return {
         "mode": " ".join(how),
-        "threads_per_training": exp["threads"],
+        "threads_per_training": sorted({c.get("threads") for c in configs}),
         "wall_seconds": round(wall, 1),
-        "trainings": len(exp["trained"]),
-        "trainings_per_minute": round(60 * len(exp["trained"]) / wall, 2),
-        "mean_run_seconds": round(sum(exp["run_seconds"].values()) / max(1, len(exp["run_seconds"])), 1),
+        "trainings": len(runs_done),
+        "trainings_per_minute": round(60 * len(runs_done) / wall, 2),
+        "mean_run_seconds": round(sum(r["train_seconds"] for r in runs_done) / max(1, len(runs_done)), 1),
         "accuracy": {r["config"]: round(r["test_acc_mean"], 4) for r in doc["table"]},
     }
 
@@ -85,10 +89,10 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("--keep", type=Path, help="keep the runs in this folder instead of a temporary one")
     args, extra = ap.parse_known_args()
-    grid = QUICK if args.quick else extra  # anything else is passed on to `fmnist experiment`
+    grid = QUICK if args.quick else extra  # anything else is passed on to `fmnist study kernel`
     work = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"grid: {' '.join(grid) or '(the default experiment)'} · {cores} cores", flush=True)
+    print(f"grid: {' '.join(grid) or '(the kernel study grid)'} · {cores} cores", flush=True)
     results = []
     try:
         for mode in args.modes.split(","):
