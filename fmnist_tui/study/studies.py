@@ -1,4 +1,4 @@
-"""The studies: each a named plan of configs × seeds trained with one recipe, the seed project's claims it
+"""The studies: each a named plan of configs × seeds trained with one recipe, the notebook's claims it
 tests, and how its result is drawn (no torch).
 
 `fmnist study NAME` trains one (reusing and resuming runs as `fmnist experiment` does) and writes its
@@ -61,15 +61,15 @@ class Preset:
 
 #: the default preset: 3 seeds of the project's recipe. The classroom one (--quick) keeps 3 seeds, so that a
 #: paired test has an interval worth reading (Student t with 2 degrees of freedom: 4.3; with 2 seeds, 12.7),
-#: and trains 3 epochs on 6,144 images at the peak rate the README gives for short runs (6e-3): at 3 epochs
-#: on 8,192 images it gained cnn-k3 +1.5 points over 2e-3, the mlp +1.2, the gap head +10 (seed 0, here)
+#: and trains 3 epochs on 6,144 images at a higher peak rate (6e-3): a schedule that short trains the networks
+#: further with it than with the recipe's 2e-3 (`bench/train_speed.py` races `--epochs 3 --lr 6e-3`)
 DEFAULT = Preset(3, EPOCHS)
 QUICK = Preset(3, 3, 6144, 6e-3)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the seed project: every difference a − b of `metric` in `needed` is > 0; or, with a
+    """A claim the notebook makes: every difference a − b of `metric` in `needed` is > 0; or, with a
     `margin`, below +margin ("b is enough": more gains less than the margin); or, with an `equivalence`
     margin, within ±margin by two one-sided tests ("unaffected"). A side of a difference may itself be a
     difference of two configs (`analysis.Term`): a contrast such as "the CNN's advantage shrinks"."""
@@ -78,7 +78,7 @@ class Claim:
     needed: tuple[tuple[Term, Term], ...]
     metric: str = ACCURACY
     margin: float | None = None
-    source: str = ""  # the seed's words it comes from
+    source: str = ""  # the notebook's words it comes from
     equivalence: float | None = None
 
     def judge(self, found: dict[str, Comparison]) -> dict[str, Any]:
@@ -89,9 +89,9 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class RunWork:
-    """Work a study does on its finished runs before the analysis, its result cached in each run folder (the
-    translation study's shifted test sets): `function` is "module:function(runs, data_dir, device, on_run) ->
+class PerRunEvaluation:
+    """An evaluation a study makes of each finished run before the analysis, its result cached in the run folder
+    (the translation study's shifted test sets): `function` is "module:function(runs, data_dir, device, on_run) ->
     warnings", imported on use (it may import torch; the runner calls it in the worker that trained the run);
     `needs` says, torch-free, whether a run still lacks it."""
 
@@ -130,7 +130,7 @@ class StudySpec:
     # MLP beside a natural CNN, sizes of the training set, an MLP trained with random shifts): then `archs` and
     # `grid` are not used
     explicit: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-    work: RunWork | None = None  # done on every finished run of the study before its analysis
+    work: PerRunEvaluation | None = None  # done on every finished run of the study before its analysis
     one_recipe: bool = True  # False: its configs differ in recipe on purpose (the ladder's default model)
 
     def configs(self) -> list[tuple[str, dict[str, Any]]]:
@@ -202,10 +202,12 @@ def prepare(
     device: str,
     on_run: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Do the study's work (`spec.work`) on each of its chosen runs that lacks it; a warning per run it failed on."""
+    """Do the study's work (`spec.work`) on each of its chosen runs of yours that lacks it (the shipped runs carry
+    theirs, and are not written to); a warning per run it failed on."""
     if spec.work is None:
         return []
-    runs = [r.run for g in select(groups, spec.labels()).values() for r in g.records if spec.work.needs(r.run)]
+    chosen = [r for g in select(groups, spec.labels()).values() for r in g.records if r.source == YOURS]
+    runs = [r.run for r in chosen if spec.work.needs(r.run)]
     return spec.work.do(runs, data_dir, device, on_run) if runs else []
 
 
@@ -267,24 +269,26 @@ def _cnn(**options: Any) -> str:
     return registry.label("cnn", options)
 
 
-MLP, CNN = registry.label("mlp", {}), _cnn()  # the seed's two networks: `mlp`, `cnn-k3`
+MLP, CNN = registry.label("mlp", {}), _cnn()  # the notebook's two networks: `mlp`, `cnn-k3`
 DEPTHS: tuple[int, ...] = registry.get("cnn").values("depth")
 #: a difference in test accuracy smaller than this is "no gain" (claims that a setting is sufficient):
-#: half a point, 50 of the 10,000 test images, about three times the seed-to-seed spread of cnn-k3
+#: half a point, 50 of the 10,000 test images, wider than cnn-k3's seed-to-seed spread (the kernel study's table)
 SUFFICIENT_MARGIN = 0.005
+
+#: where in the notebook a claim comes from (its `source`)
+README, DESIGN_TABLE = "the notebook's README", "the notebook's design table"
 
 STUDIES: dict[str, StudySpec] = {}
 
-#: the data study trains 18 configs (6 sizes × mlp, cnn-k3 and the LCN, which is ~2× slower per step than cnn-k3
-#: on a CPU) at the same steps each: its default takes 2 epochs' steps per run at the short-run peak rate (6e-3)
-#: to stay within an hour on two cores (30.4 minutes measured under the README's approximation of such a machine).
+#: the data study trains 18 configs (6 sizes × mlp, cnn-k3 and the LCN, the slowest per step) at the same steps
+#: each: its default takes 2 epochs' steps per run at the short-run peak rate (6e-3), to stay within about an
+#: hour on two cores (`bench/lab_cost.py` measures a preset's trainings from its runs).
 #: Its run names (`cnn-k3-n500-s0`) are its own, so its recipe can differ from the project's. The locality study
 #: keeps the recipe: its mlp and cnn-k3 runs are the kernel and regularizer studies' (same names), which a recipe
 #: of its own would refuse to share.
 DATA_DEFAULT = Preset(3, 2, lr=6e-3)
 #: its classroom preset: the sizes 500, 2,000 and 50,000 only, and 4,096 draws an epoch (validating on 4,096
-#: images) instead of the other studies' 6,144: with 6,144 its 27 trainings took 5.6 minutes under the README's
-#: approximation of a 2-core machine without AVX-512, over the 5 a quick preset has (README)
+#: images) instead of the other studies' 6,144, so that its 27 trainings take the few minutes a quick preset has
 DATA_QUICK = replace(QUICK, subset=4096, labels=bias.data_labels((bias.SIZES[0], 2_000, bias.SIZES[-1])))
 
 
@@ -309,7 +313,7 @@ register(
         kernel.ARCHS,
         {"kernel": kernel.KERNELS},
         kernel.PAIRS,
-        tuple(Claim(text, needed, source="seed README, results table") for text, needed in kernel.CLAIMS),
+        tuple(Claim(text, needed, source=f"{README}, results table") for text, needed in kernel.CLAIMS),
         "kernel",
         x="kernel",
         analyse=kernel.analyse,
@@ -328,19 +332,19 @@ register(
             Claim(
                 "2 conv blocks beat 1 (features need a hierarchy)",
                 ((_cnn(depth=2), _cnn(depth=1)),),
-                source="seed design table: 2 conv layers, sufficient depth for hierarchical features on 28×28",
+                source=f"{DESIGN_TABLE}: 2 conv layers, sufficient depth for hierarchical features on 28×28",
             ),
             Claim(
                 "2 conv blocks are sufficient: 3 or 4 gain less than half a point",
                 ((_cnn(depth=3), _cnn(depth=2)), (_cnn(depth=4), _cnn(depth=2))),
                 margin=SUFFICIENT_MARGIN,
-                source="seed design table: 2 conv layers, sufficient depth for hierarchical features on 28×28",
+                source=f"{DESIGN_TABLE}: 2 conv layers, sufficient depth for hierarchical features on 28×28",
             ),
         ),
         "option",
         x="depth",
         notes=(
-            "Each block halves the maps (28 → 14 → 7 → 4 → 2) with max-pooling and feeds the seed's head "
+            "Each block halves the maps (28 → 14 → 7 → 4 → 2) with max-pooling and feeds the notebook's head "
             "(Flatten → FC 128 → FC 10), so a deeper CNN also has a smaller first FC layer: depth 1 has "
             "804,554 parameters, depth 4 307,210."
         ),
@@ -367,17 +371,17 @@ register(
             Claim(
                 "max-pooling beats average-pooling",
                 ((CNN, _cnn(pool="avg")), (_cnn(head="gap"), _cnn(pool="avg", head="gap"))),
-                source="seed design table: MaxPool, translation invariance + dimensionality reduction",
+                source=f"{DESIGN_TABLE}: MaxPool, translation invariance + dimensionality reduction",
             ),
             Claim(
                 "max-pooling beats a stride-2 convolution",
                 ((CNN, _cnn(pool="stride")), (_cnn(head="gap"), _cnn(pool="stride", head="gap"))),
-                source="seed design table: MaxPool, translation invariance + dimensionality reduction",
+                source=f"{DESIGN_TABLE}: MaxPool, translation invariance + dimensionality reduction",
             ),
             Claim(
-                "the seed's flatten head beats global average pooling",
+                "the notebook's flatten head beats global average pooling",
                 ((CNN, _cnn(head="gap")),),
-                source="seed design table: Flatten → FC128 → FC10 (the seed's choice, not argued there)",
+                source=f"{DESIGN_TABLE}: Flatten → FC128 → FC10 (its choice, not argued there)",
             ),
         ),
         "bars",
@@ -403,7 +407,7 @@ register(
                 "the CNN overfits less than the MLP (a smaller train − validation gap)",
                 ((MLP, CNN),),
                 metric=GAP,
-                source="seed README: the CNN shows less overfitting divergence; its constraints act as a regularizer",
+                source=f"{README}: the CNN shows less overfitting divergence; its constraints act as a regularizer",
             ),
         ),
         "gap",
@@ -438,22 +442,22 @@ register(
                 "the MLP is unaffected by the permutation (equal within ±0.3 points)",
                 ((bias.MLP_PERM, bias.MLP),),
                 equivalence=bias.EQUIVALENCE_MARGIN,
-                source="implied by the seed README's account of why the CNN wins (spatial structure the MLP ignores)",
+                source=f"implied by the account in {README} of why the CNN wins (spatial structure the MLP ignores)",
             ),
             Claim(
                 "the CNN loses its advantage over the MLP on permuted pixels",
                 (((bias.CNN, bias.MLP), (bias.CNN_PERM, bias.MLP_PERM)),),
-                source="seed README: convolutions exploit the spatial structure (local pixel neighbourhoods)",
+                source=f"{README}: convolutions exploit the spatial structure (local pixel neighbourhoods)",
             ),
             Claim(
                 "weight sharing helps beyond locality (the CNN beats the locally connected network)",
                 ((bias.CNN, bias.LCN),),
-                source="seed design table: shared k×k filters (parameter efficiency, translation equivariance)",
+                source=f"{DESIGN_TABLE}: shared k×k filters (parameter efficiency, translation equivariance)",
             ),
             Claim(
                 "the CNN beats an MLP with as many parameters",
                 ((bias.CNN, bias.MLP_MATCHED),),
-                source="seed README: the CNN beats the MLP (here without the excuse of size)",
+                source=f"{README}: the CNN beats the MLP (here without the excuse of size)",
             ),
         ),
         "configs",
@@ -464,7 +468,7 @@ register(
             "information either way, the CNN loses which pixels are neighbours. `lcn-k3` is the CNN with each "
             "convolution locally connected (the same 3×3 windows and channels, a filter of its own at every "
             f"position: locality kept, weight sharing removed; {bias.lcn_params():,} parameters). "
-            f"`{bias.MLP_MATCHED}` is the seed's MLP shape widened to {bias.mlp_params(bias.MATCHED):,} "
+            f"`{bias.MLP_MATCHED}` is the notebook's MLP shape widened to {bias.mlp_params(bias.MATCHED):,} "
             f"parameters, within {bias.matched_gap():.2%} of the CNN k3's {bias.cnn_params(3):,}. The "
             "permutation claim is tested as a contrast, (cnn-k3 − mlp) − (cnn-k3-perm − mlp-perm) > 0 paired "
             "over seeds; the MLP's claim by two one-sided tests at 5% each against ±0.30 points (the 90% interval "
@@ -492,7 +496,7 @@ register(
                         (bias.cnn(train_size=bias.SIZES[-1]), bias.mlp(train_size=bias.SIZES[-1])),
                     ),
                 ),
-                source="seed README: the CNN's constraints act as a regularizer (an inductive bias is worth data)",
+                source=f"{README}: the CNN's constraints act as a regularizer (an inductive bias is worth data)",
             ),
         ),
         "size",
@@ -515,7 +519,7 @@ register(
     )
 )
 
-#: the translation study: the seed's MLP and CNN, the CNN with a stride-2 convolution for its pooling and with
+#: the translation study: the notebook's MLP and CNN, the CNN with a stride-2 convolution for its pooling and with
 #: the global-average-pooling head (shared with the kernel and pooling studies), and the MLP and CNN trained with
 #: random shifts of up to ±2 px (`--shift 2`)
 TRANSLATION: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -558,14 +562,14 @@ register(
                 "the CNN is more robust to translation than the MLP (a smaller accuracy drop on shifted test images)",
                 ((MLP, CNN),),
                 metric=SHIFT_DROP,
-                source="seed design table: convolution and MaxPool for translation invariance (issue 13)",
+                source=f"{DESIGN_TABLE}: convolution and MaxPool for translation invariance (issue 13)",
             ),
             Claim(
                 "max-pooling adds invariance beyond a plain (stride-2) convolution (fewer predictions changed by "
                 "shifts)",
                 ((_cnn(pool="stride"), CNN),),
                 metric=SHIFT_CHANGED,
-                source="seed design table: MaxPool, translation invariance + dimensionality reduction",
+                source=f"{DESIGN_TABLE}: MaxPool, translation invariance + dimensionality reduction",
             ),
             Claim(
                 "the global-average-pooling head adds invariance beyond the flatten head (fewer predictions "
@@ -585,7 +589,7 @@ register(
         "translation",
         explicit=TRANSLATION,
         analyse=_translation,
-        work=RunWork(
+        work=PerRunEvaluation(
             "shifted evaluation",
             "fmnist_tui.training.shift:study_work",
             translation.needs_work,
