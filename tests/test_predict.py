@@ -89,7 +89,8 @@ def test_folder_of_100_with_4_bad_files(folder_of_100: Path, model_file: Path) -
     assert "truncated" in bad["bad-truncated.png"] and "not an image" in bad["bad-text.png"]
     assert "empty" in bad["bad-empty.png"] and "refused before decoding" in bad["bad-huge.png"]
     for r in good:
-        assert set(r) == {"path", "label", "index", "probability", "top_k", "error"}
+        fields = {"path", "label", "index", "probability", "top_k", "ood_score", "unsure", "error", "schema_version"}
+        assert set(r) == fields and r["schema_version"] == 2
         assert r["label"] == CLASSES[r["index"]] == r["top_k"][0]["label"] and len(r["top_k"]) == 3
         assert r["probability"] == pytest.approx(r["top_k"][0]["probability"])
     lines = [line for line in res.stderr.splitlines() if line.strip()]
@@ -165,7 +166,7 @@ def test_csv_table_globs_and_show_input(tmp_path: Path, model_file: Path) -> Non
     res = run_predict([str(tmp_path / "shoe*.png"), "--model", str(model_file), "--format", "csv", "--top-k", "2"])
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
-    assert list(rows[0]) == ["path", "label", "index", "probability", "top_k", "error"]
+    assert list(rows[0]) == ["path", "label", "index", "probability", "top_k", "ood_score", "unsure", "error"]
     assert [Path(r["path"]).name for r in rows] == ["shoe0.png", "shoe1.png", "shoe2.png"]
     assert all(r["top_k"].count(";") == 1 and r["error"] == "" for r in rows)
 
@@ -257,6 +258,7 @@ def test_a_model_without_fmnist_metadata_says_which_class_names_it_gets(tmp_path
     note = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(note) == 1 and note[0].startswith(f"note: {tmp_path / 'foreign.onnx'} has no fmnist metadata")
     assert ", ".join(CLASSES) in note[0]
+    assert "uncalibrated and no unsure flag is available" in note[0]  # the same one line says both
 
     onnx.helper.set_model_props(model, {"classes": "T-shirt, Trouser, ..."})  # there, but not a JSON list
     onnx.save(model, tmp_path / "garbled.onnx")

@@ -7,7 +7,8 @@ import json
 import numpy as np
 
 from fmnist_tui.core.data import CLASSES
-from fmnist_tui.inference.prediction import Prediction, Ranked, failed_predict_json
+from fmnist_tui.inference.prediction import SCHEMA_VERSION, Prediction, Ranked, failed_predict_json, predictions
+from fmnist_tui.inference.session import Scores
 
 
 def row(*pairs: tuple[int, float]) -> np.ndarray:
@@ -42,17 +43,21 @@ def test_predict_and_serve_shapes() -> None:
         {"label": "T-shirt/top", "probability": float(np.float32(0.01))},
     ]
     predicted = pred.predict_json("a.png")
-    assert list(predicted) == ["path", "label", "index", "probability", "top_k", "error"]
+    fields = ["path", "label", "index", "probability", "top_k", "ood_score", "unsure", "error", "schema_version"]
+    assert list(predicted) == fields
     assert predicted == {
         "path": "a.png",
         "label": "Trouser",
         "index": 1,
         "probability": pred.probability,
         "top_k": top,
+        "ood_score": None,  # a model without an OOD score
+        "unsure": None,
         "error": None,
+        "schema_version": SCHEMA_VERSION,
     }
     served = pred.serve_json()
-    assert list(served) == ["label", "index", "probability", "probabilities", "top_k"]
+    assert list(served) == ["label", "index", "probability", "probabilities", "top_k", "ood_score", "unsure"]
     assert list(served["probabilities"]) == list(CLASSES) and served["probabilities"]["Trouser"] == pred.probability
     assert served["top_k"] == top
     failed = failed_predict_json("b.png", "empty file (0 bytes)")
@@ -63,6 +68,19 @@ def test_predict_and_serve_shapes() -> None:
         "index": None,
         "probability": None,
         "top_k": [],
+        "ood_score": None,
+        "unsure": None,
         "error": "empty file (0 bytes)",
+        "schema_version": SCHEMA_VERSION,
     }
     json.dumps([predicted, served, failed])  # plain Python values only
+
+
+def test_scores_give_each_row_its_ood_score_and_flag() -> None:
+    scores = Scores(np.stack([row((1, 0.91)), row((7, 0.5))]), np.array([3.0, 9.0], np.float32), threshold=5.0)
+    first, second = predictions(scores, CLASSES, 2)
+    assert (first.ood_score, first.unsure, second.ood_score, second.unsure) == (3.0, False, 9.0, True)
+    assert type(first.ood_score) is float and type(second.unsure) is bool
+    assert second.predict_json("b.png")["unsure"] is True and second.serve_json()["ood_score"] == 9.0
+    without = predictions(Scores(np.stack([row((1, 0.91))])), CLASSES, 2)[0]
+    assert (without.ood_score, without.unsure) == (None, None)  # no threshold: no flag
