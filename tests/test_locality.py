@@ -69,7 +69,7 @@ def test_the_lcn_with_tied_weights_is_the_seeds_cnn() -> None:
 
 
 def test_lcn_parameters_and_macs_hand_computed() -> None:
-    # each layer: positions × out × in × k² weights + positions × out biases; the head is the seed's
+    # each layer: positions × out × in × k² weights + positions × out biases; the head is the notebook's
     layer1 = 28 * 28 * 32 * 1 * 9 + 28 * 28 * 32  # 250,880
     layer2 = 14 * 14 * 64 * 32 * 9 + 14 * 14 * 64  # 3,625,216
     head = 3136 * 128 + 128 + 128 * 10 + 10  # 402,826

@@ -1,4 +1,4 @@
-"""The registry and the models it builds: the seed's architectures exactly, the CNN and MLP families around
+"""The registry and the models it builds: the notebook's architectures exactly, the CNN and MLP families around
 them, sizes and receptive fields computed, and every spec checked against the model it builds."""
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ def fc(n_in: int, n_out: int) -> int:
     return n_in * n_out + n_out
 
 
-#: hand-computed parameter counts: the seed's four, then members of the families
+#: hand-computed parameter counts: the notebook's four, then members of the families
 PARAMS: list[tuple[str, dict[str, Any], int]] = [
     ("mlp", {}, 235_146),
     ("cnn", {"kernel": 3}, 421_642),
     ("cnn", {"kernel": 5}, 454_922),
     ("cnn", {"kernel": 7}, 504_842),
-    # the seed's numbers, spelled out
+    # the notebook's numbers, spelled out
     ("mlp", {"hidden": (256, 128)}, fc(784, 256) + fc(256, 128) + fc(128, 10)),
     ("cnn", {}, conv(1, 32, 3) + conv(32, 64, 3) + fc(64 * 7 * 7, 128) + fc(128, 10)),
     # one block: 28 → 14, flatten 32·14·14
@@ -104,7 +104,7 @@ def test_macs(options: dict[str, Any], macs: int) -> None:
 @pytest.mark.parametrize(
     "options,shapes",
     [
-        ({"kernel": 5}, [(32, 28, 28), (64, 14, 14)]),  # the seed's conv1 and conv2
+        ({"kernel": 5}, [(32, 28, 28), (64, 14, 14)]),  # the notebook's conv1 and conv2
         ({"depth": 1}, [(32, 28, 28)]),
         ({"depth": 4}, [(32, 28, 28), (64, 14, 14), (128, 7, 7), (128, 4, 4)]),
         ({"pool": "stride", "depth": 3}, [(32, 14, 14), (64, 7, 7), (128, 4, 4)]),
@@ -117,7 +117,7 @@ def test_feature_shapes(options: dict[str, Any], shapes: list[tuple[int, int, in
 
 
 def test_the_seeds_state_dict_keys_are_kept() -> None:
-    """Existing run folders' best.safetensors load into the seed's configurations."""
+    """Existing run folders' best.safetensors load into the notebook's configurations."""
     assert sorted(create_model("cnn").state_dict()) == [
         f"{layer}.{p}" for layer in ("conv1", "conv2", "head.1", "head.3") for p in ("bias", "weight")
     ]
@@ -206,7 +206,7 @@ def test_receptive_field_over_the_whole_cnn_family() -> None:
 
 def test_receptive_fields_stated() -> None:
     rf = registry.receptive_field
-    assert [rf("cnn", {"kernel": k}) for k in (3, 5, 7)] == [8, 14, 20]  # 3k − 1, the seed's
+    assert [rf("cnn", {"kernel": k}) for k in (3, 5, 7)] == [8, 14, 20]  # 3k − 1, the notebook's
     assert rf("cnn", {"depth": 1}) == 3 and rf("cnn", {"depth": 3}) == 18 and rf("cnn", {"depth": 4}) == 38
     assert rf("cnn", {"pool": "stride"}) == 7 and rf("cnn", {"pool": "none", "head": "gap"}) == 5
     assert rf("mlp", {"hidden": (512,)}) == 28

@@ -21,7 +21,7 @@ CPU = torch.device("cpu")
 @pytest.mark.parametrize(
     ("n", "c", "o", "h", "w", "k", "bias", "channels_last"),
     [
-        (4, 32, 64, 14, 14, 7, True, True),  # the seed's conv2 at 7×7, in the trainer's layout
+        (4, 32, 64, 14, 14, 7, True, True),  # the notebook's conv2 at 7×7, in the trainer's layout
         (3, 5, 6, 14, 14, 5, True, False),
         (2, 3, 4, 9, 12, 3, False, True),  # odd and unequal sides (odd and even circular lengths), no bias
         (2, 1, 8, 28, 28, 7, True, False),  # a first layer

@@ -198,7 +198,7 @@ def test_pooling_and_regularizer_studies(tmp_path: Path) -> None:
     pooling = analysed(tmp_path, "pooling")
     assert pooling["max-pooling beats average-pooling"] == "supported"
     assert pooling["max-pooling beats a stride-2 convolution"] == "contradicted"
-    assert pooling["the seed's flatten head beats global average pooling"] == "supported"
+    assert pooling["the notebook's flatten head beats global average pooling"] == "supported"
     regularizer = studies.get("regularizer").run(group_records(load_records(tmp_path)[0]))
     (v,) = regularizer.verdicts
     assert v["verdict"] == "supported" and "mlp − cnn-k3 (generalization gap) = +2.10 points" in v["detail"]

@@ -281,10 +281,10 @@ def conv_pool_rf(layers: list[tuple[int, int]]) -> int:
     return rf
 
 
-# --- the seed's architectures (shared/DESIGN.md) and their families -------------------------------
-#: channels of the CNN's conv blocks 1..4 (the seed's two blocks: 32, 64)
+# --- the notebook's architectures (shared/DESIGN.md) and their families ---------------------------
+#: channels of the CNN's conv blocks 1..4 (the notebook's two blocks: 32, 64)
 CNN_CHANNELS = (32, 64, 128, 128)
-#: how a CNN block downsamples: the seed's max-pool, average-pool, its conv at stride 2, or not at all
+#: how a CNN block downsamples: the notebook's max-pool, average-pool, its conv at stride 2, or not at all
 POOLS = ("max", "avg", "stride", "none")
 
 
@@ -303,7 +303,7 @@ def cnn_layers(options: Options) -> list[tuple[int, int]]:
 register(
     ArchSpec(
         "mlp",
-        "multilayer perceptron: 784 → hidden widths (ReLU) → 10; the seed's 784 → 256 → 128 → 10",
+        "multilayer perceptron: 784 → hidden widths (ReLU) → 10; the notebook's 784 → 256 → 128 → 10",
         "fmnist_tui.training.models:build_mlp",
         options=(
             Option(
@@ -324,7 +324,7 @@ register(
     ArchSpec(
         "cnn",
         "conv blocks (k×k conv → ReLU → downsample; 32, 64, 128, 128 channels) → head; "
-        "the seed's: conv 1→32 → pool → conv 32→64 → pool → 3136 → 128 → 10",
+        "the notebook's: conv 1→32 → pool → conv 32→64 → pool → 3136 → 128 → 10",
         "fmnist_tui.training.models:build_cnn",
         options=(
             Option("kernel", int, 3, "Convolution kernel size.", choices=(3, 5, 7), tag="k{}", always_named=True),
@@ -349,13 +349,14 @@ register(
                 "norm",
                 str,
                 "none",
-                "After each conv: nothing (the seed's) or batch norm (conv → BN → ReLU; the conv then has no bias).",
+                "After each conv: nothing (the notebook's) or batch norm (conv → BN → ReLU; the conv then has no "
+                "bias).",
                 choices=("none", "batch"),
                 tag="bn",
             ),
         ),
         has_convs=True,
-        # the seed's (conv k, pool 2, conv k; padding k//2): 3k − 1 pixels
+        # the notebook's (conv k, pool 2, conv k; padding k//2): 3k − 1 pixels
         receptive_field=lambda o: conv_pool_rf(cnn_layers(o)),
         rules=(
             Requires(
@@ -372,7 +373,7 @@ register(
 register(
     ArchSpec(
         "lcn",
-        "locally connected network: the seed's CNN with each convolution replaced by a locally connected layer "
+        "locally connected network: the notebook's CNN with each convolution replaced by a locally connected layer "
         "(the same k×k windows and channels, a filter of its own at every position: locality without weight sharing)",
         "fmnist_tui.training.models:build_lcn",
         options=(

@@ -258,7 +258,7 @@ def study_markdown(study: Study) -> str:
             for i, c in enumerate(study.per_class)
         ]
     out += [f"\n{note.rstrip()}\n" for note in study.notes]
-    out += ["\n## Verdicts on the seed's claims\n"]
+    out += ["\n## Verdicts on the notebook's claims\n"]
     out += [f"- **{v['claim']}**: {v['verdict']}. {v['detail']}" for v in study.verdicts]
     return "\n".join(out) + "\n"
 

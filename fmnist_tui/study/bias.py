@@ -22,8 +22,8 @@ def mlp_params(hidden: Sequence[int]) -> int:
 
 
 def cnn_params(kernel: int = 3) -> int:
-    """Parameters of the seed's CNN (conv 1→32, pool, conv 32→64, pool, 3136 → 128 → 10), as models.CNN builds
-    it (tests check the two against each other)."""
+    """Parameters of the notebook's CNN (conv 1→32, pool, conv 32→64, pool, 3136 → 128 → 10), as models.CNN
+    builds it (tests check the two against each other)."""
     conv1 = 32 * kernel * kernel + 32
     conv2 = 64 * 32 * kernel * kernel + 64
     return conv1 + conv2 + 64 * 7 * 7 * 128 + 128 + 128 * 10 + 10
@@ -42,7 +42,7 @@ def matched_gap() -> float:
 
 
 def matched_hidden(target: int, ratio: int = 2) -> tuple[int, int]:
-    """The seed MLP's shape (two hidden layers, the first `ratio` × the second) with the parameter count
+    """The notebook's MLP shape (two hidden layers, the first `ratio` × the second) with the parameter count
     nearest to `target`: for the CNN k3's 421,642, (422, 211) with 422,643 (+0.24%)."""
     option = registry.get("mlp").option("hidden")
     limit = int(option.limits[1]) if option and option.limits else 4096
@@ -65,7 +65,7 @@ def lcn(**options: Any) -> str:
 MATCHED = matched_hidden(cnn_params(3))
 MLP, MLP_PERM, CNN, CNN_PERM, LCN = mlp(), mlp(permute=True), cnn(), cnn(permute=True), lcn()
 MLP_MATCHED = mlp(hidden=MATCHED)
-#: the locality study: the seed's MLP and CNN on natural and permuted pixels, the LCN, the matched MLP
+#: the locality study: the notebook's MLP and CNN on natural and permuted pixels, the LCN, the matched MLP
 LOCALITY: tuple[tuple[str, dict[str, Any]], ...] = (
     ("mlp", {}),
     ("mlp", {"permute": True}),

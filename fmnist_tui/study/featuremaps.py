@@ -25,12 +25,12 @@ def require_convs(run: Run) -> None:
         )
 
 
-#: blocks whose maps are shown: conv1 and conv2 (the seed's two; a one-block CNN shows conv1 alone)
+#: blocks whose maps are shown: conv1 and conv2 (the notebook's two; a one-block CNN shows conv1 alone)
 SHOWN_BLOCKS = 2
 
 
 def feature_maps(model: nn.Module, image: np.ndarray) -> list[np.ndarray]:
-    """The first SHOWN_BLOCKS blocks' activations for a 28×28 image (uint8 0–255 or float 0–1): the seed's
+    """The first SHOWN_BLOCKS blocks' activations for a 28×28 image (uint8 0–255 or float 0–1): the notebook's
     conv1 [32,28,28] and conv2 [64,14,14]."""
     import torch
 

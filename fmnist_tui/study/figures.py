@@ -363,7 +363,7 @@ def mosaic_columns(maps: np.ndarray) -> int:
 
 
 def feature_maps(image: np.ndarray, layers: Sequence[np.ndarray], path: Path, title: str) -> list[np.ndarray]:
-    """The input and every channel of each given conv layer (the seed's conv1 32×28×28 and conv2 64×14×14),
+    """The input and every channel of each given conv layer (the notebook's conv1 32×28×28 and conv2 64×14×14),
     one colour scale per layer.
 
     conv1 is tiled 8 wide and conv2 16 wide (`mosaic_columns`), so both mosaics have the same width and every

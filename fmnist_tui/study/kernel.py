@@ -1,6 +1,6 @@
-"""The kernel-size study: mlp and cnn k=3/5/7 over seeds, the seed project's claims about them and their verdicts.
+"""The kernel-size study: mlp and cnn k=3/5/7 over seeds, the notebook's claims about them and their verdicts.
 
-Its configs' labels come from the registry; its claims are the seed's own words (3×3 beats 5×5, ...).
+Its configs' labels come from the registry; its claims are the notebook's own words (3×3 beats 5×5, ...).
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ PAIRS: tuple[tuple[str, str], ...] = (
     *((cnn(a), cnn(b)) for a, b in combinations(KERNELS, 2)),
     *((cnn(k), MLP) for k in KERNELS),
 )
-#: the seed's claims, each as the differences that must all be positive for it to hold
+#: the notebook's claims, each as the differences that must all be positive for it to hold
 CLAIMS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("3×3 beats 5×5", ((cnn(3), cnn(5)),)),
     ("5×5 beats 7×7", ((cnn(5), cnn(7)),)),
     ("3×3 beats 7×7", ((cnn(3), cnn(7)),)),
     ("every CNN beats the MLP", tuple((cnn(k), MLP) for k in KERNELS)),
 )
-#: the classes the seed says convolution helps
+#: the classes the notebook says convolution helps
 HARD_CLASSES = ("Shirt", "Coat", "Pullover", "T-shirt/top")
 
 

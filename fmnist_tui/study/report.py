@@ -95,10 +95,10 @@ class ReportBuilder:
 
     @cached_property
     def study(self) -> Study:
-        """The kernel study's configs (the seed's networks) where they have runs, else every config: the
+        """The kernel study's configs (the notebook's networks) where they have runs, else every config: the
         runs the per-class, curve, confusion and feature-map figures show."""
-        seeds = STUDIES["kernel"].run(self.groups, self.latency)
-        return seeds if seeds.rows else analyse(self.groups, self.latency)
+        networks = STUDIES["kernel"].run(self.groups, self.latency)
+        return networks if networks.rows else analyse(self.groups, self.latency)
 
     def studied(self, name: str) -> Study:
         """Study `name` over the runs that belong to it, after the study's work on any of them that lacks it (the

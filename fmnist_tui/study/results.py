@@ -187,7 +187,7 @@ def recipe_key(cfg: Mapping[str, Any]) -> str:
 
 
 def config_order(arch: str, options: dict[str, Any]) -> tuple[Any, ...]:
-    """Registry order of architectures (the seed's mlp first), then their option values, then data settings."""
+    """Registry order of architectures (the notebook's mlp first), then their option values, then data settings."""
     archs = list(registry.REGISTRY)
     rank = archs.index(arch) if arch in archs else len(archs)
     data = tuple(str(options.get(k) or 0).zfill(8) for k in registry.DATA_TAGS)

@@ -1,4 +1,4 @@
-"""The models: the seed's MLP and 2-conv CNN, the locally connected CNN, a small residual network, declared from
+"""The models: the notebook's MLP and 2-conv CNN, the locally connected CNN, a small residual network, declared from
 their hyperparameters, and their measured sizes.
 
 The registry (core.registry) names the builders below; receptive fields are computed there, torch-free."""
@@ -24,7 +24,7 @@ MEAN, STD = 0.2860, 0.3530
 
 
 class Normalize(nn.Module):
-    """The model's input stage: (x - mean) / std with constant buffers (not parameters: counts stay the seed's),
+    """The model's input stage: (x - mean) / std with constant buffers (not parameters: counts stay the notebook's),
     after moving the pixels by a fixed permutation when the run has one (`--permute`).
 
     The permutation lives here, the model's first step, so training (after augmentation), validation, test,
@@ -50,7 +50,7 @@ class Normalize(nn.Module):
 
 
 class MLP(nn.Module):
-    """Flatten(784) → hidden widths with ReLU → 10; the seed's (256, 128) has 235,146 parameters."""
+    """Flatten(784) → hidden widths with ReLU → 10; the notebook's (256, 128) has 235,146 parameters."""
 
     def __init__(self, hidden: Sequence[int] = (256, 128)) -> None:
         super().__init__()
@@ -59,7 +59,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in pairwise(widths):
             layers += [nn.Linear(a, b), nn.ReLU()]
-        # state-dict keys net.1 / net.3 / net.5 for the seed's widths, as its run folders have them
+        # state-dict keys net.1 / net.3 / net.5 for the notebook's widths, as its run folders have them
         self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N,1,28,28] in [0,1]
@@ -138,8 +138,8 @@ def _downsample(pool: str, size: int) -> nn.Module:
 class CNN(nn.Module):
     """`depth` blocks of k×k conv (padding k//2) [→ batch norm] → ReLU → downsample, then a head.
 
-    The defaults are the seed's network: Conv(1→32,k) → pool → Conv(32→64,k) → pool → 3136 → 128 → 10
-    (421,642 parameters for k=3). Convs are named conv1..conv4 and the head `head`, so the seed's
+    The defaults are the notebook's network: Conv(1→32,k) → pool → Conv(32→64,k) → pool → 3136 → 128 → 10
+    (421,642 parameters for k=3). Convs are named conv1..conv4 and the head `head`, so the notebook's
     configuration keeps the state-dict keys of existing run folders (conv1.*, conv2.*, head.1.*, head.3.*).
     Maps per block for 28×28 inputs: 28 → 14 → 7 → 4 → 2 (no downsampling with pool=none).
     """
@@ -196,7 +196,7 @@ class CNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Post-ReLU activations of each block's conv (before its downsampling), for feature-map views:
-        the seed's conv1 [N,32,28,28] and conv2 [N,64,14,14]."""
+        the notebook's conv1 [N,32,28,28] and conv2 [N,64,14,14]."""
         return self._blocks(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -287,7 +287,7 @@ def build_cnn(kernel: int = 3, depth: int = 2, pool: str = "max", head: str = "f
 
 
 def build_lcn(kernel: int = 3) -> CNN:
-    """The registry's builder for `lcn`: the seed's CNN with each convolution locally connected."""
+    """The registry's builder for `lcn`: the notebook's CNN with each convolution locally connected."""
     return CNN(kernel, local=True)
 
 

@@ -147,7 +147,7 @@ def evaluate_equivariance(
 def study_work(
     runs: list[Run], data_dir: Path | None = None, device: str = "cpu", on_run: Callable[[str], None] | None = None
 ) -> list[str]:
-    """The translation study's work (`studies.RunWork`): each run's shifted evaluation, and for a CNN its
+    """The translation study's `studies.PerRunEvaluation`: each run's shifted evaluation, and for a CNN its
     equivariance measure, both cached in shift.json; the dataset is loaded once. A warning per run it failed on."""
     ds = load_dataset(data_dir)
     warnings = []
