@@ -82,7 +82,7 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         gen = torch.Generator().manual_seed(0)
         torch.manual_seed(0)
         built = learner(cfg, device, bf16)
-        opt, net, ema, judged = built.opt, built.net, built.ema, built.judged
+        opt, net, ema, evaluated_model = built.opt, built.net, built.ema, built.evaluated_model
         n = cfg.batch_size
         images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=gen).to(device)
         labels = torch.randint(0, 10, (n,), generator=gen).to(device)
@@ -104,8 +104,8 @@ def measure(cfg: TrainConfig, threads: int, steps: int = 6, warmup: int = 2) -> 
         built.model.train()
         step_s = median_time(step, steps, warmup)
         batch = torch.randint(0, 256, (EVAL_BATCH, 28, 28), dtype=torch.uint8, generator=gen).to(device)
-        eval_s = median_time(lambda: predict_logits(judged, batch, bf16=bf16), 2, 1)
-        test_s = eval_s if not bf16 else median_time(lambda: predict_logits(judged, batch), 2, 1)
+        eval_s = median_time(lambda: predict_logits(evaluated_model, batch, bf16=bf16), 2, 1)
+        test_s = eval_s if not bf16 else median_time(lambda: predict_logits(evaluated_model, batch), 2, 1)
     finally:
         torch.set_num_threads(previous)
     return Speed(step_s, eval_s, test_s, cfg.batch_size, threads, bf16)

@@ -22,7 +22,7 @@ def test_the_learner_holds_what_the_step_trains_and_what_validation_judges() -> 
     assert built.net is built.model  # --compile off, no DDP: the step calls the model itself
     trained = {id(p) for group in built.opt.param_groups for p in group["params"]}
     assert trained == {id(p) for p in weights.values()}
-    assert built.ema is not None and built.kept is built.ema.model and built.kept is not built.model
-    assert isinstance(built.judged, FlipTTA) and built.judged.model is built.kept
+    assert built.ema is not None and built.saved_model is built.ema.model and built.saved_model is not built.model
+    assert isinstance(built.evaluated_model, FlipTTA) and built.evaluated_model.model is built.saved_model
     plain = step.learner(TrainConfig.create(arch="mlp"), torch.device("cpu"), bf16=False)
-    assert not plain.channels_last and plain.ema is None and plain.judged is plain.kept is plain.model
+    assert not plain.channels_last and plain.ema is None and plain.evaluated_model is plain.saved_model is plain.model

@@ -1,6 +1,6 @@
-"""One training step, as the trainer runs it and as `speed.measure` times it (a study's `--dry-run` estimate):
-the batch's input (re-framing, flips and shifts, erasing, layout) and the optimisation step (autocast, loss,
-backward, optimizer). One definition, so the estimate pays for every part of the recipe the training pays for."""
+"""One training step, as the trainer runs it and as the benchmarks time it (bench/step_time.py): the batch's input
+(re-framing, flips and shifts, erasing, layout) and the optimisation step (autocast, loss, backward, optimizer).
+One definition, so a benchmark times every part of the recipe the training runs."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def autocast_for(device: torch.device, bf16: bool) -> AbstractContextManager[Any
 @dataclass(frozen=True)
 class Learner:
     """A config's model and optimizer as the training step uses them: built once, by `learner`, for the trainer
-    and for the speed probe (`speed.measure`) alike, so the probe times the layout, convolution algorithm,
-    optimizer, weight average and flip-TTA that the training pays for."""
+    and for bench/step_time.py alike, so the benchmark times the layout, convolution algorithm, optimizer, weight
+    average and flip-TTA that the training runs."""
 
     model: nn.Module  # the weights the optimizer trains, on the device
     params: int
@@ -61,8 +61,8 @@ class Learner:
     opt: torch.optim.Optimizer
     net: nn.Module  # what the training step calls: the model (DDP's wrapper of it), compiled with --compile
     ema: WeightEma | None  # the weight average, with --ema
-    kept: nn.Module  # the weights that are validated, saved (best, last) and exported: the average with --ema
-    judged: nn.Module  # what validation and the test evaluate: `kept`, under flip-TTA with --tta
+    saved_model: nn.Module  # the weights that are validated, saved (best, last) and exported: the average with --ema
+    evaluated_model: nn.Module  # what validation and the test evaluate: `saved_model`, under flip-TTA with --tta
 
 
 def learner(cfg: TrainConfig, device: torch.device, bf16: bool, world: World | None = None) -> Learner:
@@ -82,9 +82,9 @@ def learner(cfg: TrainConfig, device: torch.device, bf16: bool, world: World | N
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=True)
     net = compiled(world.wrap(model) if world else model, cfg.compile)
     ema = WeightEma(model, cfg.ema) if cfg.ema else None
-    kept = ema.model if ema else model
-    judged = FlipTTA(kept) if cfg.tta else kept
-    return Learner(model, params, macs, channels_last, spectral, opt, net, ema, kept, judged)
+    saved_model = ema.model if ema else model
+    evaluated_model = FlipTTA(saved_model) if cfg.tta else saved_model
+    return Learner(model, params, macs, channels_last, spectral, opt, net, ema, saved_model, evaluated_model)
 
 
 def compile_failure(exc: BaseException) -> str | None:

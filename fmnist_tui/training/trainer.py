@@ -174,7 +174,7 @@ class Trainer:
             built.channels_last,
             built.spectral,
         )
-        self.ema, self.kept, self.judged = built.ema, built.kept, built.judged
+        self.ema, self.saved_model, self.evaluated_model = built.ema, built.saved_model, built.evaluated_model
         self.batches = math.ceil(self.epoch_images / cfg.batch_size)
 
     # --- set-up -------------------------------------------------------------------------------
@@ -378,12 +378,12 @@ class Trainer:
                 if self.is_main:
                     self._save_state(state)
                 self.emit(Interrupted(self.run_.path, epoch, state.batch_done))
-                return self._leave(TrainResult(self.run_, None, True))
+                return self._all_ranks_leave(TrainResult(self.run_, None, True))
             self._end_epoch(epoch, state)
         summary = self._finish(state) if self.is_main else None
-        return self._leave(TrainResult(self.run_, summary, False))
+        return self._all_ranks_leave(TrainResult(self.run_, summary, False))
 
-    def _leave(self, result: TrainResult) -> TrainResult:
+    def _all_ranks_leave(self, result: TrainResult) -> TrainResult:
         """Under DDP, every rank leaves together: a rank that tears its process group down while rank 0 still
         writes can make gloo's threads abort ("terminate called without an active exception")."""
         if self.world:
@@ -450,7 +450,7 @@ class Trainer:
             return
         t0 = time.perf_counter()
         part = state.partial
-        logits = predict_logits(self.judged, self.val_x, bf16=self.bf16)
+        logits = predict_logits(self.evaluated_model, self.val_x, bf16=self.bf16)
         val_loss = F.cross_entropy(logits, self.val_y).item()
         val_acc = (logits.argmax(1) == self.val_y).float().mean().item()
         seconds = part.train_seconds + time.perf_counter() - t0
@@ -465,9 +465,9 @@ class Trainer:
             "images_per_s": round(part.seen / max(part.train_seconds, 1e-9), 1),
         }
         is_best = val_acc > state.best_val_acc
-        save_weights(self.kept, self.run_.file(LAST))
+        save_weights(self.saved_model, self.run_.file(LAST))
         if is_best:
-            save_weights(self.kept, self.run_.file(BEST))
+            save_weights(self.saved_model, self.run_.file(BEST))
             state.best_val_acc, state.best_epoch = val_acc, epoch
         state.rows.append(row)
         write_metrics(self.run_.file(METRICS), state.rows)
@@ -478,7 +478,7 @@ class Trainer:
 
     def _save_state(self, state: TrainState) -> None:
         if state.batch_done:  # mid-epoch: the weights of this very step
-            save_weights(self.kept, self.run_.file(LAST))
+            save_weights(self.saved_model, self.run_.file(LAST))
         weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.model.state_dict().items()}
         ema = self.ema.state_dict() if self.ema else None
         saved = SavedState(state, self.opt.state_dict(), torch.get_rng_state(), weights, ema)
@@ -486,8 +486,8 @@ class Trainer:
 
     def _finish(self, state: TrainState) -> dict[str, Any]:
         """Test accuracy, once, from the best weights chosen on validation."""
-        load_weights(self.kept, self.run_.file(BEST))
-        report = evaluate_model(self.judged, self.ds.test_images, self.ds.test_labels, self.device)
+        load_weights(self.saved_model, self.run_.file(BEST))
+        report = evaluate_model(self.evaluated_model, self.ds.test_images, self.ds.test_labels, self.device)
         seen = self.epoch_images * state.epoch_done
         summary = {
             **report,
