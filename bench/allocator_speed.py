@@ -6,7 +6,7 @@ glibc's default malloc settings (FMNIST_ALLOCATOR=default) against the project's
 the system time and the minor page faults of the process, then the ratios of the medians. Options: `--arch`,
 `--kernel`, `--epochs`, `--subset` (0: all 50,000), `--threads`, `--precision`, `--repeats`. To approximate a
 CPU without AVX-512 on one that has it, run it with `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
-MKL_ENABLE_INSTRUCTIONS=AVX2` (README: Studies, Time).
+MKL_ENABLE_INSTRUCTIONS=AVX2`.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 `python bench/spectral_conv.py` first checks that the spectral form gives F.conv2d's numbers, then times, with one
 thread (as a study's trainings run, `--jobs 2` on 2 cores) and in fp32 (bf16 autocast keeps the direct form):
-1. each convolution of the seed's CNN at k = 3, 5, 7 alone, forward and backward, a batch of 128 in the trainer's
-   channels_last layout, direct (oneDNN) and spectral: the table `spectral.pays` is read from;
+1. each convolution of the notebook's CNN at k = 3, 5, 7 alone, forward and backward, a batch of 128 in the
+   trainer's channels_last layout, direct (oneDNN) and spectral: the table `spectral.spectral_is_faster` is read
+   from;
 2. the trainer's own training step (`speed.measure`: the same model, batch, layout, optimizer) of cnn k3/k5/k7 as
-   `fmnist train` runs it now (spectral where it pays) and with every convolution direct.
+   `fmnist train` runs it now (spectral where it is faster) and with every convolution direct.
 It prints each time and the speed-up (direct / spectral). Run it under the AVX2 approximation
 (`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2`) to stand for a CPU without
 AVX-512. Options: `--threads`, `--steps`, `--batch`. The ratios are the answer; absolute times are this machine's.
@@ -29,9 +30,9 @@ from train_speed import cpu_kind  # noqa: E402
 
 from fmnist_tui.core.config import TrainConfig  # noqa: E402
 from fmnist_tui.training import step  # noqa: E402
-from fmnist_tui.training.spectral import pays, spectral_conv2d  # noqa: E402
+from fmnist_tui.training.spectral import spectral_conv2d, spectral_is_faster  # noqa: E402
 
-#: the seed's CNN's convolutions: (in channels, out channels, map side)
+#: the notebook's CNN's convolutions: (in channels, out channels, map side)
 LAYERS = {"conv1": (1, 32, 28), "conv2": (32, 64, 14)}
 
 
@@ -69,7 +70,7 @@ def main() -> None:
     for kernel in (3, 5, 7):
         for name, (c, _, _) in LAYERS.items():
             direct, spectral = layer_times(name, kernel, args.batch, args.steps)
-            used = "yes" if pays(kernel, c) else "no"
+            used = "yes" if spectral_is_faster(kernel, c) else "no"
             times = f"{direct * 1e3:7.1f} ms {spectral * 1e3:7.1f} ms   {direct / spectral:5.2f}x"
             print(f"  {name} k{kernel}{'':21} {times}   {used}")
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.training.models import create_model
-from fmnist_tui.training.spectral import SpectralConv2d, pays, spectral_conv2d, use_spectral
+from fmnist_tui.training.spectral import SpectralConv2d, spectral_conv2d, spectral_is_faster, use_spectral
 from fmnist_tui.training.trainer import train
 
 CPU = torch.device("cpu")
@@ -72,7 +72,7 @@ def test_a_spectral_layer_is_an_ordinary_convolution_outside() -> None:
         assert chosen.conv2(torch.rand(2, 32, 14, 14)).dtype == torch.bfloat16
 
 
-def test_where_it_pays() -> None:
+def test_spectral_only_where_it_is_faster() -> None:
     chosen = [use_spectral(create_model("cnn", {"kernel": k}), CPU, False) for k in (3, 5, 7)]
     assert chosen == [[], ["conv2"], ["conv2"]]
     assert use_spectral(create_model("cnn", {"kernel": 5, "depth": 4, "pool": "stride"}), CPU, False) == []  # stride 2
@@ -81,7 +81,7 @@ def test_where_it_pays() -> None:
     # bf16 or a GPU: the direct form
     assert use_spectral(create_model("cnn", {"kernel": 7}), CPU, True) == []
     assert use_spectral(create_model("cnn", {"kernel": 7}), torch.device("cuda"), False) == []
-    assert not pays(3, 64) and not pays(7, 1) and pays(5, 32)
+    assert not spectral_is_faster(3, 64) and not spectral_is_faster(7, 1) and spectral_is_faster(5, 32)
     layer = SpectralConv2d(8, 8, 5, padding=1)  # not 'same' padding: what the spectral form computes
     assert not layer.can_go_spectral()
 

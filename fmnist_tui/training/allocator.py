@@ -3,13 +3,13 @@
 A training step frees and allocates the same large buffers (activations, their gradients, a validation part's
 outputs) thousands of times. glibc's malloc serves a block over its mmap threshold (from 128 KiB, rising to at most
 32 MiB as it adapts) with a fresh mmap and returns it with munmap, and trims the heap's free top above 128 KiB:
-every step the kernel maps and zeroes those pages again, one page fault per 4 KiB. Measured on a 1-epoch cnn-k3
-training of 15,000 images (fp32, one thread, under the AVX2 approximation): 3.0 million minor page faults and 6.3 s
-of system time in a 20 s run. With the thresholds below: 0.18 million, 0.7 s, and 14 s (`bench/allocator_speed.py`).
+every step the kernel maps and zeroes those pages again, one page fault per 4 KiB, in system time the training
+waits for. With the thresholds below the blocks stay in the process and are reused (`bench/allocator_speed.py`
+measures the page faults and the time it saves).
 
 The cost: the process keeps up to its peak of freed memory for reuse (bounded by what one step and one evaluation
-part need at once; a cnn-k3 training's peak resident set grows from 1.15 to 1.30 GB). `FMNIST_ALLOCATOR=default`
-leaves glibc's settings alone (the benchmark's baseline).
+part need at once), so its peak resident set grows a little. `FMNIST_ALLOCATOR=default` leaves glibc's settings
+alone (the benchmark's baseline).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Large-kernel convolutions computed in the frequency domain, for fp32 training on CPUs.
 
-A k×k convolution's arithmetic grows with k² (the seed's conv2 at 7×7: 19.7 M multiply-accumulates an image),
-and fp32 on a CPU without bf16 already runs it near the core's peak, so only less arithmetic makes it faster.
-In the frequency domain the convolution is one complex product per frequency (17×9 of them for a 14×14 map):
-8× fewer multiply-accumulates for 7×7, 2.9× faster forward + backward on one core (bench/spectral_conv.py).
+A k×k convolution's arithmetic grows with k² (the notebook's conv2 at 7×7: 19.7 M multiply-accumulates an
+image), and fp32 on a CPU without bf16 already runs it near the core's peak, so only less arithmetic makes it
+faster. In the frequency domain the convolution is one complex product per frequency (17×9 of them for a 14×14
+map): 8× fewer multiply-accumulates for 7×7 (bench/spectral_conv.py times both forms).
 
 The discrete Fourier transforms are small dense matrices (an FFT library's per-call cost dominates at 17
 points), applied as matmuls on a batch-last layout so each is one large GEMM; autograd derives the backward
@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 
-def pays(kernel: int, in_channels: int) -> bool:
-    """Whether the spectral path beats oneDNN's direct convolution, as measured (fp32, one core, batch 128, under
-    the AVX2 approximation; bench/spectral_conv.py): for 5×5 and 7×7 layers fed by several channels (the seed's
-    conv2: 2.0× and 2.9× forward + backward); not for 3×3 (conv2 1.0×), nor for a first layer on the one-channel
-    image (0.4–0.8×): its few products per frequency cannot pay for the 28×28 transforms, and its direct form
-    computes no input gradient."""
+def spectral_is_faster(kernel: int, in_channels: int) -> bool:
+    """Whether the spectral path beats oneDNN's direct convolution (fp32 on a CPU; measured by
+    bench/spectral_conv.py): for 5×5 and 7×7 layers fed by several channels, where it saves the most arithmetic;
+    not for 3×3, nor for a first layer on the one-channel image: its few products per frequency cannot pay for the
+    28×28 transforms, and its direct form computes no input gradient."""
     return kernel >= 5 and in_channels > 1
 
 
@@ -121,7 +120,7 @@ class SpectralConv2d(nn.Conv2d):
 
 def use_spectral(model: nn.Module, device: torch.device, bf16: bool) -> list[str]:
     """For fp32 training on a CPU (with bf16 the direct form is fast; on a GPU cuDNN is), switch on the spectral
-    path in `model`'s convolutions where it pays (`pays`); the names of those layers."""
+    path in `model`'s convolutions where it is faster (`spectral_is_faster`); the names of those layers."""
     if device.type != "cpu" or bf16:
         return []
     chosen = []
@@ -129,7 +128,7 @@ def use_spectral(model: nn.Module, device: torch.device, bf16: bool) -> list[str
         if (
             isinstance(module, SpectralConv2d)
             and module.can_go_spectral()
-            and pays(module.kernel_size[0], module.in_channels)
+            and spectral_is_faster(module.kernel_size[0], module.in_channels)
         ):
             module.spectral = True
             chosen.append(name)
