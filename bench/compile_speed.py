@@ -5,7 +5,7 @@ model, batch, precision, layout, optimizer, augmentation, weight average as `fmn
 mode, on random images, and prints images per second and the ratio to eager, with the set-up time the mode costs
 first (the compile; eager's is the baseline). Rows (`bench/time_to_accuracy.py`'s): the ResNet with crops,
 erasing, the weight average and flip-TTA (`resnet-modern`, batch 128; the EMA's update is outside the compiled
-step) and the seed's CNN (`cnn-k3`). Options: `--device cpu|cuda|auto`, `--rows`, `--modes off,default,graphs`,
+step) and the notebook's CNN (`cnn-k3`). Options: `--device cpu|cuda|auto`, `--rows`, `--modes off,default,graphs`,
 `--steps`, `--warmup`, `--json FILE`, `--quick` (cnn-k3, few steps: a smoke run). The ratio is the answer;
 absolute times are this machine's.
 """

@@ -1,6 +1,6 @@
-"""Training speed: the seed's recipe vs `fmnist train`'s default recipe, measured side by side in one run.
+"""Training speed: the notebook's recipe vs `fmnist train`'s default recipe, measured side by side in one run.
 
-Seed recipe (as the seed project trains): torchvision FashionMNIST + ToTensor, DataLoader(batch_size=64,
+The notebook's recipe (as the notebook trains): torchvision FashionMNIST + ToTensor, DataLoader(batch_size=64,
 shuffle=True) over all 60,000 training images, Adam(lr=1e-3), fp32. Ours: the default TrainConfig
 (in-memory uint8 tensor, index batches, bf16 autocast where supported) over the 50,000-image train split,
 validation included in our epoch time.
@@ -72,8 +72,8 @@ def train_gflop(arch: str, kernel: int | None, images: int, val_images: int = 0)
     return (6 * macs * images + 2 * macs * val_images) / 1e9
 
 
-def seed_loaders(workdir: Path) -> tuple:
-    """The seed's torchvision datasets, fed from the local IDX files (torchvision cannot download here)."""
+def notebook_loaders(workdir: Path) -> tuple:
+    """The notebook's torchvision datasets, fed from the local IDX files (torchvision cannot download here)."""
     from torchvision import datasets, transforms
 
     raw = workdir / "FashionMNIST" / "raw"
@@ -89,17 +89,17 @@ def seed_loaders(workdir: Path) -> tuple:
     )
 
 
-#: where both recipes run (--device); the seed's loop moves each batch there, as a seed user on a GPU would
+#: where both recipes run (--device); the notebook's loop moves each batch there, as its user on a GPU would
 DEVICE = torch.device("cpu")
 
 
-def seed_model(arch: str, kernel: int | None) -> nn.Module:
-    """The seed's own models (no normalisation layer), same shapes as our registry."""
+def notebook_model(arch: str, kernel: int | None) -> nn.Module:
+    """The notebook's own models (no normalisation layer), same shapes as our registry."""
     torch.manual_seed(0)
-    return _seed_model(arch, kernel).to(DEVICE)
+    return _notebook_model(arch, kernel).to(DEVICE)
 
 
-def _seed_model(arch: str, kernel: int | None) -> nn.Module:
+def _notebook_model(arch: str, kernel: int | None) -> nn.Module:
     if arch == "mlp":
         return nn.Sequential(
             nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
@@ -119,8 +119,8 @@ def _seed_model(arch: str, kernel: int | None) -> nn.Module:
     )
 
 
-def seed_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tuple[float, int]:
-    """One epoch of the seed's loop; returns (seconds, images)."""
+def notebook_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tuple[float, int]:
+    """One epoch of the notebook's loop; returns (seconds, images)."""
     from torch.utils.data import DataLoader
 
     loader = DataLoader(train_set, batch_size=64, shuffle=True)
@@ -141,7 +141,7 @@ def seed_epoch(model: nn.Module, train_set, opt, max_batches: int | None) -> tup
 
 
 @torch.no_grad()
-def seed_test_accuracy(model: nn.Module, test_set) -> float:
+def notebook_test_accuracy(model: nn.Module, test_set) -> float:
     from torch.utils.data import DataLoader
 
     model.eval()
@@ -208,14 +208,14 @@ def main() -> None:
     dataset = load_dataset()
     tmp = Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
     try:
-        train_set, test_set = seed_loaders(tmp / "seed")
+        train_set, test_set = notebook_loaders(tmp / "notebook")
         if args.no_table:
             CONFIGS.clear()
         kind, peak = cpu_kind()
         where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{kind}, {torch.get_num_threads()} threads"
         print(
-            f"torch {torch.__version__} on {where}; ours at --precision {PRECISION}; seed epoch = 60,000 images at "
-            f"batch 64; ours = {len(dataset.train_labels):,} train images + 10,000 validation"
+            f"torch {torch.__version__} on {where}; ours at --precision {PRECISION}; notebook epoch = 60,000 images "
+            f"at batch 64; ours = {len(dataset.train_labels):,} train images + 10,000 validation"
         )
         if peak and DEVICE.type == "cpu":
             print(
@@ -223,22 +223,23 @@ def main() -> None:
                 "reports; a boost clock can exceed it)"
             )
         print(
-            f"{'config':<8} {'seed s/epoch':>12} {'ours s/epoch':>12} {'epoch ratio':>11} "
-            f"{'seed img/s':>10} {'ours img/s':>10} {'img/s ratio':>11} {'seed GFLOP/s':>12} {'ours GFLOP/s':>12}"
+            f"{'config':<8} {'notebook s/epoch':>16} {'ours s/epoch':>12} {'epoch ratio':>11} "
+            f"{'notebook img/s':>14} {'ours img/s':>10} {'img/s ratio':>11} {'notebook GFLOP/s':>16} "
+            f"{'ours GFLOP/s':>12}"
         )
         for arch, kernel in CONFIGS:
-            model = seed_model(arch, kernel)
-            s_sec, s_n = seed_epoch(model, train_set, torch.optim.Adam(model.parameters(), 1e-3), max_batches)
+            model = notebook_model(arch, kernel)
+            s_sec, s_n = notebook_epoch(model, train_set, torch.optim.Adam(model.parameters(), 1e-3), max_batches)
             o = ours(arch, kernel, 1, tmp / "runs", subset, dataset)
             label = f"{arch}-k{kernel}" if kernel else arch
             s_flops = train_gflop(arch, kernel, s_n) / s_sec
             o_flops = train_gflop(arch, kernel, o["images"], min(o["images"], 10_000)) / o["epoch_seconds"]
             share = lambda f: f" ({100 * f / peak:.0f}%)" if peak and DEVICE.type == "cpu" else ""  # noqa: E731 - a format helper
             print(
-                f"{label:<8} {s_sec:12.2f} {o['epoch_seconds']:12.2f} {s_sec / o['epoch_seconds']:10.2f}× "
-                f"{s_n / s_sec:10,.0f} {o['images'] / o['train_seconds']:10,.0f} "
+                f"{label:<8} {s_sec:16.2f} {o['epoch_seconds']:12.2f} {s_sec / o['epoch_seconds']:10.2f}× "
+                f"{s_n / s_sec:14,.0f} {o['images'] / o['train_seconds']:10,.0f} "
                 f"{(o['images'] / o['train_seconds']) / (s_n / s_sec):10.2f}× "
-                f"{s_flops:7.1f}{share(s_flops):>5} {o_flops:7.1f}{share(o_flops):>5}",
+                f"{s_flops:11.1f}{share(s_flops):>5} {o_flops:7.1f}{share(o_flops):>5}",
                 flush=True,
             )
         if not args.no_race:
@@ -265,17 +266,20 @@ FAST = (3, 6e-3)
 def race(
     target: float, train_set, test_set, dataset, out: Path, max_batches, subset, max_epochs: int, sweep_default: bool
 ) -> None:
-    """Training time until test accuracy ≥ target on cnn k=3: the seed recipe epoch by epoch; ours as
+    """Training time until test accuracy ≥ target on cnn k=3: the notebook's recipe epoch by epoch; ours as
     `--epochs 3 --lr 6e-3` (and, with --sweep-default, the default recipe with growing epoch budgets)."""
-    model = seed_model("cnn", 3)
+    model = notebook_model("cnn", 3)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    seed_total, seed_acc, epoch = 0.0, 0.0, 0
-    while seed_acc < target and epoch < max_epochs:
+    notebook_total, notebook_acc, epoch = 0.0, 0.0, 0
+    while notebook_acc < target and epoch < max_epochs:
         epoch += 1
-        sec, _ = seed_epoch(model, train_set, opt, max_batches)
-        seed_total += sec
-        seed_acc = seed_test_accuracy(model, test_set)
-        print(f"  seed recipe epoch {epoch}: test {seed_acc:.4f} after {seed_total:.1f}s of training", flush=True)
+        sec, _ = notebook_epoch(model, train_set, opt, max_batches)
+        notebook_total += sec
+        notebook_acc = notebook_test_accuracy(model, test_set)
+        print(
+            f"  notebook recipe epoch {epoch}: test {notebook_acc:.4f} after {notebook_total:.1f}s of training",
+            flush=True,
+        )
     budgets = [(e, None) for e in range(2, 2 + max(1, max_epochs // 2))] if sweep_default else []
     for label, plan in (("default recipe", budgets), ("--epochs 3 --lr 6e-3", [FAST])):
         our_total, our_acc = 0.0, 0.0
@@ -290,10 +294,11 @@ def race(
             if our_acc >= target:
                 break
         if plan:
-            ok = seed_acc >= target and our_acc >= target
+            ok = notebook_acc >= target and our_acc >= target
             print(
-                f"time to {target:.0%} on cnn-k3, ours ({label}): seed {seed_total:.1f}s, ours {our_total:.1f}s → "
-                f"{seed_total / our_total:.2f}× faster" + ("" if ok else " (target not reached by both)"),
+                f"time to {target:.0%} on cnn-k3, ours ({label}): notebook {notebook_total:.1f}s, ours "
+                f"{our_total:.1f}s → {notebook_total / our_total:.2f}× faster"
+                + ("" if ok else " (target not reached by both)"),
                 flush=True,
             )
 
