@@ -163,7 +163,7 @@ def _run(first: str | None) -> None:
         return
     # `fmnist predict` is run once per image by scripts, so its start and end count: everything it
     # prints is flushed and its helpers are joined when it returns, and onnxruntime's teardown at
-    # interpreter exit would add ~30 ms of nothing to each call. So it leaves at once.
+    # interpreter exit would only add time to each call (bench/predict_speed.py times one). So it leaves at once.
     try:
         app()
         code = 0

@@ -36,7 +36,7 @@ class TrainConfig:
     in-memory uint8 tensor: random horizontal flips (and optional random shifts of up to `shift`
     pixels, off by default because they cost the MLP more than they give the CNN at 15 epochs).
     Random erasing, a weight average (EMA) and flip test-time augmentation are off by default: every
-    earlier run keeps its recipe, and the ResNet's recipe turns them on by name (README).
+    earlier run keeps its recipe, and the ResNet's recipe turns them on by name (docs/models.md, "The recipe").
     """
 
     arch: str = "cnn"
@@ -49,7 +49,7 @@ class TrainConfig:
     warmup: float = 0.15  # fraction of all steps spent warming up
     label_smoothing: float = 0.1
     hflip: bool = True
-    shift: int = 0  # random shift, pixels each direction (0: off; see README on why)
+    shift: int = 0  # random shift, pixels each direction (0: off; the class docstring says why)
     # random erasing (Zhong et al. 2020): the probability that a training image gets one random rectangle of
     # 2–40% of its area set to black (the background, as a shift's fill); 0: off
     erase: float = 0.0

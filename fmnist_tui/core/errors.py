@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-#: Exit codes shared by every command (see README, "Exit codes").
+#: Exit codes shared by every command (docs/reliability.md, "Exit codes").
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -276,7 +276,7 @@ DEPTHS: tuple[int, ...] = registry.get("cnn").values("depth")
 SUFFICIENT_MARGIN = 0.005
 
 #: where in the notebook a claim comes from (its `source`)
-README, DESIGN_TABLE = "the notebook's README", "the notebook's design table"
+NOTEBOOK_README, DESIGN_TABLE = "the notebook's README", "the notebook's design table"
 
 STUDIES: dict[str, StudySpec] = {}
 
@@ -313,7 +313,7 @@ register(
         kernel.ARCHS,
         {"kernel": kernel.KERNELS},
         kernel.PAIRS,
-        tuple(Claim(text, needed, source=f"{README}, results table") for text, needed in kernel.CLAIMS),
+        tuple(Claim(text, needed, source=f"{NOTEBOOK_README}, results table") for text, needed in kernel.CLAIMS),
         "kernel",
         x="kernel",
         analyse=kernel.analyse,
@@ -407,7 +407,8 @@ register(
                 "the CNN overfits less than the MLP (a smaller train − validation gap)",
                 ((MLP, CNN),),
                 metric=GAP,
-                source=f"{README}: the CNN shows less overfitting divergence; its constraints act as a regularizer",
+                source=f"{NOTEBOOK_README}: the CNN shows less overfitting divergence; its constraints act as a "
+                "regularizer",
             ),
         ),
         "gap",
@@ -442,12 +443,13 @@ register(
                 "the MLP is unaffected by the permutation (equal within ±0.3 points)",
                 ((bias.MLP_PERM, bias.MLP),),
                 equivalence=bias.EQUIVALENCE_MARGIN,
-                source=f"implied by the account in {README} of why the CNN wins (spatial structure the MLP ignores)",
+                source=f"implied by the account in {NOTEBOOK_README} of why the CNN wins (spatial structure the MLP "
+                "ignores)",
             ),
             Claim(
                 "the CNN loses its advantage over the MLP on permuted pixels",
                 (((bias.CNN, bias.MLP), (bias.CNN_PERM, bias.MLP_PERM)),),
-                source=f"{README}: convolutions exploit the spatial structure (local pixel neighbourhoods)",
+                source=f"{NOTEBOOK_README}: convolutions exploit the spatial structure (local pixel neighbourhoods)",
             ),
             Claim(
                 "weight sharing helps beyond locality (the CNN beats the locally connected network)",
@@ -457,7 +459,7 @@ register(
             Claim(
                 "the CNN beats an MLP with as many parameters",
                 ((bias.CNN, bias.MLP_MATCHED),),
-                source=f"{README}: the CNN beats the MLP (here without the excuse of size)",
+                source=f"{NOTEBOOK_README}: the CNN beats the MLP (here without the excuse of size)",
             ),
         ),
         "configs",
@@ -496,7 +498,8 @@ register(
                         (bias.cnn(train_size=bias.SIZES[-1]), bias.mlp(train_size=bias.SIZES[-1])),
                     ),
                 ),
-                source=f"{README}: the CNN's constraints act as a regularizer (an inductive bias is worth data)",
+                source=f"{NOTEBOOK_README}: the CNN's constraints act as a regularizer (an inductive bias is worth "
+                "data)",
             ),
         ),
         "size",

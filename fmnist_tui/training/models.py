@@ -68,7 +68,7 @@ class MLP(nn.Module):
 
 #: images per batched product of a locally connected layer: a larger batch is run in parts of this size. The patches
 #: of the 1,000 images a validation batch holds take 226 MB for the 32 → 64 channel layer at 14×14, far beyond the
-#: caches; parts of 128 (the training batch) evaluate 2–3× faster here (bench/lcn_speed.py)
+#: caches; parts of 128 (the training batch) evaluate faster (measured by bench/lcn_speed.py)
 LOCAL_CHUNK = 128
 
 
