@@ -528,3 +528,53 @@ def test_serving_path_does_not_import_torch() -> None:
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], env=_env(), timeout=60).returncode == 0
+
+
+# --- calibration and "unsure" ----------------------------------------------------------------
+@pytest.mark.slow
+def test_records_carry_the_ood_score_and_the_unsure_flag(server: ServerThread, images: np.ndarray) -> None:
+    """The exported model is calibrated: every record has a number and a flag; a blank image is unsure."""
+    batch = np.concatenate([images[:3], np.zeros((1, 28, 28), np.uint8)])
+    status, doc = server.request("POST", "/invocations", npy(batch), "application/x-npy")
+    assert status == 200 and doc["schema_version"] == 2
+    for pred in doc["predictions"]:
+        assert isinstance(pred["ood_score"], float) and isinstance(pred["unsure"], bool)
+    assert doc["predictions"][-1]["unsure"] is True
+
+
+@pytest.mark.slow
+def test_a_client_that_disconnects_mid_body_costs_one_log_line_at_most(model_path: Path) -> None:
+    proc, port = _start(model_path)
+    try:
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+                sock.sendall(
+                    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
+                    b"Content-Length: 5000\r\n\r\n" + b"\x93NUMPY" + b"\0" * 100
+                )
+                time.sleep(0.2)
+            time.sleep(0.3)
+        status = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        status.request("GET", "/ping")
+        assert status.getresponse().status == 200  # still serving
+        status.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2, err  # one line per client at most
+
+
+def test_a_broken_model_is_a_json_500_naming_it() -> None:
+    from fmnist_tui.inference.session import ModelError
+
+    class NaNModel:
+        classes: ClassVar[list[str]] = list(CLASSES)
+
+        def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+            raise ModelError("model.onnx: the model's outputs are not finite numbers (NaN or infinity)")
+
+    with ServerThread(create_app(lambda: NaNModel())) as srv:
+        status, doc = srv.request("POST", "/invocations", npy(np.zeros((1, 28, 28), np.uint8)), "application/x-npy")
+    assert status == 500 and "not finite" in doc["error"]

@@ -198,3 +198,33 @@ async def test_the_default_model_is_chosen_first(folders: dict[str, Path]) -> No
         await pilot.press("3")
         await pilot.pause()
         assert app.query_one("#model", Select).value == str(folders["export"] / DEFAULT_MODEL)
+
+
+@pytest.mark.slow
+@sync
+async def test_classify_shows_the_unsure_flag(tmp_path: Path) -> None:
+    """A calibrated model: a blank image is flagged UNSURE on screen; a model without a threshold says so."""
+    from PIL import Image
+
+    from tests.calibrated_support import calibrated_onnx
+
+    export = tmp_path / "export"
+    export.mkdir()
+    calibrated_onnx(tmp_path / "made").rename(export / "calibrated.onnx")
+    tiny_onnx(export / "uncalibrated.onnx")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
+    app = create_app(runs=tmp_path / "runs", export=export, images=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        picker = app.query_one("#model", Select)
+        picker.value = str(export / "calibrated.onnx")
+        await pilot.pause()
+        await submit(pilot, tmp_path / "blank.png")
+        pane = app.query_one(ClassifyPane)
+        assert pane.last is not None and pane.last["prediction"].unsure is True
+        assert "UNSURE" in screen_text(app)
+        picker.value = str(export / "uncalibrated.onnx")
+        await pilot.pause()
+        await wait_workers(app)
+        await pilot.pause()
+        assert pane.last["prediction"].unsure is None and "not available" in screen_text(app)

@@ -134,7 +134,9 @@ def test_export_calibrate_calibrates_a_file_in_place_keeping_its_metadata(tiny_d
 
 @needs_shipped
 def test_the_shipped_default_model_is_calibrated_and_unsure_of_a_blank_image(images: Path) -> None:
-    res = runner.invoke(app, ["predict", str(images / "blank.png"), "--model", str(SHIPPED_DEFAULT), "--format", "json"])
+    res = runner.invoke(
+        app, ["predict", str(images / "blank.png"), "--model", str(SHIPPED_DEFAULT), "--format", "json"]
+    )
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)[0]
     assert row["unsure"] is True and res.stderr == ""  # calibrated: no note
