@@ -2,7 +2,9 @@
 
 `python bench/drawings_accuracy.py` runs `fmnist predict --format json` (the user's path: files →
 `preprocess` → onnxruntime) for each model in `export/` over
-- `tests/drawings/` (see its README): a file is right when the top class is one of its accepted classes;
+- `tests/drawings/` (see its README): an in-class drawing is right when the top class is one of its accepted
+  classes; a drawing labelled `none` (no class covers it) counts only for "unsure": the share of those flagged
+  (`unsure` in predict's JSON) is printed beside the share of in-class drawings flagged;
 - the first N Fashion-MNIST test images written as files three ways, to see that the file path does
   not cost the dataset's own images anything: `raw` (the 28×28 PNG itself), `photo` (negated back to a
   dark garment on white, enlarged 4× bicubic with a margin: the general background/crop/fit path) and
@@ -75,16 +77,35 @@ def dataset_or_none() -> Any:
         return None
 
 
-def drawings_accuracy(model: Path) -> tuple[float, list[tuple[str, str, str]], dict[str, float]]:
-    """(accuracy, failures as (file, accepted, got), accuracy per style) over tests/drawings/."""
+NONE = "none"  # labels.csv: a drawing of none of the ten classes
+
+
+def drawings_accuracy(model: Path) -> tuple[float, list[tuple[str, str, str]], dict[str, float], dict[str, Any]]:
+    """(in-class accuracy, failures as (file, accepted, got), in-class accuracy per style, unsure figures) over
+    tests/drawings/; the unsure figures are the shares flagged among the `none` and the in-class drawings (None
+    for a model without an OOD threshold)."""
     rows = drawing_rows()
     got = predict([DRAWINGS / r["file"] for r in rows], model)
-    right = {r["file"]: got[r["file"]]["label"] in r["accepted"].split("|") for r in rows}
-    failures = [(r["file"], r["accepted"], str(got[r["file"]]["label"])) for r in rows if not right[r["file"]]]
+    in_class = [r for r in rows if r["accepted"] != NONE]
+    right = {r["file"]: got[r["file"]]["label"] in r["accepted"].split("|") for r in in_class}
+    failures = [(r["file"], r["accepted"], str(got[r["file"]]["label"])) for r in in_class if not right[r["file"]]]
     styles: dict[str, list[bool]] = {}
-    for r in rows:
+    for r in in_class:
         styles.setdefault(f"{r['source']} {r['style']}", []).append(right[r["file"]])
-    return float(np.mean(list(right.values()))), failures, {k: float(np.mean(v)) for k, v in styles.items()}
+
+    def share_flagged(subset: list[dict[str, str]]) -> float | None:
+        flags = [got[r["file"]].get("unsure") for r in subset]
+        return None if not flags or None in flags else float(np.mean(flags))
+
+    unsure = {
+        "none": len(rows) - len(in_class),
+        "none_flagged": share_flagged([r for r in rows if r["accepted"] == NONE]),
+        "in_class_flagged": share_flagged(in_class),
+        "in_class_right_and_sure": float(
+            np.mean([right[r["file"]] and not got[r["file"]].get("unsure") for r in in_class])
+        ),
+    }
+    return float(np.mean(list(right.values()))), failures, {k: float(np.mean(v)) for k, v in styles.items()}, unsure
 
 
 def as_photo(img28: np.ndarray, transparent: bool) -> Image.Image:
@@ -199,7 +220,7 @@ def aspect_views_accuracy(models: list[Path], factors: list[float], n: int, n_re
     from fmnist_tui.core.data import CLASSES
     from fmnist_tui.inference.session import OnnxClassifier
 
-    rows = drawing_rows()
+    rows = [r for r in drawing_rows() if r["accepted"] != NONE]
     sets: dict[str, tuple[np.ndarray, list[set[int]]]] = {
         "drawings": (
             np.stack([views(DRAWINGS / r["file"], factors) for r in rows]),
@@ -247,10 +268,21 @@ def main() -> int:
         raise SystemExit(f"no model matches {args.models} in {args.export_dir}")
     report: dict[str, object] = {"drawings": {}, "test_images": None}
     for model in models:
-        accuracy, failures, styles = drawings_accuracy(model)
-        report["drawings"][model.name] = {"accuracy": accuracy, "styles": styles, "failures": failures}  # type: ignore[index]
+        accuracy, failures, styles, unsure = drawings_accuracy(model)
+        report["drawings"][model.name] = {  # type: ignore[index]
+            "accuracy": accuracy,
+            "styles": styles,
+            "failures": failures,
+            "unsure": unsure,
+        }
         per_style = "  ".join(f"{k} {v:.0%}" for k, v in styles.items())
-        print(f"{model.name:16s} drawings {accuracy:6.1%} ({len(failures)} wrong)   {per_style}")
+        flagged = (
+            "no unsure flag (uncalibrated model)"
+            if unsure["none_flagged"] is None
+            else f"unsure: {unsure['none_flagged']:.0%} of the {unsure['none']} none-of-them flagged, "
+            f"{unsure['in_class_flagged']:.0%} of the in-class"
+        )
+        print(f"{model.name:16s} in-class drawings {accuracy:6.1%} ({len(failures)} wrong)   {flagged}   {per_style}")
         if args.failures:
             for file, accepted, got in failures:
                 print(f"    {file:42s} {accepted:20s} → {got}")

@@ -79,5 +79,8 @@ def test_fail_fast_stops_the_rows_at_the_first_failure() -> None:
         "index": None,
         "probability": None,
         "top_k": [],
+        "ood_score": None,
+        "unsure": None,
         "error": "not an image",
+        "schema_version": 2,
     }
