@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import Checkbox, Collapsible, DataTable, Input, Select
 
+from fmnist_tui.core import registry
 from fmnist_tui.core.errors import ConfigError
 from fmnist_tui.core.runs import Run
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.modals import ConfirmScreen
-from fmnist_tui.tui.train_screen import TrainPane
+from fmnist_tui.tui.train_screen import TrainPane, option_row
 from tests.tui_support import screen_text, sync, wait_until, wait_workers
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -159,6 +160,33 @@ async def test_the_form_offers_family_options_and_names_bad_combinations(tiny_da
         assert not app.query_one("#hidden", Input).disabled and app.query_one("#depth", Select).disabled
         app.query_one("#hidden", Input).value = "128, 64"
         assert pane.form_config().options == {"hidden": (128, 64)} and pane.form_config().run_name == "mlp-h128x64-s0"
+
+
+def field_labels(app: FmnistApp) -> set[str]:
+    """The labels of the form rows on screen (each row's first word)."""
+    return {line.split()[0] for line in screen_text(app).splitlines() if line.split()}
+
+
+@sync
+async def test_the_form_shows_only_the_options_of_the_chosen_architecture(tiny_data: Path, tmp_path: Path) -> None:
+    """Which option fields are on screen comes from the registry: the default cnn shows kernel, depth, pool, head
+    and norm, not the MLP's hidden widths nor the ResNet's width and blocks; picking another arch swaps them."""
+    app = train_app(tmp_path, tiny_data)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+
+        def shown() -> set[str]:
+            return {name for name in registry.option_names() if app.query_one(f"#{option_row(name)}").display}
+
+        assert shown() == {o.name for o in registry.get("cnn").options} == {"kernel", "depth", "pool", "head", "norm"}
+        assert {"kernel", "norm"} <= field_labels(app) and not {"hidden", "width", "blocks"} & field_labels(app)
+        assert app.query_one("#hidden") not in app.screen.focus_chain  # Tab never lands on a hidden field
+        for arch, spec in registry.REGISTRY.items():
+            app.query_one("#arch", Select).value = arch
+            await pilot.pause()
+            options = {o.name for o in spec.options}
+            assert shown() == options and set(pane.form_config().options) == options, arch
+            assert options <= field_labels(app) and not (set(registry.option_names()) - options) & field_labels(app)
 
 
 @sync

@@ -49,8 +49,13 @@ def setting_name(setting: str) -> str:
     return ACTIONS.get(setting) or f"the {LABELS.get(field_id, field_id)} field"
 
 
-def _field(label: str, widget: Widget) -> Horizontal:
-    return Horizontal(Label(label, classes="field-label"), widget, classes="field")
+def _field(label: str, widget: Widget, row_id: str | None = None) -> Horizontal:
+    return Horizontal(Label(label, classes="field-label"), widget, classes="field", id=row_id)
+
+
+def option_row(name: str) -> str:
+    """The id of the form row that holds architecture option `name` (its label and its field)."""
+    return f"{name}-row"
 
 
 def _number(text: str, what: str) -> int | float:
@@ -162,8 +167,8 @@ class TrainPane(Vertical):
 
     @staticmethod
     def _option_fields(spec: registry.ArchSpec) -> ComposeResult:
-        """One field per architecture option of the registry (a pick list where it has valid values),
-        enabled for the architectures that take it."""
+        """One field per architecture option of the registry (a pick list where it has valid values), shown
+        (and enabled) only while the chosen architecture takes it."""
         for name in registry.option_names():
             option = spec.option(name) or registry.options_named(name)[0][1]
             if option.choices:
@@ -176,8 +181,10 @@ class TrainPane(Vertical):
                 )
             else:
                 widget = Input(option.text(option.default), compact=True, id=name)
+            row = _field(name, widget, option_row(name))
             widget.disabled = spec.option(name) is None
-            yield _field(name, widget)
+            row.display = not widget.disabled
+            yield row
 
     @on(Select.Changed, "#arch")
     def _arch_changed(self, event: Select.Changed) -> None:
@@ -185,6 +192,7 @@ class TrainPane(Vertical):
         for name in registry.option_names():
             option, widget = spec.option(name), self.query_one(f"#{name}")
             widget.disabled = option is None
+            self.query_one(f"#{option_row(name)}").display = option is not None
             if isinstance(widget, Select) and option is not None and widget.value not in option.choices:
                 widget.value = option.default  # another arch's value of a shared option
 
