@@ -121,3 +121,21 @@ def test_an_already_calibrated_model_is_refused(calibrated: Path, tiny_data: Pat
 
     with pytest.raises(CalibrationError, match="already calibrated"):
         calibrate(onnx.load(str(calibrated)), load_dataset(tiny_data))
+
+
+def test_the_report_section_draws_the_reliability_of_each_calibrated_model(
+    calibrated: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from fmnist_tui.core.data import load_dataset
+    from fmnist_tui.study.reliability import section
+    from tests.tui_support import tiny_onnx
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "calibrated.onnx").write_bytes(calibrated.read_bytes())
+    tiny_onnx(folder / "old.onnx")  # uncalibrated: left out of the section
+    s = section(folder, load_dataset(tiny_data), tmp_path / "reliability.png")
+    assert (tmp_path / "reliability.png").stat().st_size > 0 and set(s.data) == {"calibrated.onnx"}
+    m = s.data["calibrated.onnx"]
+    assert m["accuracy_unchanged"] and m["before"]["accuracy"] == m["after"]["accuracy"]
+    assert "ECE" in s.text and "calibrated.onnx" in s.text

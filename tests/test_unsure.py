@@ -140,3 +140,43 @@ def test_the_shipped_default_model_is_calibrated_and_unsure_of_a_blank_image(ima
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)[0]
     assert row["unsure"] is True and res.stderr == ""  # calibrated: no note
+
+
+def test_a_foreign_graph_without_a_gemm_head_is_calibrated_with_the_energy_score(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """MatMul + Add instead of Gemm: no penultimate features to read, so the OOD score is −logsumexp of the logits."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fmnist_tui.core.data import load_dataset
+    from fmnist_tui.deploy.calibrate import calibrate
+    from fmnist_tui.inference.session import OnnxClassifier
+
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.05, (784, 10)).astype(np.float32), "W"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "B"),
+        numpy_helper.from_array(np.array([-1, 784], dtype=np.int64), "shape"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "B"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    calibrated, fitted, checked = calibrate(model, load_dataset(tiny_data))
+    assert fitted.method == "energy" and checked["max_abs_prob_diff"] < 1e-4
+    onnx.save(calibrated, str(tmp_path / "foreign.onnx"))
+    clf = OnnxClassifier(tmp_path / "foreign.onnx")
+    scores = clf.scores(np.random.default_rng(1).random((4, 28, 28), dtype=np.float32))
+    assert scores.ood is not None and scores.threshold is not None and len(scores.unsure()) == 4
+    assert clf.notice is not None and "no fmnist metadata" in clf.notice and "uncalibrated" not in clf.notice

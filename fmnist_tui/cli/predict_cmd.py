@@ -49,8 +49,11 @@ def _print_table(results: list[Row], show_input: bool) -> None:
         cells: list[Text | str] = [Text(printable(r.path)), Text(printable(p.label)), f"{p.probability:.1%}"]
         cells.append(Text(printable(top)))
         if flags:
-            cells.append(Text("UNSURE: unlike Fashion-MNIST", style="bold yellow") if p.unsure else Text(""))
+            cells.append(Text("UNSURE", style="bold yellow") if p.unsure else Text(""))
         table.add_row(*cells)
+    if any(p.unsure for _, p in ok):
+        table.caption = "UNSURE: unlike Fashion-MNIST (OOD score above the model's threshold); its label is a guess"
+        table.caption_justify = "left"
     console.print(table)
     if show_input:
         for r, p in ok:
