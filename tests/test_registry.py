@@ -103,17 +103,18 @@ async def test_toy_is_in_the_tui_form(toy: registry.ArchSpec, tmp_path: Path) ->
     from textual.widgets import Select
 
     from fmnist_tui.tui import create_app
-    from fmnist_tui.tui.train_screen import TrainPane
+    from fmnist_tui.tui.train_screen import TrainPane, option_row
 
     app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         arch = app.query_one("#arch", Select)
         assert ("toy", "toy") in [(str(label), value) for label, value in arch._options]
         size = app.query_one("#size", Select)
-        assert size.disabled  # the default arch (cnn) has no size
+        assert size.disabled and not app.query_one(f"#{option_row('size')}").display  # the default arch (cnn) has none
         arch.value = "toy"
         await pilot.pause()
         assert not size.disabled and app.query_one("#kernel", Select).disabled
+        assert app.query_one(f"#{option_row('size')}").display and not app.query_one(f"#{option_row('kernel')}").display
         size.value = 16
         cfg = app.query_one(TrainPane).form_config()
         assert cfg.arch == "toy" and cfg.options == {"size": 16} and cfg.run_name == "toy-u16-s0"
