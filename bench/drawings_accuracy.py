@@ -97,13 +97,13 @@ def drawings_accuracy(model: Path) -> tuple[float, list[tuple[str, str, str]], d
         flags = [got[r["file"]].get("unsure") for r in subset]
         return None if not flags or None in flags else float(np.mean(flags))
 
+    sure = [r for r in in_class if got[r["file"]].get("unsure") is False]
     unsure = {
         "none": len(rows) - len(in_class),
         "none_flagged": share_flagged([r for r in rows if r["accepted"] == NONE]),
         "in_class_flagged": share_flagged(in_class),
-        "in_class_right_and_sure": float(
-            np.mean([right[r["file"]] and not got[r["file"]].get("unsure") for r in in_class])
-        ),
+        "in_class_sure": len(sure),  # the in-class drawings it is sure of (not flagged), and its accuracy on them
+        "accuracy_when_sure": float(np.mean([right[r["file"]] for r in sure])) if sure else None,
     }
     return float(np.mean(list(right.values()))), failures, {k: float(np.mean(v)) for k, v in styles.items()}, unsure
 
@@ -280,7 +280,8 @@ def main() -> int:
             "no unsure flag (uncalibrated model)"
             if unsure["none_flagged"] is None
             else f"unsure: {unsure['none_flagged']:.0%} of the {unsure['none']} none-of-them flagged, "
-            f"{unsure['in_class_flagged']:.0%} of the in-class"
+            f"{unsure['in_class_flagged']:.0%} of the in-class; right on "
+            f"{unsure['accuracy_when_sure'] or 0:.0%} of the {unsure['in_class_sure']} it is sure of"
         )
         print(f"{model.name:16s} in-class drawings {accuracy:6.1%} ({len(failures)} wrong)   {flagged}   {per_style}")
         if args.failures:
