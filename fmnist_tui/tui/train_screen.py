@@ -1,7 +1,7 @@
 """The Train tab: choose a recipe, start, stop or resume a training, and watch it live.
 
 Training runs in a thread worker that calls the library's `train`; its events come back as
-messages. Batch events are thinned to four a second, and the progress line repaints without a
+messages. Batch events are thinned to one every `UI_INTERVAL`, and the progress line repaints without a
 layout pass, so the UI costs the trainer little time (see bench/tui_responsiveness.py).
 """
 
@@ -308,7 +308,7 @@ class TrainPane(Vertical):
             self.post_message(TrainingEnded(cfg.run_name, bool(result.interrupted)))
 
     def _emit(self, event: Event) -> None:
-        """The trainer's callback (worker thread): forward events, batch events at most every 0.1 s."""
+        """The trainer's callback (worker thread): forward events, batch events at most one every `UI_INTERVAL`."""
         if isinstance(event, BatchProgress):
             now = time.monotonic()
             if now - self._last_post < UI_INTERVAL and event.batch != event.batches:
