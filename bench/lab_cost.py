@@ -6,7 +6,9 @@ planned trainings, how many have finished runs, the CPU time they took (each run
 threads, so two one-thread runs at once on two cores count both), the wall time on this machine's cores, and what
 each run was computed on. Runs trained on a busy machine record longer times than a quiet one gives: the table
 says when the runs were trained, not how fast the machine can be. With --flops it adds, per config, the training
-work (3 × 2 × MACs per training image, 2 × MACs per validation image) against the achieved rate.
+work (3 × 2 × MACs per training image, 2 × MACs per validation image) against the achieved rate. With --fp32 it
+times a few training steps of each config in fp32 and in bf16 here (bench/step_time.py, one thread) and scales
+each run's measured time by that ratio: the lab's cost on this machine without bf16 autocast, estimated.
 """
 
 from __future__ import annotations
@@ -82,11 +84,30 @@ def flops(records: dict[str, RunRecord]) -> list[dict[str, object]]:
     return out
 
 
+def fp32_ratios(records: dict[str, RunRecord]) -> dict[str, float]:
+    """Per config label: the time of an fp32 training step over a bf16 one, here, one thread."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from step_time import measure
+
+    from fmnist_tui.core.config import TrainConfig
+
+    ratios: dict[str, float] = {}
+    for rec in records.values():
+        cfg = TrainConfig.from_dict(rec.config)
+        if cfg.label not in ratios:
+            fp32 = measure(cfg.with_changes(precision="fp32", device="cpu"), threads=1).step_s
+            bf16 = measure(cfg.with_changes(precision="bf16", device="cpu"), threads=1).step_s
+            ratios[cfg.label] = fp32 / bf16
+            print(f"  {cfg.label:<22} fp32 step / bf16 step: {ratios[cfg.label]:.2f}", flush=True)
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "results" / "runs", help="the lab's runs folder")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--flops", action="store_true", help="add each config's training work and achieved rate")
+    parser.add_argument("--fp32", action="store_true", help="estimate the lab's cost in fp32 from timed steps")
     args = parser.parse_args()
     rows, records = study_rows(args.runs)
     cores = cpu_count()
@@ -119,6 +140,13 @@ def main() -> None:
                 f"  {f['config']:<22} {f['gflop_per_run']:>10,.0f} GFLOP a run, {f['gflops_per_thread']:>6} "
                 "GFLOP/s a thread"
             )
+    if args.fp32:
+        ratios = fp32_ratios(records)
+        from fmnist_tui.core.config import TrainConfig
+
+        fp32 = sum(cpu_seconds(r) * ratios[TrainConfig.from_dict(r.config).label] for r in records.values())
+        doc["fp32_estimate"] = {"ratios": ratios, "cpu_seconds": round(fp32, 1)}
+        print(f"the whole lab in fp32, estimated: {hours(fp32)} of CPU time, {hours(fp32 / cores)} on {cores} cores")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
