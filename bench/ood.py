@@ -9,8 +9,9 @@ model, its raw logits, penultimate features and stored `ood_score` on
   found") is counted apart, as refused, and left out of the AUROC;
 - tests/drawings/: the drawings labelled `none` (garments of no class: each should be flagged) and the others;
 - a blank 28×28 image.
-Methods: `msp`, `max_logit`, `energy` (inference/ood.py) and `mahalanobis`, refitted here the way the export
-fits it, beside `stored` (the graph's own `ood_score` against its metadata threshold). Needs the real dataset.
+Methods: `msp`, `max_logit`, `energy`, `mahalanobis` (shared covariance) and `gaussian` (a covariance per
+class; inference/ood.py), the feature-based two refitted here the way the export fits them, beside `stored`
+(the graph's own `ood_score` against its metadata threshold). Needs the real dataset.
 The JSON records the machine and the commit, so docs can be generated from it.
 """
 
@@ -70,8 +71,9 @@ def method_scores(model: Any, sets: dict[str, np.ndarray], train: tuple[np.ndarr
             for name, (logits, _) in outputs.items()
         }
     if train_features is not None:
-        gaussians = ood.fit_gaussians(train_features, train[1], len(CLASSES))
-        scores["mahalanobis"] = {name: gaussians.score(f) for name, (_, f) in outputs.items()}
+        for method, shared in (("mahalanobis", True), ("gaussian", False)):
+            gaussians = ood.fit_gaussians(train_features, train[1], len(CLASSES), shared=shared)
+            scores[method] = {name: gaussians.score(f) for name, (_, f) in outputs.items()}
     if clf.ood_threshold is not None:
         scores["stored"] = {name: clf.scores(x).ood for name, x in sets.items()}  # type: ignore[misc]
     return scores

@@ -68,14 +68,25 @@ def test_the_threshold_lets_the_validation_share_pass() -> None:
     assert ood.VAL_PASS <= np.mean(scores <= th) <= ood.VAL_PASS + 1 / len(scores) and th in scores
 
 
-def test_mahalanobis_with_a_unit_covariance_is_the_distance_to_the_nearest_mean() -> None:
-    g = ood.Gaussians(means=np.array([[0.0, 0.0], [10.0, 0.0]]), precision=np.eye(2))
-    assert g.score(np.array([[1.0, 1.0], [9.0, 0.0], [5.0, 0.0]])).tolist() == pytest.approx([2.0, 1.0, 25.0])
+def test_the_gaussian_score_is_the_distance_to_the_nearest_class_plus_its_log_determinant() -> None:
+    unit = ood.Gaussians(np.array([[0.0, 0.0], [10.0, 0.0]]), np.stack([np.eye(2)] * 2), np.zeros(2))
+    assert unit.score(np.array([[1.0, 1.0], [9.0, 0.0], [5.0, 0.0]])).tolist() == pytest.approx([2.0, 1.0, 25.0])
+    wide = ood.Gaussians(unit.means, np.stack([np.eye(2), np.eye(2) / 4]), np.array([0.0, 2 * np.log(4.0)]))
+    # the second class is twice as wide: 9 units from its mean cost (9/2)² + log 16, not 81
+    assert wide.score(np.array([[1.0, 0.0]])).tolist() == pytest.approx([1.0])
+    assert wide.score(np.array([[19.0, 0.0]])).tolist() == pytest.approx([81 / 4 + 2 * np.log(4.0)])
     rng = np.random.default_rng(2)
-    labels = np.repeat([0, 1], 500)
-    features = rng.normal(0, 1, (1000, 2)) + np.where(labels[:, None] == 1, [10.0, 0.0], [0.0, 0.0])
+    labels = np.repeat([0, 1], 2000)
+    features = rng.normal(0, 1, (4000, 2)) * np.where(labels[:, None] == 1, 2.0, 1.0) + np.where(
+        labels[:, None] == 1, [10.0, 0.0], [0.0, 0.0]
+    )
     fitted = ood.fit_gaussians(features, labels, 2)
-    assert np.allclose(fitted.means, [[0, 0], [10, 0]], atol=0.2) and np.allclose(fitted.precision, np.eye(2), atol=0.2)
+    assert np.allclose(fitted.means, [[0, 0], [10, 0]], atol=0.2)
+    assert np.allclose(fitted.precisions[0], np.eye(2), atol=0.15) and np.allclose(
+        fitted.precisions[1], np.eye(2) / 4, atol=0.05
+    )
+    shared = ood.fit_gaussians(features, labels, 2, shared=True)
+    assert np.array_equal(shared.precisions[0], shared.precisions[1]) and not shared.logdets.any()
 
 
 def test_auroc_by_hand() -> None:
@@ -100,7 +111,7 @@ def test_the_calibrated_graph_matches_its_reference_and_keeps_the_top_class(cali
     assert clf.notice is None and clf.ood_threshold is not None
     entry, detector = json.loads(clf.metadata[CALIBRATION_KEY]), json.loads(clf.metadata[OOD_KEY])
     assert entry["version"] == 1 and entry["temperature"] > 0 and "validation" in entry["fitted_on"]
-    assert detector["method"] == "mahalanobis" and detector["threshold"] == clf.ood_threshold
+    assert detector["method"] == "gaussian" and detector["threshold"] == clf.ood_threshold
     x = np.random.default_rng(3).random((64, 28, 28), dtype=np.float32)
     raw, _ = raw_outputs(onnx.load(str(calibrated)), x)  # the graph's own raw logits (RAW)
     assert any(RAW in n.output for n in onnx.load(str(calibrated)).graph.node)
@@ -113,14 +124,19 @@ def test_the_calibrated_graph_matches_its_reference_and_keeps_the_top_class(cali
     assert blank.unsure() == [True]  # nothing in it: unsure whatever its features say
 
 
-def test_an_already_calibrated_model_is_refused(calibrated: Path, tiny_data: Path) -> None:
+def test_calibrating_again_replaces_the_calibration(calibrated: Path, tiny_data: Path) -> None:
     import onnx
 
     from fmnist_tui.core.data import load_dataset
-    from fmnist_tui.deploy.calibrate import CalibrationError, calibrate
+    from fmnist_tui.deploy.calibrate import RAW, calibrate, is_calibrated, strip
 
-    with pytest.raises(CalibrationError, match="already calibrated"):
-        calibrate(onnx.load(str(calibrated)), load_dataset(tiny_data))
+    model = onnx.load(str(calibrated))
+    raw = strip(model)
+    assert not is_calibrated(raw) and [o.name for o in raw.graph.output] == ["logits"]
+    assert not {"calibration", "ood"} & {p.key for p in raw.metadata_props} and RAW not in raw.graph.value_info
+    again, _, _ = calibrate(model, load_dataset(tiny_data))
+    assert again.graph.SerializeToString() == model.graph.SerializeToString()  # the same nodes and constants
+    assert {p.key: p.value for p in again.metadata_props} == {p.key: p.value for p in model.metadata_props}
 
 
 def test_the_report_section_draws_the_reliability_of_each_calibrated_model(

@@ -122,7 +122,7 @@ def fit(model: Any, dataset: Dataset) -> Fitted:
         assert train_features is not None
         gaussians = ood.fit_gaussians(train_features, dataset.train_labels[pick], len(CLASSES))
         val_scores, test_scores = gaussians.score(val_features), gaussians.score(test_features)
-        method = "mahalanobis"
+        method = "gaussian"
     else:  # no Gemm head to read features from (a foreign graph): the energy of the logits
         method = "energy"
         val_scores, test_scores = (ood.logit_score("energy", z) for z in (val_logits, test_logits))
@@ -146,7 +146,7 @@ def fit(model: Any, dataset: Dataset) -> Fitted:
                 "threshold": threshold,
                 "val_pass": ood.VAL_PASS,
                 "fitted_on": (
-                    f"class means and shared covariance: {GAUSSIAN_IMAGES:,} training images "
+                    f"class means and covariances: {GAUSSIAN_IMAGES:,} training images "
                     f"({GAUSSIAN_IMAGES // len(CLASSES):,} per class); threshold: validation split"
                     if gaussians is not None
                     else "threshold: validation split"
@@ -193,15 +193,17 @@ def _f32(*values: float) -> np.ndarray:
 
 
 def _piecewise(g: _Graph, x: str, knots_x: tuple[float, ...], knots_y: tuple[float, ...]) -> str:
-    """np.interp(x, knots) for x [N,1]: clipped to the knots, then y0 + Σ slope changes · relu(x − knot)."""
+    """np.interp(x, knots) for x [N,1]: y0 + Σ_i Δy_i · clip((x − x_i) / (x_i+1 − x_i), 0, 1). Every term lies in
+    [0, Δy_i], so float32 loses nothing to cancellation however close two knots are."""
     kx, ky = np.array(knots_x, dtype=np.float64), np.array(knots_y, dtype=np.float64)
+    y0 = g.const("y0", _f32(ky[0]))
     if len(kx) == 1:
-        return g.one("Add", [g.one("Mul", [x, g.const("zero", _f32(0))]), g.const("y0", _f32(ky[0]))])
-    slopes = np.diff(ky) / np.diff(kx)
-    changes = np.diff(slopes, prepend=0.0).astype(np.float32)[:, None]  # [m-1, 1]
-    clipped = g.one("Clip", [x, g.const("x_lo", _f32(kx[0])[0]), g.const("x_hi", _f32(kx[-1])[0])])
-    hinges = g.one("Relu", [g.one("Sub", [clipped, g.const("knots", kx[None, :-1].astype(np.float32))])])
-    return g.one("Add", [g.one("MatMul", [hinges, g.const("slope_changes", changes)]), g.const("y0", _f32(ky[0]))])
+        return g.one("Add", [g.one("Mul", [x, g.const("times_zero", _f32(0))]), y0])
+    starts = g.const("knots", kx[None, :-1].astype(np.float32))
+    inverse_widths = g.const("inverse_widths", (1.0 / np.diff(kx))[None, :].astype(np.float32))
+    share = g.one("Mul", [g.one("Sub", [x, starts]), inverse_widths])  # [N, m-1]
+    clipped = g.one("Clip", [share, g.const("clip_min", _f32(0)[0]), g.const("clip_max", _f32(1)[0])])
+    return g.one("Add", [g.one("MatMul", [clipped, g.const("rises", np.diff(ky)[:, None].astype(np.float32))]), y0])
 
 
 def _calibration_nodes(g: _Graph, raw: str, c: cal.Calibrator, out: str) -> None:
@@ -233,7 +235,7 @@ def _blank_penalty(g: _Graph, image: str) -> str:
 
 
 def _ood_nodes(g: _Graph, image: str, raw: str, features: list[str], gaussians: ood.Gaussians | None, out: str) -> None:
-    """`out` [N]: the squared Mahalanobis distance to the nearest class mean, or (without features) −logsumexp;
+    """`out` [N]: ood.Gaussians.score of the penultimate features, or (without features) −logsumexp of the logits;
     plus the blank penalty."""
     k1 = g.const("k1", np.array([1], dtype=np.int64))
     flat = g.const("flat", np.array([-1], dtype=np.int64))
@@ -247,26 +249,71 @@ def _ood_nodes(g: _Graph, image: str, raw: str, features: list[str], gaussians: 
     f = features[0]
     if len(features) > 1:  # the views of a test-time augmentation: their mean, as the head averages their logits
         f = g.one("Div", [g.one("Sum", features), g.const("views", _f32(len(features)))])
-    means, chol = gaussians.means, np.linalg.cholesky(gaussians.precision)
+    means = gaussians.means
+    chol = np.stack([np.linalg.cholesky(p) for p in gaussians.precisions])  # precision = L Lᵀ, per class
+    classes, dim = means.shape
     column = g.one("Reshape", [f, g.const("column", np.array([0, 1, -1], dtype=np.int64))])  # [N,1,D]
-    diff = g.one("Sub", [column, g.const("means", means[None].astype(np.float32))])  # [N,10,D]
-    whitened = g.one("MatMul", [diff, g.const("cholesky", chol.astype(np.float32))])
-    ones = g.const("ones", np.ones((means.shape[1], 1), np.float32))
-    squared = g.one("MatMul", [g.one("Mul", [whitened, whitened]), ones])  # [N,10,1]
-    per_class = g.one("Reshape", [squared, g.const("rows", np.array([0, len(CLASSES)], dtype=np.int64))])
+    diff = g.one("Sub", [column, g.const("means", means[None].astype(np.float32))])  # [N,C,D]
+    rows = g.one("Reshape", [diff, g.const("row_per_class", np.array([0, classes, 1, dim], dtype=np.int64))])
+    whitened = g.one("MatMul", [rows, g.const("cholesky", chol.astype(np.float32))])  # [N,C,1,D]
+    ones = g.const("ones", np.ones((dim, 1), np.float32))
+    squared = g.one("MatMul", [g.one("Mul", [whitened, whitened]), ones])  # [N,C,1,1]
+    flat_classes = g.one("Reshape", [squared, g.const("rows", np.array([0, classes], dtype=np.int64))])
+    per_class = g.one("Add", [flat_classes, g.const("logdets", gaussians.logdets[None].astype(np.float32))])
     nearest = g.op("TopK", [per_class, k1], 2, axis=1, largest=0)[0]
     g.one("Reshape", [g.one("Add", [nearest, _blank_penalty(g, image)]), flat], out=out)
 
 
-def apply(model: Any, fitted: Fitted) -> Any:
-    """A copy of `model` whose `logits` are calibrated and which also outputs `ood_score`, with the metadata."""
+PREFIXES = ("calibration/", "ood/")
+UNCALIBRATED = "; uncalibrated: "
+
+
+def is_calibrated(model: Any) -> bool:
+    """Whether `model` went through `apply` (its raw logits are RAW inside the graph)."""
+    return any(RAW in node.output for node in model.graph.node)
+
+
+def strip(model: Any) -> Any:
+    """A copy of a model `apply` made, as it was before: the appended nodes, constants, output and metadata gone."""
     import onnx
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    if any(p.key == CALIBRATION_KEY for p in out.metadata_props) or any(o.name == OOD_OUTPUT for o in graph.output):
-        raise CalibrationError("the model is already calibrated (it has a 'calibration' entry or an ood_score output)")
+    name = graph.output[0].name
+    kept = [n for n in graph.node if not n.name.startswith(PREFIXES)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    for node in graph.node:
+        node.output[:] = [name if o == RAW else o for o in node.output]
+        node.input[:] = [name if i == RAW else i for i in node.input]
+    inits = [t for t in graph.initializer if not t.name.startswith(PREFIXES)]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    outputs = [o for o in graph.output if o.name != OOD_OUTPUT]
+    del graph.output[:]
+    graph.output.extend(outputs)
+    props = {p.key: p.value for p in out.metadata_props if p.key not in (CALIBRATION_KEY, OOD_KEY)}
+    if UNCALIBRATED in props.get("output", ""):
+        props["output"] = props["output"].split(UNCALIBRATED, 1)[1]
+    elif "output" in props:  # only `apply`'s own words: the model had no description of its output
+        del props["output"]
+    del out.metadata_props[:]
+    onnx.helper.set_model_props(out, props)
+    return out
+
+
+def apply(model: Any, fitted: Fitted) -> Any:
+    """A copy of `model` whose `logits` are calibrated and which also outputs `ood_score`, with the metadata (a model
+    calibrated before is stripped of that first: calibrating again replaces it)."""
+    import onnx
+
+    out = strip(model) if is_calibrated(model) else onnx.ModelProto()
+    if not is_calibrated(model):
+        out.CopyFrom(model)
+    graph = out.graph
+    if any(o.name == OOD_OUTPUT for o in graph.output) or CALIBRATION_KEY in {p.key for p in out.metadata_props}:
+        raise CalibrationError("the model has an ood_score output or a 'calibration' entry that fmnist did not add")
     logits = graph.output[0]
     name, features = logits.name, head_features(graph)
     for node in graph.node:  # the raw logits get their own name; `logits` becomes the calibrated ones
@@ -283,7 +330,7 @@ def apply(model: Any, fitted: Fitted) -> Any:
     props["output"] = (
         f"{name} float32 [N,10]: calibrated logits (the log of the calibrated probabilities; the raw ones are "
         f"{RAW} inside the graph); {OOD_OUTPUT} float32 [N]: higher = less like Fashion-MNIST"
-        + (f"; uncalibrated: {props['output']}" if props.get("output") else "")
+        + (f"{UNCALIBRATED}{props['output']}" if props.get("output") else "")
     )
     onnx.helper.set_model_props(out, props)
     try:
@@ -320,8 +367,9 @@ def check(model: Any, fitted: Fitted, dataset: Dataset) -> dict[str, float]:
 
 
 def calibrate(model: Any, dataset: Dataset) -> tuple[Any, Fitted, dict[str, float]]:
-    """Fit, append the nodes, and check: (calibrated model, what was fitted, the check's figures)."""
-    fitted = fit(model, dataset)
+    """Fit, append the nodes, and check: (calibrated model, what was fitted, the check's figures). A model calibrated
+    before is fitted again from its raw logits."""
+    fitted = fit(strip(model) if is_calibrated(model) else model, dataset)
     calibrated = apply(model, fitted)
     return calibrated, fitted, check(calibrated, fitted, dataset)
 
