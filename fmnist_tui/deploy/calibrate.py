@@ -2,13 +2,21 @@
 
 The same path serves a fresh export and a file exported before (or by another tool): its raw logits
 and penultimate features are read on Fashion-MNIST with onnxruntime, the calibrator is fitted on the
-validation split, the Mahalanobis model on a stratified part of the training split and its threshold
-on the validation split; then nodes are appended to the graph. The file's outputs become
+validation split, the class-conditional Gaussians on a stratified part of the training split and the
+threshold on the validation split; then nodes are appended to the graph (under the name prefixes
+`calibration/` and `ood/`; the raw logits keep flowing as `uncalibrated_logits`). The file's outputs become
 - `logits` float32 [N,10]: the calibrated logits, the log of the calibrated probabilities (their
   softmax gives those probabilities back; the top-1 class is the raw logits' own);
 - `ood_score` float32 [N]: higher = less like Fashion-MNIST; above metadata `ood.threshold` an input
   is "unsure".
-metadata_props gain `calibration` and `ood` (JSON objects, `version` 1, documented in README).
+metadata_props gain two JSON objects:
+- `calibration`: `version` (1), `method` ("temperature+top-label-isotonic"), `temperature`, `knots`
+  ([[tempered top-1 probability, calibrated], ...]), `fitted_on`, and `validation` / `test`: each
+  {images, before, temperature_only, after}, each of those {accuracy, confidence, ece, nll, brier};
+- `ood`: `version` (1), `method` ("gaussian", or "energy" for a graph without a Gemm head), `output`
+  ("ood_score"), `threshold`, `val_pass` (the share of validation images at or below it), `fitted_on`,
+  `test_flagged` (the share of test images above it).
+A reader refuses a file whose entry is not such an object with a finite threshold and a positive temperature.
 """
 
 from __future__ import annotations
