@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,7 +18,9 @@ from ..core.data import Dataset
 from ..core.errors import RunError
 from ..inference import calibration as cal
 from ..inference.session import CALIBRATION_KEY, OnnxClassifier, list_models
-from .sections import Section
+
+if TYPE_CHECKING:
+    from .sections import Section
 
 TITLE = "Calibration: do the probabilities mean what they say?"
 
@@ -80,6 +82,8 @@ def reliability_figure(measured: dict[str, dict[str, Any]], png: Path) -> Path:
 
 def section(folder: Path, ds: Dataset, png: Path) -> Section:
     """The report's calibration section: the figure and one line per model with the measures before and after."""
+    from .sections import Section  # here: measuring needs none of the study package (bench/calibration.py)
+
     measured = measure_models(folder, ds)
     if not measured:
         raise RunError(f"no calibrated model in {folder}; calibrate one with `fmnist export --calibrate FILE`")
