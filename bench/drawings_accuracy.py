@@ -266,7 +266,15 @@ def main() -> int:
     models = sorted(args.export_dir.glob(args.models))
     if not models:
         raise SystemExit(f"no model matches {args.models} in {args.export_dir}")
-    report: dict[str, object] = {"drawings": {}, "test_images": None}
+    from fmnist_tui.core import machine
+
+    report: dict[str, object] = {
+        "machine": machine.cpu(),
+        "commit": machine.commit(),
+        "date": machine.now(),
+        "drawings": {},
+        "test_images": None,
+    }
     for model in models:
         accuracy, failures, styles, unsure = drawings_accuracy(model)
         report["drawings"][model.name] = {  # type: ignore[index]
