@@ -128,11 +128,20 @@ def computed_all(root: Path) -> dict[str, Computed]:
 
 
 def claims_table(root: Path, link: Callable[[str, bool], str | None], detail: bool = False) -> str:
-    """The notebook's claims, each with fmnist's verdict from results/<study>/results.json, or 'not yet
-    computed' with the command that computes it; `link(study, computed)` is where a study's name points (None:
-    nowhere)."""
+    """The notebook's claims, each with fmnist's verdict from results/<study>/results.json (the effect and its 95%
+    interval, the raw and the family's Holm-adjusted p, the replication under other recipes), or 'not yet computed'
+    with the command that computes it; `link(study, computed)` is where a study's name points (None: nowhere)."""
     done = computed_all(root)
-    head = ["claim (the notebook's, as fmnist tests it)", "verdict", *(["the numbers"] if detail else []), "study"]
+    head = [
+        "claim (the notebook's, as fmnist tests it)",
+        "verdict",
+        "effect, 95% CI (points)",
+        "p → adjusted",
+        "replication",
+        *(["the numbers"] if detail else []),
+        "study",
+    ]
+    blank = ["", "", "", *([""] if detail else [])]
     rows: list[list[str]] = []
     kernel = done.get("kernel")
     if kernel:  # the notebook's parameter counts are checked by arithmetic, from the study's own table
@@ -140,30 +149,71 @@ def claims_table(root: Path, link: Callable[[str, bool], str | None], detail: bo
         if params.get("cnn-k5") and params.get("cnn-k7"):
             counted = f"fmnist counts {params['cnn-k5']:,} and {params['cnn-k7']:,}"
             rows.append(
-                ["the 5×5 and 7×7 CNNs have ~620K and ~930K parameters", f"**contradicted** ({counted})"]
-                + ([""] if detail else [])
-                + [_linked("kernel", link("kernel", True))]
+                [
+                    "the 5×5 and 7×7 CNNs have ~620K and ~930K parameters",
+                    f"**contradicted** ({counted})",
+                    *blank,
+                    _linked("kernel", link("kernel", True)),
+                ]
             )
     for name, spec in studies().items():
         where = _linked(name, link(name, name in done))
         if name in done:
             for v in done[name].results.get("verdicts", []):
                 rows.append(
-                    [cell(v.get("claim", "")), f"**{cell(v.get('verdict', ''))}**"]
+                    [cell(v.get("claim", "")), f"**{cell(v.get('verdict', ''))}**", *_numbers(v)]
                     + ([cell(v.get("detail", ""))] if detail else [])
                     + [where]
                 )
         else:
             for claim in spec.claims:
-                rows.append(
-                    [cell(claim.text), f"not yet computed: `fmnist study {name}`"] + ([""] if detail else []) + [where]
-                )
+                rows.append([cell(claim.text), f"not yet computed: `fmnist study {name}`", *blank, where])
     rows.append(
-        ["convolution does not suit tabular data, graphs or long-range text", "not tested (fmnist has images only)"]
-        + ([""] if detail else [])
-        + ["—"]
+        [
+            "convolution does not suit tabular data, graphs or long-range text",
+            "not tested (fmnist has images only)",
+            *blank,
+            "—",
+        ]
     )
-    return table(head, rows)
+    return table(head, rows) + family_note(done)
+
+
+def _numbers(v: dict[str, Any]) -> list[str]:
+    """A verdict's effect and interval per difference, its raw and adjusted p (and the family's size), and its
+    replication, as cells; '—' where the record has none (not tested, or written before these fields)."""
+    diffs = v.get("differences") or []
+    effect = "; ".join(
+        (f"{d['name']}: " if len(diffs) > 1 else "")
+        + f"{100 * d['estimate']:+.2f}"
+        + ("" if d.get("ci_low") is None else f" [{100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}]")
+        for d in diffs
+    )
+    family = v.get("family") or {}
+    p = (
+        "—"
+        if v.get("p_raw") is None
+        else f"{_p(v['p_raw'])} → {_p(v.get('p_adjusted'))}" + (f" (of {family['size']})" if family.get("size") else "")
+    )
+    return [cell(effect) or "—", p, cell(v.get("replication_text") or "—")]
+
+
+def _p(p: float | None) -> str:
+    return "—" if p is None else "&lt; 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def family_note(done: dict[str, Computed]) -> str:
+    """A note where the computed studies' analyses hold different families (their adjusted p-values then belong to
+    different sets of runs: one study re-analysed after another's runs changed); else nothing."""
+    families = {
+        name: json.dumps((c.results.get("family") or {}).get("members"), sort_keys=True) for name, c in done.items()
+    }
+    if len(set(families.values())) <= 1:
+        return ""
+    return (
+        "\nThe studies' analyses were made over different sets of runs, so their adjusted p-values are not one "
+        "family's: re-analyse every study (`make lab`) for one family.\n"
+    )
 
 
 def _linked(name: str, target: str | None) -> str:
@@ -505,10 +555,17 @@ def study_page(root: Path, name: str, figure_name: str | None = None) -> str:
     verdicts = done.results.get("verdicts", [])
     out.append(
         table(
-            ["claim", "verdict", "the numbers"],
-            [[cell(v.get("claim")), f"**{cell(v.get('verdict'))}**", cell(v.get("detail", ""))] for v in verdicts],
+            ["claim", "verdict", "effect, 95% CI (points)", "p → adjusted", "replication", "the numbers"],
+            [
+                [cell(v.get("claim")), f"**{cell(v.get('verdict'))}**", *_numbers(v), cell(v.get("detail", ""))]
+                for v in verdicts
+            ],
         )
     )
+    if family := done.results.get("family"):
+        from .study.analysis import family_sentence
+
+        out.append(cell(family_sentence(family)) + "\n")
     if done.figure and figure_name:
         out.append(f"![{cell(spec.title)}]({figure_name})\n")
     if prose := _prose(done.section, spec.question):
@@ -539,11 +596,47 @@ def studies_index(root: Path) -> str:
             table(["study", "question", "in results/"], rows),
             "## The notebook's claims and fmnist's verdicts\n",
             claims_table(root, lambda name, _: f"{name}.md", detail=True),
-            "Verdicts: `supported` (every difference significantly in the claimed direction), `contradicted` "
-            "(one significantly against it), `not supported at this sample size` (neither, at these seeds), "
-            "`not tested` (a config has no runs). Differences are paired by seed, with Student-t 95% intervals.\n",
+            VERDICT_RULES,
+            *_forest_section(done),
         ]
     )
+
+
+#: how the verdicts are reached, for the studies' overview
+VERDICT_RULES = (
+    "Verdicts read one 95% interval per difference (paired by seed; its variance adds the test images' sampling "
+    "variance, bounded from the stored confusion matrices, to the seeds'), against one margin per metric, the "
+    "smallest effect of interest. A difference is *shown* when it is significantly ≠ 0 and its estimate lies beyond "
+    "the margin; it is *bounded* when its interval lies below the margin (inside ±margin for a claim of no "
+    "difference). `supported`: the claim's differences are shown (or bounded, for a claim that a setting is "
+    "sufficient or changes nothing); `contradicted`: the opposite is (for a claimed win: an interval below the "
+    "margin, so no win of interest); `not supported at this sample size`: neither, with the seeds it would take at "
+    "80% power; `not tested`: a config has no runs; `fragile`: the verdict differs under another recipe the lab "
+    "ran. Each claim's p is corrected by Holm's method over the family of every claim of every study.\n"
+)
+FOREST = "claims_forest.png"
+
+
+def _forest_verdicts(done: dict[str, Computed]) -> list[dict[str, Any]]:
+    return [v for c in done.values() for v in c.results.get("verdicts", [])]
+
+
+def _forest_section(done: dict[str, Computed]) -> list[str]:
+    """The forest of every computed claim: the figure (where matplotlib can draw it) and its table."""
+    from .study import forest
+
+    verdicts = _forest_verdicts(done)
+    drawn = forest.rows(verdicts)
+    if not any(r.estimate == r.estimate for r in drawn):  # no claim with a difference (or results of old layout)
+        return []
+    figure = [f"![Every claim: effect, 95% interval, margin, verdict]({FOREST})\n"] if _can_draw() else []
+    return ["## Every claim as a forest\n", *figure, forest.markdown(drawn)]
+
+
+def _can_draw() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 # --- the benchmarks page --------------------------------------------------------------------------------
@@ -647,6 +740,11 @@ def write_pages(root: Path, docs: Path) -> list[Path]:
         if done and done.figure:
             shutil.copyfile(done.figure, docs / "studies" / done.figure.name)
             written.append(docs / "studies" / done.figure.name)
+    if f"]({FOREST})" in (docs / "studies" / "index.md").read_text():
+        from .study.figures import forest
+
+        forest(_forest_verdicts(computed_all(root)), docs / "studies" / FOREST, "The notebook's claims, every study")
+        written.append(docs / "studies" / FOREST)
     return written
 
 

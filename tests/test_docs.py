@@ -120,7 +120,7 @@ def test_study_page_not_computed_says_how(tmp_path: Path) -> None:
 def test_study_page_computed_shows_verdicts_figure_tables_provenance(tmp_path: Path) -> None:
     _computed(tmp_path)
     page = docs.study_page(tmp_path, "kernel", "kernel_study.png")
-    assert "| 3×3 beats 5×5 | **supported** | cnn-k3 − cnn-k5 = +1.00 points |" in page
+    assert "| 3×3 beats 5×5 | **supported** | — | — | — | cnn-k3 − cnn-k5 = +1.00 points |" in page  # older layout
     assert "![Kernel-size study](kernel_study.png)" in page
     assert "The recipe and runs." in page and "### Results by config" in page
     assert "Verdicts on x" not in page  # shown once, from results.json
@@ -135,6 +135,48 @@ def test_pages_pick_up_whatever_results_exist(tmp_path: Path) -> None:
     index = (out / "studies" / "index.md").read_text()
     assert "| [kernel](kernel.md) |" in index and "not yet: `fmnist study depth`" in index
     assert {f"studies/{name}.md" for name in docs.studies()} <= {str(p.relative_to(out)) for p in written}
+
+
+def _verdict(claim: str, p_raw: float, p_adjusted: float, verdict: str = "supported") -> dict:
+    """A verdict record as `fmnist study` writes one (the fields the docs read)."""
+    family = {"name": "the lab's claims", "size": 21, "tested": 2}
+    difference = {"name": "cnn-k3 − mlp", "estimate": 0.0332, "ci_low": 0.0254, "ci_high": 0.041}
+    return {
+        "claim": claim,
+        "study": "kernel",
+        "verdict": verdict,
+        "detail": "cnn-k3 − mlp = +3.32 points",
+        "margin": 0.005,
+        "differences": [difference],
+        "p_raw": p_raw,
+        "p_adjusted": p_adjusted,
+        "family": family,
+        "replication_text": "replication: not run",
+    }
+
+
+def test_claims_table_shows_effect_raw_and_adjusted_p_replication_and_the_forest(tmp_path: Path) -> None:
+    folder = _computed(tmp_path)
+    verdicts = [_verdict("every CNN beats the MLP", 2e-4, 4e-3), _verdict("3×3 beats 5×5", 0.2, 1.0, "fragile")]
+    members = [{"study": "kernel", "claim": v["claim"], "p_raw": v["p_raw"]} for v in verdicts]
+    family = {"name": "the lab's claims", "method": "holm", "alpha": 0.05, "size": 21, "tested": 2, "members": members}
+    (folder / "results.json").write_text(json.dumps({"schema": 1, "table": [], "verdicts": verdicts, "family": family}))
+    table = docs.claims_table(tmp_path, lambda name, done: None)
+    assert "| effect, 95% CI (points) | p → adjusted | replication |" in table
+    assert "| every CNN beats the MLP | **supported** | +3.32 [+2.54, +4.10] | &lt; 0.001 → 0.004 (of 21) |" in table
+    assert "| 3×3 beats 5×5 | **fragile** |" in table and "replication: not run" in table
+    assert "different sets of runs" not in table
+    page = docs.study_page(tmp_path, "kernel", "kernel_study.png")
+    assert "over the family of the lab's claims: 21 claims across every study, 2 of them tested" in page
+    out = tmp_path / "site-docs"
+    written = docs.write_pages(tmp_path, out)
+    index = (out / "studies" / "index.md").read_text()
+    assert "## Every claim as a forest" in index and f"]({docs.FOREST})" in index
+    assert out / "studies" / docs.FOREST in written and (out / "studies" / docs.FOREST).stat().st_size > 5000
+    # a second study analysed over other runs: its family differs, and the docs say so
+    other = _computed(tmp_path, "depth")
+    (other / "results.json").write_text(json.dumps({"verdicts": [], "family": {**family, "members": members[:1]}}))
+    assert "different sets of runs" in docs.claims_table(tmp_path, lambda name, done: None)
 
 
 def test_benchmarks_page_shows_outputs_with_their_machine(tmp_path: Path) -> None:

@@ -97,6 +97,62 @@ def test_study_figures(tmp_path: Path) -> None:
 
 
 # --- real Fashion-MNIST --------------------------------------------------------------------------
+def test_forest_of_every_claim(tmp_path: Path) -> None:
+    """The forest: a row per difference (a claim with two has two), a claim not tested named without an interval;
+    and the report's section of it over hand-made runs, every study's claims in one family."""
+    from tests.tui_support import fake_run
+
+    verdicts = [
+        {
+            "claim": "every CNN beats the MLP",
+            "study": "kernel",
+            "verdict": "supported",
+            "margin": 0.005,
+            "p_adjusted": 0.002,
+            "differences": [
+                {"name": "cnn-k3 − mlp", "estimate": 0.033, "ci_low": 0.025, "ci_high": 0.041},
+                {"name": "cnn-k5 − mlp", "estimate": 0.034, "ci_low": 0.026, "ci_high": 0.042},
+            ],
+        },
+        {
+            "claim": "3×3 beats 5×5",
+            "study": "kernel",
+            "verdict": "fragile",
+            "margin": 0.005,
+            "p_adjusted": 0.9,
+            "differences": [{"name": "cnn-k3 − cnn-k5", "estimate": -0.001, "ci_low": -0.008, "ci_high": 0.006}],
+        },
+        {
+            "claim": "the default model beats the notebook's CNN",
+            "study": "ladder",
+            "verdict": "not tested",
+            "margin": 0.005,
+            "differences": [],
+        },
+    ]
+    drawn = figures.forest(verdicts, tmp_path / "forest.png", "claims")
+    assert [(r.name, r.first) for r in drawn] == [
+        ("cnn-k3 − mlp", True),
+        ("cnn-k5 − mlp", False),
+        ("cnn-k3 − cnn-k5", True),
+        ("", True),
+    ]
+    assert drawn[0].estimate == pytest.approx(3.3) and drawn[0].margin == pytest.approx(0.5)
+    assert_png(tmp_path / "forest.png")
+    with pytest.raises(ValueError):
+        figures.forest([], tmp_path / "none.png", "claims")
+
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        fake_run(runs, "mlp", None, seed, 0.80 + 0.002 * seed)
+        fake_run(runs, "cnn", 3, seed, 0.90 + 0.001 * seed)
+    section = ReportBuilder(tmp_path / "rep", runs, shipped=False).draw("claims")
+    assert_png(section.png) and section.png.name == FIGURES["claims"]
+    assert "Each p is corrected by Holm's method over the family of the lab's claims" in section.text
+    assert "| claim | difference | estimate | 95% CI | margin | verdict | adjusted p |" in section.text
+    assert "| the CNN overfits less than the MLP" in section.text
+
+
 needs_data = pytest.mark.skipif(not SYSTEM_DIR.is_dir(), reason="real Fashion-MNIST not installed")
 
 

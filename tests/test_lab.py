@@ -36,13 +36,20 @@ def normal(obj: Any) -> Any:
     return json.loads(dumps(obj))
 
 
+@pytest.fixture(scope="module")
+def shipped_lab() -> dict[str, Any]:
+    """Every study over the committed runs, its verdicts corrected over the lab's family of claims."""
+    return studies.analyse_lab(group_records(lab.load([(RESULTS / "runs", SHIPPED)])[0]))
+
+
 @pytest.mark.parametrize("name", SHIPPED_STUDIES)
-def test_every_committed_analysis_is_what_the_committed_runs_give(name: str) -> None:
-    records = lab.load([(RESULTS / "runs", SHIPPED)])[0]
-    study = studies.get(name).run(group_records(records))
+def test_every_committed_analysis_is_what_the_committed_runs_give(name: str, shipped_lab: dict[str, Any]) -> None:
+    """Each study folder is what the runs give now, its adjusted p-values those of one family over every study's
+    runs: a study re-analysed alone after another's runs changed fails here (`make lab` re-analyses them all)."""
+    study = shipped_lab[name]
     committed = json.loads((RESULTS / name / "results.json").read_text())
     fresh = normal(study.to_dict())
-    for part in ("table", "comparisons", "per_class", "verdicts", "study"):
+    for part in ("table", "comparisons", "per_class", "verdicts", "family", "study"):
         assert fresh[part] == committed[part], (name, part)
     assert study_markdown(study) == (RESULTS / name / "results.md").read_text()
     provenance = lab.read_provenance(RESULTS / name)
@@ -207,3 +214,35 @@ def test_a_fresh_clone_reports_every_shipped_study(tmp_path: Path) -> None:
     for name in SHIPPED_STUDIES:
         assert f"## {studies.get(name).title}" in md and (tmp_path / "rep" / f"{name}_study.png").is_file()
     assert "featuremaps" in res.stdout
+
+
+def test_study_results_and_the_docs_show_one_family(shipped: Path, tmp_path: Path) -> None:
+    """Two studies computed into the shipped record (the regularizer's runs, and the depth study's beside them):
+    `fmnist study` wrote each verdict's adjusted p over one family of every study's claims, and `fmnist results`
+    and the docs generator show those same numbers (no family note: the analyses agree)."""
+    from fmnist_tui import docs
+
+    for s in range(3):
+        for depth, acc in ((1, 0.90), (3, 0.935), (4, 0.936)):
+            finished(shipped / "runs", "cnn", s, acc + 0.001 * s, kernel=3, depth=depth)
+    for name in ("regularizer", "depth"):
+        res = cli.invoke(app, ["study", name, "--runs", "results/runs", "--out", f"results/{name}"])
+        assert res.exit_code == 0 and "trained in" not in res.output, res.output
+    written = {name: json.loads((shipped / name / "results.json").read_text()) for name in ("regularizer", "depth")}
+    assert written["regularizer"]["family"] == written["depth"]["family"]
+    family = written["depth"]["family"]
+    assert family["size"] == sum(len(spec.claims) for spec in studies.STUDIES.values()) and family["tested"] >= 2
+    shown = json.loads(cli.invoke(app, ["results", "--format", "json"]).stdout)
+    assert shown["family"] == family  # `results` shows the kernel study's verdicts, corrected over the same family
+    table = docs.claims_table(tmp_path, lambda name, done: None)
+    assert "different sets of runs" not in table
+    for name, doc in written.items():
+        for v in doc["verdicts"]:
+            member = next(m for m in family["members"] if m["claim"] == v["claim"])
+            assert member["p_adjusted"] == v["p_adjusted"] and member["study"] == name
+            row = next(line for line in table.splitlines() if line.startswith(f"| {docs.cell(v['claim'])} |"))
+            assert f"**{v['verdict']}**" in row
+            if v["p_raw"] is not None:
+                assert f"{docs._p(v['p_raw'])} → {docs._p(v['p_adjusted'])} (of {family['size']})" in row
+    beat = next(v for v in written["depth"]["verdicts"] if v["claim"].startswith("2 conv blocks beat 1"))
+    assert beat["verdict"] == "supported" and beat["replication_text"] == "replication: not run"

@@ -180,7 +180,8 @@ def test_locality_study_quick_end_to_end(cli_env: dict[str, str], tmp_path: Path
     assert (tmp_path / "runs" / "quick" / "cnn-k3-perm-s1" / "config.json").is_file()
     words = ("supported", "contradicted", "not supported at this sample size (2 seeds)")
     assert len(doc["verdicts"]) == 4 and all(v["verdict"] in words for v in doc["verdicts"])
-    assert "TOST p = " in doc["verdicts"][0]["detail"] and doc["claims"][0]["claim"].startswith("the MLP is unaffected")
+    assert "Holm-adjusted" in doc["verdicts"][0]["detail"] and doc["verdicts"][0]["kind"] == "equivalent"
+    assert doc["claims"][0]["claim"].startswith("the MLP is unaffected")
     section = (tmp_path / "out" / "section.md").read_text()
     assert section.startswith("## Locality study") and "Switched on or off" in section
     assert (tmp_path / "out" / "locality_study.png").stat().st_size > 1000

@@ -14,8 +14,13 @@ from typer.testing import CliRunner
 from fmnist_tui.cli import app
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.data import CLASSES
-from fmnist_tui.study.kernel import analyse
 from fmnist_tui.study.results import group_records, load_records, to_csv, to_markdown
+from fmnist_tui.study.studies import STUDIES
+
+
+def analyse(groups: list) -> object:
+    """The kernel study over `groups`, its verdicts corrected over the lab's family."""
+    return STUDIES["kernel"].run(groups)
 
 PARAMS = {"mlp": 235146, "cnn-k3": 421642, "cnn-k5": 454922, "cnn-k7": 504842}
 
@@ -115,12 +120,17 @@ def test_bad_run_folders_are_skipped_with_a_warning(grid: Path) -> None:
 
 def test_study_verdicts_follow_the_numbers(grid: Path) -> None:
     study = analyse(group_records(load_records(grid)[0]))
-    by_claim = {v["claim"]: v["verdict"] for v in study.verdicts}
-    assert by_claim["3×3 beats 5×5"] == "supported"  # paired over seeds, the seed spread cancels
-    assert by_claim["5×5 beats 7×7"].startswith("not supported at this sample size")
-    assert by_claim["every CNN beats the MLP"] == "supported"
-    hard = next(v for k, v in by_claim.items() if k.startswith("convolution helps"))
-    assert hard == "supported"
+    by_claim = {v["claim"]: v for v in study.verdicts}
+    # +0.52 points paired over seeds (the seed spread cancels), but the 10,000 test images every seed shares do not
+    # average out: their sampling term (bounded from the aggregates) leaves the interval holding 0
+    k3k5 = by_claim["3×3 beats 5×5"]
+    assert k3k5["verdict"] == "not supported at this sample size (3 seeds)" and "still hold 0" in k3k5["detail"]
+    assert by_claim["5×5 beats 7×7"]["verdict"].startswith("not supported at this sample size")
+    assert by_claim["every CNN beats the MLP"]["verdict"] == "supported"
+    hard = next(v for k, v in by_claim.items() if k.startswith("convolution helps most"))
+    assert hard["verdict"] == "supported"  # one contrast: the three classes' mean gain minus the other seven's
+    # each of Shirt, Coat, Pullover gains 5.1 points (mean over seeds); of the other seven T-shirt/top alone does
+    assert hard["differences"][0]["estimate"] == pytest.approx(0.051 - 0.051 / 7, abs=1e-9)
     k3k5 = next(c for c in study.comparisons if c.name == "cnn-k3 − cnn-k5")
     assert k3k5.test.mean_diff == pytest.approx(0.0052, abs=1e-9) and k3k5.seeds == [0, 1, 2]
     gains = [c.test.mean_diff for c in study.per_class]

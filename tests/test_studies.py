@@ -4,7 +4,6 @@ recipe a study picks, `fmnist study` (list, unknown names, a quick study end to 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -21,73 +20,12 @@ from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.fsutil import sha256_file, write_json
 from fmnist_tui.core.runs import Run, write_metrics
 from fmnist_tui.study import studies
-from fmnist_tui.study.analysis import ACCURACY, GAP, Comparison, key, verdict
 from fmnist_tui.study.results import group_records, load_records
 from fmnist_tui.study.sections import section
-from fmnist_tui.study.stats import equivalence_test, paired_t_test
 
 runner = CliRunner()
 #: every registered study, in `fmnist study --list` order
 STUDY_NAMES = "kernel, depth, pooling, regularizer, locality, data, translation, ladder"
-
-
-def comparison(a: list[float], b: list[float], metric: str = ACCURACY) -> dict[str, Comparison]:
-    """`x − y` paired over len(a) seeds, keyed as claims look it up."""
-    return {key("x", "y", metric): Comparison("x", "y", list(range(len(a))), paired_t_test(a, b), metric)}
-
-
-NEEDED = (("x", "y"),)
-
-
-@pytest.mark.parametrize(
-    "a,b,margin,word",
-    [
-        ([0.91, 0.92, 0.93], [0.90, 0.911, 0.919], None, "supported"),  # +1.0, +0.9, +1.1 points
-        ([0.90, 0.911, 0.919], [0.91, 0.92, 0.93], None, "contradicted"),
-        ([0.91, 0.90, 0.93], [0.90, 0.91, 0.92], None, "not supported at this sample size (3 seeds)"),
-        ([0.91], [0.90], None, "not supported at this sample size (1 seed)"),  # one seed: no interval
-        # "y is sufficient": x gains at most +0.5 points
-        ([0.901, 0.912, 0.921], [0.90, 0.91, 0.92], 0.005, "supported"),  # +0.1..0.2, interval below +0.5
-        ([0.92, 0.93, 0.94], [0.90, 0.911, 0.919], 0.005, "contradicted"),  # +2 points, interval above +0.5
-        ([0.905, 0.92, 0.925], [0.90, 0.91, 0.92], 0.005, "not supported at this sample size (3 seeds)"),
-        ([0.88, 0.89, 0.90], [0.90, 0.91, 0.92], 0.005, "supported"),  # worse is also "no gain"
-    ],
-)
-def test_verdicts_on_fixed_numbers(a: list[float], b: list[float], margin: float | None, word: str) -> None:
-    v = verdict("x beats y", NEEDED, comparison(a, b), margin=margin)
-    assert v["verdict"] == word
-    assert v["detail"].startswith("x − y = ") and ("margin +0.50 points" in v["detail"]) == (margin is not None)
-
-
-@pytest.mark.parametrize(
-    "diffs,word",
-    [
-        ([0.0005, -0.0005, 0.0], "supported"),  # 90% CI ±0.08 points, inside ±0.3
-        ([0.001, 0.001, 0.001], "supported"),  # no spread, inside the margin
-        ([0.010, 0.011, 0.009], "contradicted"),  # +1 point, significantly beyond +0.3
-        ([0.002, -0.003, 0.004], "not supported at this sample size (3 seeds)"),  # too noisy to tell
-        ([0.0005], "not supported at this sample size (1 seed)"),
-    ],
-)
-def test_equivalence_verdicts_on_fixed_numbers(diffs: list[float], word: str) -> None:
-    b = [0.90 + 0.001 * i for i in range(len(diffs))]
-    found = comparison([x + d for x, d in zip(b, diffs, strict=True)], b)
-    v = verdict("x is y", NEEDED, found, equivalence=0.003)
-    assert v["verdict"] == word
-    assert v["detail"].startswith("x − y = ") and v["detail"].endswith("equivalence margin ±0.30 points")
-
-
-def test_equivalence_test_by_hand_and_not_different_is_not_equal() -> None:
-    # d = +0.05, −0.05, 0 points: mean 0, sd 0.0005, se 0.0005/√3; Student t with 2 df has the closed form
-    # cdf(t) = 1/2 + t / (2 √(t² + 2)), so each one-sided p is 1 − cdf(0.003 / se)
-    e = equivalence_test(paired_t_test([0.9005, 0.9005, 0.9], [0.9, 0.901, 0.9]), 0.003)
-    t = 0.003 / (0.0005 / math.sqrt(3))
-    assert e.p_equivalent == pytest.approx(0.5 - t / (2 * math.sqrt(t * t + 2)), rel=1e-9)
-    assert e.ci_high == pytest.approx(2.919986 * 0.0005 / math.sqrt(3), rel=1e-5) and e.equivalent
-    # a noisy difference: the t-test finds nothing (a "beats" claim is not supported) and neither does TOST
-    noisy = comparison([0.902, 0.897, 0.904], [0.9, 0.9, 0.9])
-    assert verdict("x beats y", NEEDED, noisy)["verdict"].startswith("not supported")
-    assert verdict("x is y", NEEDED, noisy, equivalence=0.003)["verdict"].startswith("not supported")
 
 
 def test_locality_and_data_studies_on_hand_made_runs(tmp_path: Path) -> None:
@@ -97,7 +35,7 @@ def test_locality_and_data_studies_on_hand_made_runs(tmp_path: Path) -> None:
         fake(tmp_path, "mlp", s, 0.890 + e + 0.0002 * (s - 1), permute=True)
         fake(tmp_path, "cnn", s, 0.920 + e)
         fake(tmp_path, "cnn", s, 0.880 + e + 0.0005 * s, permute=True)
-        fake(tmp_path, "lcn", s, 0.910 + e - 0.0004 * s)
+        fake(tmp_path, "lcn", s, 0.900 + e - 0.0004 * s)
         fake(tmp_path, "mlp", s, 0.893 + e, hidden="422,211")
         for n, (cnn, mlp) in {500: (0.75, 0.70), 2000: (0.83, 0.80), 50000: (0.92, 0.90)}.items():
             fake(tmp_path, "cnn", s, cnn + e + 0.001 * s * (n == 500), train_size=n)
@@ -114,7 +52,11 @@ def test_locality_and_data_studies_on_hand_made_runs(tmp_path: Path) -> None:
         "mlp-h422x211",
     ]
     verdicts = {v["claim"]: v for v in locality.verdicts}
-    assert verdicts["the MLP is unaffected by the permutation (equal within ±0.3 points)"]["verdict"] == "supported"
+    # a tie within ±0.5 points cannot be shown on 10,000 test images from the stored aggregates alone: the test-set
+    # term (its conservative bound) is ±0.87 points at 95% by itself, and more seeds do not shrink it
+    unaffected = verdicts["the MLP is unaffected by the permutation (no difference beyond ±0.5 points)"]
+    assert unaffected["verdict"] == "not supported at this sample size (3 seeds)"
+    assert "no number of seeds decides it" in unaffected["detail"]
     lost = verdicts["the CNN loses its advantage over the MLP on permuted pixels"]
     assert lost["verdict"] == "supported" and lost["detail"].startswith(
         "(cnn-k3 − mlp) − (cnn-k3-perm − mlp-perm) = +3.95 points"
@@ -133,14 +75,6 @@ def test_locality_and_data_studies_on_hand_made_runs(tmp_path: Path) -> None:
         grows["verdict"] == "supported"
         and "(cnn-k3-n500 − mlp-n500) − (cnn-k3-n50000 − mlp-n50000) = +3.10" in grows["detail"]
     )
-
-
-def test_verdict_on_another_metric_and_untested() -> None:
-    gap = comparison([0.04, 0.05, 0.045], [0.02, 0.025, 0.02], GAP)
-    assert verdict("y overfits less", NEEDED, gap, metric=GAP)["verdict"] == "supported"
-    assert verdict("x beats y", NEEDED, gap)["verdict"] == "not tested"  # no test-accuracy difference
-    untested = verdict("x beats y", (("x", "z"),), comparison([0.9], [0.8]))
-    assert untested["verdict"] == "not tested" and "needs x − z" in untested["detail"]
 
 
 def fake(root: Path, arch: str, seed: int, acc: float, gap: float = 0.02, epochs: int = 15, **options: Any) -> None:
@@ -180,7 +114,10 @@ def test_depth_study_claims(tmp_path: Path) -> None:
     fake(tmp_path, "cnn", 0, 0.95, kernel=7)  # not this study's: left out
     verdicts = analysed(tmp_path, "depth")
     assert verdicts["2 conv blocks beat 1 (features need a hierarchy)"] == "supported"
-    assert verdicts["2 conv blocks are sufficient: 3 or 4 gain less than half a point"] == "supported"
+    # +0.1 and +0.05 points: an interval below +0.5 points needs a test-set term narrower than the aggregates give
+    assert verdicts["2 conv blocks are sufficient: 3 or 4 gain less than 0.5 points"] == (
+        "not supported at this sample size (3 seeds)"
+    )
     study = studies.get("depth").run(group_records(load_records(tmp_path)[0]))
     assert [r["config"] for r in study.rows] == ["cnn-k3-d1", "cnn-k3", "cnn-k3-d3", "cnn-k3-d4"]
 
@@ -189,10 +126,10 @@ def test_pooling_and_regularizer_studies(tmp_path: Path) -> None:
     for s in range(3):
         e = 0.001 * s
         fake(tmp_path, "cnn", s, 0.92 + e, gap=0.020 + e)
-        fake(tmp_path, "cnn", s, 0.915 + e + 0.0005 * s, pool="avg")
-        fake(tmp_path, "cnn", s, 0.925 + e, pool="stride")  # the stride-2 conv wins here
-        fake(tmp_path, "cnn", s, 0.91 + e, head="gap")
-        fake(tmp_path, "cnn", s, 0.90 + e, pool="avg", head="gap")
+        fake(tmp_path, "cnn", s, 0.905 + e + 0.0005 * s, pool="avg")
+        fake(tmp_path, "cnn", s, 0.935 + e, pool="stride")  # the stride-2 conv wins here
+        fake(tmp_path, "cnn", s, 0.89 + e, head="gap")
+        fake(tmp_path, "cnn", s, 0.875 + e, pool="avg", head="gap")
         fake(tmp_path, "cnn", s, 0.905 + e + 0.0003 * s, pool="stride", head="gap")
         fake(tmp_path, "mlp", s, 0.89 + e, gap=0.040 + 0.002 * s)
     pooling = analysed(tmp_path, "pooling")
@@ -350,7 +287,7 @@ def test_translation_study(tmp_path: Path) -> None:
             ("cnn", {}, 0.92, 0.10 + e, 0.12 + e),
             ("cnn", {"pool": "stride"}, 0.915, 0.15, 0.20 + e),
             ("cnn", {"head": "gap"}, 0.90, 0.05, 0.05 + 0.5 * e),
-            ("mlp", {"shift": 2}, 0.88, 0.18 + 2 * e, 0.2),
+            ("mlp", {"shift": 2}, 0.88, 0.10 + 2 * e, 0.2),
             ("cnn", {"shift": 2}, 0.925, 0.04, 0.04),
         ):
             fake(tmp_path, arch, s, acc, **options)
@@ -371,7 +308,7 @@ def test_translation_study(tmp_path: Path) -> None:
     rows = {r["config"]: r for r in study.rows}
     assert rows["mlp"]["shift_drop_mean"] == pytest.approx(0.30 + 0.002 * 5 / 3, abs=1e-3)
     text = "\n".join(study.notes)
-    assert "| mlp-shift2 | 88.00 | +18." in text and "| cnn-k3-gap | conv1 | 32×28×28 | 0.500 | 0.600 | 0.0e+00" in text
+    assert "| mlp-shift2 | 88.00 | +10." in text and "| cnn-k3-gap | conv1 | 32×28×28 | 0.500 | 0.600 | 0.0e+00" in text
 
     png = tmp_path / "translation_study.png"
     drawn = section(spec, study, png)
@@ -428,3 +365,42 @@ def test_translation_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: P
     report = run_study(["report", "--runs", "runs/quick", "--out", "rep", "--figure", "translation"], cli_env, tmp_path)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "rep" / "translation_study.png").is_file()
+
+
+def test_one_family_across_studies_and_a_verdict_that_flips_with_the_recipe_is_fragile(tmp_path: Path) -> None:
+    """The kernel and regularizer studies' runs at the project's recipe, and the kernel configs again at 3 epochs,
+    where the CNNs do not beat the MLP: every study's verdicts are corrected as one family (the same adjusted p
+    whichever study asks), "every CNN beats the MLP" is fragile, supported at 15 epochs only, and the CNN's smaller
+    generalization gap replicates."""
+    main, short = tmp_path / "main", tmp_path / "short"
+    for s in range(3):
+        e = 0.001 * s
+        fake(main, "mlp", s, 0.89 + e, gap=0.040 + 0.002 * s)
+        for k in (3, 5, 7):
+            fake(main, "cnn", s, 0.93 + e + 0.0004 * k * s, gap=0.020 + e, kernel=k)
+            fake(short, "cnn", s, 0.90 + (-e if k == 5 else e), gap=0.020 + e, epochs=3, kernel=k)
+        fake(short, "mlp", s, 0.90 + 0.0005 * s, gap=0.040 + 0.002 * s, epochs=3)
+    groups = group_records(load_records(main)[0] + load_records(short)[0])
+    lab = studies.analyse_lab(groups)
+    assert set(lab) == set(studies.STUDIES)
+    families = {json.dumps(s.family, sort_keys=True) for s in lab.values()}
+    assert len(families) == 1
+    family = lab["kernel"].family
+    assert family["size"] == sum(len(spec.claims) for spec in studies.STUDIES.values())
+    assert family["tested"] == sum(v["p_raw"] is not None for s in lab.values() for v in s.verdicts)
+    for name in ("kernel", "regularizer"):  # a study's own analysis gives the family's numbers
+        alone = studies.get(name).run(groups)
+        assert [v["p_adjusted"] for v in alone.verdicts] == [v["p_adjusted"] for v in lab[name].verdicts]
+    every = next(v for v in lab["kernel"].verdicts if v["claim"] == "every CNN beats the MLP")
+    assert every["verdict"] == "fragile" and every["verdict_here"] == "supported"
+    assert every["replication"][0]["recipe"] == "fp32, 3 epochs, yours"
+    assert every["replication_text"].startswith("fragile: supported here, ")
+    (gap,) = lab["regularizer"].verdicts
+    assert (
+        gap["verdict"] == "supported" and gap["replication_text"] == "replicates: supported under fp32, 3 epochs, yours"
+    )
+    depth = lab["depth"].verdicts  # cnn-k3 alone of its configs: not tested, so not replicated either
+    assert {v["verdict"] for v in depth} == {"not tested"} and {v["replication_text"] for v in depth} == {
+        "replication: not run"
+    }
+    assert f"over the lab's claims ({family['size']} claims, {family['tested']} tested)" in gap["detail"]

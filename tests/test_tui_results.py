@@ -122,7 +122,7 @@ def depth_runs(tmp_path: Path) -> Path:
     """Two seeds of the depth study's four configs, plus an mlp that is not in it."""
     root = tmp_path / "runs"
     for seed in (0, 1):
-        for depth, acc in ((1, 0.88), (2, 0.91), (3, 0.912), (4, 0.913)):
+        for depth, acc in ((1, 0.80), (2, 0.91), (3, 0.912), (4, 0.913)):
             fake_run(root, "cnn", 3, seed, acc + 0.004 * seed + 0.0005 * depth * seed, depth=depth)
     fake_run(root, "mlp", None, 0, 0.85)
     return root
@@ -143,8 +143,10 @@ async def test_study_picker_shows_the_studys_table_and_verdicts(depth_runs: Path
         assert table_column(app, 0) == ["cnn-k3-d1", "cnn-k3", "cnn-k3-d3", "cnn-k3-d4"]  # the mlp is not in it
         text = screen_text(app)
         assert "depth: 8 runs in 4 configs" in text and "Depth study" in text
-        assert "supported: 2 conv blocks beat 1" in text and "cnn-k3 − cnn-k3-d1 = +3." in text
-        assert "not supported at this sample size (2 seeds): 2 conv" in text and "margin +0.50 points" in text
+        assert "● supported (adjusted p" in text and "2 conv blocks beat 1" in text
+        assert "cnn-k3 − cnn-k3-d1" in text and "+11.0" in text and "margin +0.50 points" in text
+        assert "● not supported at this sample size (2 seeds)" in text  # sufficient: not shown
+        assert "Holm-adjusted" in text and "over the lab's claims (21 claims" in text
         pane.pick_study("pooling")  # cnn-k3 alone of its six configs
         await pilot.pause()
         assert table_column(app, 0) == ["cnn-k3"] and "not tested" in screen_text(app)
@@ -154,6 +156,12 @@ async def test_study_picker_shows_the_studys_table_and_verdicts(depth_runs: Path
         app.action_show_study("kernel")  # the command palette's "Study: kernel"
         await pilot.pause()
         assert pane.study == "kernel" and table_column(app, 0) == ["mlp", "cnn-k3"]
+        pane.pick_study("claims")  # every claim of every study, as one forest
+        await pilot.pause()
+        text = screen_text(app)
+        assert len(table_column(app, 0)) == 5 and app.query_one("#study-verdicts").display
+        assert "Every claim of the lab" in text and "21 claims across every study" in text
+        assert "● not tested" in text and "3×3 beats 5×5" in text and "┊" in text
         pane.pick_study("all")
         await pilot.pause()
         assert len(table_column(app, 0)) == 5 and not app.query_one("#study-verdicts").display

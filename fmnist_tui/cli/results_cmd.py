@@ -8,17 +8,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..core.data import CLASSES
 from ..core.errors import RunError
 from ..core.text import counted
 from ..study import lab
-from ..study.analysis import Study, study_markdown
-from ..study.kernel import analyse
+from ..study.analysis import Study, family_sentence, p_text, study_markdown
 from ..study.latency import latencies
 from ..study.results import YOURS, Group, format_cells, group_records, to_csv, to_markdown
-from ..study.studies import STUDIES
+from ..study.studies import networks
 from .common import console, err_console, handle_errors, print_json
 
 
@@ -41,27 +41,39 @@ def render_study(study: Study, table: bool = True) -> None:
         console.print(rows)
     if study.comparisons:
         diffs = Table(
-            "difference", "mean (points)", "95% CI", "p", "seeds", title="paired over seeds", title_justify="left"
+            "difference",
+            "mean (points)",
+            "95% CI",
+            "p",
+            "sd: seeds",
+            "sd: test images",
+            "seeds",
+            title="paired over seeds; the intervals add the test images' sampling variance (a conservative bound)",
+            title_justify="left",
         )
         for comp in study.comparisons:
-            t = comp.test
-            ci = "—" if t.n < 2 else f"[{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
-            p = "—" if t.p_value != t.p_value else f"{t.p_value:.3f}"
-            diffs.add_row(comp.name, f"{100 * t.mean_diff:+.2f}", ci, p, str(t.n))
+            d = comp.diff
+            low, high = d.interval()
+            ci = "—" if d.n < 2 else f"[{100 * low:+.2f}, {100 * high:+.2f}]"
+            p = "—" if d.n < 2 else p_text(d.p_equal(0.0))
+            seed_sd = "—" if d.n < 2 else f"{100 * d.seed_sd:.2f}"
+            diffs.add_row(comp.name, f"{100 * d.estimate:+.2f}", ci, p, seed_sd, f"{100 * d.test_sd:.2f}", str(d.n))
         console.print(diffs)
     if study.per_class and study.per_class_pair:
         a, b = study.per_class_pair
         console.print(
             f"per-class accuracy {a} − {b} (points): "
             + ", ".join(
-                f"{'[bold]' if CLASSES[i] in study.highlight else ''}{CLASSES[i]} {100 * c.test.mean_diff:+.1f}"
+                f"{'[bold]' if CLASSES[i] in study.highlight else ''}{CLASSES[i]} {100 * c.diff.estimate:+.1f}"
                 f"{'[/]' if CLASSES[i] in study.highlight else ''}"
                 for i, c in enumerate(study.per_class)
             ),
             highlight=False,
         )
+    if study.family:
+        console.print(family_sentence(study.family), highlight=False, markup=False)
     for v in study.verdicts:
-        console.print(f"[bold]{v['claim']}[/]: {v['verdict']} — {v['detail']}", highlight=False)
+        console.print(f"[bold]{escape(v['claim'])}[/]: {v['verdict']} — {escape(v['detail'])}", highlight=False)
 
 
 @handle_errors
@@ -88,8 +100,7 @@ def results(
     measured, lat_warnings = latencies(groups, onnx_dir) if onnx_dir.is_dir() else ({}, [])
     for w in lat_warnings:
         err_console.print(f"warning: {w}")
-    kernel = STUDIES["kernel"].run(groups, measured)
-    study = kernel if kernel.rows else analyse(groups, measured)
+    study = networks(groups, measured)
     rows = [{**g.row(), "latency_ms": measured.get(g.label)} for g in groups]
     if fmt is ResultsFormat.json:
         print_json({**study.to_dict(), "groups": rows, "warnings": warnings})

@@ -370,7 +370,8 @@ def study(
     records, load_warnings = lab.load(lab.sources(runs, shipped and not quick), names)
     for w in [*warnings, *load_warnings]:
         err_console.print(f"warning: {w}")
-    result = _analyse(spec, records, latency, onnx_dir, out, data_dir)
+    everything = lab.load(lab.sources(runs, shipped and not quick))[0]  # the family of claims spans every study
+    result = _analyse(spec, records, everything, latency, onnx_dir, out, data_dir)
     if export is not None:
         export_planned(configs, export, data_dir)
     analysed = [r for g in result.groups.values() for r in g.records]
@@ -395,8 +396,16 @@ def _seconds_by_label(records: list[RunRecord]) -> dict[str, float]:
 
 
 def _analyse(
-    spec: StudySpec, records: list[RunRecord], latency: bool, onnx_dir: Path, out: Path, data_dir: Path | None
+    spec: StudySpec,
+    records: list[RunRecord],
+    everything: list[RunRecord],
+    latency: bool,
+    onnx_dir: Path,
+    out: Path,
+    data_dir: Path | None,
 ) -> Any:
+    """The study over its planned runs (`records`), its verdicts corrected over every study's claims on all the
+    runs there are (`everything`)."""
     groups = group_records(records)
     measured: dict[str, float | None] = {}
     if latency and groups:
@@ -406,7 +415,7 @@ def _analyse(
         measured, lat_warnings = latencies(groups, onnx_dir, out / "onnx", data_dir)
         for w in lat_warnings:
             err_console.print(f"warning: {w}")
-    return spec.run(groups, measured)
+    return spec.run(group_records(everything), measured, {r.run.name for r in records})
 
 
 def _analysed(records: list[RunRecord], runs: Path) -> str:
@@ -432,12 +441,16 @@ def _write(
     doc: dict[str, Any] = {
         "schema": lab.SCHEMA,
         **result.to_dict(),
-        "claims": [{"claim": c.text, "source": c.source, "metric": c.metric, "margin": c.margin} for c in spec.claims],
+        "claims": [
+            {"claim": c.text, "source": c.source, "metric": c.metric, "kind": c.kind, "margin": c.margin}
+            for c in spec.claims
+        ],
         "preset": preset_doc,
     }
     paths = write_results(doc, study_markdown(result), to_csv(result.rows), out)
     if result.rows:
         from ..study.sections import section, section_markdown  # matplotlib: the [train] extra's
+
         drawn = section(spec, result, out / f"{spec.name}_study.png")
         write_text(out / "section.md", section_markdown(drawn))
         paths += [drawn.png, out / "section.md"]

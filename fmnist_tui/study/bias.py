@@ -11,8 +11,6 @@ from ..core import registry
 
 #: nested, stratified training subsets of the data study (`--train-size`), smallest first
 SIZES = (500, 1_000, 2_000, 5_000, 10_000, 50_000)
-#: an equivalence margin in test accuracy: ±0.3 points, 30 of the 10,000 test images
-EQUIVALENCE_MARGIN = 0.003
 
 
 def mlp_params(hidden: Sequence[int]) -> int:

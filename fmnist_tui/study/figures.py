@@ -500,3 +500,44 @@ def ladder(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
     ax.grid(axis="x", alpha=0.3)
     save(fig, path)
     return rows
+
+
+def forest(verdicts: Sequence[dict[str, Any]], path: Path, title: str) -> list[Any]:
+    """Every claim's differences as a forest (`study.forest.rows`): each difference's estimate and 95% interval in
+    points (symmetric-log beyond ±1), the grey band its metric's margin, the verdict and adjusted p on the right;
+    a claim not tested is named without an interval. Returns the rows drawn."""
+    from .forest import colour, rows
+
+    drawn = rows(verdicts)
+    if not drawn:
+        raise ValueError("no claims to draw")
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.34 * len(drawn)))
+    ys = np.arange(len(drawn))[::-1]
+    for y, r in zip(ys, drawn, strict=True):
+        c = colour(r.verdict)
+        ax.barh(y, 2 * r.margin, left=-r.margin, height=0.7, color="0.88", zorder=0)
+        if not np.isnan(r.low):
+            ax.hlines(y, r.low, r.high, color=c, lw=2, zorder=2)
+        if not np.isnan(r.estimate):
+            ax.plot(r.estimate, y, "o", color=c, ms=5, zorder=3)
+        else:
+            ax.text(0, y, "not tested", ha="center", va="center", fontsize=7, color=c)
+        if r.first:
+            p = "" if r.p_adjusted is None else f"  p_adj {r.p_adjusted:.3g}"
+            ax.annotate(
+                f"{r.verdict}{p}", (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=7, color=c
+            )
+    labels = [(_short(r.claim) + "\n" if r.first else "") + r.name for r in drawn]
+    ax.set_yticks(ys, labels, fontsize=6.5)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("difference a − b (points; symmetric log beyond ±1); grey: the margin ±m")
+    ax.set_ylim(-0.7, len(drawn) - 0.3)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    save(fig, path)
+    return drawn
+
+
+def _short(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

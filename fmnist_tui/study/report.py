@@ -15,12 +15,11 @@ from ..core.errors import ConfigError, FmnistError, RunError, UsageError
 from ..core.fsutil import write_text
 from ..core.metrics import most_confused
 from ..core.runs import BEST, Run, resolve_run
-from . import figures, lab
-from .analysis import Study
-from .kernel import analyse
+from . import figures, forest, lab
+from .analysis import Study, family_sentence
 from .results import Group, group_records
 from .sections import NoRuns, Section, section
-from .studies import STUDIES, prepare
+from .studies import STUDIES, analyse_lab, networks, pending, prepare
 
 #: figure name → (file name, the study it shows or ""), in report order: one section per study
 REPORT: dict[str, tuple[str, str]] = {
@@ -29,6 +28,7 @@ REPORT: dict[str, tuple[str, str]] = {
     "means": ("mean_images.png", ""),
     "kernels": ("kernel_study.png", "kernel"),
     **{name: (f"{name}_study.png", name) for name in STUDIES if name != "kernel"},
+    "claims": ("claims_forest.png", ""),
     "per-class": ("per_class_accuracy.png", ""),
     "curves": ("training_curves.png", ""),
     "confusion": ("confusion_matrix.png", ""),
@@ -69,6 +69,7 @@ class ReportBuilder:
         self.onnx_dir = onnx_dir
         self.run_refs, self.test_index = run_refs or [], test_index
         self.warnings: list[str] = []
+        self._lab: dict[str, Study] | None = None
 
     # --- lazily loaded inputs -------------------------------------------------------------------
     @cached_property
@@ -93,18 +94,27 @@ class ReportBuilder:
             self.warnings += warnings
         return measured
 
+    @property
+    def lab(self) -> dict[str, Study]:
+        """Every study over the runs, its verdicts corrected over the lab's family (`studies.analyse_lab`); made
+        again after a study's work has added to what the runs hold."""
+        if self._lab is None:
+            self._lab = analyse_lab(self.groups, self.latency)
+        return self._lab
+
     @cached_property
     def study(self) -> Study:
         """The kernel study's configs (the notebook's networks) where they have runs, else every config: the
         runs the per-class, curve, confusion and feature-map figures show."""
-        networks = STUDIES["kernel"].run(self.groups, self.latency)
-        return networks if networks.rows else analyse(self.groups, self.latency)
+        return networks(self.groups, self.latency, self.lab)
 
     def studied(self, name: str) -> Study:
         """Study `name` over the runs that belong to it, after the study's work on any of them that lacks it (the
         translation study's shifted evaluation: minutes of CPU for a CNN run, once; then cached)."""
-        self.warnings += prepare(STUDIES[name], self.groups, self.data_dir, "cpu")
-        return STUDIES[name].run(self.groups, self.latency)
+        if pending(STUDIES[name], self.groups):
+            self.warnings += prepare(STUDIES[name], self.groups, self.data_dir, "cpu")
+            self._lab = None  # the family's p-values include this study's, which its work has just made testable
+        return self.lab[name]
 
     @cached_property
     def chosen_runs(self) -> list[Run]:
@@ -144,6 +154,7 @@ class ReportBuilder:
             "distribution": self._distribution,
             "samples": self._samples,
             "means": self._means,
+            "claims": self._claims,
             "per-class": self._per_class,
             "curves": self._curves,
             "confusion": self._confusion,
@@ -194,6 +205,23 @@ class ReportBuilder:
             + f". The most different: {far[0]} ↔ {far[1]} {far[2]:.1f}."
         )
         return Section("Mean image per class", png, text, means)
+
+    def _claims(self, png: Path) -> Section:
+        verdicts = [v for study in self.lab.values() for v in study.verdicts]
+        if not any(v.get("differences") for v in verdicts):
+            raise NoRuns("no claim of any study has the runs to test it")
+        drawn = figures.forest(verdicts, png, "The notebook's claims: effects, 95% intervals, margins, verdicts")
+        family = next(iter(self.lab.values())).family
+        counts = {
+            w: sum(v["verdict"].startswith(w) for v in verdicts) for w in ("supported", "contradicted", "fragile")
+        }
+        text = (
+            f"Every claim of every study, one row per difference it rests on: the estimate and its 95% interval "
+            f"(seeds and test images), the grey band its metric's margin, its verdict and adjusted p. "
+            f"{family_sentence(family)} Of the {len(verdicts)} claims, {counts['supported']} supported, "
+            f"{counts['contradicted']} contradicted, {counts['fragile']} fragile.\n\n" + forest.markdown(drawn)
+        )
+        return Section("The notebook's claims, every study", png, text, drawn)
 
     def _per_class(self, png: Path) -> Section:
         recalls = {
@@ -307,7 +335,9 @@ def render_markdown(report: Report) -> str:
     for s in report.sections.values():
         out += [f"## {s.title}\n", f"![{s.title}]({s.png.name})\n", s.text.rstrip() + "\n"]
     if report.absent:
-        out += ["## Studies without runs\n"] + [f"- {REPORT[n][1]}: {reason}" for n, reason in report.absent.items()]
+        out += ["## Studies without runs\n"] + [
+            f"- {REPORT[n][1] or n}: {reason}" for n, reason in report.absent.items()
+        ]
         out += [""]
     if report.skipped:
         out += ["## Not drawn\n"] + [f"- {FIGURES[n]}: {reason}" for n, reason in report.skipped.items()] + [""]

@@ -77,8 +77,8 @@ def section(spec: StudySpec, study: Study, png: Path) -> Section:
     runs = ", ".join(name for g in study.groups.values() for name in g.row()["runs"])
     text = (
         f"{spec.question} Recipe: {'; '.join(recipes)}. Runs: {runs}. Error bars are Student-t 95% "
-        f"confidence intervals of the mean over seeds; differences are paired by seed.\n\n"
-        + study_markdown(study).replace("## ", "### ")
+        f"confidence intervals of the mean over seeds; differences are paired by seed, and their intervals add "
+        f"the test images' sampling variance to the seeds'.\n\n" + study_markdown(study).replace("## ", "### ")
     )
     return Section(spec.title, png, text, drawn)
 

@@ -1,8 +1,9 @@
-"""Small-sample statistics over seeds: mean, sample std, Student-t 95% intervals and paired t-tests (numpy only).
+"""The lab's statistics: summaries over seeds, paired differences with both sources of their uncertainty (the
+seeds and the fixed test images), Holm's correction over a family of claims, and the seeds a test would need.
 
-scipy is not a dependency, so the Student t CDF is computed from the regularized incomplete beta
-function (Lentz's continued fraction, Numerical Recipes §6.4) and its quantile by bisection on the
-CDF; tests check both against closed forms (df = 1, 2) and published table values.
+The distributions are scipy's (`scipy.stats.t`, `ttest_rel`), the correction and the power statsmodels'
+(`multipletests`, `TTestPower`); both are imported on first use, so that importing the study code (every
+command's --help does) stays cheap.
 """
 
 from __future__ import annotations
@@ -15,68 +16,24 @@ from typing import Any
 import numpy as np
 
 CONFIDENCE = 0.95
+#: every test of the lab is two-sided at this level (a one-sided test at half of it): one 95% interval per
+#: difference decides its verdict, whichever the claim
+ALPHA = 1 - CONFIDENCE
+#: the power at which `seeds_needed` counts the seeds that would decide an undecided claim
+POWER = 0.8
+#: the most seeds `seeds_needed` considers
+MAX_SEEDS = 100
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz); converges for x < (a+1)/(a+b+2)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < eps:
-            break
-    return h
+def _scipy() -> Any:
+    """scipy.stats, imported on first use."""
+    from scipy import stats  # type: ignore[import-untyped]
+
+    return stats
 
 
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b) for a, b > 0 and 0 ≤ x ≤ 1."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b  # symmetry keeps the fraction convergent
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T ≤ t) for Student's t with `df` degrees of freedom."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be positive, got {df}")
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))  # P(T > |t|)
-    return 1.0 - tail if t > 0 else tail
-
-
-def t_ppf(p: float, df: float) -> float:
-    """The quantile t with P(T ≤ t) = p, by bisection on `t_cdf` (monotone, so bisection cannot fail)."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"probability must lie in (0, 1), got {p}")
-    if p < 0.5:
-        return -t_ppf(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+def _t() -> Any:
+    return _scipy().t
 
 
 @dataclass(frozen=True)
@@ -106,13 +63,14 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
     if x.size < 2:
         return Summary(1, mean, math.nan, math.nan, math.nan)
     std = float(x.std(ddof=1))
-    half = t_ppf(0.5 + confidence / 2, x.size - 1) * std / math.sqrt(x.size)
+    half = float(_t().ppf(0.5 + confidence / 2, x.size - 1)) * std / math.sqrt(x.size)
     return Summary(int(x.size), mean, std, mean - half, mean + half)
 
 
 @dataclass(frozen=True)
 class PairedTest:
-    """A paired comparison a − b over matched seeds: the mean difference, its interval and a two-sided p-value."""
+    """The seeds-only paired comparison a − b (Student's paired t-test): the mean difference, its interval and a
+    two-sided p-value, with the seed-to-seed spread as the only source of uncertainty."""
 
     n: int
     mean_diff: float
@@ -132,60 +90,181 @@ class PairedTest:
 
 
 def paired_t_test(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> PairedTest:
-    """Student's paired t-test of mean(a − b) = 0; a[i] and b[i] must come from the same seed."""
+    """scipy's `ttest_rel` of mean(a − b) = 0; a[i] and b[i] must come from the same seed."""
     if len(a) != len(b):
         raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     s = summarize(d.tolist(), confidence)
     if s.n < 2:
         return PairedTest(s.n, s.mean, math.nan, math.nan, math.nan, math.nan, math.nan)
-    if s.std == 0.0:  # identical differences: no spread, the sign alone decides
-        t = math.copysign(math.inf, s.mean) if s.mean else 0.0
-        return PairedTest(s.n, s.mean, 0.0, s.mean, s.mean, t, 0.0 if s.mean else 1.0)
-    t = s.mean / (s.std / math.sqrt(s.n))
-    p = 2.0 * (1.0 - t_cdf(abs(t), s.n - 1))
-    return PairedTest(s.n, s.mean, s.std, s.ci_low, s.ci_high, t, min(1.0, p))
+    if s.std <= 1e-12 * max(1.0, abs(s.mean)):  # identical differences (up to rounding): the sign alone decides
+        if abs(s.mean) <= 1e-12:
+            return PairedTest(s.n, s.mean, 0.0, s.mean, s.mean, 0.0, 1.0)
+        return PairedTest(s.n, s.mean, 0.0, s.mean, s.mean, math.copysign(math.inf, s.mean), 0.0)
+    res = _scipy().ttest_rel(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    return PairedTest(s.n, s.mean, s.std, s.ci_low, s.ci_high, float(res.statistic), float(res.pvalue))
 
 
 @dataclass(frozen=True)
-class Equivalence:
-    """Two one-sided tests (TOST) of a paired difference against ±margin: is it inside the margin (equivalent),
-    or outside it, each side tested at `alpha` (so the (1 − 2·alpha) interval is the one to read)."""
+class Difference:
+    """A difference paired over n seeds with both sources of its uncertainty.
+
+    The mean of the per-seed differences estimates the difference the configs would show on the population of
+    images, averaged over seeds. Its variance has two terms (the law of total variance): the seed-to-seed
+    variance of the per-seed differences over n (`seed_sd`² / n, which more seeds shrink), and the sampling
+    variance of the fixed test images that every seed is evaluated on (`test_sd`², which they do not: see
+    `analysis.test_set_sd` for how it is bounded from the stored confusion matrices). The t reference has
+    Welch–Satterthwaite degrees of freedom, the test-set term taken as known (a binomial-type variance of
+    thousands of images): n − 1 with no test-set term (then this is exactly the paired t-test), towards the
+    normal as the test-set term dominates. With one seed no spread is known and nothing is tested (NaN)."""
 
     n: int
-    mean_diff: float
-    margin: float
-    ci_low: float  # the (1 − 2·alpha) interval: 90% for alpha 0.05
-    ci_high: float
-    p_equivalent: float  # max of the two one-sided p-values: H0 "d ≤ −margin" and H0 "d ≥ +margin"
-    p_outside: float  # one-sided p of H0 "|d| ≤ margin" on the side the mean lies: is it beyond the margin?
-    alpha: float
+    estimate: float
+    seed_sd: float
+    test_sd: float = 0.0
 
     @property
-    def equivalent(self) -> bool:
-        return self.p_equivalent < self.alpha
+    def se(self) -> float:
+        if self.n < 2:
+            return math.nan
+        return math.sqrt(self.seed_sd**2 / self.n + self.test_sd**2)
 
     @property
-    def outside(self) -> bool:
-        return self.p_outside < self.alpha
+    def df(self) -> float:
+        if self.n < 2:
+            return math.nan
+        seed_var = self.seed_sd**2 / self.n
+        if seed_var == 0.0:
+            return math.inf
+        return (seed_var + self.test_sd**2) ** 2 / (seed_var**2 / (self.n - 1))
+
+    def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
+        """The two-sided `confidence` interval of the difference."""
+        if self.n < 2:
+            return math.nan, math.nan
+        if self.se == 0.0:
+            return self.estimate, self.estimate
+        half = float(_t().ppf(0.5 + confidence / 2, self.df)) * self.se
+        return self.estimate - half, self.estimate + half
+
+    def p_equal(self, value: float = 0.0) -> float:
+        """Two-sided p of H0: difference = `value`."""
+        if self.n < 2:
+            return math.nan
+        if self.se == 0.0:
+            return 0.0 if self.estimate != value else 1.0
+        return min(1.0, 2.0 * float(_t().sf(abs(self.estimate - value) / self.se, self.df)))
+
+    def p_below(self, bound: float) -> float:
+        """One-sided p of H0: difference ≥ `bound` (small when the difference is shown below it)."""
+        if self.n < 2:
+            return math.nan
+        if self.se == 0.0:
+            return 0.0 if self.estimate < bound else 1.0
+        return float(_t().cdf((self.estimate - bound) / self.se, self.df))
+
+    def p_above(self, bound: float) -> float:
+        """One-sided p of H0: difference ≤ `bound` (small when the difference is shown above it)."""
+        if self.n < 2:
+            return math.nan
+        if self.se == 0.0:
+            return 0.0 if self.estimate > bound else 1.0
+        return float(_t().sf((self.estimate - bound) / self.se, self.df))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        low, high = self.interval()
+        return {
+            "n": self.n,
+            "estimate": self.estimate,
+            "ci_low": _none(low),
+            "ci_high": _none(high),
+            "seed_sd": _none(self.seed_sd),
+            "test_sd": self.test_sd,
+            "se": _none(self.se),
+            "df": None if math.isnan(self.df) or math.isinf(self.df) else self.df,
+        }
 
 
-def equivalence_test(test: PairedTest, margin: float, alpha: float = 1 - CONFIDENCE) -> Equivalence:
-    """TOST on a paired test's mean and spread: equivalent when both one-sided tests reject at `alpha` (the
-    (1 − 2·alpha) interval lies within ±margin); outside when the difference is significantly beyond the
-    margin on the side of its mean. With one seed nothing is decided (p NaN)."""
-    n, mean = test.n, test.mean_diff
-    if n < 2:
-        return Equivalence(n, mean, margin, math.nan, math.nan, math.nan, math.nan, alpha)
-    if test.std_diff == 0.0:  # no spread: where the mean lies decides
-        inside = -margin < mean < margin
-        return Equivalence(n, mean, margin, mean, mean, 0.0 if inside else 1.0, 1.0 if inside else 0.0, alpha)
-    se, df = test.std_diff / math.sqrt(n), n - 1
-    p_low = 1.0 - t_cdf((mean + margin) / se, df)  # H0: d ≤ −margin
-    p_high = t_cdf((mean - margin) / se, df)  # H0: d ≥ +margin
-    p_outside = 1.0 - p_high if mean >= 0 else 1.0 - p_low  # H0: d ≤ +margin (or ≥ −margin)
-    half = t_ppf(1.0 - alpha, df) * se
-    return Equivalence(n, mean, margin, mean - half, mean + half, max(p_low, p_high), p_outside, alpha)
+def _none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def difference(per_seed: Sequence[float], test_sd: float = 0.0) -> Difference:
+    """The `Difference` of per-seed differences `per_seed` (already a − b, seed by seed) with a test-set term."""
+    s = summarize(per_seed)
+    return Difference(s.n, s.mean, s.std, test_sd)
+
+
+def holm(p_values: Sequence[float], alpha: float = ALPHA) -> list[float]:
+    """Holm's step-down adjusted p-values of a family (statsmodels' `multipletests`, method "holm"); a member
+    without a p-value (NaN: not tested) counts as p = 1, so it can reject nothing and still counts in the family."""
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
+
+    p = np.nan_to_num(np.asarray(p_values, dtype=np.float64), nan=1.0)
+    return [float(x) for x in multipletests(p, alpha=alpha, method="holm")[1]]
+
+
+def holm_levels(p_values: Sequence[float], alpha: float = ALPHA) -> list[float]:
+    """The level Holm's procedure tests each member at, α / (m − rank + 1) by its rank among the family's p-values
+    (the smallest first): what a member's raw p must reach, once the members ranked before it have."""
+    p = np.nan_to_num(np.asarray(p_values, dtype=np.float64), nan=1.0)
+    ranks = np.empty(len(p), dtype=np.int64)
+    ranks[np.argsort(p, kind="stable")] = np.arange(1, len(p) + 1)
+    return [alpha / (len(p) - int(r) + 1) for r in ranks]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One test a decision needs: shift `delta` (> 0 in the direction the test must show) at `alpha`, of a
+    difference with per-seed spread `seed_sd` and test-set term `test_sd`; `one_sided` or two-sided."""
+
+    delta: float
+    seed_sd: float
+    test_sd: float
+    alpha: float
+    one_sided: bool
+
+
+def power(test: Check, n: int) -> float:
+    """statsmodels' `TTestPower` of `test` at n seeds: a one-sample t-test of the per-seed differences, whose
+    mean's variance seed_sd²/n + test_sd² is that of n draws with sd √(seed_sd² + n·test_sd²)."""
+    from statsmodels.stats.power import TTestPower  # type: ignore[import-untyped]
+
+    if test.delta <= 0:
+        return 0.0
+    sd = math.sqrt(test.seed_sd**2 + n * test.test_sd**2)
+    if sd == 0.0:
+        return 1.0
+    alternative = "larger" if test.one_sided else "two-sided"
+    return float(TTestPower().power(effect_size=test.delta / sd, nobs=n, alpha=test.alpha, alternative=alternative))
+
+
+def limit_power(test: Check) -> float:
+    """The power with infinitely many seeds: the seed term vanishes and the test-set term alone is left
+    (a normal test of delta / test_sd); 1 without a test-set term."""
+    if test.delta <= 0:
+        return 0.0
+    if test.test_sd == 0.0:
+        return 1.0
+    norm = _scipy().norm
+    z = norm.isf(test.alpha if test.one_sided else test.alpha / 2)
+    return float(norm.cdf(test.delta / test.test_sd - z))
+
+
+def seeds_needed(tests: Sequence[Check], power_wanted: float = POWER, limit: int = MAX_SEEDS) -> int | None:
+    """The fewest seeds (2 to `limit`) at which every test of `tests` rejects together with probability at least
+    `power_wanted`, bounded below by Σ powerᵢ − (k − 1) (Bonferroni's inequality, exact for one test); None where no
+    number of seeds up to `limit` reaches it (`limit_power` says whether any number could)."""
+    if not tests:
+        return None
+    for n in range(2, limit + 1):
+        if sum(power(t, n) for t in tests) - (len(tests) - 1) >= power_wanted:
+            return n
+    return None
+
+
+def decidable(tests: Sequence[Check], power_wanted: float = POWER) -> bool:
+    """Whether some number of seeds reaches `power_wanted` for `tests` together (with the test-set term fixed)."""
+    return bool(tests) and sum(limit_power(t) for t in tests) - (len(tests) - 1) >= power_wanted

@@ -23,19 +23,23 @@ from ..core.text import counted
 from . import bias, kernel, ladder, translation
 from .analysis import (
     ACCURACY,
+    CLASS_CONTRAST,
     GAP,
+    HARD_CLASSES,
+    MARGINS,
     METRICS,
     SHIFT_CHANGED,
     SHIFT_DROP,
     Comparison,
     Study,
     Term,
+    compare,
     compare_terms,
-    verdict,
 )
 from .plan import option_grid, plan, plan_configs
 from .results import YOURS, Group, recipe_key, study_groups
 from .stats import summarize
+from .verdicts import AT_MOST, EQUIVALENT, Claim, Judged, correct, judge, replicate
 
 #: the project's recipe (TrainConfig's defaults): every study's default preset trains with it, so studies
 #: share runs with each other, with `fmnist experiment` and with `make run` (cnn-k3-s0 is in four studies)
@@ -65,27 +69,6 @@ class Preset:
 #: further with it than with the recipe's 2e-3 (`bench/train_speed.py` races `--epochs 3 --lr 6e-3`)
 DEFAULT = Preset(3, EPOCHS)
 QUICK = Preset(3, 3, 6144, 6e-3)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim the notebook makes: every difference a − b of `metric` in `needed` is > 0; or, with a
-    `margin`, below +margin ("b is enough": more gains less than the margin); or, with an `equivalence`
-    margin, within ±margin by two one-sided tests ("unaffected"). A side of a difference may itself be a
-    difference of two configs (`analysis.Term`): a contrast such as "the CNN's advantage shrinks"."""
-
-    text: str
-    needed: tuple[tuple[Term, Term], ...]
-    metric: str = ACCURACY
-    margin: float | None = None
-    source: str = ""  # the notebook's words it comes from
-    equivalence: float | None = None
-
-    def judge(self, found: dict[str, Comparison]) -> dict[str, Any]:
-        return {
-            **verdict(self.text, self.needed, found, self.metric, self.margin, self.equivalence),
-            "source": self.source,
-        }
 
 
 @dataclass(frozen=True)
@@ -169,30 +152,135 @@ class StudySpec:
         """The per-run values the claims are about, test accuracy first."""
         return list(dict.fromkeys([ACCURACY, *(c.metric for c in self.claims)]))
 
-    def run(self, groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
-        """The analysis over finished runs: this study's configs only, one recipe (`select`)."""
-        chosen = select(groups, self.labels(), self.one_recipe)
-        study = (self.analyse or (lambda g, lat: analyse(self, g, lat)))(list(chosen.values()), latency_ms)
+    def run(
+        self, groups: list[Group], latency_ms: dict[str, float | None] | None = None, runs: set[str] | None = None
+    ) -> Study:
+        """The analysis over finished runs: this study's configs only, one recipe (`select`), its verdicts
+        corrected over the family of every study's claims (`analyse_lab`: the same adjusted p whichever command
+        asks). `runs`: the run names this study's own analysis may use (its plan's), the others' being any."""
+        return analyse_lab(groups, latency_ms, {self.name: self}, {self.name: runs} if runs is not None else None)[
+            self.name
+        ]
+
+    def analysed(self, chosen: dict[str, Group], latency_ms: dict[str, float | None] | None = None) -> Study:
+        """The study over its chosen groups (one recipe), each claim judged but not yet corrected."""
+        if not chosen:
+            study = Study([], [], [], [], name=self.name)
+            study.judged = [judge(c, {}, self.name) for c in self.claims]
+        else:
+            study = (self.analyse or (lambda g, lat: analyse(self, g, lat)))(list(chosen.values()), latency_ms)
         study.name = self.name
         if self.notes:
             study.notes.append(self.notes)
         return study
 
 
+#: a set of runs trained alike: (the recipe without the architecture, numerics, source)
+Bucket = tuple[str, str, str]
+
+
+def buckets(
+    groups: list[Group], labels: Sequence[str], one_recipe: bool = True
+) -> list[tuple[Bucket, dict[str, Group]]]:
+    """The study's groups by recipe, numerics (bf16, fp32) and source (yours, the shipped results), each by label in
+    study order; the one that covers most of the study's runs first (yours on a tie)."""
+    by_recipe: dict[Bucket, list[Group]] = {}
+    for g in groups:
+        if g.label in labels:
+            recipe = recipe_key(g.records[0].config) if one_recipe else ""
+            by_recipe.setdefault((recipe, g.numerics, g.source), []).append(g)
+    ranked = sorted(
+        by_recipe.items(), key=lambda kv: (sum(len(g.records) for g in kv[1]), kv[1][0].source == YOURS), reverse=True
+    )
+    out = []
+    for bucket, gs in ranked:
+        chosen = study_groups(gs)
+        out.append((bucket, {label: chosen[label] for label in labels if label in chosen}))
+    return out
+
+
 def select(groups: list[Group], labels: Sequence[str], one_recipe: bool = True) -> dict[str, Group]:
     """The study's groups, by label in study order: where runs of several recipes, numerics (bf16, fp32) or
     sources (yours, the shipped results) exist, those of the one that covers most of the study's runs (yours on
     a tie), so every comparison is between runs trained alike."""
-    mine = [g for g in groups if g.label in labels]
-    if not mine:
-        return {}
-    by_recipe: dict[tuple[str, str, str], list[Group]] = {}
-    for g in mine:
-        recipe = recipe_key(g.records[0].config) if one_recipe else ""
-        by_recipe.setdefault((recipe, g.numerics, g.source), []).append(g)
-    best = max(by_recipe.values(), key=lambda gs: (sum(len(g.records) for g in gs), gs[0].source == YOURS))
-    chosen = study_groups(best)
-    return {label: chosen[label] for label in labels if label in chosen}
+    found = buckets(groups, labels, one_recipe)
+    return found[0][1] if found else {}
+
+
+def networks(
+    groups: list[Group], latency_ms: dict[str, float | None] | None = None, lab: dict[str, Study] | None = None
+) -> Study:
+    """The kernel study (the notebook's networks) where its configs have runs, else every config's table beside the
+    kernel study's untested claims: what `fmnist results` and the report's per-class, curve and confusion figures
+    show. `lab`: `analyse_lab`'s result, where the caller has it."""
+    study = (lab or analyse_lab(groups, latency_ms))["kernel"]
+    if study.rows:
+        return study
+    every = study_groups(groups)
+    rows = [{**g.row(), "latency_ms": (latency_ms or {}).get(g.label)} for g in every.values()]
+    return replace(study, rows=rows, groups=every)
+
+
+def _only(groups: list[Group], names: set[str]) -> list[Group]:
+    """The groups cut to the runs named `names` (groups left without one dropped)."""
+    cut = [Group(g.arch, g.options, [r for r in g.records if r.run.name in names], g.data) for g in groups]
+    return [g for g in cut if g.records]
+
+
+def recipe_text(chosen: dict[str, Group]) -> str:
+    """'fp32, 3 epochs on 6,144 images at peak lr 0.006, yours': how a set of runs was trained."""
+    first = next(iter(chosen.values()))
+    cfg = first.records[0].config
+    epochs = f"{cfg.get('epochs')} epochs" + (f" on {int(cfg['subset']):,} images" if cfg.get("subset") else "")
+    lr = f" at peak lr {cfg['lr']:g}" if cfg.get("lr") else ""
+    return f"{first.numerics}, {epochs}{lr}, {first.source}"
+
+
+def analyse_lab(
+    groups: list[Group],
+    latency_ms: dict[str, float | None] | None = None,
+    specs: Mapping[str, StudySpec] | None = None,
+    runs: Mapping[str, set[str] | None] | None = None,
+) -> dict[str, Study]:
+    """Every study (STUDIES, with `specs` in place of those of their names) over `groups`, then its verdicts:
+    every claim of every study is one family, corrected together by Holm's method (a study's adjusted p depends
+    on the others'), and each verdict replicated where the study's configs have runs of another recipe, numerics
+    or source (each such set of runs its own family alike); a verdict that differs there is FRAGILE.
+
+    `runs`: per study, the run names its own (first) analysis may use. The others' sets of runs still replicate."""
+    specs = {**STUDIES, **(specs or {})}
+    primary: dict[str, Study] = {}
+    others: dict[tuple[Bucket, str], Study] = {}
+    recipes: dict[Bucket, str] = {}
+    for name, spec in specs.items():
+        found = buckets(groups, spec.labels(), spec.one_recipe)
+        only = (runs or {}).get(name)
+        first = buckets(_only(groups, only), spec.labels(), spec.one_recipe)[:1] if only is not None else found[:1]
+        primary[name] = spec.analysed(first[0][1] if first else {}, latency_ms)
+        for bucket, chosen in found:
+            if not first or bucket != first[0][0]:
+                others[(bucket, name)] = spec.analysed(chosen)
+                recipes[bucket] = recipe_text(chosen)
+    judged = [j for s in primary.values() for j in s.judged]
+    verdicts, family = correct(judged)
+    again: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for bucket, recipe in recipes.items():
+        alt = [j for name, s in primary.items() for j in _judged_in(others.get((bucket, name)), s)]
+        for j, v in zip(alt, correct(alt)[0], strict=True):
+            if j.tested:
+                again.setdefault((j.study, j.claim.text), []).append((recipe, v))
+    it = iter(verdicts)
+    for s in primary.values():
+        s.verdicts = [replicate(next(it), again.get((j.study, j.claim.text), [])) for j in s.judged]
+        s.family = family
+    return primary
+
+
+def _judged_in(study: Study | None, primary: Study) -> list[Judged]:
+    """The judged claims of a study's other set of runs, or, where it has none, the claims untested (p = 1)."""
+    if study is not None:
+        return study.judged
+    return [Judged(j.claim, j.study) for j in primary.judged]
 
 
 def prepare(
@@ -204,15 +292,20 @@ def prepare(
 ) -> list[str]:
     """Do the study's work (`spec.work`) on each of its chosen runs of yours that lacks it (the shipped runs carry
     theirs, and are not written to); a warning per run it failed on."""
+    runs = pending(spec, groups)
+    return spec.work.do(runs, data_dir, device, on_run) if spec.work and runs else []
+
+
+def pending(spec: StudySpec, groups: list[Group]) -> list[Run]:
+    """The study's chosen runs of yours that still lack its work (none for a study without work)."""
     if spec.work is None:
         return []
     chosen = [r for g in select(groups, spec.labels()).values() for r in g.records if r.source == YOURS]
-    runs = [r.run for r in chosen if spec.work.needs(r.run)]
-    return spec.work.do(runs, data_dir, device, on_run) if runs else []
+    return [r.run for r in chosen if spec.work.needs(r.run)]
 
 
 def analyse(spec: StudySpec, groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
-    """Table rows, the reported paired differences and each claim's verdict."""
+    """Table rows, the reported paired differences and each claim's evidence (judged, not yet corrected)."""
     chosen = {g.label: g for g in groups}
     rows = [{**g.row(), "latency_ms": (latency_ms or {}).get(g.label), **_metric_columns(spec, g)} for g in groups]
     pairs: list[tuple[Term, Term, str]] = [(a, b, ACCURACY) for a, b in spec.pairs]
@@ -220,7 +313,9 @@ def analyse(spec: StudySpec, groups: list[Group], latency_ms: dict[str, float | 
     comps = [comp for a, b, metric in dict.fromkeys(pairs) for comp in [_compare(chosen, a, b, metric)] if comp]
     found = {c.name: c for c in comps}
     notes = [_metric_table(spec, rows, metric) for metric in spec.metrics() if metric != ACCURACY and rows]
-    return Study(rows, comps, [], [c.judge(found) for c in spec.claims], groups=chosen, name=spec.name, notes=notes)
+    study = Study(rows, comps, [], [], groups=chosen, name=spec.name, notes=notes)
+    study.judged = [judge(c, found, spec.name) for c in spec.claims]
+    return study
 
 
 def _compare(groups: dict[str, Group], a: Term, b: Term, metric: str) -> Comparison | None:
@@ -248,7 +343,7 @@ def _metric_columns(spec: StudySpec, g: Group) -> dict[str, Any]:
 
 
 #: row keys of a metric's columns
-COLUMN = {GAP: "gap", SHIFT_DROP: "shift_drop", SHIFT_CHANGED: "shift_changed"}
+COLUMN = {GAP: "gap", SHIFT_DROP: "shift_drop", SHIFT_CHANGED: "shift_changed", CLASS_CONTRAST: "hard_recall"}
 
 
 def _metric_table(spec: StudySpec, rows: list[dict[str, Any]], metric: str) -> str:
@@ -271,9 +366,8 @@ def _cnn(**options: Any) -> str:
 
 MLP, CNN = registry.label("mlp", {}), _cnn()  # the notebook's two networks: `mlp`, `cnn-k3`
 DEPTHS: tuple[int, ...] = registry.get("cnn").values("depth")
-#: a difference in test accuracy smaller than this is "no gain" (claims that a setting is sufficient):
-#: half a point, 50 of the 10,000 test images, wider than cnn-k3's seed-to-seed spread (the kernel study's table)
-SUFFICIENT_MARGIN = 0.005
+#: the test-accuracy margin (`analysis.MARGINS`) in points, as claims and notes word it
+POINTS = f"{100 * MARGINS[ACCURACY]:.1f} points"
 
 #: where in the notebook a claim comes from (its `source`)
 NOTEBOOK_README, DESIGN_TABLE = "the notebook's README", "the notebook's design table"
@@ -313,10 +407,19 @@ register(
         kernel.ARCHS,
         {"kernel": kernel.KERNELS},
         kernel.PAIRS,
-        tuple(Claim(text, needed, source=f"{NOTEBOOK_README}, results table") for text, needed in kernel.CLAIMS),
+        (
+            *(Claim(text, needed, source=f"{NOTEBOOK_README}, results table") for text, needed in kernel.CLAIMS),
+            Claim(
+                f"convolution helps most on {' / '.join(HARD_CLASSES)} (the CNN's recall gain over the MLP there "
+                "exceeds its gain on the other classes)",
+                ((CNN, MLP),),
+                metric=CLASS_CONTRAST,
+                source=f"{NOTEBOOK_README}: the biggest gains are on Shirt, Coat and Pullover",
+            ),
+        ),
         "kernel",
         x="kernel",
-        analyse=kernel.analyse,
+        analyse=lambda groups, latency: _kernel(groups, latency),
     )
 )
 
@@ -335,9 +438,9 @@ register(
                 source=f"{DESIGN_TABLE}: 2 conv layers, sufficient depth for hierarchical features on 28×28",
             ),
             Claim(
-                "2 conv blocks are sufficient: 3 or 4 gain less than half a point",
+                f"2 conv blocks are sufficient: 3 or 4 gain less than {POINTS}",
                 ((_cnn(depth=3), _cnn(depth=2)), (_cnn(depth=4), _cnn(depth=2))),
-                margin=SUFFICIENT_MARGIN,
+                kind=AT_MOST,
                 source=f"{DESIGN_TABLE}: 2 conv layers, sufficient depth for hierarchical features on 28×28",
             ),
         ),
@@ -440,9 +543,9 @@ register(
         ),
         (
             Claim(
-                "the MLP is unaffected by the permutation (equal within ±0.3 points)",
+                f"the MLP is unaffected by the permutation (no difference beyond ±{POINTS})",
                 ((bias.MLP_PERM, bias.MLP),),
-                equivalence=bias.EQUIVALENCE_MARGIN,
+                kind=EQUIVALENT,
                 source=f"implied by the account in {NOTEBOOK_README} of why the CNN wins (spatial structure the MLP "
                 "ignores)",
             ),
@@ -473,7 +576,7 @@ register(
             f"`{bias.MLP_MATCHED}` is the notebook's MLP shape widened to {bias.mlp_params(bias.MATCHED):,} "
             f"parameters, within {bias.matched_gap():.2%} of the CNN k3's {bias.cnn_params(3):,}. The "
             "permutation claim is tested as a contrast, (cnn-k3 − mlp) − (cnn-k3-perm − mlp-perm) > 0 paired "
-            "over seeds; the MLP's claim by two one-sided tests at 5% each against ±0.30 points (the 90% interval "
+            f"over seeds; the MLP's claim by two one-sided tests at 2.5% each against ±{POINTS} (the 95% interval "
             "must lie inside the margin: a t-test that finds no difference would not be enough)."
         ),
     )
@@ -521,6 +624,23 @@ register(
         ),
     )
 )
+
+
+def _kernel(groups: list[Group], latency_ms: dict[str, float | None] | None = None) -> Study:
+    """The generic analysis, then the first CNN's per-class recall gains over the MLP (a table: the claim about
+    the hard classes is one contrast, `analysis.CLASS_CONTRAST`, not a test per class)."""
+    study = analyse(STUDIES["kernel"], groups, latency_ms)
+    chosen = study.groups
+    first = next((label for label in (kernel.cnn(k) for k in kernel.KERNELS) if label in chosen), None)
+    if first and MLP in chosen:
+        try:
+            per_class = [compare(chosen[first], chosen[MLP], cls=i) for i in range(len(kernel.CLASSES))]
+        except RunError:  # a run without per-class results: no table
+            return study
+        study.per_class = [c for c in per_class if c]
+        study.per_class_pair, study.highlight = (first, MLP), HARD_CLASSES
+    return study
+
 
 #: the translation study: the notebook's MLP and CNN, the CNN with a stride-2 convolution for its pooling and with
 #: the global-average-pooling head (shared with the kernel and pooling studies), and the MLP and CNN trained with

@@ -19,15 +19,15 @@ from ..core.data import CLASSES
 from ..core.errors import FmnistError
 from ..core.runs import Run
 from ..core.text import printable
-from ..study import lab
-from ..study.analysis import Study
+from ..study import forest, lab
+from ..study.analysis import Study, family_sentence
 from ..study.results import SHIPPED, Group, group_records, row_order
-from ..study.studies import STUDIES
+from ..study.studies import STUDIES, analyse_lab
 from .services import Settings
 from .widgets import CurvesPlot, bar, bars, heatmap, mean_rows
 
-#: the study picker's value for "every run, no study"
-ALL = "all"
+#: the study picker's values for "every run, no study" and for "every claim of every study" (the forest)
+ALL, CLAIMS = "all", "claims"
 
 #: column key → (header, sort key of a Group.row() dict)
 COLUMNS: dict[str, tuple[str, Any]] = {
@@ -68,19 +68,25 @@ class Loaded:
 
 
 def analyse_studies(groups: list[Group]) -> dict[str, Study]:
-    """Every study with runs among `groups` (a study whose runs cannot be read is left out)."""
-    found = {}
-    for name, spec in STUDIES.items():
-        try:
-            study = spec.run(groups)
-        except (FmnistError, OSError, KeyError, TypeError, ValueError):
-            continue
-        if study.rows:
-            found[name] = study
-    return found
+    """Every study over `groups`, its verdicts corrected over the lab's family (`studies.analyse_lab`), the ones
+    without runs included (their claims are in the family, untested); none where the runs cannot be read."""
+    try:
+        return analyse_lab(groups)
+    except (FmnistError, OSError, KeyError, TypeError, ValueError):
+        return {}
 
 
-VERDICT_STYLES = (("supported", "bold green"), ("contradicted", "bold red"), ("not tested", "dim"))
+def claims_text(studies: dict[str, Study]) -> Text:
+    """Every claim of every study as a forest in text (`study.forest.text`), after the family's sentence."""
+    text = Text()
+    verdicts = [v for s in studies.values() for v in s.verdicts]
+    text.append("Every claim of the lab: effect, 95% interval, margin, verdict\n", style="bold")
+    if studies:
+        text.append(family_sentence(next(iter(studies.values())).family) + "\n", style="dim")
+    for line, style in forest.text(forest.rows(verdicts)):
+        text.append(line + "\n", style=style)
+    text.rstrip()
+    return text
 
 
 def study_text(name: str, study: Study) -> Text:
@@ -100,12 +106,11 @@ def study_text(name: str, study: Study) -> Text:
         text.append(f"{label:<{width}} ")
         text.append(bar(share, 8), style="cyan")
         text.append(f" {100 * value:.2f}%\n" if not gap else f" {100 * value:+.2f}\n")
+    for line, style in forest.text(forest.rows(study.verdicts))[1:]:
+        text.append(line + "\n", style=style)
     for v in study.verdicts:
-        style = next((st for word, st in VERDICT_STYLES if v["verdict"].startswith(word)), "bold yellow")
-        text.append("● ", style=style)
-        text.append(v["verdict"], style=style)
-        text.append(f": {v['claim']}\n")
-        text.append(f"  {v['detail']}\n", style="dim")
+        text.append(f"{v['claim']}: ", style=forest.style(v["verdict"]))
+        text.append(f"{v['detail']}\n", style="dim")
     text.rstrip()
     return text
 
@@ -138,7 +143,7 @@ class ResultsPane(Vertical):
         with Horizontal():
             with Vertical(id="results-left"):
                 yield Select(
-                    [("all runs", ALL), *((f"{name} study", name) for name in STUDIES)],
+                    [("all runs", ALL), ("every claim", CLAIMS), *((f"{name} study", name) for name in STUDIES)],
                     value=ALL,
                     allow_blank=False,
                     compact=True,
@@ -217,6 +222,10 @@ class ResultsPane(Vertical):
                 f"No finished runs in {self.settings.runs}/ (nor shipped results) yet.\nTrain one on the Train "
                 f"tab (1) or with `fmnist train`."
             )
+        elif self.study == CLAIMS:
+            hint.update(
+                f"every claim of {len(STUDIES)} studies, corrected as one family · verdicts on the right · o: sort"
+            )
         elif self.study != ALL and self._study() is None:
             hint.update(f"No runs of the {self.study} study in {self.settings.runs}/ yet.\nfmnist study {self.study}")
         elif self.study != ALL:
@@ -229,18 +238,19 @@ class ResultsPane(Vertical):
             hint.update(f"{runs} runs in {len(self.groups)} groups (·lab: shipped) · Enter/click: details · o: sort")
 
     def _study(self) -> Study | None:
-        """The picked study's analysis (None: every run, or a study without runs)."""
-        return self.shown.studies.get(self.study) if self.shown and self.study != ALL else None
+        """The picked study's analysis (None: every run, every claim, or a study without runs)."""
+        study = self.shown.studies.get(self.study) if self.shown and self.study not in (ALL, CLAIMS) else None
+        return study if study is not None and study.rows else None
 
     def table_groups(self) -> list[Group]:
         """The groups the table shows: every one, or the picked study's (its recipe, its configs)."""
-        if self.study == ALL:
+        if self.study in (ALL, CLAIMS):
             return self.groups
         study = self._study()
         return list(study.groups.values()) if study else []
 
     def pick_study(self, name: str) -> None:
-        """Show study `name` (or ALL): its configs in the table, its figure and verdicts on the right."""
+        """Show study `name` (or ALL, or CLAIMS): its configs in the table, its figure and verdicts on the right."""
         self.query_one("#study-pick", Select).value = name
 
     @on(Select.Changed, "#study-pick")
@@ -251,6 +261,10 @@ class ResultsPane(Vertical):
 
     def _show_study(self) -> None:
         widget = self.query_one("#study-verdicts", Static)
+        if self.study == CLAIMS:
+            widget.display = True
+            widget.update(claims_text(self.shown.studies if self.shown else {}))
+            return
         study = self._study()
         widget.display = study is not None
         widget.update(study_text(self.study, study) if study else "")
