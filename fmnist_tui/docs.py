@@ -614,7 +614,7 @@ VERDICT_RULES = (
     "80% power; `not tested`: a config has no runs; `fragile`: the verdict differs under another recipe the lab "
     "ran. Each claim's p is corrected by Holm's method over the family of every claim of every study.\n"
 )
-FOREST = "claims_forest.png"
+FOREST = "claims_forest.svg"
 
 
 def _forest_verdicts(done: dict[str, Computed]) -> list[dict[str, Any]]:
@@ -629,14 +629,8 @@ def _forest_section(done: dict[str, Computed]) -> list[str]:
     drawn = forest.rows(verdicts)
     if not any(r.estimate == r.estimate for r in drawn):  # no claim with a difference (or results of old layout)
         return []
-    figure = [f"![Every claim: effect, 95% interval, margin, verdict]({FOREST})\n"] if _can_draw() else []
-    return ["## Every claim as a forest\n", *figure, forest.markdown(drawn)]
-
-
-def _can_draw() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("matplotlib") is not None
+    figure = f"![Every claim: effect, 95% interval, margin, verdict]({FOREST})\n"
+    return ["## Every claim as a forest\n", figure, forest.markdown(drawn)]
 
 
 # --- the benchmarks page --------------------------------------------------------------------------------
@@ -741,9 +735,10 @@ def write_pages(root: Path, docs: Path) -> list[Path]:
             shutil.copyfile(done.figure, docs / "studies" / done.figure.name)
             written.append(docs / "studies" / done.figure.name)
     if f"]({FOREST})" in (docs / "studies" / "index.md").read_text():
-        from .study.figures import forest
+        from .study import forest
 
-        forest(_forest_verdicts(computed_all(root)), docs / "studies" / FOREST, "The notebook's claims, every study")
+        drawn = forest.rows(_forest_verdicts(computed_all(root)))
+        (docs / "studies" / FOREST).write_text(forest.svg(drawn, "The notebook's claims, every study"))
         written.append(docs / "studies" / FOREST)
     return written
 

@@ -134,3 +134,68 @@ def markdown(drawn: list[Row]) -> str:
 
 def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").replace("*", "\\*").replace("<", "&lt;").split())
+
+
+def _symlog(x: float) -> float:
+    """The axis' transform: linear within ±1 point, logarithmic beyond (as the PNG's symlog axis)."""
+    return x if abs(x) <= 1 else math.copysign(1 + math.log10(abs(x)), x)
+
+
+def svg(drawn: list[Row], title: str) -> str:
+    """The forest as an SVG document, drawn without matplotlib (the docs generator's figure): the same rows, axis
+    and colours as `figures.forest`."""
+    from html import escape
+
+    row_h, left, plot, right, top = 30, 420, 330, 360, 46
+    ends = [abs(x) for r in drawn for x in (r.low, r.high, r.estimate, r.margin) if not math.isnan(x)]
+    span = _symlog(max(ends, default=1.0) * 1.1)
+    height = top + row_h * len(drawn) + 40
+
+    def px(x: float) -> float:
+        return left + (_symlog(x) + span) / (2 * span) * plot
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + plot + right}" height="{height}" '
+        'font-family="sans-serif" font-size="10">',
+        f'<text x="{left + plot / 2}" y="18" text-anchor="middle" font-size="13">{escape(title)}</text>',
+    ]
+    ticks = [t for t in (-100, -10, -1, 0, 1, 10, 100) if abs(_symlog(t)) <= span]
+    bottom = top + row_h * len(drawn)
+    for t in ticks:
+        x = px(t)
+        out.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{bottom}" stroke="#ddd"/>')
+        out.append(f'<text x="{x:.1f}" y="{bottom + 14}" text-anchor="middle">{t:+d}</text>')
+    out.append(
+        f'<text x="{left + plot / 2}" y="{bottom + 30}" text-anchor="middle">difference a − b (points; log beyond '
+        "±1); grey: the margin</text>"
+    )
+    for i, r in enumerate(drawn):
+        y = top + row_h * i + row_h / 2
+        c = colour(r.verdict)
+        out.append(
+            f'<rect x="{px(-r.margin):.1f}" y="{y - 9}" width="{px(r.margin) - px(-r.margin):.1f}" height="18" '
+            'fill="#e0e0e0"/>'
+        )
+        if r.first:
+            out.append(
+                f'<text x="{left - 8}" y="{y - 3}" text-anchor="end" font-weight="bold">'
+                f"{escape(_short(r.claim))}</text>"
+            )
+            p = "" if r.p_adjusted is None else f" (p_adj {_p(r.p_adjusted)})"
+            out.append(f'<text x="{left + plot + 8}" y="{y + 4}" fill="{c}">{escape(r.verdict + p)}</text>')
+        out.append(f'<text x="{left - 8}" y="{y + 10}" text-anchor="end" fill="#555">{escape(r.name)}</text>')
+        if math.isnan(r.estimate):
+            out.append(f'<text x="{px(0):.1f}" y="{y + 4}" text-anchor="middle" fill="{c}">not tested</text>')
+            continue
+        if not math.isnan(r.low):
+            out.append(
+                f'<line x1="{px(r.low):.1f}" y1="{y}" x2="{px(r.high):.1f}" y2="{y}" stroke="{c}" stroke-width="2"/>'
+            )
+        out.append(f'<circle cx="{px(r.estimate):.1f}" cy="{y}" r="4" fill="{c}"/>')
+    out.append(f'<line x1="{px(0):.1f}" y1="{top - 6}" x2="{px(0):.1f}" y2="{bottom}" stroke="#555"/>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _short(text: str, width: int = 64) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
