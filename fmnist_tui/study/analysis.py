@@ -8,9 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.data import CLASSES, SHAPES, VAL_FRACTION
 from ..core.errors import RunError
 from ..core.text import counted
+from . import predictions
 from .results import Group, RunRecord, to_markdown
 from .stats import Difference, PairedTest, difference, paired_t_test
 from .translation import study_grid
@@ -95,7 +98,7 @@ class Part:
     n: int
 
 
-def test_images(rec: RunRecord) -> int:
+def test_image_count(rec: RunRecord) -> int:
     """The test images a run's summary counts (its confusion matrix's total), else the fixed test set's 10,000."""
     cm = rec.summary.get("confusion_matrix")
     if cm:
@@ -131,7 +134,7 @@ def _class_parts(rec: RunRecord) -> list[Part]:
 #: each metric's parts: the generalization gap's sampling term is its validation accuracy's (the train accuracy is
 #: the model's on its own training images, not a sample of the images it is meant for)
 PARTS: dict[str, Callable[[RunRecord], list[Part]]] = {
-    ACCURACY: lambda rec: [Part(1.0, METRICS[ACCURACY](rec), 0.0, 1.0, test_images(rec))],
+    ACCURACY: lambda rec: [Part(1.0, METRICS[ACCURACY](rec), 0.0, 1.0, test_image_count(rec))],
     GAP: lambda rec: [Part(-1.0, float(rec.run.metrics()[-1]["val_acc"]), 0.0, 1.0, val_images(rec.config))],
     SHIFT_DROP: lambda rec: [Part(1.0, METRICS[SHIFT_DROP](rec), -1.0, 1.0, study_grid(rec.run).n)],
     SHIFT_CHANGED: lambda rec: [Part(1.0, METRICS[SHIFT_CHANGED](rec), 0.0, 1.0, study_grid(rec.run).n)],
@@ -155,7 +158,7 @@ def sampling_variance(records: list[RunRecord], parts: Callable[[RunRecord], lis
     return total
 
 
-def test_set_sd(
+def bounded_sd(
     groups: dict[str, Group], coefficients: dict[str, int], seeds: list[int], parts: Callable[[RunRecord], list[Part]]
 ) -> float:
     """The sd that the fixed test images add to a difference Σ cᵢ · metric(configᵢ) averaged over `seeds`
@@ -168,7 +171,8 @@ def test_set_sd(
     positive correlation that this leaves out, so the term is conservative: it overstates the variance of a
     paired difference (the closer the two networks, the more), and it never understates it unless the networks'
     errors were anti-correlated. It does not shrink with seeds: more seeds cannot decide a difference smaller
-    than the test images alone resolve (per-image predictions would give the exact paired term)."""
+    than the test images alone resolve. Where the runs carry per-image predictions, `paired_sd` gives the
+    paired term instead (accuracy and class recalls)."""
     var = 0.0
     for label, c in coefficients.items():
         if c:
@@ -179,6 +183,61 @@ def test_set_sd(
 
 def _recall_parts(cls: int) -> Callable[[RunRecord], list[Part]]:
     return lambda rec: [Part(1.0, _recalls(rec)[cls], 0.0, 1.0, class_images(rec)[cls])]
+
+
+#: the metrics that are weighted means of per-image right/wrong, by their weight on each class's mean (given the
+#: test images of each class): what `paired_sd` needs to take the test-set term from per-image predictions
+CLASS_WEIGHTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    ACCURACY: lambda counts: counts / counts.sum(),
+    CLASS_CONTRAST: lambda counts: np.array(
+        [1 / len(HARD_CLASSES) if c in HARD_CLASSES else -1 / (len(CLASSES) - len(HARD_CLASSES)) for c in CLASSES]
+    ),
+}
+
+
+def _recall_weights(cls: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda counts: np.eye(len(CLASSES))[cls]
+
+
+def paired_sd(
+    groups: dict[str, Group],
+    coefficients: dict[str, int],
+    seeds: list[int],
+    class_weights: Callable[[np.ndarray], np.ndarray],
+) -> float | None:
+    """The test-set term of a difference from per-image predictions (`predictions.json`), where every run it
+    involves has them for the same test images; None where one lacks them (then `bounded_sd` bounds it).
+
+    Per image x, D(x) = Σ cᵢ · (the share of configᵢ's seeds that get x right): the difference the configs make on
+    that image. The metric weighs each class's mean of it (`class_weights`), and the test set holds a fixed number
+    of images of each class, so its sampling variance is Σ_c W_c² · var(D | class c) / n_c, the correlation between
+    the configs included exactly. The per-image shares average few seeds, so their variance also holds a little of
+    the seed-to-seed noise that s²/n already counts: slightly conservative, never less."""
+    labels: np.ndarray | None = None
+    total: np.ndarray | None = None
+    for label, c in coefficients.items():
+        if not c:
+            continue
+        by_seed = groups[label].by_seed()
+        right = []
+        for seed in seeds:
+            found = predictions.read(by_seed[seed].run)
+            if found is None or (labels is not None and not np.array_equal(found[0], labels)):
+                return None
+            labels = found[0]
+            right.append(found[1] == found[0])
+        share = c * np.mean(right, axis=0)
+        total = share if total is None else total + share
+    if labels is None or total is None:
+        return None
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
+    weights = class_weights(counts)
+    var = 0.0
+    for cls in range(len(CLASSES)):
+        inside = total[labels == cls]
+        if weights[cls] and inside.size > 1:
+            var += weights[cls] ** 2 * float(inside.var(ddof=1)) / inside.size
+    return math.sqrt(var)
 
 
 # --- paired differences ------------------------------------------------------------------------------------
@@ -193,6 +252,7 @@ class Comparison:
     test: PairedTest
     diff: Difference
     metric: str = ACCURACY  # what is compared (METRICS)
+    per_image: bool = False  # the test-set term from per-image predictions (else bounded from the aggregates)
 
     @property
     def name(self) -> str:
@@ -207,7 +267,8 @@ class Comparison:
         low, high = d.interval()
         return (
             f"{self.name} = {100 * d.estimate:+.2f} points, 95% CI [{100 * low:+.2f}, {100 * high:+.2f}] "
-            f"(sd: seeds {100 * d.seed_sd:.2f}, test images {100 * d.test_sd:.2f}; {counted(d.n, 'seed')})"
+            f"(sd: seeds {100 * d.seed_sd:.2f}, test images {100 * d.test_sd:.2f}"
+            f"{', paired per image' if self.per_image else ''}; {counted(d.n, 'seed')})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,7 +281,11 @@ class Comparison:
             "metric": self.metric,
             **self.test.to_dict(),
             "significant": self.test.significant,
-            "with_test_set": {**self.diff.to_dict(), "p_value": _nan_none(self.diff.p_equal(0.0))},
+            "with_test_set": {
+                **self.diff.to_dict(),
+                "p_value": _nan_none(self.diff.p_equal(0.0)),
+                "test_term": "paired per image" if self.per_image else "bound from the aggregates",
+            },
         }
 
 
@@ -264,7 +329,7 @@ def _signs(t: Term, sign: int) -> list[tuple[str, int]]:
 def compare_terms(groups: dict[str, Group], a: Term, b: Term, metric: str = ACCURACY) -> Comparison | None:
     """a − b of `metric` paired over the seeds every config of both terms has (a term: a label or a difference
     x − y); None without such a seed or where a config has no runs. A RunError where a run lacks the metric."""
-    return _paired(groups, a, b, metric, METRICS[metric], PARTS[metric])
+    return _paired(groups, a, b, metric, METRICS[metric], PARTS[metric], CLASS_WEIGHTS.get(metric))
 
 
 def compare(ga: Group, gb: Group, metric: str = ACCURACY, cls: int | None = None) -> Comparison | None:
@@ -272,7 +337,9 @@ def compare(ga: Group, gb: Group, metric: str = ACCURACY, cls: int | None = None
     groups = {ga.label: ga, gb.label: gb}
     if cls is None:
         return compare_terms(groups, ga.label, gb.label, metric)
-    return _paired(groups, ga.label, gb.label, metric, lambda rec: _recalls(rec)[cls], _recall_parts(cls))
+    return _paired(
+        groups, ga.label, gb.label, metric, lambda rec: _recalls(rec)[cls], _recall_parts(cls), _recall_weights(cls)
+    )
 
 
 def _paired(
@@ -282,6 +349,7 @@ def _paired(
     metric: str,
     value: Callable[[RunRecord], float],
     parts: Callable[[RunRecord], list[Part]],
+    class_weights: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Comparison | None:
     signs = [*_signs(a, 1), *_signs(b, -1)]
     if any(label not in groups for label, _ in signs):
@@ -299,9 +367,11 @@ def _paired(
     coefficients: dict[str, int] = {}
     for label, sign in signs:
         coefficients[label] = coefficients.get(label, 0) + sign
-    tau = test_set_sd(groups, coefficients, seeds, parts)
+    exact = paired_sd(groups, coefficients, seeds, class_weights) if class_weights else None
+    tau = bounded_sd(groups, coefficients, seeds, parts) if exact is None else exact
     per_seed = [x - y for x, y in zip(xa, xb, strict=True)]
-    return Comparison(term(a), term(b), seeds, paired_t_test(xa, xb), difference(per_seed, tau), metric)
+    diff = difference(per_seed, tau)
+    return Comparison(term(a), term(b), seeds, paired_t_test(xa, xb), diff, metric, exact is not None)
 
 
 @dataclass
@@ -357,9 +427,9 @@ def study_markdown(study: Study) -> str:
         ]
     if study.comparisons or study.per_class:
         out += [
-            "\nThe 95% intervals and p add the test images' sampling variance to the seeds' (a conservative bound "
-            "from the stored confusion matrices, as if the networks' errors were uncorrelated); the last column is "
-            "the seeds-only paired t-test."
+            "\nThe 95% intervals and p add the test images' sampling variance to the seeds' (paired per image where "
+            "the runs carry their predictions, else a conservative bound from the stored confusion matrices, as if "
+            "the networks' errors were uncorrelated); the last column is the seeds-only paired t-test."
         ]
     out += [f"\n{note.rstrip()}\n" for note in study.notes]
     out += ["\n## Verdicts on the notebook's claims\n"]

@@ -176,9 +176,15 @@ def seeds_text(j: Judged, level: float) -> tuple[int | None, str]:
         return best, f"{best} seeds would decide it at {POWER:.0%} power (its observed effect and spread)"
     if any(decidable(g, POWER) for g in groups):
         return None, f"more than {MAX_SEEDS} seeds would be needed at {POWER:.0%} power"
+    bounded = not all(c.per_image for c in j.comparisons)
     return None, (
-        "no number of seeds decides it at the observed effect: the 10,000 test images' own sampling variance, "
-        "which seeds do not shrink, is too wide for it (per-image predictions would give the tighter paired term)"
+        "no number of seeds decides it at the observed effect: the test images' own sampling variance, which "
+        "seeds do not shrink, is too wide for it"
+        + (
+            " (bounded from the aggregates; per-image predictions would give the tighter paired term)"
+            if bounded
+            else ""
+        )
     )
 
 
