@@ -73,3 +73,25 @@ def test_without_predictions_on_every_run_the_bound_is_used(tmp_path: Path) -> N
     assert not bounded.per_image and bounded.diff.test_sd == pytest.approx(
         np.sqrt((0.9705 * 0.0295 + 0.9605 * 0.0395) / 10_000)  # the aggregates' bound (summaries count 10,000 images)
     )
+
+
+@pytest.mark.slow
+def test_backfill_writes_the_summarys_own_evaluation(tmp_path: Path, tiny_data: Path) -> None:
+    """A run trained on the synthetic data: backfill evaluates its best weights and writes predictions.json that
+    give its summary's accuracy; a second backfill leaves it alone; a run without weights is skipped."""
+    from fmnist_tui.core.config import TrainConfig
+    from fmnist_tui.study.backfill import backfill
+    from fmnist_tui.training.trainer import train
+
+    cfg = TrainConfig.create(
+        arch="mlp", epochs=1, subset=64, threads=1, out=str(tmp_path / "runs"), data_dir=str(tiny_data)
+    )
+    run = train(cfg).run
+    (said,) = backfill([run], tiny_data)
+    assert said.startswith(f"{run.name}: wrote {predictions.FILE}")
+    labels, predicted = predictions.read(run)
+    assert float((labels == predicted).mean()) == pytest.approx(run.summary()["test_accuracy"])
+    assert backfill([run], tiny_data) == [f"{run.name}: already has {predictions.FILE}"]
+    (run.path / predictions.FILE).unlink()
+    run.file("best.safetensors").unlink()
+    assert "skipped (no best weights" in backfill([run], tiny_data)[0]
