@@ -1,25 +1,24 @@
-"""Shared fixtures: a tiny synthetic Fashion-MNIST in IDX format, and the real dataset's location."""
+"""Shared fixtures: a tiny synthetic Fashion-MNIST in IDX format, the real dataset's location, and the TUI's
+screen snapshots."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import struct
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-import pytest_textual_snapshot
+from syrupy.assertion import SnapshotAssertion
 
-from tests.snapshot_svg import canonical
+from tests.snapshot_svg import CanonicalSVG, stored_form
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# the TUI snapshots are stored and compared in one SVG form per picture (tests/snapshot_svg.py); the plugin
-# calls its normalize_svg on every stored and every new screenshot
-_strip_id = pytest_textual_snapshot.normalize_svg
-pytest_textual_snapshot.normalize_svg = lambda svg: canonical(_strip_id(svg))
 
 
 # the tests make their own runs: the lab's shipped results (./results) stay out of them, unless a test points here
@@ -85,3 +84,34 @@ def cli_env(tiny_data: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def screen_snapshot(snapshot: SnapshotAssertion, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., None]:
+    """`check(app, size, steps=None, press=())`: run `app` at `size`, let `steps(pilot)` act and the keys `press`
+    be pressed, and compare its screen with the stored one, tests/__snapshots__/MODULE/TEST.svg (syrupy's
+    `snapshot`, in the form of tests/snapshot_svg.py); `pytest --snapshot-update` writes the file instead. A
+    mismatch fails the test, naming both files (the new screen is written into the test's tmp_path)."""
+    from tests.tui_support import screenshot
+
+    stored = snapshot.use_extension(CanonicalSVG)
+
+    def check(
+        app: Any,
+        size: tuple[int, int],
+        steps: Callable[[Any], Awaitable[None]] | None = None,
+        press: Sequence[str] = (),
+    ) -> None:
+        svg = asyncio.run(screenshot(app, size, steps, press))
+        if stored == svg:
+            return
+        shown = tmp_path / "screen.svg"
+        shown.write_text(stored_form(svg), encoding="utf-8")
+        kept = request.path.parent / "__snapshots__" / request.path.stem / f"{request.node.name}.svg"
+        pytest.fail(
+            f"the screen differs from its snapshot: compare {shown} (this run's) with {kept.relative_to(ROOT)};"
+            f" if the change is meant: pytest {request.path.relative_to(ROOT)} --snapshot-update",
+            pytrace=False,
+        )
+
+    return check

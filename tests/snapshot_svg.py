@@ -6,11 +6,17 @@ the dimmed plots behind the help screen was one run in one process and five in a
 file; a fresh-clone CI run failed on it). `canonical` rewrites an SVG into one form per picture: style
 classes inlined, blank runs dropped and the blanks at the ends of a run trimmed (a blank draws nothing:
 its background is a rect), and touching rects of one colour merged. The stored snapshots are in this form
-(`pytest tests/test_tui_snapshots.py --snapshot-update` writes it) and stay viewable SVG files."""
+(`pytest tests/test_tui_snapshots.py --snapshot-update` writes it) and stay viewable SVG files.
+
+`CanonicalSVG` is the syrupy extension that stores them: one file per test, `__snapshots__/MODULE/TEST.svg`,
+each screenshot put in this form before it is compared or written (conftest.py's `screen_snapshot` uses it)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 #: rich's export_svg: 20 px font, a cell 0.61 of it wide
 CELL = 12.2
@@ -25,6 +31,8 @@ _RECT = re.compile(
 
 
 _TRIM = re.compile(rf"((?:{BLANK})*)(.*?)((?:{BLANK})*)", re.S)
+#: the unique id export_svg puts in every class and clip-path name (terminal-1234567-r5): it changes with the picture
+_UNIQUE_ID = re.compile(r"\bterminal-\d+-([\w-]+)")
 
 
 def _num(value: float) -> str:
@@ -81,3 +89,20 @@ def canonical(svg: str) -> str:
         for f, x, y, w, h in merged
     )
     return _splice(svg, rects, _RECT, out)
+
+
+def stored_form(svg: str) -> str:
+    """`svg`, as export_svg wrote it, in the form a snapshot is stored and compared in: its unique id stripped,
+    then canonical."""
+    return canonical(_UNIQUE_ID.sub(r"terminal-\1", svg))
+
+
+class CanonicalSVG(SingleFileSnapshotExtension):
+    """A snapshot per file, `__snapshots__/MODULE/TEST.svg`, in its stored form (the files already are: they are
+    read as they are)."""
+
+    _file_extension = "svg"
+    _write_mode = WriteMode.TEXT
+
+    def serialize(self, data: Any, **kwargs: Any) -> str:
+        return stored_form(str(data))

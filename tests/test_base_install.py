@@ -139,19 +139,20 @@ from fmnist_tui.core.runs import Run
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.services import Services
 from fmnist_tui.tui.train_screen import TrainPane
-from tests.tui_support import fake_run, wait_until
+from tests.tui_support import fake_run, record_notifications, wait_until
 
 tmp, data = Path(sys.argv[1]), Path(sys.argv[2])
 
 
 async def start_training() -> None:
     app = create_app(runs=tmp / "runs", export=tmp / "export", images=tmp, data_dir=data)
+    notes = record_notifications(app)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(TrainPane)
         await pilot.click("#start")
         await wait_until(pilot, lambda: pane.worker is not None and not pane.running, 60, "the failed start")
         await pilot.pause()
-        print("train:", " | ".join(n.message for n in app._notifications))
+        print("train:", " | ".join(n.message for n in notes))
 
 
 asyncio.run(start_training())
@@ -176,6 +177,5 @@ def test_tui_train_tab_and_feature_maps_name_the_extra(
     )
     assert proc.returncode == 0, proc.stderr
     train, maps = proc.stdout.strip().splitlines()[-2:]
-    assert train.startswith("train: Training needs torch") and INSTALL_TRAIN in train, proc.stdout
-    assert maps.startswith("maps: MissingExtraError Computing feature maps needs torch"), proc.stdout
-    assert INSTALL_TRAIN in maps, proc.stdout
+    assert train.startswith("train: ") and "torch" in train and INSTALL_TRAIN in train, proc.stdout
+    assert maps.startswith("maps: MissingExtraError ") and "torch" in maps and INSTALL_TRAIN in maps, proc.stdout

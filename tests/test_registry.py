@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.errors import ConfigError
 from fmnist_tui.study.plan import plan
 
-from .tui_support import sync
+from .tui_support import choices, sync
 
 runner = CliRunner()
 
@@ -52,12 +53,12 @@ def test_toy_is_in_train_help_and_trains_under_its_own_name(
     assert (
         "mlp|cnn|lcn|resnet|toy" in shown.output
         and "--size" in shown.output
-        and "toy: 8, 16 (default 8)" in shown.output
+        and re.search(r"toy\W+8\W+16", shown.output)  # the toy's sizes are in the help
     )
     refused = runner.invoke(app, ["train", "--arch", "toy", "--size", "12"])
     assert refused.exit_code == 2 and "valid: 8, 16" in refused.output
     refused = runner.invoke(app, ["train", "--arch", "mlp", "--size", "16"])
-    assert refused.exit_code == 2 and "--size does not apply to arch mlp" in refused.output
+    assert refused.exit_code == 2 and "--size" in refused.output and "mlp" in refused.output
     done = runner.invoke(
         app,
         [
@@ -108,7 +109,7 @@ async def test_toy_is_in_the_tui_form(toy: registry.ArchSpec, tmp_path: Path) ->
     app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         arch = app.query_one("#arch", Select)
-        assert ("toy", "toy") in [(str(label), value) for label, value in arch._options]
+        assert "toy" in choices(arch)
         size = app.query_one("#size", Select)
         assert size.disabled and not app.query_one(f"#{option_row('size')}").display  # the default arch (cnn) has none
         arch.value = "toy"

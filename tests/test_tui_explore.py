@@ -15,7 +15,7 @@ from fmnist_tui.tui import create_app
 from fmnist_tui.tui.explore_screen import ExplorePane, counts_table
 from fmnist_tui.tui.services import Services
 from fmnist_tui.tui.widgets import Mosaic
-from tests.tui_support import fake_run, screen_text, sync, wait_workers
+from tests.tui_support import fake_run, record_notifications, screen_text, sync, wait_workers
 
 
 async def open_explore(pilot) -> ExplorePane:
@@ -28,6 +28,7 @@ async def open_explore(pilot) -> ExplorePane:
 @sync
 async def test_dataset_samples_and_class_picker(tiny_data: Path, tmp_path: Path) -> None:
     app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+    notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         pane = await open_explore(pilot)
         assert pane.dataset is not None
@@ -39,7 +40,7 @@ async def test_dataset_samples_and_class_picker(tiny_data: Path, tmp_path: Path)
         assert len(app.query_one("#samples", Mosaic).maps) == 12
         await pilot.press("f")  # no run: a notification, not a crash
         await pilot.pause()
-        assert any("No CNN run" in n.message for n in app._notifications)
+        assert any("No CNN run" in n.message for n in notes)
 
 
 @sync
@@ -107,12 +108,13 @@ async def test_feature_map_errors_are_notifications(tiny_data: Path, tmp_path: P
     app = create_app(
         runs=runs, export=tmp_path, images=tmp_path, data_dir=tiny_data, services=Services(feature_maps=broken)
     )
+    notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_explore(pilot)
         await pilot.press("f")
         await wait_workers(app)
         await pilot.pause()
-        assert any("cannot read best.safetensors" in n.message for n in app._notifications) and app.is_running
+        assert any("cannot read best.safetensors" in n.message for n in notes) and app.is_running
         app.services.feature_maps = fake
         await pilot.press("f")
         await wait_workers(app)

@@ -1,4 +1,5 @@
-"""SVG snapshots of each tab at 80×24 on synthetic data (no timings, no paths in the rendered text).
+"""SVG snapshots of each tab at 80×24 on synthetic data (no timings, no paths in the rendered text), stored in
+tests/__snapshots__/test_tui_snapshots/ and compared by conftest.py's `screen_snapshot`.
 
 Update after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
 """
@@ -33,12 +34,12 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_train_idle(snap_compare, root: Path) -> None:
-    assert snap_compare(make_app(root), terminal_size=SIZE)
+def test_train_idle(screen_snapshot, root: Path) -> None:
+    screen_snapshot(make_app(root), SIZE)
 
 
 @pytest.mark.slow
-def test_train_live(snap_compare, root: Path) -> None:
+def test_train_live(screen_snapshot, root: Path) -> None:
     """The live view fed with fixed trainer events: curves, epoch table, progress line."""
 
     async def feed(pilot) -> None:
@@ -63,7 +64,7 @@ def test_train_live(snap_compare, root: Path) -> None:
         pane.on_trainer_event(TrainerEvent(BatchProgress(5, 6, 50, 100, 0.25, 11900.0)))
         await pilot.pause()
 
-    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=feed)
+    screen_snapshot(make_app(root), SIZE, feed)
 
 
 async def show_results(pilot) -> None:
@@ -74,16 +75,16 @@ async def show_results(pilot) -> None:
 
 
 @pytest.mark.slow
-def test_results(snap_compare, root: Path) -> None:
+def test_results(screen_snapshot, root: Path) -> None:
     fake_run(root / "runs", "cnn", 3, 0, 0.90)
     fake_run(root / "runs", "cnn", 3, 1, 0.92)
     fake_run(root / "runs", "cnn", 5, 0, 0.93)
     fake_run(root / "runs", "mlp", None, 0, 0.85)
-    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=show_results)
+    screen_snapshot(make_app(root), SIZE, show_results)
 
 
 @pytest.mark.slow
-def test_results_study(snap_compare, root: Path) -> None:
+def test_results_study(screen_snapshot, root: Path) -> None:
     """The depth study picked: its configs, its accuracy bars and its verdicts."""
     for seed in (0, 1):
         for depth, acc in ((1, 0.88), (2, 0.91), (3, 0.912), (4, 0.913)):
@@ -95,16 +96,16 @@ def test_results_study(snap_compare, root: Path) -> None:
         pilot.app.query_one(ResultsPane).pick_study("depth")
         await pilot.pause()
 
-    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=pick)
+    screen_snapshot(make_app(root), SIZE, pick)
 
 
 @pytest.mark.slow
-def test_results_empty(snap_compare, root: Path) -> None:
-    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=show_results)
+def test_results_empty(screen_snapshot, root: Path) -> None:
+    screen_snapshot(make_app(root), SIZE, show_results)
 
 
 @pytest.mark.slow
-def test_classify(snap_compare, root: Path) -> None:
+def test_classify(screen_snapshot, root: Path) -> None:
     tiny_onnx(root / "export" / "tiny.onnx")
     garment_png(root / "images" / "trouser.png")
 
@@ -120,18 +121,18 @@ def test_classify(snap_compare, root: Path) -> None:
         await wait_workers(pilot.app)
         await pilot.pause()
 
-    assert snap_compare(make_app(root), terminal_size=SIZE, run_before=classify)
+    screen_snapshot(make_app(root), SIZE, classify)
 
 
 @pytest.mark.slow
-def test_explore(snap_compare, root: Path, tiny_data: Path) -> None:
+def test_explore(screen_snapshot, root: Path, tiny_data: Path) -> None:
     async def explore(pilot) -> None:
         await pilot.press("4")
         await wait_workers(pilot.app)
         await pilot.pause()
 
-    assert snap_compare(make_app(root, tiny_data), terminal_size=SIZE, run_before=explore)
+    screen_snapshot(make_app(root, tiny_data), SIZE, explore)
 
 
-def test_help(snap_compare, root: Path) -> None:
-    assert snap_compare(make_app(root), terminal_size=SIZE, press=["question_mark"])
+def test_help(screen_snapshot, root: Path) -> None:
+    screen_snapshot(make_app(root), SIZE, press=["question_mark"])

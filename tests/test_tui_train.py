@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from fmnist_tui.tui import create_app
 from fmnist_tui.tui.app import FmnistApp
 from fmnist_tui.tui.modals import ConfirmScreen
 from fmnist_tui.tui.train_screen import TrainPane, option_row
-from tests.tui_support import screen_text, sync, wait_until, wait_workers
+from tests.tui_support import choices, record_notifications, screen_text, sync, wait_until, wait_workers
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -22,6 +23,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def train_app(tmp_path: Path, tiny_data: Path) -> FmnistApp:
     """The app over empty runs/ and export/ folders in tmp_path, training on the synthetic data."""
     return create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path, data_dir=tiny_data)
+
+
+def names(messages: list[str], *facts: str) -> bool:
+    """Whether one of `messages` names every fact (a field, a value, a bound) as a word, whatever its wording."""
+    return any(all(re.search(rf"(?<![\w-]){re.escape(fact)}(?![\w-])", m) for fact in facts) for m in messages)
 
 
 async def fill(pilot, **values: str) -> None:
@@ -42,7 +48,8 @@ async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) ->
         await fill(pilot, epochs="40", batch="8", threads="1", name="ui-run")
         app.set_focus(None)
         await pilot.press("s")
-        await wait_until(pilot, lambda: len(pane._history) >= 1, 90, "the first epoch")
+        table = pane.query_one("#epochs-table", DataTable)
+        await wait_until(pilot, lambda: table.row_count >= 1, 90, "the first epoch")
         assert pane.running and "epoch" in screen_text(app)
         await pilot.press("2")  # the UI answers keys while training
         assert app.active_tab == "results"
@@ -59,7 +66,7 @@ async def test_start_stop_resume_from_the_ui(tiny_data: Path, tmp_path: Path) ->
         await pilot.press("r")
         await wait_until(pilot, lambda: pane.started is not None and pane.started.resumed, 60, "the resume")
         assert pane.started.start_epoch == done + 1
-        assert pane.query_one("#epochs-table", DataTable).row_count >= done
+        assert table.row_count >= done
         await pilot.press("x")
         await wait_until(pilot, lambda: not pane.running, 60, "the second stop")
 
@@ -91,19 +98,20 @@ async def test_training_to_the_end_shows_test_accuracy_and_results(tiny_data: Pa
 @sync
 async def test_bad_form_value_is_a_notification(tiny_data: Path, tmp_path: Path) -> None:
     app = train_app(tmp_path, tiny_data)
+    notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await fill(pilot, lr="fast")
         await pilot.click("#start")
         await pilot.pause()
         assert not app.query_one(TrainPane).running
-        assert any("the lr field must be a number" in n.message for n in app._notifications)
+        assert names([n.message for n in notes], "lr", "number")
         assert app.query_one("#lr").has_class("invalid") and app.focused is app.query_one("#lr")
         await fill(pilot, lr="", batch="0")
         app.set_focus(None)
         await pilot.press("s")  # not a second click: two quick clicks on one spot are a double click
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
-        assert any("the batch field must be a positive" in m for m in messages), messages
+        messages = [n.message for n in notes]
+        assert names(messages, "batch", "positive"), messages
         assert not any("--" in m for m in messages), messages  # the TUI names its fields, not the CLI's flags
         assert app.query_one("#batch").has_class("invalid") and not app.query_one("#lr").has_class("invalid")
         assert not app.query_one(TrainPane).running
@@ -138,9 +146,10 @@ async def test_the_form_offers_family_options_and_names_bad_combinations(tiny_da
     """depth, pool, head (cnn) and hidden (mlp) come from the registry; pool none with a flatten head is refused
     on the head field, before any training."""
     app = train_app(tmp_path, tiny_data)
+    notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(TrainPane)
-        assert [v for _, v in app.query_one("#pool", Select)._options] == ["max", "avg", "stride", "none"]
+        assert choices(app.query_one("#pool", Select)) == ["max", "avg", "stride", "none"]
         assert app.query_one("#hidden", Input).disabled and app.query_one("#hidden", Input).value == "256,128"
         app.query_one("#depth", Select).value = 3
         app.query_one("#pool", Select).value = "avg"
@@ -150,8 +159,8 @@ async def test_the_form_offers_family_options_and_names_bad_combinations(tiny_da
         await pilot.pause()
         pane.start()
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
-        assert any("the head field flatten does not work with the pool field none" in m for m in messages), messages
+        messages = [n.message for n in notes]
+        assert names(messages, "head", "flatten", "pool", "none"), messages
         assert app.query_one("#head").has_class("invalid") and not pane.running
         app.query_one("#head", Select).value = "gap"
         assert pane.form_config().run_name == "cnn-k3-d3-none-gap-s0"
@@ -198,6 +207,7 @@ async def test_the_recipe_and_hardware_sections_train_the_default_models_recipe(
     named and its section unfolds; the run trained from the form records what the form said."""
     runs = tmp_path / "runs"
     app = train_app(tmp_path, tiny_data)
+    notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(TrainPane)
         recipe, hardware = app.query_one("#recipe", Collapsible), app.query_one("#placement", Collapsible)
@@ -205,8 +215,8 @@ async def test_the_recipe_and_hardware_sections_train_the_default_models_recipe(
         await fill(pilot, erase="2")
         pane.start()
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
-        assert any("the erase field is a probability and must lie in [0, 1]" in m for m in messages), messages
+        messages = [n.message for n in notes]
+        assert names(messages, "erase", "[0, 1]"), messages
         assert not recipe.collapsed and app.query_one("#erase").has_class("invalid") and not pane.running
         await fill(pilot, shift="x")
         with pytest.raises(ConfigError, match="must be a whole number"):

@@ -1,25 +1,90 @@
-"""Helpers for the TUI tests: screen text, waiting for workers, and synthetic run folders."""
+"""Helpers for the TUI tests: screen text, notifications, waiting for workers, and synthetic run folders."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import html
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.cells import cell_len
+from textual.app import App
+from textual.notifications import Notification
+from textual.widgets import OptionList, Select
 
 from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.fsutil import write_json
 from fmnist_tui.core.metrics import per_class
 from fmnist_tui.core.runs import write_metrics
+from tests.snapshot_svg import CELL
+
+#: a run of text in rich's export_svg: its left edge in px, its screen row (its clip path), its escaped text
+_SVG_TEXT = re.compile(r'<text [^>]*?x="([\d.]+)"[^>]*?clip-path="url\(#[\w-]+-line-(\d+)\)">(.*?)</text>', re.S)
 
 
-def screen_text(app: Any) -> str:
-    """The visible screen as plain text (what a user reads)."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+def screen_text(app: App[Any]) -> str:
+    """The visible screen as plain text (what a user reads), one line per row, each as wide as the screen: the
+    text runs of the app's public SVG screenshot (`App.export_screenshot`) put back on their rows and columns."""
+    width, height = app.size
+    rows = [[" "] * width for _ in range(height)]
+    for x, line, content in _SVG_TEXT.findall(app.export_screenshot()):
+        row, column = rows[int(line)], round(float(x) / CELL)
+        for char in html.unescape(content).replace("\xa0", " "):  # export_svg writes a space as &#160;
+            cells = cell_len(char)
+            if char == "\n" or column + cells > width:  # each row's segments end in a newline past its end
+                break
+            if cells:
+                row[column : column + cells] = [char] + [""] * (cells - 1)  # a wide character fills two cells
+            elif column:
+                row[column - 1] += char  # a combining mark, on the character before it
+            column += cells
+    return "\n".join("".join(row) for row in rows)
+
+
+def record_notifications(app: App[Any]) -> list[Notification]:
+    """The notifications `app` raises from now on, in order (call it before the app runs). The app's public
+    `notify`, which every widget's `notify` calls too, is wrapped on this one instance: it records each one,
+    then shows it as before."""
+    seen: list[Notification] = []
+    show = app.notify
+
+    def notify(message: str, **options: Any) -> None:
+        seen.append(Notification(message, options.get("title", ""), options.get("severity", "information")))
+        show(message, **options)
+
+    app.notify = notify  # type: ignore[method-assign]  # this instance's only: the class stays as it is
+    return seen
+
+
+def choices(select: Select[Any]) -> list[str]:
+    """The options a Select offers, as a user reads them in its drop-down (its public OptionList's prompts)."""
+    return [str(option.prompt) for option in select.query_one(OptionList).options]
+
+
+async def screenshot(
+    app: App[Any],
+    size: tuple[int, int],
+    steps: Callable[[Any], Awaitable[None]] | None = None,
+    press: Sequence[str] = (),
+) -> str:
+    """An SVG screenshot of `app` run at `size` after `steps(pilot)` and the keys `press`, with tooltips and
+    notifications on, taken once the screen has settled (its scheduled animations done) by the public
+    `App.export_screenshot`."""
+    async with app.run_test(size=size, tooltips=True, notifications=True) as pilot:
+        if steps is not None:
+            await steps(pilot)
+        await pilot.pause()
+        await pilot.press(*press)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        return app.export_screenshot(simplify=True)
 
 
 async def wait_workers(app: Any, timeout: float = 60.0) -> None:
