@@ -89,7 +89,7 @@ def results(
     fmt: Annotated[ResultsFormat, typer.Option("--format", help="table, markdown, csv or json.")] = ResultsFormat.table,
 ) -> None:
     """Accuracy mean ± std and 95% CI over seeds for every config of your runs and the shipped ones (marked),
-    with the kernel study's paired comparisons."""
+    with the kernel study's paired comparisons and verdicts (corrected over every study's claims)."""
     records, warnings = lab.load(lab.sources(runs, shipped))
     for w in warnings:
         err_console.print(f"warning: {w}")
