@@ -22,6 +22,7 @@ def analyse(groups: list) -> object:
     """The kernel study over `groups`, its verdicts corrected over the lab's family."""
     return STUDIES["kernel"].run(groups)
 
+
 PARAMS = {"mlp": 235146, "cnn-k3": 421642, "cnn-k5": 454922, "cnn-k7": 504842}
 
 

@@ -113,7 +113,7 @@ class Difference:
     images, averaged over seeds. Its variance has two terms (the law of total variance): the seed-to-seed
     variance of the per-seed differences over n (`seed_sd`² / n, which more seeds shrink), and the sampling
     variance of the fixed test images that every seed is evaluated on (`test_sd`², which they do not: see
-    `analysis.test_set_sd` for how it is bounded from the stored confusion matrices). The t reference has
+    `analysis.bounded_sd` for how it is bounded from the stored confusion matrices). The t reference has
     Welch–Satterthwaite degrees of freedom, the test-set term taken as known (a binomial-type variance of
     thousands of images): n − 1 with no test-set term (then this is exactly the paired t-test), towards the
     normal as the test-set term dominates. With one seed no spread is known and nothing is tested (NaN)."""
