@@ -1,4 +1,4 @@
-"""Per-image predictions (study/predictions.py): the file round-trips, names its weights, refuses what it cannot
+"""Per-image predictions (core/predictions.py): the file round-trips, names its weights, refuses what it cannot
 trust; the paired test-set term it gives (analysis.paired_sd) on hand-made runs with a known answer."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fmnist_tui.core import predictions
 from fmnist_tui.core.runs import Run
-from fmnist_tui.study import predictions
 from fmnist_tui.study.analysis import compare
 from fmnist_tui.study.results import group_records, load_records
 from tests.test_results import fake_run

@@ -129,17 +129,20 @@ class ShiftGrid:
 # --- the run folder's cache ------------------------------------------------------------------------
 def read_cache(run: Run) -> dict[str, Any]:
     """shift.json for the run's current best weights, or an empty cache (none yet, another version, damaged, or
-    written for weights the run no longer has)."""
+    written for other weights than the run has). A run without weights (a shipped one: its small files only)
+    keeps the evaluations it was shipped with."""
     empty: dict[str, Any] = {"version": VERSION, "weights": BEST, "weights_sha256": None, "evaluations": []}
     path, weights = run.file(SHIFTS), run.file(BEST)
-    if not path.is_file() or not weights.is_file():
-        return {**empty, "weights_sha256": sha256_file(weights) if weights.is_file() else None}
-    digest = sha256_file(weights)
+    digest = sha256_file(weights) if weights.is_file() else None
+    if not path.is_file():
+        return {**empty, "weights_sha256": digest}
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
         return {**empty, "weights_sha256": digest}
-    if not isinstance(data, dict) or data.get("version") != VERSION or data.get("weights_sha256") != digest:
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return {**empty, "weights_sha256": digest}
+    if digest is not None and data.get("weights_sha256") != digest:
         return {**empty, "weights_sha256": digest}
     data.setdefault("evaluations", [])
     return data

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core import predictions
 from ..core.data import CLASSES, SHAPES, VAL_FRACTION
 from ..core.errors import RunError
 from ..core.text import counted
-from . import predictions
 from .results import Group, RunRecord, to_markdown
 from .stats import Difference, PairedTest, difference, paired_t_test
 from .translation import study_grid

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..core import predictions
 from ..core.runs import BEST, Run, list_runs
-from . import predictions
 
 
 def backfill(runs: Sequence[Run], data_dir: Path | None = None) -> list[str]:

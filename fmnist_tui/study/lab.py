@@ -26,7 +26,7 @@ RESULTS_ENV = "FMNIST_RESULTS"
 RUNS = "runs"
 PROVENANCE = "provenance.json"
 #: the layout of results.json and provenance.json; a reader refuses a newer one in one line
-SCHEMA = 1
+SCHEMA = 2
 
 
 def results_root() -> Path:

@@ -48,15 +48,19 @@ def strict_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def predict_classes(model: nn.Module, images: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """The class a model predicts for each image, in full precision (as the test set is evaluated)."""
+    model = model.to(device)
+    with strict_fp32():
+        logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)).to(device))
+    return logits.argmax(1).cpu().numpy()
+
+
 def evaluate_model(
     model: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device | str = "cpu"
 ) -> dict[str, Any]:
     """Full-precision test metrics (accuracy, per-class, confusion matrix) for a model."""
-    model = model.to(device)
-    with strict_fp32():
-        logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)).to(device))
-    preds = logits.argmax(1).cpu().numpy()
-    return classification_report(labels, preds)
+    return classification_report(labels, predict_classes(model, images, device))
 
 
 def evaluate_run(run: Run, data_dir: Path | None = None, device: str = "cpu") -> dict[str, Any]:

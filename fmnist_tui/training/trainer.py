@@ -24,12 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..core import machine
+from ..core import machine, predictions
 from ..core.config import TrainConfig, recipe_differences
 from ..core.data import Dataset, dataset_fingerprint, load_dataset, nested_order
 from ..core.errors import ConfigError, RunError, ref
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
 from ..core.fsutil import check_writable, write_error, write_json
+from ..core.metrics import classification_report
 from ..core.registry import option_names
 from ..core.runs import (
     BEST,
@@ -49,7 +50,7 @@ from .allocator import keep_freed_memory
 from .checkpoints import load_weights, save_weights
 from .device import resolve_bf16, resolve_device
 from .distributed import World
-from .evaluate import evaluate_model, predict_logits
+from .evaluate import predict_classes, predict_logits
 from .geometry import warp_plan
 from .recipe import EpochPlan, epoch_plan, extension_segment, first_segment, lr_at
 from .state import EpochSums, SavedState, TrainState, load_state, save_state, wrong_shape
@@ -487,7 +488,9 @@ class Trainer:
     def _finish(self, state: TrainState) -> dict[str, Any]:
         """Test accuracy, once, from the best weights chosen on validation."""
         load_weights(self.saved_model, self.run_.file(BEST))
-        report = evaluate_model(self.evaluated_model, self.ds.test_images, self.ds.test_labels, self.device)
+        predicted = predict_classes(self.evaluated_model, self.ds.test_images, self.device)
+        report = classification_report(self.ds.test_labels, predicted)
+        predictions.write(self.run_.path, predicted, self.ds.test_labels)  # each test image's, for paired analyses
         seen = self.epoch_images * state.epoch_done
         summary = {
             **report,

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.fsutil import sha256_file, write_json
-from ..core.runs import BEST, Run
+from .fsutil import sha256_file, write_json
+from .runs import BEST, Run
 
 FILE = "predictions.json"
 VERSION = 1
