@@ -28,8 +28,9 @@ def report(
         typer.Option(
             "--figure",
             help="Draw only these (repeatable): "
-            "distribution, samples, means, kernels, depth, pooling, regularizer, … (the studies), ladder, "
-            "per-class, curves, confusion, featuremaps. Without it, all of them and report.md.",
+            "distribution, samples, means, kernels, depth, pooling, regularizer, … (the studies, the ladder "
+            "among them), claims, per-class, curves, confusion, featuremaps, calibration. Without it, all of them "
+            "and report.md.",
         ),
     ] = None,
     test_index: Annotated[int, typer.Option(help="Test image for the feature maps.")] = 0,

@@ -33,6 +33,7 @@ REPORT: dict[str, tuple[str, str]] = {
     "curves": ("training_curves.png", ""),
     "confusion": ("confusion_matrix.png", ""),
     "featuremaps": ("feature_maps.png", ""),
+    "calibration": ("reliability.png", ""),
 }
 FIGURES: dict[str, str] = {name: file for name, (file, _) in REPORT.items()}
 
@@ -159,8 +160,18 @@ class ReportBuilder:
             "curves": self._curves,
             "confusion": self._confusion,
             "featuremaps": self._featuremaps,
+            "calibration": self._calibration,
         }
         return drawers[name](self.out / FIGURES[name])
+
+    def _calibration(self, png: Path) -> Section:
+        """The shipped (or --onnx-dir's) models' calibration on the test set: a reliability diagram."""
+        from ..inference.session import models_folder
+        from .reliability import section as calibration_section
+
+        return calibration_section(
+            self.onnx_dir if self.onnx_dir and self.onnx_dir.is_dir() else models_folder(), self.ds, png
+        )
 
     def _distribution(self, png: Path) -> Section:
         labels = {s: self.ds.split(s)[1] for s in figures.SPLITS}
