@@ -150,12 +150,13 @@ EPOCH = (
     rf"epoch +\d+/(?P<of>\d+)  train loss {NUMBER} acc {NUMBER}  val loss {NUMBER} acc {NUMBER}  {NUMBER}s  "
     rf"{NUMBER} img/s(  best)?"
 )
-#: every line `fmnist train` prints, whole: a line broken mid-way matches none of them
+#: every line `fmnist train` prints, by how it starts and how it ends (its wording in between is free): a line
+#: broken mid-way matches none of them, its head missing the end and its tail the start
 TRAIN_LINES = [
-    rf"\S+: training of \d+ · {NUMBER} params · {NUMBER} M MACs · \S+ \(\S+\) · \d+ batches/epoch → \S+",
+    rf"\S+: .*{NUMBER} params .* → \S+",
     EPOCH,
-    rf"done: test accuracy {NUMBER}% \(best epoch \d+, val {NUMBER}%\) in {NUMBER}s of training → \S+",
-    r"next: fmnist evaluate \S+ · fmnist export \S+",
+    rf"done: test accuracy {NUMBER}% .* → \S+",
+    r"next: fmnist evaluate \S+ .*fmnist export \S+",
 ]
 
 
@@ -240,16 +241,17 @@ def test_evaluate_and_export_to_a_pipe_keep_lines_and_class_names_whole(
     text = run_logged(
         ["export", "mlp-s0", "--runs", str(runs), "--out", str(tmp_path / "export"), "--threads", "1"], pipe_env
     )
-    assert re.search(r"^exported mlp-s0 → \S+\.onnx \(.*sha256 \w+…\) in [\d.]+s$", text, re.MULTILINE), text
-    assert re.search(r"^  onnxruntime vs PyTorch on .* top-1 agreement [\d.]+%$", text, re.MULTILINE), text
-    assert re.search(r"^manifest: \S+ · next: fmnist predict IMAGE --model \S+\.onnx$", text, re.MULTILINE), text
+    # whole lines: each begins with its head and ends with its last number or path
+    assert re.search(r"^exported mlp-s0 → \S+\.onnx .*[\d.]+s$", text, re.MULTILINE), text
+    assert re.search(r"^  onnxruntime .* [\d.]+%$", text, re.MULTILINE), text
+    assert re.search(r"^manifest: \S+ .*fmnist predict .*\S+\.onnx$", text, re.MULTILINE), text
 
 
 def test_a_study_to_a_log_file_writes_whole_lines(pipe_env: dict[str, str], tmp_path: Path) -> None:
     args = ["study", "kernel", "--archs", "mlp", "--seeds", "1", "--epochs", "2", "--subset", "64"]
     args += ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
     lines = run_logged(args, pipe_env, tmp_path / "study.log").splitlines()
-    assert any(re.fullmatch(r"\[1/1\] mlp-s0: trained in \d+ s, test accuracy [\d.]+%", line) for line in lines), lines
-    assert any(re.fullmatch(r"analysed 1 run: 1 yours \(\S+\) → \S+results\.md, .*provenance\.json", x) for x in lines)
+    assert any(re.fullmatch(r"\[1/1\] mlp-s0: .*[\d.]+%", line) for line in lines), lines
+    assert any(re.fullmatch(r"analysed 1 run.* → \S+results\.md.*provenance\.json", x) for x in lines), lines
     table = [line for line in lines if line.startswith(tuple("┏┃┡│└"))]
     assert table and all(line.endswith(tuple("┓┃┩│┘")) for line in table)  # a wrapped table row would end mid-cell

@@ -35,7 +35,7 @@ def test_compile_is_placement_with_its_valid_values() -> None:
 def test_an_unknown_compile_mode_is_one_usage_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--compile", "fast", "--out", str(tmp_path / "runs")], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "'fast' is not one of 'off', 'default', 'graphs'" in result.output
+    assert all(f"'{word}'" in result.output for word in ("fast", "off", "default", "graphs"))  # the value, the choices
     assert not (tmp_path / "runs").exists()
 
 
@@ -112,4 +112,4 @@ def test_a_study_passes_compile_to_its_trainings_and_reuses_runs_trained_without
     assert status(configs[0]) == DONE and status(configs[1]) == NEW
     args = ["study", "kernel", "--quick", "--compile", "fast", "--dry-run"]
     result = runner.invoke(app, [*args, "--runs", str(tmp_path)], env={"COLUMNS": "200"})
-    assert result.exit_code == 2 and "'fast' is not one of 'off', 'default', 'graphs'" in result.output
+    assert result.exit_code == 2 and all(f"'{word}'" in result.output for word in ("fast", "off", "default", "graphs"))

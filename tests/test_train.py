@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,7 @@ def test_reuse_keeps_a_finished_run_resumes_an_interrupted_one_and_refuses_anoth
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "reusing" in again.output and "already trained" in again.output, again.output
     other = CliRunner().invoke(app, [*args[:4], "3", *args[5:]])
-    assert other.exit_code == 1 and "holds another recipe (epochs 2 ≠ 3)" in other.output, other.output
+    assert other.exit_code == 1 and re.search(r"\bepochs 2\b.*\b3\b", other.output), other.output  # what differs
     assert "Traceback" not in other.output
     assert before == {p.name: digest(p) for p in cut.run.path.iterdir()}
     both = CliRunner().invoke(app, [*args, "--resume"])
@@ -293,7 +294,7 @@ def test_resume_refuses_another_architectures_state_in_one_line(tmp_path: Path, 
     )
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and "Traceback" not in result.output, result.output
-    assert lines[0].startswith(f"error: {cnn.file('train_state.pt')}: training state has the wrong shape (model,")
+    assert lines[0].startswith(f"error: {cnn.file('train_state.pt')}") and "shape" in lines[0], result.output
 
 
 @pytest.fixture(scope="module")
@@ -307,27 +308,30 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "args,line",
+    "args,saved",
     [
-        (["--kernel", "5"], "--kernel 5 differs from the run's kernel 3"),
-        (["--arch", "mlp"], "--arch mlp differs from the run's arch cnn"),
-        (["--arch", "lcn"], "--arch lcn differs from the run's arch cnn"),
-        (["--lr", "0.01"], "--lr 0.01 differs from the run's lr 0.0005"),
-        (["--shift", "2"], "--shift 2 differs from the run's shift 0"),
-        (["--batch-size", "64"], "--batch-size 64 differs from the run's batch_size 32"),
-        (["--subset", "64"], "--subset 64 differs from the run's subset (none)"),
-        (["--no-augment"], "--no-augment differs from the run's hflip True"),
-        (["--seed", "1"], "--seed 1 differs from the run's seed 0"),
-        (["--depth", "3"], "--depth 3 differs from the run's depth 2"),
+        (["--kernel", "5"], "kernel 3"),
+        (["--arch", "mlp"], "arch cnn"),
+        (["--arch", "lcn"], "arch cnn"),
+        (["--lr", "0.01"], "lr 0.0005"),
+        (["--shift", "2"], "shift 0"),
+        (["--batch-size", "64"], "batch_size 32"),
+        (["--subset", "64"], "subset (none)"),
+        (["--no-augment"], "hflip True"),
+        (["--seed", "1"], "seed 0"),
+        (["--depth", "3"], "depth 2"),
     ],
 )
-def test_resume_refuses_an_option_that_differs_from_the_run(finished_run: Path, args: list[str], line: str) -> None:
-    """`--resume` goes on with the saved recipe: an option given to change it is one line, exit 2, nothing trained."""
+def test_resume_refuses_an_option_that_differs_from_the_run(finished_run: Path, args: list[str], saved: str) -> None:
+    """`--resume` goes on with the saved recipe: an option given to change it is one line, exit 2, nothing trained;
+    the line names the option as given, the run's saved value, and the way out (--name)."""
     before = digest(finished_run / "last.safetensors")
     where = ["--out", str(finished_run.parent), "--name", finished_run.name]
     result = CliRunner().invoke(app, ["train", "--resume", "--epochs", "2", *where, *args])
     assert result.exit_code == 2, result.output
-    assert f"error: {line}; drop it to resume, or choose another --name" in result.output.splitlines()
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and " ".join(args) in errors[0] and saved in errors[0], result.output
+    assert "resume" in errors[0] and "--name" in errors[0], result.output
     assert "Traceback" not in result.output and digest(finished_run / "last.safetensors") == before
 
 
