@@ -99,6 +99,8 @@ def plan_configs(
         for arch, settings in configs
         for seed in range(seeds)
     ]
+
+
 def status(cfg: TrainConfig) -> str:
     """DONE, RESUME, RESTART or NEW for a planned run; RunError if the folder holds a different recipe."""
     run = Run(cfg.run_dir)
