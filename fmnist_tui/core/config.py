@@ -15,7 +15,7 @@ from typing import Any
 
 from . import registry
 from .errors import ConfigError, FmnistError, RunError, ref
-from .runs import CONFIG, RETRAIN, Run
+from .runs import CONFIG, LOCK, RETRAIN, Run, RunLock
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -238,6 +238,9 @@ def resume_config(
     and where the dataset is now)."""
     run = Run(Path(run_dir))
     if not run.file(CONFIG).exists():
+        if run.file(LOCK).exists():  # a training that is starting holds its lock before it writes config.json
+            with RunLock(run):  # RunBusy naming it, rather than "nothing to resume"
+                pass
         raise RunError(f"{run_dir}: no run to resume (no config.json); start it without {ref('resume')}")
     try:
         cfg = TrainConfig.from_dict(run.config())
