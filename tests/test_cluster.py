@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def cluster_address() -> Iterator[str]:
     """One Ray instance for the module: its workers import this checkout's package."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -43,6 +44,11 @@ def cluster_address() -> Iterator[str]:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+        for key, value in saved.items():  # a later test's subprocesses (a wheel's venv) must not see the checkout
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 STUDY = ["study", "regularizer", "--quick", "--seeds", "2", "--subset", "64", "--epochs", "2"]

@@ -106,6 +106,7 @@ def test_two_processes_match_one_process(tmp_path: Path, cli_env: dict[str, str]
         "config.json",
         "last.safetensors",
         "metrics.csv",
+        "predictions.json",
         "summary.json",
         "train_state.pt",
     ]

@@ -87,6 +87,7 @@ def test_backfill_writes_the_summarys_own_evaluation(tmp_path: Path, tiny_data: 
         arch="mlp", epochs=1, subset=64, threads=1, out=str(tmp_path / "runs"), data_dir=str(tiny_data)
     )
     run = train(cfg).run
+    (run.path / predictions.FILE).unlink()  # as a run of the earlier trainer, which wrote none
     (said,) = backfill([run], tiny_data)
     assert said.startswith(f"{run.name}: wrote {predictions.FILE}")
     labels, predicted = predictions.read(run)

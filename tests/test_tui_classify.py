@@ -14,7 +14,7 @@ from fmnist_tui.core.data import CLASSES
 from fmnist_tui.tui import create_app
 from fmnist_tui.tui.classify_screen import ClassifyPane
 from fmnist_tui.tui.services import Services
-from tests.tui_support import garment_png, screen_text, sync, tiny_onnx, wait_until, wait_workers
+from tests.tui_support import garment_png, record_notifications, screen_text, sync, tiny_onnx, wait_until, wait_workers
 
 
 @pytest.fixture
@@ -70,11 +70,12 @@ async def test_classify_an_image_and_switch_models(folders: dict[str, Path]) -> 
 @sync
 async def test_bad_image_is_a_notification_not_a_crash(folders: dict[str, Path]) -> None:
     app = create_app(runs=folders["runs"], export=folders["export"], images=folders["images"])
+    notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         for bad in ("broken.png", "notes.txt", "missing.png"):
             await submit(pilot, folders["images"] / bad)
-        messages = [n.message for n in app._notifications]
+        messages = [n.message for n in notes]
         assert any(m.startswith("broken.png:") for m in messages)
         assert any(m.startswith("notes.txt:") for m in messages)
         assert any("missing.png: no such file" in m for m in messages)
@@ -102,13 +103,14 @@ async def test_tree_lists_images_only_and_selecting_one_classifies(folders: dict
 @sync
 async def test_no_models_shows_how_to_export(tmp_path: Path) -> None:
     app = create_app(runs=tmp_path / "runs", export=tmp_path / "export", images=tmp_path)
+    notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         await pilot.pause()
         assert "fmnist export RUN" in screen_text(app)
         garment = garment_png(tmp_path / "g.png")
         await submit(pilot, garment)
-        assert any("No model to classify with" in n.message for n in app._notifications)
+        assert any("No model to classify with" in n.message for n in notes)
 
 
 class SlowFirstClassifier:

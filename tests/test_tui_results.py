@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from fmnist_tui.study.results import RunRecord, load_records
 from fmnist_tui.tui import create_app, results_screen
 from fmnist_tui.tui.results_screen import ResultsPane
-from tests.tui_support import fake_run, screen_text, sync, wait_until, wait_workers
+from tests.tui_support import fake_run, record_notifications, screen_text, sync, wait_until, wait_workers
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def table_column(app, index: int) -> list[str]:
 @sync
 async def test_groups_sorting_and_details(runs: Path, tmp_path: Path) -> None:
     app = create_app(runs=runs, export=tmp_path / "export", images=tmp_path)
+    notes = record_notifications(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
         await wait_workers(app)  # the runs are read in a worker thread
@@ -42,7 +43,7 @@ async def test_groups_sorting_and_details(runs: Path, tmp_path: Path) -> None:
         assert table_column(app, 0) == ["mlp", "cnn-k3", "cnn-k7"]
         assert table_column(app, 1) == ["0", "0,1", "0"]
         assert table_column(app, 3)[1] == "91.00% ± 1.41%"  # mean ± sample std over two seeds
-        assert any("skipped broken" in n.message for n in app._notifications)
+        assert any("skipped broken" in n.message for n in notes)
         pane = app.query_one(ResultsPane)
         pane.sort_by("acc")
         await pilot.pause()

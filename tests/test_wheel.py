@@ -67,6 +67,7 @@ class Install:
 
 def checked(command: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a build or install step; its failure shows pip's last lines, not only the exit code."""
+    kwargs.setdefault("env", {k: v for k, v in os.environ.items() if k not in LEAKS})  # pip must not see the checkout
     proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
     assert proc.returncode == 0, f"{' '.join(command)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -136,7 +137,8 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
     wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
     venv = dependency_venv(wheel)
     python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "uninstall", "-y", "-q", "fmnist-tui"], capture_output=True, timeout=120)
+    uninstall = [python, "-m", "pip", "uninstall", "-y", "-q", "fmnist-tui"]
+    subprocess.run(uninstall, capture_output=True, timeout=120, env=clean_env(venv))
     checked([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", str(wheel)], 300)
     checked([python, "-m", "pip", "check"], timeout=120)  # the cached dependencies are the wheel's
     cwd = tmp_path_factory.mktemp("elsewhere")
