@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,21 @@ def test_plans_and_presets(tmp_path: Path) -> None:
     assert sorted(translation - others) == [f"{c}-shift2-s{i}" for c in ("cnn-k3", "mlp") for i in range(3)]
     with pytest.raises(Exception, match=f"study 'layers' is unknown; valid: {STUDY_NAMES}"):
         studies.get("layers")
+
+
+def test_the_cheap_configs_of_a_claim_take_more_seeds(tmp_path: Path) -> None:
+    """The locality study trains its two MLPs at 15 seeds, the rest at 3; `--seeds` raises every config to at least
+    its number; a dry run says so and counts the runs."""
+    locality = studies.get("locality")
+    counts = Counter(c.label for c in locality.plan(locality.default, tmp_path))
+    assert counts == {"mlp": 15, "mlp-perm": 15, "cnn-k3": 3, "cnn-k3-perm": 3, "lcn-k3": 3, "mlp-h422x211": 3}
+    assert [c.seed for c in locality.plan(locality.default, tmp_path) if c.label == "mlp"] == list(range(15))
+    assert set(Counter(c.label for c in locality.plan(studies.QUICK, tmp_path)).values()) == {3}
+    dry = runner.invoke(app, ["study", "locality", "--runs", str(tmp_path), "--dry-run"], env={"COLUMNS": "200"})
+    assert dry.exit_code == 0, dry.output
+    assert "3 seeds (15 for mlp, mlp-perm) × 15 epochs on all 50,000 training images): 42 runs" in dry.output
+    more = runner.invoke(app, ["study", "locality", "--runs", str(tmp_path), "--dry-run", "--seeds", "20"])
+    assert more.exit_code == 0 and "20 seeds × 15 epochs on all 50,000 training images): 120 runs" in more.output
 
 
 def test_unknown_study_and_list(tmp_path: Path) -> None:

@@ -63,8 +63,11 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     for name, value in (("seeds", seeds), ("epochs", epochs), ("subset", subset)):
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be a positive integer, got {value}")
-    return Preset(
-        seeds or base.seeds, epochs or base.epochs, subset if subset is not None else base.subset, base.lr, base.labels
+    return replace(
+        base,
+        seeds=seeds or base.seeds,
+        epochs=epochs or base.epochs,
+        subset=subset if subset is not None else base.subset,
     )
 
 
@@ -433,6 +436,7 @@ def _write(
     """The study's table (md, csv, json), figure, report section and provenance in `out`."""
     preset_doc = {
         "seeds": preset.seeds,
+        "more_seeds": dict(preset.more_seeds),
         "epochs": preset.epochs,
         "subset": preset.subset,
         "lr": preset.lr,
