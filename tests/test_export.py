@@ -275,3 +275,23 @@ def test_ctrl_c_during_export_is_exit_130_one_line_and_no_file(
         ["error: aborted; no file was left for the model in hand"],
     ), err
     assert "\x1b" not in err and not [p for p in out.iterdir() if p.name != "manifest.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["blur", "allconv"])
+def test_the_anti_aliased_and_all_convolutional_nets_export_with_their_logits(tmp_path: Path, pool: str) -> None:
+    """MaxBlurPool (a fixed depthwise filter, replicate and reflect padding) and the learned stride-2 convs go
+    through the exporter: the graph's logits are the model's."""
+    import onnxruntime as ort
+    import torch
+
+    from fmnist_tui.deploy.export import export_onnx
+    from fmnist_tui.training.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("cnn", {"kernel": 3, "pool": pool, "depth": 3}).eval()  # 28 → 14 → 7 → 4: an odd map too
+    export_onnx(model, tmp_path / f"{pool}.onnx", {"run": pool})
+    x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    (logits,) = ort.InferenceSession(str(tmp_path / f"{pool}.onnx")).run(None, {"input": x})
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(torch.from_numpy(x)).numpy(), atol=1e-4)

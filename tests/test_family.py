@@ -26,7 +26,7 @@ runner = CliRunner()
         (["--pool", "none", "--head", "flatten"], "--head flatten does not work with --pool none"),
         (["--pool", "none"], "valid with --pool none: gap"),
         (["--depth", "5"], "5 is not a valid depth; valid: 1, 2, 3, 4"),
-        (["--pool", "min"], "valid: max, avg, stride, none"),
+        (["--pool", "min"], "valid: max, avg, stride, blur, allconv, none"),
         (["--head", "dense"], "valid: flatten, gap"),
         (["--arch", "mlp", "--kernel", "3"], "--kernel does not apply to arch mlp; mlp takes --hidden"),
         (["--arch", "mlp", "--depth", "3"], "--depth does not apply to arch mlp; mlp takes --hidden"),

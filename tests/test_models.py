@@ -11,7 +11,7 @@ import torch
 
 from fmnist_tui.core import registry
 from fmnist_tui.core.errors import ConfigError
-from fmnist_tui.training.models import CNN, count_macs, count_params, create_model
+from fmnist_tui.training.models import CNN, MaxBlurPool, count_macs, count_params, create_model
 
 
 def conv(c_in: int, c_out: int, k: int) -> int:
@@ -60,9 +60,16 @@ PARAMS: list[tuple[str, dict[str, Any], int]] = [
         {"norm": "batch", "depth": 3, "head": "gap"},
         conv(1, 32, 3) + conv(32, 64, 3) + conv(64, 128, 3) + (32 + 64 + 128) + fc(128, 10),
     ),
-    # avg-pool and the stride-2 conv change no parameter count
+    # avg-pool, the stride-2 conv and MaxBlurPool (a fixed filter) change no parameter count
     ("cnn", {"pool": "avg"}, 421_642),
     ("cnn", {"pool": "stride"}, 421_642),
+    ("cnn", {"pool": "blur"}, 421_642),
+    # the all-convolutional net: a learned 3×3 conv at stride 2 with the block's channels replaces each pool
+    (
+        "cnn",
+        {"pool": "allconv"},
+        conv(1, 32, 3) + conv(32, 32, 3) + conv(32, 64, 3) + conv(64, 64, 3) + fc(3136, 128) + fc(128, 10),
+    ),  # 467,818
     ("mlp", {"hidden": (512,)}, fc(784, 512) + fc(512, 10)),  # 407,050
     ("mlp", {"hidden": "128,64,32"}, fc(784, 128) + fc(128, 64) + fc(64, 32) + fc(32, 10)),
 ]
@@ -109,11 +116,24 @@ def test_macs(options: dict[str, Any], macs: int) -> None:
         ({"depth": 4}, [(32, 28, 28), (64, 14, 14), (128, 7, 7), (128, 4, 4)]),
         ({"pool": "stride", "depth": 3}, [(32, 14, 14), (64, 7, 7), (128, 4, 4)]),
         ({"pool": "none", "head": "gap"}, [(32, 28, 28), (64, 28, 28)]),
+        ({"pool": "blur", "depth": 4}, [(32, 28, 28), (64, 14, 14), (128, 7, 7), (128, 4, 4)]),
+        ({"pool": "allconv", "depth": 4}, [(32, 28, 28), (64, 14, 14), (128, 7, 7), (128, 4, 4)]),
     ],
 )
 def test_feature_shapes(options: dict[str, Any], shapes: list[tuple[int, int, int]]) -> None:
     maps = create_model("cnn", options).features(torch.rand(2, 1, 28, 28))
     assert [tuple(m.shape) for m in maps] == [(2, *s) for s in shapes]
+
+
+def test_max_blur_pool_by_hand() -> None:
+    """x = 0..15 on a 4×4 map: the dense 2×2 max (edge repeated) is M[i, j] = 4·min(i+1, 3) + min(j+1, 3), a sum of
+    a row and a column term; the [1, 2, 1]/4 blur (reflect padding) of each at positions 0 and 2 gives rows 6, 11
+    and columns 1.5, 2.75."""
+    out = MaxBlurPool(1)(torch.arange(16.0).reshape(1, 1, 4, 4))
+    torch.testing.assert_close(out, torch.tensor([[[[7.5, 8.75], [12.5, 13.75]]]]))
+    constant = MaxBlurPool(3)(torch.full((2, 3, 7, 7), 0.25))  # a flat map stays flat; odd sizes round up
+    torch.testing.assert_close(constant, torch.full((2, 3, 4, 4), 0.25))
+    assert not dict(MaxBlurPool(3).state_dict())  # the filter is not a weight
 
 
 def test_the_seeds_state_dict_keys_are_kept() -> None:
@@ -227,7 +247,7 @@ def test_registry_errors_and_names() -> None:
         ("vit", {}, "arch", "valid: mlp, cnn"),
         ("cnn", {"kernel": 4}, "kernel", "valid: 3, 5, 7"),
         ("cnn", {"depth": 5}, "depth", "valid: 1, 2, 3, 4"),
-        ("cnn", {"pool": "min"}, "pool", "valid: max, avg, stride, none"),
+        ("cnn", {"pool": "min"}, "pool", "valid: max, avg, stride, blur, allconv, none"),
         ("cnn", {"pool": "none"}, "head", "head flatten does not work with pool none .*valid with pool none: gap"),
         ("mlp", {"kernel": 3}, "kernel", "does not apply"),
         ("mlp", {"depth": 3}, "depth", "does not apply"),

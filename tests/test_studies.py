@@ -168,15 +168,17 @@ def test_plans_and_presets(tmp_path: Path) -> None:
     # the notebook's cnn-k3 is one run shared by seven studies: same name, same recipe
     shared = {c.run_name: c.recipe() for s in studies.STUDIES.values() for c in s.plan(s.default, tmp_path)}
     assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 7
-    # every run name two studies plan is one recipe (the translation study trains only its shift-augmented runs
-    # where the kernel and pooling studies ran)
+    # every run name two studies plan is one recipe (the translation study trains only its shift-augmented and
+    # anti-aliased runs where the kernel and pooling studies ran)
     for s in studies.STUDIES.values():
         assert all(shared[c.run_name] == c.recipe() for c in s.plan(s.default, tmp_path))
     translation = {c.run_name for c in studies.get("translation").plan(studies.DEFAULT, tmp_path)}
     others = {
         c.run_name for s in studies.STUDIES.values() if s.name != "translation" for c in s.plan(s.default, tmp_path)
     }
-    assert sorted(translation - others) == [f"{c}-shift2-s{i}" for c in ("cnn-k3", "mlp") for i in range(3)]
+    assert sorted(translation - others) == [
+        f"{c}-s{i}" for c in ("cnn-k3-blur", "cnn-k3-shift2", "mlp-shift2") for i in range(3)
+    ]
     with pytest.raises(Exception, match=f"study 'layers' is unknown; valid: {STUDY_NAMES}"):
         studies.get("layers")
 
@@ -303,6 +305,7 @@ def test_translation_study(tmp_path: Path) -> None:
             ("cnn", {}, 0.92, 0.10 + e, 0.12 + e),
             ("cnn", {"pool": "stride"}, 0.915, 0.15, 0.20 + e),
             ("cnn", {"head": "gap"}, 0.90, 0.05, 0.05 + 0.5 * e),
+            ("cnn", {"pool": "blur"}, 0.921, 0.07, 0.08),
             ("mlp", {"shift": 2}, 0.88, 0.10 + 2 * e, 0.2),
             ("cnn", {"shift": 2}, 0.925, 0.04, 0.04),
         ):
@@ -317,6 +320,7 @@ def test_translation_study(tmp_path: Path) -> None:
         "the CNN is more robust to translation than the MLP": "supported",
         "max-pooling adds invariance beyond a plain": "supported",
         "the global-average-pooling head adds invariance beyond the flatten head": "supported",
+        "anti-aliased max-pooling": "supported",
         "shift augmentation narrows the MLP's gap: trained with ±2 px shifts it drops less": "supported",
     }
     robust = verdicts["the CNN is more robust to translation than the MLP"]["detail"]
@@ -351,9 +355,9 @@ def test_translation_quick_study_end_to_end(cli_env: dict[str, str], tmp_path: P
     dry = run_study([*args, "--dry-run"], cli_env, tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "mlp-shift2-s0: new" in dry.stdout and "cnn-k3-gap-s1: new" in dry.stdout
-    res = run_study(args, cli_env, tmp_path, timeout=1800)  # 12 trainings, each then evaluated on shifted images
+    res = run_study(args, cli_env, tmp_path, timeout=1800)  # 14 trainings, each then evaluated on shifted images
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count(": trained in") == 12
+    assert res.stdout.count(": trained in") == 14
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     spec = studies.get("translation")
     assert doc["study"] == "translation" and [r["config"] for r in doc["table"]] == spec.labels()

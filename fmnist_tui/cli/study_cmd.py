@@ -436,7 +436,7 @@ def _write(
     """The study's table (md, csv, json), figure, report section and provenance in `out`."""
     preset_doc = {
         "seeds": preset.seeds,
-        "more_seeds": dict(preset.more_seeds),
+        **({"more_seeds": dict(preset.more_seeds)} if preset.more_seeds else {}),
         "epochs": preset.epochs,
         "subset": preset.subset,
         "lr": preset.lr,

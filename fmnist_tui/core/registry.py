@@ -284,18 +284,26 @@ def conv_pool_rf(layers: list[tuple[int, int]]) -> int:
 # --- the notebook's architectures (shared/DESIGN.md) and their families ---------------------------
 #: channels of the CNN's conv blocks 1..4 (the notebook's two blocks: 32, 64)
 CNN_CHANNELS = (32, 64, 128, 128)
-#: how a CNN block downsamples: the notebook's max-pool, average-pool, its conv at stride 2, or not at all
-POOLS = ("max", "avg", "stride", "none")
+#: how a CNN block downsamples: the notebook's max-pool, average-pool, its conv at stride 2, anti-aliased max-pool
+#: (MaxBlurPool), an extra learned 3×3 conv at stride 2 (the all-convolutional net), or not at all
+POOLS = ("max", "avg", "stride", "blur", "allconv", "none")
+#: the (kernel, stride) layers each downsampling adds between blocks (`stride` strides the conv itself)
+DOWNSAMPLE_LAYERS: dict[str, tuple[tuple[int, int], ...]] = {
+    "max": ((2, 2),),
+    "avg": ((2, 2),),
+    "blur": ((2, 1), (3, 2)),
+    "allconv": ((3, 2),),
+}
 
 
 def cnn_layers(options: Options) -> list[tuple[int, int]]:
-    """The (kernel, stride) chain up to the last conv of a CNN member: conv k (stride 2 with pool=stride),
-    then a 2×2 pool between blocks for max/avg."""
+    """The (kernel, stride) chain up to the last block's conv of a CNN member: conv k (stride 2 with pool=stride),
+    and each downsampling's layers between blocks."""
     k, depth, pool = options["kernel"], options["depth"], options["pool"]
     layers: list[tuple[int, int]] = []
     for block in range(depth):
-        if block and pool in ("max", "avg"):
-            layers.append((2, 2))
+        if block:
+            layers += DOWNSAMPLE_LAYERS.get(pool, ())
         layers.append((k, 2 if pool == "stride" else 1))
     return layers
 
@@ -333,7 +341,9 @@ register(
                 "pool",
                 str,
                 "max",
-                "Downsampling after each block: 2×2 max-pool, 2×2 average-pool, the conv at stride 2, or none.",
+                "Downsampling after each block: 2×2 max-pool, 2×2 average-pool, the conv at stride 2, "
+                "anti-aliased max-pool (blur: 2×2 max at stride 1, then a 3×3 binomial blur at stride 2), an extra "
+                "3×3 conv at stride 2 (allconv), or none.",
                 choices=POOLS,
                 tag="{}",
             ),

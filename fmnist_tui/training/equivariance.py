@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core import registry
 from ..core.errors import UsageError
 from ..core.shifts import SIZES
 from .geometry import shift_images
@@ -80,8 +81,9 @@ def _cnn_stages(net: CNN, x: torch.Tensor) -> tuple[list[Stage], torch.Tensor]:
         out.append(Stage(f"conv{i}", h, stride, rf))
         if not isinstance(down, nn.Identity):
             h = down(h)
-            rf += stride
-            stride *= 2
+            for kernel, step in registry.DOWNSAMPLE_LAYERS[net.pool_kind]:
+                rf += (kernel - 1) * stride
+                stride *= step
             out.append(Stage(f"pool{i}", h, stride, rf))
     return out, h
 

@@ -125,13 +125,37 @@ class LocallyConnected2d(nn.Module):
         return self
 
 
-def _downsample(pool: str, size: int) -> nn.Module:
-    """2×2 max or average pooling, rounding an odd map up (7 → 4) as a stride-2 conv does, so no row is
-    dropped; nothing for `stride` (the conv itself strides) and `none`."""
+class MaxBlurPool(nn.Module):
+    """Anti-aliased max-pooling (Zhang 2019, "MaxBlurPool"): a 2×2 max at stride 1, then a 3×3 binomial low-pass
+    filter ([1, 2, 1]ᵀ[1, 2, 1] / 16, reflect padding) per channel at stride 2. The max is taken densely and
+    the map blurred before it is subsampled, so a one-pixel shift of the input changes the output less. A map
+    of n pixels per side becomes ceil(n / 2), as with the max-pool. The filter is a fixed buffer (no parameters,
+    not in the state dict)."""
+
+    kernel: torch.Tensor
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (torch.outer(taps, taps) / 16).expand(channels, 1, 3, 3).clone(), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), mode="replicate"), 2, stride=1)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel, stride=2, groups=x.shape[1])
+
+
+def _downsample(pool: str, size: int, channels: int) -> nn.Module:
+    """How a block halves its map (odd sizes round up, 7 → 4, as a stride-2 conv does, so no row is dropped):
+    2×2 max or average pooling, MaxBlurPool, or the all-convolutional net's learned 3×3 conv at stride 2 → ReLU
+    (Springenberg et al. 2015); nothing for `stride` (the block's conv itself strides) and `none`."""
     if pool == "max":
         return nn.MaxPool2d(2, ceil_mode=size % 2 == 1)
     if pool == "avg":
         return nn.AvgPool2d(2, ceil_mode=size % 2 == 1)
+    if pool == "blur":
+        return MaxBlurPool(channels)
+    if pool == "allconv":
+        return nn.Sequential(nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.ReLU())
     return nn.Identity()
 
 
@@ -169,9 +193,9 @@ class CNN(nn.Module):
             )
             setattr(self, f"conv{block}", layer)
             bns.append(nn.BatchNorm2d(out) if batch_norm else nn.Identity())
-            downs.append(_downsample(pool, size))
+            downs.append(_downsample(pool, size, out))
             size, channels = (size if pool == "none" else (size + 1) // 2), out
-        self.downs = nn.ModuleList(downs)  # no parameters: not in the state dict
+        self.downs = nn.ModuleList(downs)  # parameters (downs.<i>.0.*) only in the all-convolutional net
         self.bns = nn.ModuleList(bns)  # Identity (nothing in the state dict) unless batch norm
         if head == "gap":
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
