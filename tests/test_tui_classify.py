@@ -230,3 +230,21 @@ async def test_classify_shows_the_unsure_flag(tmp_path: Path) -> None:
         await wait_workers(app)
         await pilot.pause()
         assert pane.last["prediction"].unsure is None and "not available" in screen_text(app)
+
+
+@pytest.mark.slow
+@sync
+async def test_the_model_line_names_the_kernel_only_where_there_is_one(folders: dict[str, Path]) -> None:
+    """A ResNet's file says `kernel: none`: its line is `resnet · test 94.88%`; a CNN's keeps `k=3`."""
+    resnet, cnn = folders["export"] / "resnet.onnx", folders["export"] / "cnn.onnx"
+    tiny_onnx(resnet, metadata={"arch": "resnet", "kernel": "none", "test_accuracy": "0.948800"})
+    tiny_onnx(cnn, metadata={"arch": "cnn", "kernel": "3", "test_accuracy": "0.931800"})
+    app = create_app(runs=folders["runs"], export=folders["export"], images=folders["images"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        shown = []
+        for path in (resnet, cnn):
+            app.query_one("#model", Select).value = str(path)
+            await pilot.pause()
+            shown.append(str(app.query_one("#model-info").render()))
+    assert shown == ["resnet · test 94.88%", "cnn k=3 · test 93.18%"]

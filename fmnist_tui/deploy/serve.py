@@ -265,7 +265,7 @@ def default_workers() -> int:
     return max(2, min(cpu_count(), 4))
 
 
-class Work:
+class InferenceThreads:
     """Decoding and inference for the requests: at most `workers` at once, on threads of their own; the
     others wait their turn before any of their images is decoded. After a quiet spell of IDLE_S the
     freed heap is handed back to the OS."""
@@ -315,7 +315,7 @@ def create_app(
     finds them all busy waits, holding only its body, so the images in memory are those of at most
     `workers` requests, however many clients send at once."""
     slot = ModelSlot()
-    work = Work(workers or default_workers())
+    work = InferenceThreads(workers or default_workers())
 
     def load_into_slot() -> None:
         try:

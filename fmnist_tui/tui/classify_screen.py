@@ -129,7 +129,7 @@ class ClassifyPane(Vertical):
             acc_text = f" · test {float(meta.get('test_accuracy', '')):.2%}"
         except ValueError:  # absent or not a number in a foreign model's metadata: not shown
             acc_text = ""
-        kernel = f" k={meta['kernel']}" if meta.get("kernel") else ""
+        kernel = f" k={meta['kernel']}" if meta.get("kernel") not in (None, "", "none") else ""  # "none": no kernel
         info = Text(printable(f"{meta.get('arch', '?')}{kernel}{acc_text}"))  # the file's words, never markup
         self.query_one("#model-info", Static).update(info)
 
