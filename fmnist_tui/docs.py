@@ -563,7 +563,7 @@ def study_page(root: Path, name: str, figure_name: str | None = None) -> str:
         )
     )
     if family := done.results.get("family"):
-        from .study.analysis import family_sentence
+        from .study.verdicts import family_sentence
 
         out.append(cell(family_sentence(family)) + "\n")
     if done.figure and figure_name:

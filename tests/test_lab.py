@@ -20,8 +20,8 @@ from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.fsutil import dumps, write_json
 from fmnist_tui.core.runs import write_metrics
 from fmnist_tui.study import lab, studies
-from fmnist_tui.study.analysis import study_markdown
 from fmnist_tui.study.results import SHIPPED, YOURS, group_records
+from fmnist_tui.study.verdicts import study_markdown
 from tests.tui_support import screen_text, sync, wait_workers
 
 ROOT = Path(__file__).resolve().parents[1]

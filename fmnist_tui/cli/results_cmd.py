@@ -15,10 +15,11 @@ from ..core.data import CLASSES
 from ..core.errors import RunError
 from ..core.text import counted
 from ..study import lab
-from ..study.analysis import Study, family_sentence, p_text, study_markdown
+from ..study.analysis import p_text
 from ..study.latency import latencies
 from ..study.results import YOURS, Group, format_cells, group_records, to_csv, to_markdown
 from ..study.studies import networks
+from ..study.verdicts import Study, family_sentence, study_markdown
 from .common import console, err_console, handle_errors, print_json
 
 

@@ -18,12 +18,12 @@ from ..core.fsutil import check_writable, write_text
 from ..core.runs import Run
 from ..core.text import counted
 from ..study import lab
-from ..study.analysis import study_markdown
 from ..study.plan import DONE, NEW, STATUSES, status
 from ..study.results import SHIPPED, YOURS, RunRecord, group_records, to_csv, write_results
 from ..study.runner import BUSY, FAILED, INTERRUPTED, LOCAL, TRAINED, EpochDone, LocalRunner, Ran, RayRunner, Task
 from ..study.runner import default_jobs as runner_jobs
 from ..study.studies import STUDIES, Preset, StudySpec, get
+from ..study.verdicts import study_markdown
 from .common import COMPILE_HELP, Compile, DataDirOpt, Device, console, err_console, handle_errors, shown
 from .results_cmd import render_study
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,12 +14,9 @@ from ..core import predictions
 from ..core.data import CLASSES, SHAPES, VAL_FRACTION
 from ..core.errors import RunError
 from ..core.text import counted
-from .results import Group, RunRecord, to_markdown
+from .results import Group, RunRecord
 from .stats import Difference, PairedTest, difference, paired_t_test
 from .translation import study_grid
-
-if TYPE_CHECKING:
-    from .verdicts import Judged
 
 #: the values a claim can be about, per run: test accuracy (summary.json) and the generalization gap
 #: (metrics.csv's last epoch: train accuracy − validation accuracy), both fractions
@@ -372,89 +369,3 @@ def _paired(
     per_seed = [x - y for x, y in zip(xa, xb, strict=True)]
     diff = difference(per_seed, tau)
     return Comparison(term(a), term(b), seeds, paired_t_test(xa, xb), diff, metric, exact is not None)
-
-
-@dataclass
-class Study:
-    """Everything the experiment's table, report and verdicts are made of."""
-
-    rows: list[dict[str, Any]]
-    comparisons: list[Comparison]
-    per_class: list[Comparison]  # CNN − MLP recall per class, in class order
-    verdicts: list[dict[str, Any]]
-    per_class_pair: tuple[str, str] | None = None
-    groups: dict[str, Group] = field(default_factory=dict)
-    highlight: tuple[str, ...] = ()  # classes the claims are about (bold in the per-class table)
-    name: str = "kernel"  # the study (studies.STUDIES)
-    notes: list[str] = field(default_factory=list)  # Markdown blocks of the study's own (before the verdicts)
-    judged: list[Judged] = field(default_factory=list)  # each claim's evidence, before the family's correction
-    family: dict[str, Any] = field(default_factory=dict)  # the family the verdicts were corrected over
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document (`--out .../results.json`)."""
-        return {
-            "table": self.rows,
-            "comparisons": [c.to_dict() for c in self.comparisons],
-            "per_class": {
-                "a": self.per_class_pair[0],
-                "b": self.per_class_pair[1],
-                "classes": [{"class": CLASSES[i], **c.to_dict()} for i, c in enumerate(self.per_class)],
-            }
-            if self.per_class_pair
-            else None,
-            "verdicts": self.verdicts,
-            "family": self.family,
-            "study": self.name,
-        }
-
-
-def study_markdown(study: Study) -> str:
-    """The study as Markdown: table, paired differences, per-class differences, verdicts."""
-    out = ["## Results by config\n", to_markdown(study.rows)]
-    head = [
-        "| difference | mean | 95% CI | p | sd: seeds | sd: test images | seeds | seeds-only 95% CI |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for metric in dict.fromkeys(c.metric for c in study.comparisons):
-        out += [f"\n## Paired differences ({metric}, points)\n", *head]
-        out += [_diff_row(f"{c.a} − {c.b}", c) for c in study.comparisons if c.metric == metric]
-    if study.per_class and study.per_class_pair:
-        a, b = study.per_class_pair
-        out += [f"\n## Per-class accuracy, {a} − {b} (points)\n", *head]
-        out += [
-            _diff_row(f"**{CLASSES[i]}**" if CLASSES[i] in study.highlight else CLASSES[i], c)
-            for i, c in enumerate(study.per_class)
-        ]
-    if study.comparisons or study.per_class:
-        out += [
-            "\nThe 95% intervals and p add the test images' sampling variance to the seeds' (paired per image where "
-            "the runs carry their predictions, else a conservative bound from the stored confusion matrices, as if "
-            "the networks' errors were uncorrelated); the last column is the seeds-only paired t-test."
-        ]
-    out += [f"\n{note.rstrip()}\n" for note in study.notes]
-    out += ["\n## Verdicts on the notebook's claims\n"]
-    if study.family:
-        out += [family_sentence(study.family) + "\n"]
-    out += [f"- **{v['claim']}**: {v['verdict']}. {v['detail']}" for v in study.verdicts]
-    return "\n".join(out) + "\n"
-
-
-def family_sentence(family: dict[str, Any]) -> str:
-    """'Each p is corrected by Holm's method over the family of the lab's claims: 21 claims, 9 of them tested …'."""
-    return (
-        f"Each p is corrected by Holm's method over the family of {family['name']}: "
-        f"{counted(family['size'], 'claim')} across every study, {family['tested']} of them tested on the runs "
-        "there are (a claim not tested counts as p = 1). A verdict needs its adjusted p below "
-        f"{family['alpha']:g}."
-    )
-
-
-def _diff_row(label: str, c: Comparison) -> str:
-    d, t = c.diff, c.test
-    if d.n < 2:
-        return f"| {label} | {100 * d.estimate:+.2f} | — | — | — | {100 * d.test_sd:.2f} | {d.n} | — |"
-    low, high = d.interval()
-    return (
-        f"| {label} | {100 * d.estimate:+.2f} | [{100 * low:+.2f}, {100 * high:+.2f}] | {p_text(d.p_equal(0.0))} | "
-        f"{100 * d.seed_sd:.2f} | {100 * d.test_sd:.2f} | {d.n} | [{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}] |"
-    )

@@ -16,10 +16,10 @@ from ..core.fsutil import write_text
 from ..core.metrics import most_confused
 from ..core.runs import BEST, Run, resolve_run
 from . import figures, forest, lab
-from .analysis import Study, family_sentence
 from .results import Group, group_records
 from .sections import NoRuns, Section, section
 from .studies import STUDIES, analyse_lab, networks, pending, prepare
+from .verdicts import Study, family_sentence
 
 #: figure name → (file name, the study it shows or ""), in report order: one section per study
 REPORT: dict[str, tuple[str, str]] = {

@@ -9,8 +9,8 @@ from typing import Any
 
 from ..core.errors import RunError
 from . import figures, ladder, translation
-from .analysis import Study, study_markdown
 from .studies import MLP, StudySpec
+from .verdicts import Study, study_markdown
 
 
 @dataclass

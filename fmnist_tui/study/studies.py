@@ -31,7 +31,6 @@ from .analysis import (
     SHIFT_CHANGED,
     SHIFT_DROP,
     Comparison,
-    Study,
     Term,
     compare,
     compare_terms,
@@ -39,7 +38,7 @@ from .analysis import (
 from .plan import check_grid, option_grid, plan_configs
 from .results import YOURS, Group, recipe_key, study_groups
 from .stats import summarize
-from .verdicts import AT_MOST, EQUIVALENT, Claim, Judged, correct, judge, replicate
+from .verdicts import AT_MOST, EQUIVALENT, Claim, Judged, Study, correct, judge, replicate
 
 #: the project's recipe (TrainConfig's defaults): every study's default preset trains with it, so studies
 #: share runs with each other, with `fmnist experiment` and with `make run` (cnn-k3-s0 is in four studies)

@@ -20,9 +20,9 @@ from ..core.errors import FmnistError
 from ..core.runs import Run
 from ..core.text import printable
 from ..study import forest, lab
-from ..study.analysis import Study, family_sentence
 from ..study.results import SHIPPED, Group, group_records, row_order
 from ..study.studies import STUDIES, analyse_lab
+from ..study.verdicts import Study, family_sentence
 from .services import Settings
 from .widgets import CurvesPlot, bar, bars, heatmap, mean_rows
 
