@@ -70,6 +70,8 @@ PARAMS: list[tuple[str, dict[str, Any], int]] = [
         {"pool": "allconv"},
         conv(1, 32, 3) + conv(32, 32, 3) + conv(32, 64, 3) + conv(64, 64, 3) + fc(3136, 128) + fc(128, 10),
     ),  # 467,818
+    # the GAP head as large as the flatten head: 64 → 5,371 → 10 against 3,136 → 128 → 10 (402,835 vs 402,826)
+    ("cnn", {"head": "gapfc"}, conv(1, 32, 3) + conv(32, 64, 3) + fc(64, 5371) + fc(5371, 10)),
     ("mlp", {"hidden": (512,)}, fc(784, 512) + fc(512, 10)),  # 407,050
     ("mlp", {"hidden": "128,64,32"}, fc(784, 128) + fc(128, 64) + fc(64, 32) + fc(32, 10)),
 ]
@@ -123,6 +125,15 @@ def test_macs(options: dict[str, Any], macs: int) -> None:
 def test_feature_shapes(options: dict[str, Any], shapes: list[tuple[int, int, int]]) -> None:
     maps = create_model("cnn", options).features(torch.rand(2, 1, 28, 28))
     assert [tuple(m.shape) for m in maps] == [(2, *s) for s in shapes]
+
+
+def test_the_gapfc_head_matches_the_flatten_heads_size() -> None:
+    """At every depth, the gapfc head's parameters are within one hidden unit's worth of the flatten head's."""
+    for depth in (1, 2, 3, 4):
+        flatten, gapfc = (create_model("cnn", {"depth": depth, "head": h}).head for h in ("flatten", "gapfc"))
+        channels = registry.CNN_CHANNELS[depth - 1]
+        assert abs(count_params(gapfc) - count_params(flatten)) <= (channels + 11) / 2
+    assert registry.gapfc_hidden(64, 64 * 7 * 7) == 5371
 
 
 def test_max_blur_pool_by_hand() -> None:

@@ -287,6 +287,18 @@ CNN_CHANNELS = (32, 64, 128, 128)
 #: how a CNN block downsamples: the notebook's max-pool, average-pool, its conv at stride 2, anti-aliased max-pool
 #: (MaxBlurPool), an extra learned 3×3 conv at stride 2 (the all-convolutional net), or not at all
 POOLS = ("max", "avg", "stride", "blur", "allconv", "none")
+#: the hidden width of the notebook's flatten head (flatten → FC 128 → FC 10)
+FLATTEN_HIDDEN = 128
+
+
+def gapfc_hidden(channels: int, flat: int) -> int:
+    """The hidden width of the `gapfc` head (global average pooling → FC h → ReLU → FC 10) whose parameters come
+    nearest the flatten head's on the same maps (`flat` = channels × height × width → 128 → 10): a GAP head
+    that is not smaller (for the notebook's CNN, 5,371 against 3,136 × 128)."""
+    flatten = (flat + 1) * FLATTEN_HIDDEN + (FLATTEN_HIDDEN + 1) * 10
+    return max(1, round((flatten - 10) / (channels + 11)))
+
+
 #: the (kernel, stride) layers each downsampling adds between blocks (`stride` strides the conv itself)
 DOWNSAMPLE_LAYERS: dict[str, tuple[tuple[int, int], ...]] = {
     "max": ((2, 2),),
@@ -351,8 +363,9 @@ register(
                 "head",
                 str,
                 "flatten",
-                "Classifier: flatten → FC 128 → FC 10, or global average pooling → FC 10.",
-                choices=("flatten", "gap"),
+                "Classifier: flatten → FC 128 → FC 10, global average pooling → FC 10, or global average "
+                "pooling → FC h → FC 10 with h giving as many parameters as the flatten head (gapfc).",
+                choices=("flatten", "gap", "gapfc"),
                 tag="{}",
             ),
             Option(
@@ -373,7 +386,7 @@ register(
                 "pool",
                 "none",
                 "head",
-                ("gap",),
+                ("gap", "gapfc"),
                 "without downsampling a flatten head would take 28×28 maps per channel",
             ),
         ),

@@ -199,9 +199,15 @@ class CNN(nn.Module):
         self.bns = nn.ModuleList(bns)  # Identity (nothing in the state dict) unless batch norm
         if head == "gap":
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
-        else:
+        elif head == "gapfc":
+            hidden = registry.gapfc_hidden(channels, channels * size * size)
             self.head = nn.Sequential(
-                nn.Flatten(), nn.Linear(channels * size * size, 128), nn.ReLU(), nn.Linear(128, 10)
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+            )
+        else:
+            hidden = registry.FLATTEN_HIDDEN
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.Linear(channels * size * size, hidden), nn.ReLU(), nn.Linear(hidden, 10)
             )
 
     def convs(self) -> list[nn.Module]:
