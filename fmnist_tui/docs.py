@@ -526,7 +526,8 @@ def study_page(root: Path, name: str, figure_name: str | None = None) -> str:
     done = Computed.find(root, name)
     out = [f"# {spec.title}\n", f"> {cell(spec.question)}\n"]
     out.append(
-        f"`fmnist study {name}` trains it ({cell(spec.default.describe())}; `--quick`: {cell(spec.quick.describe())}, "
+        f"`fmnist study {name}` trains it ({cell(spec.default.describe(spec.labels()))}; "
+        f"`--quick`: {cell(spec.quick.describe())}, "
         f"its runs in `RUNS/quick`) and writes its table, figure and verdicts to `reports/studies/{name}/`. "
         f"`fmnist study {name} --dry-run` lists the plan, what exists of it (yours or the shipped results) and "
         "measured training times.\n"

@@ -82,11 +82,12 @@ def finished(root: Path, arch: str, seed: int, acc: Any, bf16: bool = True, **op
 
 @pytest.fixture
 def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A shipped record of the regularizer study (mlp and cnn-k3, 3 seeds, bf16) in tmp/results, and the
+    """A shipped record of the regularizer study (mlp at 15 seeds, cnn-k3 at 3, bf16) in tmp/results, and the
     working directory in tmp, as in a fresh clone."""
     results = tmp_path / "results"
-    for s in range(3):
+    for s in range(15):
         finished(results / "runs", "mlp", s, 0.89 + 0.001 * s)
+    for s in range(3):
         finished(results / "runs", "cnn", s, 0.93 + 0.001 * s, kernel=3)
     monkeypatch.setenv("FMNIST_RESULTS", str(results))
     monkeypatch.chdir(tmp_path)
@@ -96,17 +97,17 @@ def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_fresh_clone_analyses_the_shipped_runs_and_trains_nothing(shipped: Path, tmp_path: Path) -> None:
     dry = cli.invoke(app, ["study", "regularizer", "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "(6 shipped)" in dry.output and "mlp-s0: shipped (the shipped results)" in dry.output
+    assert "(18 shipped)" in dry.output and "mlp-s0: shipped (the shipped results)" in dry.output
     assert "measured cnn-k3: 60 s a run (3 runs; bf16, 1 thread)" in dry.output
     res = cli.invoke(app, ["study", "regularizer"])
     assert res.exit_code == 0, res.output
-    assert "analysed 6 runs: 6 shipped" in res.output and not (tmp_path / "checkpoints").exists()
+    assert "analysed 18 runs: 18 shipped" in res.output and not (tmp_path / "checkpoints").exists()
     doc = json.loads((tmp_path / "reports" / "studies" / "regularizer" / "results.json").read_text())
     assert [(r["config"], r["source"]) for r in doc["table"]] == [("mlp", SHIPPED), ("cnn-k3", SHIPPED)]
     listed = cli.invoke(app, ["study", "--list"])
-    assert "0/6 runs yours in checkpoints, 6 shipped" in listed.output.split("regularizer:")[1]
+    assert "0/18 runs yours in checkpoints, 18 shipped" in listed.output.split("regularizer:")[1]
     own = cli.invoke(app, ["study", "regularizer", "--no-shipped", "--dry-run"])
-    assert "(6 new)" in own.output and "shipped" not in own.output.split("\n")[0]
+    assert "(18 new)" in own.output and "shipped" not in own.output.split("\n")[0]
 
 
 def test_your_runs_show_beside_the_shipped_ones_and_are_never_pooled_with_them(shipped: Path, tmp_path: Path) -> None:
@@ -120,13 +121,13 @@ def test_your_runs_show_beside_the_shipped_ones_and_are_never_pooled_with_them(s
     assert sorted(rows) == sorted(
         [
             ("mlp", YOURS, "fp32", 1),
-            ("mlp", SHIPPED, "bf16", 3),
+            ("mlp", SHIPPED, "bf16", 15),
             ("cnn-k3", YOURS, "bf16", 1),
             ("cnn-k3", SHIPPED, "bf16", 3),
         ]
     )
     study = cli.invoke(app, ["study", "regularizer"])
-    assert study.exit_code == 0 and "analysed 6 runs: 6 shipped" in study.output, study.output
+    assert study.exit_code == 0 and "analysed 18 runs: 18 shipped" in study.output, study.output
     table = cli.invoke(app, ["results"]).output
     assert "| mlp |" in table and "yours, fp32" in table and "shipped, bf16" in table
 
@@ -187,11 +188,11 @@ async def test_the_tui_results_tab_offers_the_shipped_studies(shipped: Path, tmp
         await pilot.press("2")
         await wait_workers(app)
         await pilot.pause()
-        assert "6 runs in 2 groups" in screen_text(app)
+        assert "18 runs in 2 groups" in screen_text(app)
         app.query_one(ResultsPane).pick_study("regularizer")
         await pilot.pause()
         text = screen_text(app)
-        assert "regularizer: 6 runs in 2 configs, the lab's shipped" in text
+        assert "regularizer: 18 runs in 2 configs, the lab's shipped" in text
         assert "overfits less than the MLP" in text and "mlp ·lab" in text
 
 

@@ -124,7 +124,7 @@ async def test_quit_while_training_asks_then_stops_and_saves(tiny_data: Path, tm
     app = train_app(tmp_path, tiny_data)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(TrainPane)
-        await fill(pilot, epochs="40", batch="8", threads="1", name="quit-run")
+        await fill(pilot, epochs="400", batch="8", threads="1", name="quit-run")
         await pilot.click("#start")
         await wait_until(pilot, lambda: "img/s" in screen_text(app), 90, "the first batches")
         app.set_focus(None)
@@ -149,7 +149,7 @@ async def test_the_form_offers_family_options_and_names_bad_combinations(tiny_da
     notes = record_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(TrainPane)
-        assert choices(app.query_one("#pool", Select)) == ["max", "avg", "stride", "none"]
+        assert choices(app.query_one("#pool", Select)) == ["max", "avg", "stride", "blur", "allconv", "none"]
         assert app.query_one("#hidden", Input).disabled and app.query_one("#hidden", Input).value == "256,128"
         app.query_one("#depth", Select).value = 3
         app.query_one("#pool", Select).value = "avg"

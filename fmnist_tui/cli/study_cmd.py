@@ -212,7 +212,7 @@ def list_studies(runs: Path, shipped: bool) -> None:
                 console.print(f"  {label}: {exc}", highlight=False)
                 continue
             done = sum(s == DONE for s in statuses.values())
-            line = f"  {label} ({preset.describe()}): {done}/{len(configs)} runs yours in {shown(root)}"
+            line = f"  {label} ({preset.describe(spec.labels())}): {done}/{len(configs)} runs yours in {shown(root)}"
             if label == "default" and shipped:
                 line += f", {sum(s == SHIPPED_RUN for s in statuses.values())} shipped"
             console.print(line, highlight=False)
@@ -352,7 +352,7 @@ def study(
         else f"{jobs} at a time × {counted(threads, 'thread')}"
     )
     console.print(
-        f"study {spec.name} ({spec.title}, {preset.describe()}): {len(configs)} runs in {shown(runs)} "
+        f"study {spec.name} ({spec.title}, {preset.describe(spec.labels())}): {len(configs)} runs in {shown(runs)} "
         f"({_counts(statuses)}); {where}",
         highlight=False,
     )
