@@ -209,7 +209,8 @@ def test_unknown_study_and_list(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["study", "--list", "--runs", str(tmp_path)], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert "claim: the CNN overfits less than the MLP" in listed.output
-    assert f"default (3 seeds (15 for mlp) × 15 epochs on all 50,000 training images): 2/18 runs yours in {tmp_path}" in listed.output
+    recipe = "default (3 seeds (15 for mlp) × 15 epochs on all 50,000 training images)"
+    assert f"{recipe}: 2/18 runs yours in {tmp_path}" in listed.output
 
 
 def run_study(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
