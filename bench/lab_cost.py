@@ -127,7 +127,9 @@ def main() -> None:
         f"the whole lab: {unique} distinct trainings, {hours(total)} of CPU time, {hours(total / cores)} on "
         f"{cores} cores"
     )
-    doc: dict[str, object] = {"machine": machine.cpu(), "runs": str(args.runs), "studies": rows}
+    runs = args.runs.resolve()
+    shown = runs.relative_to(ROOT) if runs.is_relative_to(ROOT) else runs
+    doc: dict[str, object] = {"machine": machine.cpu(), "runs": str(shown), "studies": rows}
     doc["total"] = {
         "trainings": unique,
         "cpu_seconds": round(total, 1),

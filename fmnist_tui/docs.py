@@ -668,7 +668,7 @@ def _bench_file(path: Path, data: Any) -> str:
             continue
         if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
             keys = list(dict.fromkeys(k for r in value for k, v in r.items() if not isinstance(v, (dict, list))))
-            out.append(f"**{cell(key)}**\n\n" + table(keys, [[_value(r.get(k, "")) for k in keys] for r in value]))
+            out.append(f"\n**{cell(key)}**\n\n" + table(keys, [[_value(r.get(k, "")) for k in keys] for r in value]))
         else:
             out.append(f"- **{cell(key)}**: {_value(value)}")
     return "\n".join(out) + "\n"
