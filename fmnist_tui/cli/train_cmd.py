@@ -73,6 +73,15 @@ def train(
             callback=_positive,
         ),
     ] = None,
+    label_noise: Annotated[
+        int,
+        typer.Option(
+            help="Replace the labels of this percent of the training images by another class (drawn per seed; "
+            "validation and test keep their true labels), as in Zhang et al. 2017's memorisation tests.",
+            min=0,
+            max=100,
+        ),
+    ] = 0,
     permute: Annotated[
         bool,
         typer.Option(
@@ -166,6 +175,7 @@ def train(
         seed=seed,
         subset=subset,
         train_size=train_size,
+        label_noise=label_noise,
         permute=permute,
         device=Device(device).value,
         precision=Precision(precision).value,

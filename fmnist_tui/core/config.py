@@ -66,6 +66,10 @@ class TrainConfig:
     # a stratified, nested subset of N training images, repeated to the epoch's length (the training split's, or
     # `subset`'s), so every size takes the same optimisation steps; validation and test unchanged (data study)
     train_size: int | None = None
+    # percent of the training images (those the run trains on) whose label is replaced by another class, chosen
+    # per seed (data.noisy_labels); validation and test keep their true labels, so the best checkpoint is chosen
+    # on clean validation (label-noise study)
+    label_noise: int = 0
     # one fixed permutation of the 784 pixel positions (registry.PERMUTE_SEED), applied by the model's first layer:
     # after augmentation, to training, validation and test images alike, and inside an exported graph
     permute: bool = False
@@ -88,6 +92,9 @@ class TrainConfig:
             raise ConfigError("subset", f"must be a positive number of images, got {self.subset}")
         if self.train_size is not None and self.train_size < 1:
             raise ConfigError("train_size", f"must be a positive number of images, got {self.train_size}")
+        whole = isinstance(self.label_noise, int) and not isinstance(self.label_noise, bool)
+        if not (whole and 0 <= self.label_noise <= 100):
+            raise ConfigError("label_noise", f"must be a whole percent from 0 to 100, got {self.label_noise!r}")
         for key in ("permute", "tta"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(key, f"must be true or false, got {getattr(self, key)!r}")
@@ -219,7 +226,7 @@ def what_args(cfg: TrainConfig) -> list[str]:
     args: list[str] = []
     for name, value in cfg.options.items():
         args += [f"--{name.replace('_', '-')}", cfg.spec.text(name, value)]
-    for setting in ("subset", "train_size", *RECIPE_NUMBERS):
+    for setting in ("subset", "train_size", "label_noise", *RECIPE_NUMBERS):
         if (value := getattr(cfg, setting)) != default(setting):
             args += [f"--{setting.replace('_', '-')}", str(value)]
     args += ["--permute"] if cfg.permute else []

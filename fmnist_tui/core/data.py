@@ -53,6 +53,8 @@ VAL_FRACTION = 6  # 1 in 6 of each class: 10,000 validation images, 1,000 of eac
 #: fixed forever, like the split seed: the per-class order the nested training subsets of `--train-size` take
 #: their images from (the pixel permutation's seed, PERMUTE_SEED, lives in the numpy-free registry)
 NESTED_SEED = 20250114
+#: with a run's seed, which training labels `--label-noise` replaces (each seed its own draw)
+NOISE_SEED = 20250115
 PIXELS = 28 * 28
 
 HOW_TO_GET = (
@@ -238,6 +240,17 @@ def nested_order(labels: np.ndarray, seed: int = NESTED_SEED) -> np.ndarray:
         members = np.flatnonzero(labels == cls)
         ranks[members] = rng.permutation(len(members))
     return np.lexsort((labels, ranks))  # by rank, then by class
+
+
+def noisy_labels(labels: np.ndarray, percent: int, seed: int) -> np.ndarray:
+    """A copy of `labels` with exactly round(percent × N / 100) of them replaced by another class, drawn uniformly
+    from the other nine (`--label-noise`, Zhang et al. 2017): which images and which wrong classes are fixed by
+    the run's seed, so the same seed corrupts the same labels and another seed others."""
+    rng = np.random.default_rng((NOISE_SEED, seed))
+    out: np.ndarray = labels.copy()
+    wrong = rng.choice(len(labels), size=round(percent * len(labels) / 100), replace=False)
+    out[wrong] = (labels[wrong] + rng.integers(1, 10, size=len(wrong))) % 10
+    return out
 
 
 def verification_enabled() -> bool:

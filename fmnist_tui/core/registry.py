@@ -227,7 +227,13 @@ def options_named(name: str) -> list[tuple[ArchSpec, Option]]:
 #: the recipe's data settings that change what a model sees (shared/DESIGN.md), named in labels and run names
 #: after the architecture's options when they are on (0 is off): `mlp-perm-s0`, `cnn-k3-n500-s0`, random-shift
 #: augmentation `mlp-shift2-s0` (trained beside `mlp-s0`, so a study can hold both), re-framing `cnn-k3-aff1-s0`
-DATA_TAGS: dict[str, str] = {"train_size": "n{}", "permute": "perm", "shift": "shift{}", "affine": "aff{:g}"}
+DATA_TAGS: dict[str, str] = {
+    "train_size": "n{}",
+    "label_noise": "noise{}",
+    "permute": "perm",
+    "shift": "shift{}",
+    "affine": "aff{:g}",
+}
 
 
 def data_parts(flat: Options) -> list[str]:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..core import machine, predictions
 from ..core.config import TrainConfig, recipe_differences
-from ..core.data import Dataset, dataset_fingerprint, load_dataset, nested_order
+from ..core.data import Dataset, dataset_fingerprint, load_dataset, nested_order, noisy_labels
 from ..core.errors import ConfigError, RunError, ref
 from ..core.events import BatchProgress, Callback, EpochEnd, Finished, Interrupted, RunStarted
 from ..core.fsutil import check_writable, write_error, write_json
@@ -249,17 +249,21 @@ class Trainer:
         def as_t(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-        chosen: slice | np.ndarray = slice(n_train)
+        distinct = np.arange(n_train)
         self.train_images = self.epoch_images = n_train  # distinct images; images drawn per epoch
         if cfg.train_size:
             if cfg.train_size > len(ds.train_labels):
                 raise ConfigError(
                     "train_size", f"{cfg.train_size:,} is more than the {len(ds.train_labels):,} training images"
                 )
-            subset = nested_order(ds.train_labels)[: cfg.train_size]
-            chosen = np.tile(subset, -(-n_train // len(subset)))
-            self.train_images = len(subset)
-        self.train_x, self.train_y = as_t(ds.train_images[chosen]), as_t(ds.train_labels[chosen])
+            distinct = nested_order(ds.train_labels)[: cfg.train_size]
+            self.train_images = len(distinct)
+        labels = ds.train_labels[distinct]
+        if cfg.label_noise:
+            labels = noisy_labels(labels, cfg.label_noise, cfg.seed)
+        copies = -(-n_train // len(distinct))  # a train_size smaller than an epoch repeats (each copy its own draw)
+        images, labels = np.tile(ds.train_images[distinct], (copies, 1, 1)), np.tile(labels, copies)
+        self.train_x, self.train_y = as_t(images), as_t(labels)
         self.val_x, self.val_y = as_t(ds.val_images[:n_val]), as_t(ds.val_labels[:n_val])
 
     def _restore(self) -> TrainState:
