@@ -85,7 +85,7 @@ models: data
 # The lab's shipped record: every study at its default preset, its runs in results/runs (small files committed,
 # weights kept locally) and its analysis in results/NAME. Hours on a 2-core CPU; finished runs are reused, so a
 # second call only re-analyses, and an interrupted one continues (commit finished runs as they land).
-STUDIES = kernel depth pooling regularizer locality data translation ladder
+STUDIES = kernel depth pooling regularizer locality data translation noise ladder
 lab: data
 	for s in $(STUDIES); do $(PY) -m fmnist_tui study $$s --runs results/runs --out results/$$s || exit 1; done
 

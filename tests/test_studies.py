@@ -26,7 +26,7 @@ from fmnist_tui.study.sections import section
 
 runner = CliRunner()
 #: every registered study, in `fmnist study --list` order
-STUDY_NAMES = "kernel, depth, pooling, regularizer, locality, data, translation, ladder"
+STUDY_NAMES = "kernel, depth, pooling, regularizer, locality, data, noise, translation, ladder"
 
 
 def test_locality_and_data_studies_on_hand_made_runs(tmp_path: Path) -> None:
@@ -165,9 +165,9 @@ def test_plans_and_presets(tmp_path: Path) -> None:
     assert {(c.epochs, c.subset, c.lr, c.precision) for c in quick} == {(3, 6144, 6e-3, "fp32")} and len(quick) == 12
     pooling = studies.get("pooling")
     assert [c.label for c in pooling.plan(studies.QUICK, tmp_path)][:: studies.QUICK.seeds] == pooling.labels()
-    # the notebook's cnn-k3 is one run shared by seven studies: same name, same recipe
+    # the notebook's cnn-k3 is one run shared by eight studies: same name, same recipe
     shared = {c.run_name: c.recipe() for s in studies.STUDIES.values() for c in s.plan(s.default, tmp_path)}
-    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 7
+    assert "cnn-k3-s0" in shared and sum("cnn-k3" in s.labels() for s in studies.STUDIES.values()) == 8
     # every run name two studies plan is one recipe (the translation study trains only its shift-augmented and
     # anti-aliased runs where the kernel and pooling studies ran)
     for s in studies.STUDIES.values():

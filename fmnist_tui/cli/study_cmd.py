@@ -66,6 +66,7 @@ def _preset(spec: StudySpec, quick: bool, seeds: int | None, epochs: int | None,
     return replace(
         base,
         seeds=seeds or base.seeds,
+        more_seeds=() if seeds else base.more_seeds,
         epochs=epochs or base.epochs,
         subset=subset if subset is not None else base.subset,
     )
@@ -251,7 +252,7 @@ def study(
         bool,
         typer.Option("--dry-run", help="Show the plan, what exists of it, and measured training times; train nothing."),
     ] = False,
-    seeds: Annotated[int | None, typer.Option(help="Seeds per config (default: the preset's).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds for every config (default: the preset's, 15 for the MLPs).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs of every training (default: the preset's).")] = None,
     subset: Annotated[int | None, typer.Option(help="Train on the first N images (default: the preset's).")] = None,
     archs: Annotated[
