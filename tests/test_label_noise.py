@@ -46,7 +46,8 @@ def test_a_label_noise_that_is_not_a_whole_percent_is_refused(bad: object) -> No
 
 def test_train_with_label_noise_names_and_records_the_run(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    args = ["train", "--arch", "mlp", "--epochs", "1", "--threads", "1", "--data-dir", str(tiny_data), "--out", str(out)]
+    args = ["train", "--arch", "mlp", "--epochs", "1", "--threads", "1", "--data-dir", str(tiny_data)]
+    args += ["--out", str(out)]
     result = runner.invoke(app, [*args, "--label-noise", "40"])
     assert result.exit_code == 0, result.output
     config = json.loads((out / "mlp-noise40-s0" / "config.json").read_text())

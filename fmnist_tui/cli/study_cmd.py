@@ -252,7 +252,9 @@ def study(
         bool,
         typer.Option("--dry-run", help="Show the plan, what exists of it, and measured training times; train nothing."),
     ] = False,
-    seeds: Annotated[int | None, typer.Option(help="Seeds for every config (default: the preset's, 15 for the MLPs).")] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds for every config (default: the preset's, 15 for the MLPs).")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs of every training (default: the preset's).")] = None,
     subset: Annotated[int | None, typer.Option(help="Train on the first N images (default: the preset's).")] = None,
     archs: Annotated[
