@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import fields
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ matplotlib.use("Agg")  # headless: no display needed, and no GUI backend is ever
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..core.config import TrainConfig
 from ..core.data import CLASSES
 from ..core.fsutil import write_bytes
 from .stats import summarize
@@ -229,7 +231,8 @@ def accuracy_bars(rows: list[dict[str, Any]], x: str, series: str, path: Path, t
                 ha="center",
                 fontsize=7,
             )
-    ax.set_xticks(range(len(xs)), [f"{x} {v}" for v in xs])
+    off = {f.name: f.default for f in fields(TrainConfig)}.get(x)  # a data setting left out of a label is off
+    ax.set_xticks(range(len(xs)), [f"{x} {off if v is None else v}" for v in xs])
     ax.set(ylabel="test accuracy (%)", title=title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
