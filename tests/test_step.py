@@ -26,3 +26,16 @@ def test_the_learner_holds_what_the_step_trains_and_what_validation_judges() -> 
     assert isinstance(built.evaluated_model, FlipTTA) and built.evaluated_model.model is built.saved_model
     plain = step.learner(TrainConfig.create(arch="mlp"), torch.device("cpu"), bf16=False)
     assert not plain.channels_last and plain.ema is None and plain.evaluated_model is plain.saved_model is plain.model
+
+
+def test_a_resnet_narrower_than_8_channels_keeps_the_default_layout() -> None:
+    """Its strided 1×1 shortcut in channels_last aborts the backward on AVX2 CPUs (torch 2.14's oneDNN)."""
+    import torch
+
+    from fmnist_tui.training.models import build_cnn, build_resnet
+
+    assert not step.channels_last_is_safe(build_resnet(width=4, blocks=1))
+    assert step.channels_last_is_safe(build_resnet(width=8, blocks=1))
+    assert step.channels_last_is_safe(build_cnn(kernel=3))
+    cfg = TrainConfig.create(arch="resnet", width=4, blocks=1)
+    assert not step.learner(cfg, torch.device("cpu"), bf16=False).channels_last

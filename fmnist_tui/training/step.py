@@ -73,7 +73,7 @@ def learner(cfg: TrainConfig, device: torch.device, bf16: bool, world: World | N
     # channels_last: the layout bf16 convolutions run fastest in. Not for the weights under DDP on
     # CUDA: there cuDNN hands back their gradients in the default layout, which DDP's buckets
     # (made in the weights' layout) warn about at every step; the inputs stay channels_last.
-    channels_last = cfg.spec.has_convs
+    channels_last = cfg.spec.has_convs and channels_last_is_safe(model)
     if channels_last and not (world and device.type == "cuda"):
         model.to(memory_format=torch.channels_last)
     # fp32 on a CPU: large kernels computed in the frequency domain, where that is faster (training.spectral)
@@ -85,6 +85,16 @@ def learner(cfg: TrainConfig, device: torch.device, bf16: bool, world: World | N
     saved_model = ema.model if ema else model
     evaluated_model = FlipTTA(saved_model) if cfg.tta else saved_model
     return Learner(model, params, macs, channels_last, spectral, opt, net, ema, saved_model, evaluated_model)
+
+
+def channels_last_is_safe(model: nn.Module) -> bool:
+    """False where a strided 1×1 convolution reads fewer than 8 channels (a ResNet of `--width` under 8): in
+    channels_last, the backward of such a layer corrupts the heap in torch 2.14's oneDNN on AVX2 CPUs and the
+    process aborts, so the model keeps the default layout there."""
+    return not any(
+        isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels < 8
+        for m in model.modules()
+    )
 
 
 def compile_failure(exc: BaseException) -> str | None:
