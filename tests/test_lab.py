@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -202,8 +203,11 @@ def test_a_fresh_clone_reports_every_shipped_study(tmp_path: Path) -> None:
     """`fmnist report` in a folder with no runs of its own, reading the repository's results/: a section and a
     figure for every shipped study, and exit 0 (feature maps need weights: named absent)."""
     env = {**os.environ, "FMNIST_RESULTS": str(RESULTS), "PYTHONPATH": str(ROOT)}
+    models = tmp_path / "models"  # the calibration section from the cheapest shipped model (seconds, not minutes)
+    models.mkdir()
+    shutil.copy(ROOT / "export" / "mlp-s0.onnx", models)
     res = subprocess.run(
-        [sys.executable, "-m", "fmnist_tui", "report", "--out", "rep"],
+        [sys.executable, "-m", "fmnist_tui", "report", "--out", "rep", "--onnx-dir", str(models)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -214,7 +218,7 @@ def test_a_fresh_clone_reports_every_shipped_study(tmp_path: Path) -> None:
     md = (tmp_path / "rep" / "report.md").read_text()
     for name in SHIPPED_STUDIES:
         assert f"## {studies.get(name).title}" in md and (tmp_path / "rep" / f"{name}_study.png").is_file()
-    assert "featuremaps" in res.stdout
+    assert "featuremaps" in res.stdout and "mlp-s0.onnx: test accuracy" in md
 
 
 def test_study_results_and_the_docs_show_one_family(shipped: Path, tmp_path: Path) -> None:

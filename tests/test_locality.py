@@ -117,7 +117,21 @@ def test_a_permuted_runs_onnx_classifies_natural_pngs_as_pytorch_does_permuted_t
 ) -> None:
     runs, out = tmp_path / "runs", tmp_path / "export"
     trained = runner.invoke(
-        app, ["train", "--arch", "cnn", "--permute", "--epochs", "1", "--threads", "1", "--out", str(runs)]
+        app,
+        [
+            "train",
+            "--arch",
+            "cnn",
+            "--permute",
+            "--epochs",
+            "1",
+            "--subset",
+            "512",
+            "--threads",
+            "1",
+            "--out",
+            str(runs),
+        ],
     )
     assert trained.exit_code == 0, trained.output
     run = Run(runs / "cnn-k3-perm-s0")
