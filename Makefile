@@ -46,10 +46,8 @@ run: data
 	else $(PY) -m fmnist_tui train --arch cnn --kernel 3 --seed 0 --out checkpoints --name cnn-k3-s0; fi
 	$(PY) -m fmnist_tui evaluate $(RUN)
 
-# the tests on every core, each test file in one worker (its module fixtures train once): pytest-xdist
-PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
 test: lint typecheck data docs-build
-	$(PYTEST)
+	$(PY) -m pytest -q
 
 # The docs site: its generated pages from files (python -m fmnist_tui.docs; --pages leaves README's blocks to
 # tests/test_docs.py, which fails while one is stale), built with --strict into build/site (seconds)
@@ -64,7 +62,7 @@ docs: setup
 
 # everything but the tests marked realdata or slow (training, subprocesses, terminals)
 test-fast: setup
-	$(PYTEST) -m "not realdata and not slow"
+	$(PY) -m pytest -q -m "not realdata and not slow"
 
 lint: setup
 	$(PY) -m ruff check .
