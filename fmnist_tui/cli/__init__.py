@@ -133,6 +133,15 @@ def main() -> None:
         if stop.code == EXIT_INTERRUPTED:
             _leave_interrupted()
         raise
+    except KeyboardInterrupt:  # Ctrl-C while the command was still loading, before its own handler was set
+        import shlex
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message or the exit
+        again = shlex.join(["fmnist", *sys.argv[1:]])
+        sys.stderr.write(f"interrupted while starting; nothing was saved; run the same command again: {again}\n")
+        sys.stderr.flush()
+        _leave_interrupted()
 
 
 def _leave_interrupted() -> None:
