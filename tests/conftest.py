@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import shutil
 import struct
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -115,3 +116,10 @@ def screen_snapshot(snapshot: SnapshotAssertion, request: pytest.FixtureRequest,
         )
 
     return check
+
+
+def cheapest_shipped_model(folder: Path) -> Path:
+    """`folder` holding only the shipped MLP: a report's calibration section in seconds, not minutes."""
+    folder.mkdir()
+    shutil.copy(ROOT / "export" / "mlp-s0.onnx", folder)
+    return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from fmnist_tui.core.config import TrainConfig
 from fmnist_tui.core.data import SYSTEM_DIR, load_dataset
 from fmnist_tui.study import figures
 from fmnist_tui.study.report import FIGURES, ReportBuilder
-from tests.conftest import ROOT
+from tests.conftest import cheapest_shipped_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -187,9 +186,7 @@ def test_real_dataset_figures(tmp_path: Path) -> None:
 @pytest.mark.slow
 @needs_data
 def test_real_report(real_runs: Path, tmp_path: Path) -> None:
-    models = tmp_path / "models"  # the calibration section from the cheapest shipped model (seconds, not minutes)
-    models.mkdir()
-    shutil.copy(ROOT / "export" / "mlp-s0.onnx", models)
+    models = cheapest_shipped_model(tmp_path / "models")
     report = ReportBuilder(tmp_path / "rep", real_runs, onnx_dir=models).build()
     # every figure is drawn, but the data study's: it trains its own recipe, so these runs are not its runs
     assert report.skipped == {} and set(report.absent) == {"data"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from fmnist_tui.core.runs import write_metrics
 from fmnist_tui.study import lab, studies
 from fmnist_tui.study.results import SHIPPED, YOURS, group_records
 from fmnist_tui.study.verdicts import study_markdown
+from tests.conftest import cheapest_shipped_model
 from tests.tui_support import screen_text, sync, wait_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,9 +203,7 @@ def test_a_fresh_clone_reports_every_shipped_study(tmp_path: Path) -> None:
     """`fmnist report` in a folder with no runs of its own, reading the repository's results/: a section and a
     figure for every shipped study, and exit 0 (feature maps need weights: named absent)."""
     env = {**os.environ, "FMNIST_RESULTS": str(RESULTS), "PYTHONPATH": str(ROOT)}
-    models = tmp_path / "models"  # the calibration section from the cheapest shipped model (seconds, not minutes)
-    models.mkdir()
-    shutil.copy(ROOT / "export" / "mlp-s0.onnx", models)
+    models = cheapest_shipped_model(tmp_path / "models")
     res = subprocess.run(
         [sys.executable, "-m", "fmnist_tui", "report", "--out", "rep", "--onnx-dir", str(models)],
         cwd=tmp_path,

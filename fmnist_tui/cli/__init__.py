@@ -140,7 +140,6 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message or the exit
         again = shlex.join(["fmnist", *sys.argv[1:]])
         sys.stderr.write(f"interrupted while starting; nothing was saved; run the same command again: {again}\n")
-        sys.stderr.flush()
         _leave_interrupted()
 
 
